@@ -1,0 +1,419 @@
+//! The policy hooks: their names, parameters, contracts and defaults, and how a
+//! hook's return value is read into a typed decision.
+//!
+//! This file is the single source of truth for what a hook may return; the
+//! contract texts here are what `klar policy check` shows when a hook returns the
+//! wrong thing, and `rules/README.md` documents the same.
+
+use rhai::{Dynamic, Map};
+
+use crate::model::CleanupMode;
+
+/// Every hook a policy may define. All are optional.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Hook {
+    ReminderDays,
+    Channel,
+    AnswerDays,
+    OnNoResponse,
+    OnRefusal,
+    ConsentValidDays,
+    StaleAfterDays,
+    BusinessDaysOnly,
+    CleanupGraceDays,
+    RequiresApproval,
+}
+
+impl Hook {
+    pub const ALL: [Hook; 10] = [
+        Hook::ReminderDays,
+        Hook::Channel,
+        Hook::AnswerDays,
+        Hook::OnNoResponse,
+        Hook::OnRefusal,
+        Hook::ConsentValidDays,
+        Hook::StaleAfterDays,
+        Hook::BusinessDaysOnly,
+        Hook::CleanupGraceDays,
+        Hook::RequiresApproval,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Hook::ReminderDays => "reminder_days",
+            Hook::Channel => "channel",
+            Hook::AnswerDays => "answer_days",
+            Hook::OnNoResponse => "on_no_response",
+            Hook::OnRefusal => "on_refusal",
+            Hook::ConsentValidDays => "consent_valid_days",
+            Hook::StaleAfterDays => "stale_after_days",
+            Hook::BusinessDaysOnly => "business_days_only",
+            Hook::CleanupGraceDays => "cleanup_grace_days",
+            Hook::RequiresApproval => "requires_approval",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Hook> {
+        Hook::ALL.into_iter().find(|h| h.name() == name)
+    }
+
+    pub fn params(self) -> &'static [&'static str] {
+        match self {
+            Hook::BusinessDaysOnly => &[],
+            Hook::Channel => &["contact", "attempt"],
+            Hook::OnNoResponse | Hook::OnRefusal | Hook::RequiresApproval => &["contact", "case"],
+            Hook::ReminderDays
+            | Hook::AnswerDays
+            | Hook::ConsentValidDays
+            | Hook::StaleAfterDays
+            | Hook::CleanupGraceDays => &["contact"],
+        }
+    }
+
+    /// The hook's signature as a policy writes it, e.g. `channel(contact, attempt)`.
+    pub fn signature(self) -> String {
+        format!("{}({})", self.name(), self.params().join(", "))
+    }
+
+    /// What the hook must return, in the words `policy check` uses.
+    pub fn contract(self) -> &'static str {
+        match self {
+            Hook::ReminderDays => {
+                "must return an array of whole numbers of days after the first request, e.g. [7, 14, 28]"
+            }
+            Hook::Channel => r#"must return "email", "letter" or "phone-task""#,
+            Hook::AnswerDays => {
+                "must return a whole number of days (at least 1) the contact has to answer after the last reminder"
+            }
+            Hook::OnNoResponse => {
+                r#"must return a map such as #{ action: "manual", assign: contact.owner }, #{ action: "restart", after_days: 90 } or #{ action: "cleanup", mode: "anonymise", grace_days: 30 }"#
+            }
+            Hook::OnRefusal => {
+                r#"must return a map such as #{ action: "block" } or #{ action: "cleanup", mode: "delete", grace_days: 14 }"#
+            }
+            Hook::ConsentValidDays => {
+                "must return a whole number of days a consent lasts before it is confirmed again (0: no review)"
+            }
+            Hook::StaleAfterDays => {
+                "must return a whole number of days without use after which a consent is asked again (0: never)"
+            }
+            Hook::BusinessDaysOnly => "must return true or false",
+            Hook::CleanupGraceDays => {
+                "must return a whole number of days between the decision to clean up and the erasure"
+            }
+            Hook::RequiresApproval => "must return true or false",
+        }
+    }
+}
+
+/// What to do when the reminders ran out without an answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoResponsePlan {
+    /// Hand the case to a person; `None` means the contact's owner.
+    Manual { assign: Option<String> },
+    /// Ask again after some days.
+    Restart { after_days: u32 },
+    /// Clean up; `None` grace means `cleanup_grace_days`.
+    Cleanup {
+        mode: CleanupMode,
+        grace_days: Option<u32>,
+    },
+}
+
+/// What to do after a refusal or withdrawal (use is blocked either way).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefusalPlan {
+    Block,
+    Cleanup {
+        mode: CleanupMode,
+        grace_days: Option<u32>,
+    },
+}
+
+pub const DEFAULT_REMINDER_DAYS: [u32; 2] = [14, 28];
+pub const DEFAULT_ANSWER_DAYS: u32 = 14;
+pub const DEFAULT_RESTART_DAYS: u32 = 90;
+pub const DEFAULT_CONSENT_VALID_DAYS: u32 = 730;
+pub const DEFAULT_STALE_AFTER_DAYS: u32 = 365;
+pub const DEFAULT_GRACE_DAYS: u32 = 30;
+
+/// The most days any hook may return: ten years.
+const MAX_DAYS: i64 = 3_660;
+
+/// A hook's value did not fit its contract. The text says what was wrong; the
+/// caller adds the hook's contract.
+pub type Mismatch = String;
+
+fn days(value: &Dynamic, min: i64) -> Result<u32, Mismatch> {
+    let n = value
+        .as_int()
+        .map_err(|t| format!("it returned {} ({t})", show(value)))?;
+    if !(min..=MAX_DAYS).contains(&n) {
+        return Err(format!("it returned {n}, outside {min}..={MAX_DAYS}"));
+    }
+    u32::try_from(n).map_err(|_| format!("it returned {n}"))
+}
+
+/// How a value reads in an error or trace: `"text"`, `[1, 2]`, `#{...}`.
+/// Written by hand for the common types because every traced hook call uses it
+/// (rhai's own `Display` went through `Debug` and took 5% of a step).
+pub fn show(value: &Dynamic) -> String {
+    let mut out = String::new();
+    write_value(&mut out, value);
+    out
+}
+
+fn write_value(out: &mut String, value: &Dynamic) {
+    use std::fmt::Write;
+    if let Ok(n) = value.as_int() {
+        let _ = write!(out, "{n}");
+    } else if let Ok(b) = value.as_bool() {
+        out.push_str(if b { "true" } else { "false" });
+    } else if let Some(s) = value.read_lock::<rhai::ImmutableString>() {
+        let _ = write!(out, "{:?}", s.as_str());
+    } else if value.is_unit() {
+        out.push_str("nothing");
+    } else if let Some(array) = value.read_lock::<rhai::Array>() {
+        out.push('[');
+        for (i, item) in array.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            write_value(out, item);
+        }
+        out.push(']');
+    } else if let Some(map) = value.read_lock::<Map>() {
+        out.push_str("#{ ");
+        for (i, (key, item)) in map.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            out.push_str(key);
+            out.push_str(": ");
+            write_value(out, item);
+        }
+        out.push_str(" }");
+    } else {
+        let _ = write!(out, "{value}");
+    }
+}
+
+pub fn reminder_days(value: &Dynamic) -> Result<Vec<u32>, Mismatch> {
+    let Some(array) = value.read_lock::<rhai::Array>() else {
+        return Err(format!("it returned {}", show(value)));
+    };
+    let mut out = Vec::with_capacity(array.len());
+    for item in array.iter() {
+        out.push(days(item, 1)?);
+    }
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
+}
+
+pub fn channel(value: &Dynamic) -> Result<String, Mismatch> {
+    match value.read_lock::<rhai::ImmutableString>() {
+        Some(s) if matches!(s.as_str(), "email" | "letter" | "phone-task") => Ok(s.to_string()),
+        _ => Err(format!("it returned {}", show(value))),
+    }
+}
+
+pub fn whole_days(value: &Dynamic, min: i64) -> Result<u32, Mismatch> {
+    days(value, min)
+}
+
+pub fn flag(value: &Dynamic) -> Result<bool, Mismatch> {
+    value
+        .as_bool()
+        .map_err(|_| format!("it returned {}", show(value)))
+}
+
+/// Reads `#{ action: ..., ... }` or the bare action name.
+fn action_map(value: &Dynamic) -> Result<(String, Map), Mismatch> {
+    if let Some(s) = value.read_lock::<rhai::ImmutableString>() {
+        return Ok((s.to_string(), Map::new()));
+    }
+    let Some(map) = value.read_lock::<Map>() else {
+        return Err(format!("it returned {}", show(value)));
+    };
+    let mut map = map.clone();
+    let action = map
+        .remove("action")
+        .ok_or_else(|| "the map has no `action`".to_owned())?;
+    let action = action
+        .into_immutable_string()
+        .map_err(|t| format!("`action` is a {t}, not text"))?;
+    Ok((action.to_string(), map))
+}
+
+fn take_mode(map: &mut Map) -> Result<CleanupMode, Mismatch> {
+    match map.remove("mode") {
+        None => Ok(CleanupMode::Anonymise),
+        Some(v) => match v
+            .read_lock::<rhai::ImmutableString>()
+            .as_deref()
+            .map(|s| s.as_str())
+        {
+            Some("anonymise") | Some("anonymize") => Ok(CleanupMode::Anonymise),
+            Some("delete") => Ok(CleanupMode::Delete),
+            _ => Err(format!(
+                r#"`mode` is {}, not "anonymise" or "delete""#,
+                show(&v)
+            )),
+        },
+    }
+}
+
+fn take_days(map: &mut Map, key: &str, min: i64) -> Result<Option<u32>, Mismatch> {
+    map.remove(key)
+        .map(|v| days(&v, min).map_err(|e| format!("`{key}`: {e}")))
+        .transpose()
+}
+
+fn no_leftovers(map: &Map, allowed: &str) -> Result<(), Mismatch> {
+    match map.keys().next() {
+        None => Ok(()),
+        Some(key) => Err(format!("unknown key `{key}` (allowed: {allowed})")),
+    }
+}
+
+pub fn no_response(value: &Dynamic) -> Result<NoResponsePlan, Mismatch> {
+    let (action, mut map) = action_map(value)?;
+    let plan = match action.as_str() {
+        "manual" => {
+            let assign = match map.remove("assign") {
+                None => None,
+                Some(v) if v.is_unit() => None,
+                Some(v) => Some(
+                    v.into_immutable_string()
+                        .map_err(|t| format!("`assign` is a {t}, not text"))?
+                        .to_string(),
+                ),
+            };
+            no_leftovers(&map, "action, assign")?;
+            NoResponsePlan::Manual {
+                assign: assign.filter(|a| !a.is_empty()),
+            }
+        }
+        "restart" => {
+            let after_days = take_days(&mut map, "after_days", 1)?.unwrap_or(DEFAULT_RESTART_DAYS);
+            no_leftovers(&map, "action, after_days")?;
+            NoResponsePlan::Restart { after_days }
+        }
+        "cleanup" => {
+            let mode = take_mode(&mut map)?;
+            let grace_days = take_days(&mut map, "grace_days", 0)?;
+            no_leftovers(&map, "action, mode, grace_days")?;
+            NoResponsePlan::Cleanup { mode, grace_days }
+        }
+        other => {
+            return Err(format!(
+                r#"`action` is "{other}", not "manual", "restart" or "cleanup""#
+            ));
+        }
+    };
+    Ok(plan)
+}
+
+pub fn refusal(value: &Dynamic) -> Result<RefusalPlan, Mismatch> {
+    let (action, mut map) = action_map(value)?;
+    match action.as_str() {
+        "block" => {
+            no_leftovers(&map, "action")?;
+            Ok(RefusalPlan::Block)
+        }
+        "cleanup" => {
+            let mode = take_mode(&mut map)?;
+            let grace_days = take_days(&mut map, "grace_days", 0)?;
+            no_leftovers(&map, "action, mode, grace_days")?;
+            Ok(RefusalPlan::Cleanup { mode, grace_days })
+        }
+        other => Err(format!(
+            r#"`action` is "{other}", not "block" or "cleanup""#
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn eval(src: &str) -> Dynamic {
+        rhai::Engine::new()
+            .eval::<Dynamic>(src)
+            .expect("test script")
+    }
+
+    #[test]
+    fn reminder_days_are_sorted_and_checked() {
+        assert_eq!(reminder_days(&eval("[28, 7, 14, 7]")), Ok(vec![7, 14, 28]));
+        assert!(reminder_days(&eval("[7, 0]")).is_err());
+        assert!(reminder_days(&eval(r#"[7, "14"]"#)).is_err());
+        assert!(reminder_days(&eval("7")).is_err());
+    }
+
+    #[test]
+    fn channel_accepts_only_known_channels() {
+        assert_eq!(
+            channel(&eval(r#""phone-task""#)),
+            Ok("phone-task".to_owned())
+        );
+        let err = channel(&eval(r#""fax""#)).unwrap_err();
+        assert_eq!(err, r#"it returned "fax""#);
+    }
+
+    #[test]
+    fn no_response_reads_maps_and_names() {
+        assert_eq!(
+            no_response(&eval(r#""manual""#)),
+            Ok(NoResponsePlan::Manual { assign: None })
+        );
+        assert_eq!(
+            no_response(&eval(r#"#{ action: "restart", after_days: 30 }"#)),
+            Ok(NoResponsePlan::Restart { after_days: 30 })
+        );
+        assert_eq!(
+            no_response(&eval(r#"#{ action: "cleanup", mode: "delete" }"#)),
+            Ok(NoResponsePlan::Cleanup {
+                mode: CleanupMode::Delete,
+                grace_days: None
+            })
+        );
+        let typo = no_response(&eval(r#"#{ action: "cleanup", grace_day: 3 }"#)).unwrap_err();
+        assert!(typo.contains("unknown key `grace_day`"), "{typo}");
+        assert!(no_response(&eval(r#"#{ action: "delete" }"#)).is_err());
+    }
+
+    #[test]
+    fn refusal_reads_block_and_cleanup() {
+        assert_eq!(refusal(&eval(r#""block""#)), Ok(RefusalPlan::Block));
+        assert_eq!(
+            refusal(&eval(r#"#{ action: "cleanup", grace_days: 14 }"#)),
+            Ok(RefusalPlan::Cleanup {
+                mode: CleanupMode::Anonymise,
+                grace_days: Some(14)
+            })
+        );
+        assert!(refusal(&eval(r#"#{ action: "cleanup", mode: "shred" }"#)).is_err());
+    }
+
+    #[test]
+    fn values_read_like_policy_code() {
+        assert_eq!(
+            show(&eval(r#"#{ action: "manual", assign: "jk" }"#)),
+            r#"#{ action: "manual", assign: "jk" }"#
+        );
+        assert_eq!(show(&eval("[7, 14]")), "[7, 14]");
+        assert_eq!(show(&eval(r#""Grüße \"x\"""#)), r#""Grüße \"x\"""#);
+        assert_eq!(show(&eval("()")), "nothing");
+        assert_eq!(show(&eval("true")), "true");
+    }
+
+    #[test]
+    fn days_are_bounded() {
+        assert_eq!(whole_days(&eval("0"), 0), Ok(0));
+        assert!(whole_days(&eval("0"), 1).is_err());
+        assert!(whole_days(&eval("100000"), 0).is_err());
+        assert!(whole_days(&eval("true"), 0).is_err());
+    }
+}

@@ -1,0 +1,417 @@
+//! The data of the consent process: contacts, cases, events, actions and outcomes.
+//!
+//! These types mirror `wit/consent.wit` one to one. They are what the step function
+//! reads and writes, and (through serde) the JSON that `klar step` reads and prints:
+//! field names are snake_case, enum values kebab-case, times RFC 3339 in UTC.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A point in time, always UTC. The WIT contract carries it as Unix seconds.
+pub type Timestamp = DateTime<Utc>;
+
+/// The host's clock for one step. Nothing in the plugin reads a clock of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Clock {
+    pub now: Timestamp,
+    /// The tenant's UTC offset at `now`, used to find the local calendar day.
+    #[serde(default)]
+    pub utc_offset_minutes: i32,
+}
+
+impl Clock {
+    /// A clock in UTC.
+    pub fn utc(now: Timestamp) -> Self {
+        Clock {
+            now,
+            utc_offset_minutes: 0,
+        }
+    }
+}
+
+/// The person a case is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contact {
+    pub id: String,
+    #[serde(default)]
+    pub first_name: String,
+    #[serde(default)]
+    pub last_name: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub phone: Option<String>,
+    #[serde(default)]
+    pub owner: String,
+    #[serde(default)]
+    pub source: String,
+    #[serde(default = "default_language")]
+    pub language: String,
+    pub created_at: Timestamp,
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+}
+
+fn default_language() -> String {
+    "de".to_owned()
+}
+
+/// The ten states of a case. Each belongs to one [`Band`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum State {
+    Consented,
+    OtherBasis,
+    Unclarified,
+    Requested,
+    AwaitingDecision,
+    Paused,
+    Refused,
+    Withdrawn,
+    CleanupPending,
+    Purged,
+}
+
+/// What a state means for the team.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Band {
+    /// Green: may be used.
+    Usable,
+    /// Yellow: do not use for marketing yet.
+    ToClarify,
+    /// Red: out of daily work.
+    Removed,
+}
+
+impl State {
+    pub const ALL: [State; 10] = [
+        State::Consented,
+        State::OtherBasis,
+        State::Unclarified,
+        State::Requested,
+        State::AwaitingDecision,
+        State::Paused,
+        State::Refused,
+        State::Withdrawn,
+        State::CleanupPending,
+        State::Purged,
+    ];
+
+    pub fn band(self) -> Band {
+        match self {
+            State::Consented | State::OtherBasis => Band::Usable,
+            State::Unclarified | State::Requested | State::AwaitingDecision | State::Paused => {
+                Band::ToClarify
+            }
+            State::Refused | State::Withdrawn | State::CleanupPending | State::Purged => {
+                Band::Removed
+            }
+        }
+    }
+
+    /// The name used in JSON, in policies and in the WIT contract.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Consented => "consented",
+            State::OtherBasis => "other-basis",
+            State::Unclarified => "unclarified",
+            State::Requested => "requested",
+            State::AwaitingDecision => "awaiting-decision",
+            State::Paused => "paused",
+            State::Refused => "refused",
+            State::Withdrawn => "withdrawn",
+            State::CleanupPending => "cleanup-pending",
+            State::Purged => "purged",
+        }
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CleanupMode {
+    Anonymise,
+    Delete,
+}
+
+impl CleanupMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CleanupMode::Anonymise => "anonymise",
+            CleanupMode::Delete => "delete",
+        }
+    }
+}
+
+/// A planned erasure, which a person can stop until it runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CleanupPlan {
+    pub mode: CleanupMode,
+    /// The end of the grace period: no erasure before it.
+    pub not_before: Timestamp,
+    /// "refusal", "withdrawal", "no-response" or "decision".
+    pub reason: String,
+    /// Where the case goes back to if a person stops the cleanup.
+    pub resume_state: State,
+    #[serde(default)]
+    pub requested_by: Option<String>,
+    #[serde(default)]
+    pub requires_approval: bool,
+    #[serde(default)]
+    pub approved_by: Option<String>,
+}
+
+/// One contact and one purpose.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Case {
+    pub purpose: String,
+    pub state: State,
+    /// Requests sent in the current round (1 = first request, 2 = first reminder).
+    #[serde(default)]
+    pub attempt: u32,
+    #[serde(default)]
+    pub requested_at: Option<Timestamp>,
+    #[serde(default)]
+    pub due_at: Option<Timestamp>,
+    #[serde(default)]
+    pub consented_at: Option<Timestamp>,
+    #[serde(default)]
+    pub review_at: Option<Timestamp>,
+    #[serde(default)]
+    pub last_used_at: Option<Timestamp>,
+    #[serde(default)]
+    pub assigned_to: Option<String>,
+    #[serde(default)]
+    pub basis: Option<String>,
+    #[serde(default)]
+    pub legal_hold: bool,
+    #[serde(default)]
+    pub cleanup: Option<CleanupPlan>,
+    #[serde(default)]
+    pub updated_at: Option<Timestamp>,
+}
+
+impl Case {
+    /// A new case that nobody has asked about yet.
+    pub fn new(purpose: impl Into<String>) -> Self {
+        Case {
+            purpose: purpose.into(),
+            state: State::Unclarified,
+            attempt: 0,
+            requested_at: None,
+            due_at: None,
+            consented_at: None,
+            review_at: None,
+            last_used_at: None,
+            assigned_to: None,
+            basis: None,
+            legal_hold: false,
+            cleanup: None,
+            updated_at: None,
+        }
+    }
+
+    /// Reminders sent in the current round (the first request is not a reminder).
+    pub fn reminders_sent(&self) -> u32 {
+        self.attempt.saturating_sub(1)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Answer {
+    Accept,
+    Refuse,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DecisionKind {
+    Manual,
+    Restart,
+    Cleanup,
+    OtherBasis,
+    Keep,
+}
+
+impl DecisionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DecisionKind::Manual => "manual",
+            DecisionKind::Restart => "restart",
+            DecisionKind::Cleanup => "cleanup",
+            DecisionKind::OtherBasis => "other-basis",
+            DecisionKind::Keep => "keep",
+        }
+    }
+}
+
+/// What a person decided, with their name and reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    pub kind: DecisionKind,
+    pub by: String,
+    pub reason: String,
+    #[serde(default)]
+    pub after_days: Option<u32>,
+    #[serde(default)]
+    pub mode: Option<CleanupMode>,
+}
+
+/// Something that happened to a case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum Event {
+    Tick,
+    Response { answer: Answer },
+    Bounce { channel: String },
+    ManualDecision(Decision),
+    Approve { by: String },
+    Withdraw,
+    Used,
+    HoldOn { by: String, reason: String },
+    HoldOff { by: String, reason: String },
+    DataChanged,
+}
+
+impl Event {
+    /// A short readable form for traces.
+    pub fn describe(&self) -> String {
+        match self {
+            Event::Tick => "tick".to_owned(),
+            Event::Response { answer } => match answer {
+                Answer::Accept => "response: accept".to_owned(),
+                Answer::Refuse => "response: refuse".to_owned(),
+            },
+            Event::Bounce { channel } => format!("bounce on {channel}"),
+            Event::ManualDecision(d) => {
+                format!("decision {} by {} ({})", d.kind.as_str(), d.by, d.reason)
+            }
+            Event::Approve { by } => format!("approval by {by}"),
+            Event::Withdraw => "withdrawal".to_owned(),
+            Event::Used => "used".to_owned(),
+            Event::HoldOn { by, reason } => format!("legal hold on by {by} ({reason})"),
+            Event::HoldOff { by, reason } => format!("legal hold off by {by} ({reason})"),
+            Event::DataChanged => "data changed".to_owned(),
+        }
+    }
+}
+
+/// What the host should do after a step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum Action {
+    SendRequest {
+        channel: String,
+        template: String,
+        attempt: u32,
+    },
+    CreateTask {
+        assignee: String,
+        kind: String,
+        note: String,
+    },
+    BlockUse,
+    Cleanup {
+        mode: CleanupMode,
+    },
+    Notify {
+        recipient: String,
+        message: String,
+    },
+}
+
+/// One line of a step's explanation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceEntry {
+    pub hook: String,
+    pub input: String,
+    pub output: String,
+}
+
+/// The result of one step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub case: Case,
+    pub actions: Vec<Action>,
+    pub trace: Vec<TraceEntry>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// A problem in a policy. Line and column are 1-based; 0 means unknown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Diagnostic {
+    pub severity: Severity,
+    pub line: u32,
+    pub column: u32,
+    pub message: String,
+}
+
+impl Diagnostic {
+    pub fn error(line: u32, column: u32, message: impl Into<String>) -> Self {
+        Diagnostic {
+            severity: Severity::Error,
+            line,
+            column,
+            message: message.into(),
+        }
+    }
+
+    pub fn warning(line: u32, column: u32, message: impl Into<String>) -> Self {
+        Diagnostic {
+            severity: Severity::Warning,
+            line,
+            column,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.line, self.column, self.message)
+    }
+}
+
+/// Why a step produced no outcome.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum StepError {
+    /// The policy failed at run time: a script error, a limit, a wrong return type.
+    #[error("policy error at {diagnostic}")]
+    Policy { diagnostic: Diagnostic },
+    /// The step cannot be applied to this case, e.g. an approval by the requester.
+    #[error("rejected: {reason}")]
+    Rejected { reason: String },
+}
+
+impl StepError {
+    pub fn rejected(reason: impl Into<String>) -> Self {
+        StepError::Rejected {
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The plugin's self-description.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PluginInfo {
+    pub name: String,
+    pub version: String,
+    pub hooks: Vec<String>,
+}

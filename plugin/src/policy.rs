@@ -1,0 +1,588 @@
+//! A compiled policy: the rhai script, checked once, and typed calls of its hooks.
+//!
+//! Compiling does more than parse. It checks each hook's parameters, runs every
+//! defined hook once on a sample contact so that a wrong return type or a runaway
+//! loop is found before the policy goes live, and warns about functions that look
+//! like misspelt hooks. At run time each hook call is traced, so a step can be
+//! explained later.
+
+use std::rc::Rc;
+
+use chrono::{TimeZone, Utc};
+use rhai::{AST, CallFnOptions, Dynamic, Engine, EvalAltResult, Position, Scope};
+
+use crate::hooks::{self, Hook, Mismatch};
+use crate::model::{Case, Contact, Diagnostic, Severity, State, StepError, TraceEntry};
+use crate::script::{self, CaseView, ContactView};
+
+/// Where each hook is defined in the source (1-based line and column).
+#[derive(Debug, Clone, Copy, Default)]
+struct Defined {
+    line: u32,
+    column: u32,
+}
+
+pub struct Policy {
+    source: String,
+    engine: Engine,
+    ast: AST,
+    defined: [Option<Defined>; Hook::ALL.len()],
+    warnings: Vec<Diagnostic>,
+    /// `business_days_only()` takes no arguments, so it is evaluated once here.
+    business_days_only: bool,
+}
+
+/// A silent log sink, for native use and tests.
+pub fn no_log(_debug: bool, _text: &str) {}
+
+impl Policy {
+    /// Compiles and checks a policy. On failure, every error found is returned
+    /// (warnings too, so a caller can show them together).
+    pub fn compile(source: &str) -> Result<Policy, Vec<Diagnostic>> {
+        Policy::compile_with_log(source, no_log)
+    }
+
+    pub fn compile_with_log(source: &str, log: fn(bool, &str)) -> Result<Policy, Vec<Diagnostic>> {
+        let engine = script::engine(log);
+        let ast = engine.compile(source).map_err(|err| {
+            let (line, column) = place(err.1);
+            vec![Diagnostic::error(line, column, err.0.to_string())]
+        })?;
+
+        let mut diagnostics = Vec::new();
+        let mut defined = [None; Hook::ALL.len()];
+        let mut helpers = Vec::new();
+        for f in ast.iter_functions() {
+            let (line, column) = find_fn(source, f.name);
+            match Hook::from_name(f.name) {
+                Some(hook) if f.params.len() != hook.params().len() => {
+                    diagnostics.push(Diagnostic::error(
+                        line,
+                        column,
+                        format!(
+                            "hook `{}` takes {} parameter(s): {}, but is defined with {}",
+                            hook.name(),
+                            hook.params().len(),
+                            hook.signature(),
+                            f.params.len()
+                        ),
+                    ));
+                }
+                Some(hook) => defined[index(hook)] = Some(Defined { line, column }),
+                None => helpers.push((f.name.to_owned(), line, column)),
+            }
+        }
+        for (name, line, column) in helpers {
+            if let Some(hook) = Hook::ALL
+                .into_iter()
+                .find(|h| edit_distance(h.name(), &name) <= 2)
+            {
+                diagnostics.push(Diagnostic::warning(
+                    line,
+                    column,
+                    format!(
+                        "`{name}` is not a hook and will never be called by klar; did you mean `{}`?",
+                        hook.signature()
+                    ),
+                ));
+            } else if !is_called(source, &name) {
+                diagnostics.push(Diagnostic::warning(
+                    line,
+                    column,
+                    format!(
+                        "`{name}` is not a hook and no hook calls it; the known hooks are: {}",
+                        Hook::ALL.map(Hook::name).join(", ")
+                    ),
+                ));
+            }
+        }
+
+        let mut policy = Policy {
+            source: source.to_owned(),
+            engine,
+            ast,
+            defined,
+            warnings: Vec::new(),
+            business_days_only: false,
+        };
+        if diagnostics.iter().all(|d| d.severity == Severity::Warning) {
+            policy.probe(&mut diagnostics);
+        }
+        if diagnostics.iter().any(|d| d.severity == Severity::Error) {
+            return Err(diagnostics);
+        }
+        policy.business_days_only = match policy.call(Hook::BusinessDaysOnly, &[]) {
+            Ok(Some(value)) => hooks::flag(&value).unwrap_or(false),
+            _ => false,
+        };
+        policy.warnings = diagnostics;
+        Ok(policy)
+    }
+
+    /// Warnings found while compiling.
+    pub fn warnings(&self) -> &[Diagnostic] {
+        &self.warnings
+    }
+
+    pub fn defines(&self, hook: Hook) -> bool {
+        self.defined[index(hook)].is_some()
+    }
+
+    pub fn business_days_only(&self) -> bool {
+        self.business_days_only
+    }
+
+    /// Runs every defined hook once on a sample contact and case, so that wrong
+    /// return types and runaway scripts are errors before the policy is used.
+    fn probe(&self, diagnostics: &mut Vec<Diagnostic>) {
+        let contact = Dynamic::from(ContactView(Rc::new(sample_contact())));
+        let mut case = Case::new("contact-data");
+        case.state = State::Requested;
+        case.attempt = 1;
+        let case = Dynamic::from(CaseView(Rc::new(case)));
+        let one = [contact.clone()];
+        let two = [contact.clone(), case];
+        for hook in Hook::ALL {
+            if !self.defines(hook) {
+                continue;
+            }
+            let checked = match hook {
+                Hook::BusinessDaysOnly => self.probe_one(hook, &[], hooks::flag),
+                Hook::Channel => (1..=4_i64)
+                    .map(|attempt| {
+                        self.probe_one(
+                            hook,
+                            &[contact.clone(), Dynamic::from(attempt)],
+                            hooks::channel,
+                        )
+                    })
+                    .find(|r| r.is_err())
+                    .unwrap_or(Ok(())),
+                Hook::ReminderDays => self.probe_one(hook, &one, hooks::reminder_days),
+                Hook::AnswerDays => self.probe_one(hook, &one, |v| hooks::whole_days(v, 1)),
+                Hook::ConsentValidDays | Hook::StaleAfterDays | Hook::CleanupGraceDays => {
+                    self.probe_one(hook, &one, |v| hooks::whole_days(v, 0))
+                }
+                Hook::OnNoResponse => self.probe_one(hook, &two, hooks::no_response),
+                Hook::OnRefusal => self.probe_one(hook, &two, hooks::refusal),
+                Hook::RequiresApproval => self.probe_one(hook, &two, hooks::flag),
+            };
+            if let Err(diagnostic) = checked {
+                diagnostics.push(diagnostic);
+            }
+        }
+    }
+
+    fn probe_one<T, const N: usize>(
+        &self,
+        hook: Hook,
+        args: &[Dynamic; N],
+        read: impl Fn(&Dynamic) -> Result<T, Mismatch>,
+    ) -> Result<(), Diagnostic> {
+        match self.call(hook, args) {
+            Ok(Some(value)) => read(&value)
+                .map(|_| ())
+                .map_err(|mismatch| self.contract_error(hook, &mismatch)),
+            Ok(None) => Ok(()),
+            Err(err) => {
+                let mut diagnostic = self.eval_error(hook, &err);
+                // A deliberate `throw` may depend on the contact; anything else
+                // (a typo, a limit, a wrong operation) fails for real contacts too.
+                if matches!(err.unwrap_inner(), EvalAltResult::ErrorRuntime(..)) {
+                    diagnostic.severity = Severity::Warning;
+                    diagnostic.message =
+                        format!("{} (seen with a sample contact)", diagnostic.message);
+                }
+                Err(diagnostic)
+            }
+        }
+    }
+
+    /// Calls a hook if the policy defines it.
+    fn call<const N: usize>(
+        &self,
+        hook: Hook,
+        args: &[Dynamic; N],
+    ) -> Result<Option<Dynamic>, Box<EvalAltResult>> {
+        if !self.defines(hook) {
+            return Ok(None);
+        }
+        // `eval_ast(false)`: the script's top level is not run again on every call.
+        let options = CallFnOptions::new().eval_ast(false).rewind_scope(true);
+        match self.engine.call_fn_with_options::<Dynamic>(
+            options,
+            &mut Scope::new(),
+            &self.ast,
+            hook.name(),
+            args.clone(),
+        ) {
+            Ok(value) => Ok(Some(value)),
+            Err(err) if err.position().is_none() && err.is_system_exception() => {
+                Err(self.locate(hook, args).unwrap_or(err))
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// rhai replaces the place of a limit error (too many operations, stack
+    /// overflow, data too large) with the place of the outermost call, which for
+    /// a hook is nowhere. Only on that error path, run the hook's body once more as
+    /// top-level code at its own place in the source, where rhai keeps the place.
+    fn locate(&self, hook: Hook, args: &[Dynamic]) -> Option<Box<EvalAltResult>> {
+        let at = self.defined[index(hook)]?;
+        let source = unwrap_body(&self.source, at)?;
+        let meta = self.ast.iter_functions().find(|f| f.name == hook.name())?;
+        let mut scope = Scope::new();
+        for (name, value) in meta.params.iter().zip(args) {
+            scope.push_dynamic(name.to_string(), value.clone());
+        }
+        let ast = self.engine.compile_with_scope(&scope, source).ok()?;
+        let err = self
+            .engine
+            .eval_ast_with_scope::<Dynamic>(&mut scope, &ast)
+            .err()?;
+        (!err.position().is_none()).then_some(err)
+    }
+
+    /// Calls a hook, reads its value, and records both in the trace. `input`
+    /// describes the arguments for the trace; `default` is used when the hook is
+    /// not defined.
+    pub(crate) fn run<T: std::fmt::Debug, const N: usize>(
+        &self,
+        hook: Hook,
+        args: &[Dynamic; N],
+        input: impl FnOnce() -> String,
+        read: impl Fn(&Dynamic) -> Result<T, Mismatch>,
+        default: impl FnOnce() -> T,
+        trace: &mut Vec<TraceEntry>,
+    ) -> Result<T, StepError> {
+        match self.call(hook, args) {
+            Ok(Some(value)) => {
+                let typed = read(&value).map_err(|mismatch| StepError::Policy {
+                    diagnostic: self.contract_error(hook, &mismatch),
+                })?;
+                trace.push(TraceEntry {
+                    hook: hook.name().to_owned(),
+                    input: input(),
+                    output: hooks::show(&value),
+                });
+                Ok(typed)
+            }
+            Ok(None) => {
+                let value = default();
+                trace.push(TraceEntry {
+                    hook: hook.name().to_owned(),
+                    input: input(),
+                    output: format!("{value:?} (default)"),
+                });
+                Ok(value)
+            }
+            Err(err) => Err(StepError::Policy {
+                diagnostic: self.eval_error(hook, &err),
+            }),
+        }
+    }
+
+    fn contract_error(&self, hook: Hook, mismatch: &str) -> Diagnostic {
+        let at = self.defined[index(hook)].unwrap_or_default();
+        Diagnostic::error(
+            at.line,
+            at.column,
+            format!(
+                "hook {} {}, but {mismatch}",
+                hook.signature(),
+                hook.contract()
+            ),
+        )
+    }
+
+    fn eval_error(&self, hook: Hook, err: &EvalAltResult) -> Diagnostic {
+        let inner = err.unwrap_inner();
+        let (line, column) = match place(inner.position()) {
+            (0, _) => {
+                let at = self.defined[index(hook)].unwrap_or_default();
+                (at.line, at.column)
+            }
+            known => known,
+        };
+        Diagnostic::error(
+            line,
+            column,
+            format!(
+                "in hook `{}`: {}",
+                hook.name(),
+                without_position(&inner.to_string())
+            ),
+        )
+    }
+}
+
+fn index(hook: Hook) -> usize {
+    Hook::ALL.iter().position(|h| *h == hook).unwrap_or(0)
+}
+
+fn place(pos: Position) -> (u32, u32) {
+    let n = |v: Option<usize>| v.and_then(|v| u32::try_from(v).ok()).unwrap_or(0);
+    (n(pos.line()), n(pos.position()))
+}
+
+/// rhai appends " (line L, position P)" to its messages; diagnostics carry the
+/// place separately.
+fn without_position(message: &str) -> &str {
+    match message.rfind(" (line ") {
+        Some(i) if message.ends_with(')') => &message[..i],
+        _ => message,
+    }
+}
+
+/// The place of `fn NAME` in the source: rhai's function metadata has no position.
+fn find_fn(source: &str, name: &str) -> (u32, u32) {
+    for (number, line) in source.lines().enumerate() {
+        let mut rest = line;
+        let mut offset = 0;
+        while let Some(i) = rest.find("fn ") {
+            let before_ok = i == 0 || !is_ident(rest[..i].chars().next_back().unwrap_or(' '));
+            let after = rest[i + 3..].trim_start();
+            if before_ok && after.starts_with(name) && !after[name.len()..].starts_with(is_ident) {
+                let column = line[..offset + i].chars().count() + 1;
+                return (to_u32(number + 1), to_u32(column));
+            }
+            offset += i + 3;
+            rest = &rest[i + 3..];
+        }
+    }
+    (0, 0)
+}
+
+/// The source with the header `fn name(params)` of the function defined at `at`
+/// blanked out, so that its body becomes a top-level block at the same place.
+fn unwrap_body(source: &str, at: Defined) -> Option<String> {
+    let line_start: usize = source
+        .split_inclusive('\n')
+        .take(at.line.checked_sub(1)? as usize)
+        .map(str::len)
+        .sum();
+    let start = line_start
+        + source[line_start..]
+            .char_indices()
+            .nth(at.column.checked_sub(1)? as usize)?
+            .0;
+    let brace = start + source[start..].find('{')?;
+    let mut out = String::with_capacity(source.len());
+    out.push_str(&source[..start]);
+    out.extend(
+        source[start..brace]
+            .chars()
+            .map(|c| if c == '\n' { '\n' } else { ' ' }),
+    );
+    out.push_str(&source[brace..]);
+    Some(out)
+}
+
+fn to_u32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+fn is_ident(c: char) -> bool {
+    c.is_alphanumeric() || c == '_'
+}
+
+/// Whether the source calls `name(` anywhere other than where it defines it.
+fn is_called(source: &str, name: &str) -> bool {
+    let mut count = 0;
+    let mut rest = source;
+    while let Some(i) = rest.find(name) {
+        let before = rest[..i].chars().next_back().unwrap_or(' ');
+        let after = rest[i + name.len()..].trim_start();
+        if !is_ident(before) && after.starts_with('(') {
+            count += 1;
+        }
+        rest = &rest[i + name.len()..];
+    }
+    count > 1
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+fn sample_contact() -> Contact {
+    Contact {
+        id: "sample".to_owned(),
+        first_name: "Erika".to_owned(),
+        last_name: "Mustermann".to_owned(),
+        email: Some("erika@example.org".to_owned()),
+        phone: Some("+49 30 1234567".to_owned()),
+        owner: "owner".to_owned(),
+        source: "web-form".to_owned(),
+        language: "de".to_owned(),
+        created_at: Utc
+            .timestamp_opt(1_767_225_600, 0)
+            .single()
+            .unwrap_or_default(),
+        attributes: Default::default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(source: &str) -> Vec<Diagnostic> {
+        match Policy::compile(source) {
+            Ok(p) => panic!("expected errors, got warnings {:?}", p.warnings()),
+            Err(d) => d,
+        }
+    }
+
+    #[test]
+    fn a_truncated_script_is_a_parse_error_with_its_place() {
+        let d = errors("fn reminder_days(contact) {\n  [7, 14\n");
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].severity, Severity::Error);
+        assert!(d[0].line >= 2, "{:?}", d[0]);
+        assert!(d[0].column > 0, "{:?}", d[0]);
+    }
+
+    #[test]
+    fn a_misspelt_hook_is_a_warning() {
+        let p = Policy::compile("fn reminder_day(contact) { [7] }").expect("compiles");
+        let w = p.warnings();
+        assert_eq!(w.len(), 1);
+        assert_eq!((w[0].line, w[0].column), (1, 1));
+        assert!(
+            w[0].message
+                .contains("did you mean `reminder_days(contact)`"),
+            "{w:?}"
+        );
+    }
+
+    #[test]
+    fn an_unused_helper_is_a_warning_but_a_used_one_is_not() {
+        let p = Policy::compile("fn helper() { 1 }\nfn answer_days(c) { 14 }").expect("compiles");
+        assert_eq!(p.warnings().len(), 1);
+        let p = Policy::compile("fn helper() { 14 }\nfn answer_days(c) { helper() }")
+            .expect("compiles");
+        assert!(p.warnings().is_empty(), "{:?}", p.warnings());
+    }
+
+    #[test]
+    fn a_wrong_return_type_names_the_contract() {
+        let d = errors("// policy\n  fn reminder_days(contact) { \"7 days\" }");
+        assert_eq!((d[0].line, d[0].column), (2, 3));
+        assert!(
+            d[0].message
+                .starts_with("hook reminder_days(contact) must return an array"),
+            "{}",
+            d[0].message
+        );
+        assert!(
+            d[0].message.ends_with(r#"but it returned "7 days""#),
+            "{}",
+            d[0].message
+        );
+    }
+
+    #[test]
+    fn a_wrong_channel_at_a_later_attempt_is_found() {
+        let d =
+            errors(r#"fn channel(contact, attempt) { if attempt < 3 { "email" } else { "fax" } }"#);
+        assert!(
+            d[0].message.contains(r#"it returned "fax""#),
+            "{}",
+            d[0].message
+        );
+    }
+
+    #[test]
+    fn wrong_arity_is_an_error() {
+        let d = errors("fn channel(contact) { \"email\" }");
+        assert!(
+            d[0].message.contains("channel(contact, attempt)"),
+            "{}",
+            d[0].message
+        );
+    }
+
+    #[test]
+    fn an_endless_loop_stops_with_its_place() {
+        let started = std::time::Instant::now();
+        let d = errors("fn answer_days(contact) {\n  let n = 0;\n  loop { n += 1; }\n}");
+        assert!(
+            d[0].message.contains("Too many operations"),
+            "{}",
+            d[0].message
+        );
+        assert_eq!(d[0].line, 3, "{:?}", d[0]);
+        assert!(started.elapsed().as_secs() < 5);
+    }
+
+    #[test]
+    fn a_typo_in_a_field_is_an_error() {
+        let d = errors(
+            "fn channel(contact, attempt) { if contact.emial != () { \"email\" } else { \"letter\" } }",
+        );
+        assert!(d[0].message.contains("emial"), "{}", d[0].message);
+    }
+
+    #[test]
+    fn deep_recursion_is_stopped() {
+        let d = errors("fn f(n) { f(n + 1) }\nfn answer_days(contact) { f(0) }");
+        assert!(
+            d[0].message.to_lowercase().contains("stack overflow"),
+            "{}",
+            d[0].message
+        );
+    }
+
+    #[test]
+    fn huge_strings_and_arrays_are_stopped() {
+        let d = errors("fn answer_days(contact) { let s = \"x\"; loop { s += s; } }");
+        assert!(
+            d[0].message.contains("Length of string"),
+            "{}",
+            d[0].message
+        );
+        let d = errors("fn reminder_days(contact) { let a = []; loop { a.push(1); } }");
+        assert!(d[0].message.contains("Size of array"), "{}", d[0].message);
+    }
+
+    #[test]
+    fn a_throw_is_only_a_warning_at_check_time() {
+        let p = Policy::compile(
+            "fn answer_days(contact) { if contact.source == \"web-form\" { throw \"no\" } 14 }",
+        )
+        .expect("compiles");
+        assert_eq!(p.warnings().len(), 1);
+    }
+
+    #[test]
+    fn business_days_only_is_evaluated_once() {
+        assert!(
+            Policy::compile("fn business_days_only() { true }")
+                .expect("ok")
+                .business_days_only()
+        );
+        assert!(!Policy::compile("").expect("ok").business_days_only());
+    }
+
+    #[test]
+    fn edit_distance_counts_edits() {
+        assert_eq!(edit_distance("reminder_days", "reminder_day"), 1);
+        assert_eq!(edit_distance("channel", "chanel"), 1);
+        assert_eq!(edit_distance("abc", "xyz"), 3);
+    }
+}

@@ -1,0 +1,727 @@
+//! The consent process: one step of one case, as a pure function of
+//! (policy, case, contact, event, clock).
+//!
+//! The lifecycle: ask → remind → consent / refusal / withdrawal; no reaction →
+//! manual decision / restart / cleanup; cleanup → grace period → purge. Legal hold
+//! blocks any purge; `purged` is final; a consent is asked again at its review date
+//! or when it has gone unused for too long. The policy's hooks decide the numbers
+//! and paths; the rules that protect the contact are fixed here (and enforced again
+//! by the host).
+
+use std::rc::Rc;
+
+use chrono::Duration;
+
+use crate::calendar::add_days;
+use crate::hooks::{self, Hook, NoResponsePlan, RefusalPlan};
+use crate::model::{
+    Action, Answer, Band, Case, CleanupMode, CleanupPlan, Clock, Contact, Decision, DecisionKind,
+    Event, Outcome, State, StepError, Timestamp, TraceEntry,
+};
+use crate::policy::Policy;
+use crate::script::{CaseView, ContactView};
+
+/// Advances one case by one event.
+pub fn step(
+    policy: &Policy,
+    case: &Case,
+    contact: &Contact,
+    event: &Event,
+    clock: &Clock,
+) -> Result<Outcome, StepError> {
+    run(policy, case, contact, None, event, clock)
+}
+
+/// [`step`] for a caller that owns the contact: hooks then share it instead of
+/// getting a copy (the component glue, which receives every input owned).
+pub fn step_shared(
+    policy: &Policy,
+    case: &Case,
+    contact: &Rc<Contact>,
+    event: &Event,
+    clock: &Clock,
+) -> Result<Outcome, StepError> {
+    let view = rhai::Dynamic::from(ContactView(Rc::clone(contact)));
+    run(policy, case, contact, Some(view), event, clock)
+}
+
+fn run(
+    policy: &Policy,
+    case: &Case,
+    contact: &Contact,
+    contact_view: Option<rhai::Dynamic>,
+    event: &Event,
+    clock: &Clock,
+) -> Result<Outcome, StepError> {
+    let mut step = Step {
+        policy,
+        before: case,
+        case: case.clone(),
+        contact,
+        contact_view,
+        clock,
+        actions: Vec::new(),
+        trace: Vec::new(),
+    };
+    step.apply(event)?;
+    Ok(step.finish())
+}
+
+struct Step<'a> {
+    policy: &'a Policy,
+    before: &'a Case,
+    case: Case,
+    contact: &'a Contact,
+    /// Made on the first hook call only: many steps call no hook at all.
+    contact_view: Option<rhai::Dynamic>,
+    clock: &'a Clock,
+    actions: Vec<Action>,
+    trace: Vec<TraceEntry>,
+}
+
+/// At least this long between two messages to the same contact, even when a
+/// late tick finds several reminders overdue.
+const MIN_GAP: Duration = Duration::days(1);
+
+impl Step<'_> {
+    fn now(&self) -> Timestamp {
+        self.clock.now
+    }
+
+    fn note(&mut self, input: impl Into<String>, output: impl Into<String>) {
+        self.trace.push(TraceEntry {
+            hook: "process".to_owned(),
+            input: input.into(),
+            output: output.into(),
+        });
+    }
+
+    fn finish(mut self) -> Outcome {
+        if self.case != *self.before {
+            self.case.updated_at = Some(self.clock.now);
+        }
+        if self.case.state != self.before.state {
+            let change = format!("{} → {}", self.before.state, self.case.state);
+            self.note("state", change);
+        }
+        Outcome {
+            case: self.case,
+            actions: self.actions,
+            trace: self.trace,
+        }
+    }
+
+    fn apply(&mut self, event: &Event) -> Result<(), StepError> {
+        if self.case.state == State::Purged {
+            return match event {
+                Event::Tick => {
+                    self.case.due_at = None;
+                    self.note("tick", "purged is final; nothing to do");
+                    Ok(())
+                }
+                _ => Err(StepError::rejected(
+                    "the case is purged; nothing can change it any more",
+                )),
+            };
+        }
+        match event {
+            Event::Tick => self.tick(),
+            Event::Response {
+                answer: Answer::Accept,
+            } => self.accept(),
+            Event::Response {
+                answer: Answer::Refuse,
+            } => self.refuse(),
+            Event::Bounce { channel } => {
+                self.bounce(channel);
+                Ok(())
+            }
+            Event::ManualDecision(decision) => self.decide(decision),
+            Event::Approve { by } => self.approve(by),
+            Event::Withdraw => self.withdraw(),
+            Event::Used => {
+                self.used()?;
+                Ok(())
+            }
+            Event::HoldOn { by, reason } => {
+                self.case.legal_hold = true;
+                self.note(format!("legal hold on by {by}"), reason.clone());
+                Ok(())
+            }
+            Event::HoldOff { by, reason } => {
+                self.case.legal_hold = false;
+                if let (State::CleanupPending, Some(plan)) = (self.case.state, &self.case.cleanup) {
+                    self.case.due_at = Some(plan.not_before);
+                }
+                self.note(format!("legal hold off by {by}"), reason.clone());
+                Ok(())
+            }
+            Event::DataChanged => self.data_changed(),
+        }
+    }
+
+    // --- hooks, each traced -------------------------------------------------
+
+    fn contact_view(&mut self) -> rhai::Dynamic {
+        self.contact_view
+            .get_or_insert_with(|| rhai::Dynamic::from(ContactView(Rc::new(self.contact.clone()))))
+            .clone()
+    }
+
+    fn case_view(&self) -> rhai::Dynamic {
+        rhai::Dynamic::from(CaseView(Rc::new(self.case.clone())))
+    }
+
+    fn reminder_days(&mut self) -> Result<Vec<u32>, StepError> {
+        let contact = self.contact_view();
+        let id = &self.contact.id;
+        self.policy.run(
+            Hook::ReminderDays,
+            &[contact],
+            || format!("contact {id}"),
+            hooks::reminder_days,
+            || hooks::DEFAULT_REMINDER_DAYS.to_vec(),
+            &mut self.trace,
+        )
+    }
+
+    fn channel(&mut self, attempt: u32) -> Result<String, StepError> {
+        let contact = self.contact_view();
+        let c = self.contact;
+        self.policy.run(
+            Hook::Channel,
+            &[contact, rhai::Dynamic::from(i64::from(attempt))],
+            || format!("contact {}, attempt {attempt}", c.id),
+            hooks::channel,
+            || default_channel(c).to_owned(),
+            &mut self.trace,
+        )
+    }
+
+    fn days_hook(&mut self, hook: Hook, min: i64, default: u32) -> Result<u32, StepError> {
+        let contact = self.contact_view();
+        let id = &self.contact.id;
+        self.policy.run(
+            hook,
+            &[contact],
+            || format!("contact {id}"),
+            |v| hooks::whole_days(v, min),
+            || default,
+            &mut self.trace,
+        )
+    }
+
+    fn with_case<T: std::fmt::Debug>(
+        &mut self,
+        hook: Hook,
+        read: impl Fn(&rhai::Dynamic) -> Result<T, hooks::Mismatch>,
+        default: impl FnOnce() -> T,
+    ) -> Result<T, StepError> {
+        let contact = self.contact_view();
+        let case = self.case_view();
+        let (id, purpose, state) = (&self.contact.id, &self.case.purpose, self.case.state);
+        self.policy.run(
+            hook,
+            &[contact, case],
+            || format!("contact {id}, case {purpose} ({state})"),
+            read,
+            default,
+            &mut self.trace,
+        )
+    }
+
+    fn business_days(&self) -> bool {
+        self.policy.business_days_only()
+    }
+
+    // --- the process ----------------------------------------------------------
+
+    fn tick(&mut self) -> Result<(), StepError> {
+        let now = self.now();
+        let due = match (self.case.state, self.case.due_at) {
+            (State::Unclarified, None) => true,
+            (_, Some(at)) => at <= now,
+            (_, None) => false,
+        };
+        if !due {
+            let when = self
+                .case
+                .due_at
+                .map_or("never".to_owned(), |t| t.to_rfc3339());
+            self.note("tick", format!("not due (next: {when})"));
+            return Ok(());
+        }
+        match self.case.state {
+            State::Unclarified | State::Paused => self.start_round("request"),
+            State::Requested => {
+                let reminders = self.reminder_days()?;
+                if self.case.attempt as usize <= reminders.len() {
+                    self.send(self.case.attempt + 1, "reminder", &reminders)
+                } else {
+                    self.no_response()
+                }
+            }
+            State::Consented => {
+                let why = if self.case.review_at.is_some_and(|r| r <= now) {
+                    "the consent reached its review date"
+                } else {
+                    "the consent went unused for too long"
+                };
+                self.note("tick", why);
+                self.start_round("reconfirm")
+            }
+            State::CleanupPending => self.purge_if_allowed(),
+            State::OtherBasis
+            | State::AwaitingDecision
+            | State::Refused
+            | State::Withdrawn
+            | State::Purged => {
+                self.case.due_at = None;
+                self.note(
+                    "tick",
+                    format!("nothing is scheduled in state {}", self.case.state),
+                );
+                Ok(())
+            }
+        }
+    }
+
+    /// Starts a round of asking: the first request now, reminders after it.
+    fn start_round(&mut self, template: &str) -> Result<(), StepError> {
+        self.case.state = State::Requested;
+        self.case.attempt = 0;
+        self.case.requested_at = Some(self.now());
+        self.case.assigned_to = None;
+        let reminders = self.reminder_days()?;
+        self.send(1, template, &reminders)
+    }
+
+    /// Sends request number `attempt` and schedules what follows it.
+    fn send(&mut self, attempt: u32, template: &str, reminders: &[u32]) -> Result<(), StepError> {
+        let channel = self.channel(attempt)?;
+        self.case.attempt = attempt;
+        self.actions.push(Action::SendRequest {
+            channel,
+            template: template.to_owned(),
+            attempt,
+        });
+        let now = self.now();
+        let offset = self.clock.utc_offset_minutes;
+        let next = match reminders.get(attempt as usize - 1) {
+            Some(&days) => {
+                let start = self.case.requested_at.unwrap_or(now);
+                add_days(start, days, self.business_days(), offset)
+            }
+            None => {
+                let days = self.days_hook(Hook::AnswerDays, 1, hooks::DEFAULT_ANSWER_DAYS)?;
+                add_days(now, days, self.business_days(), offset)
+            }
+        };
+        self.case.due_at = Some(next.max(now + MIN_GAP));
+        Ok(())
+    }
+
+    fn no_response(&mut self) -> Result<(), StepError> {
+        let plan = self.with_case(Hook::OnNoResponse, hooks::no_response, || {
+            NoResponsePlan::Manual { assign: None }
+        })?;
+        match plan {
+            NoResponsePlan::Manual { assign } => {
+                let assignee = assign.unwrap_or_else(|| self.contact.owner.clone());
+                self.hand_to(assignee);
+                Ok(())
+            }
+            NoResponsePlan::Restart { after_days } => {
+                self.case.state = State::Paused;
+                self.case.attempt = 0;
+                self.case.due_at = Some(self.now() + Duration::days(i64::from(after_days)));
+                Ok(())
+            }
+            NoResponsePlan::Cleanup { mode, grace_days } => self.enter_cleanup(
+                mode,
+                grace_days,
+                "no-response",
+                State::AwaitingDecision,
+                None,
+            ),
+        }
+    }
+
+    /// The case waits for a person's decision.
+    fn hand_to(&mut self, assignee: String) {
+        let note = format!(
+            "No answer for purpose {} after {} request(s): decide whether to restart, clean up or record another legal basis.",
+            self.case.purpose, self.case.attempt
+        );
+        self.case.state = State::AwaitingDecision;
+        self.case.due_at = None;
+        self.case.assigned_to = Some(assignee.clone());
+        self.actions.push(Action::CreateTask {
+            assignee,
+            kind: "decide".to_owned(),
+            note,
+        });
+    }
+
+    fn block_use(&mut self) {
+        let already = self.before.state.band() == Band::Removed
+            || self.actions.iter().any(|a| matches!(a, Action::BlockUse));
+        if !already {
+            self.actions.push(Action::BlockUse);
+        }
+    }
+
+    fn enter_cleanup(
+        &mut self,
+        mode: CleanupMode,
+        grace_days: Option<u32>,
+        reason: &str,
+        resume_state: State,
+        requested_by: Option<String>,
+    ) -> Result<(), StepError> {
+        let grace = match grace_days {
+            Some(days) => days,
+            None => self.days_hook(Hook::CleanupGraceDays, 0, hooks::DEFAULT_GRACE_DAYS)?,
+        };
+        let requires_approval = self.with_case(Hook::RequiresApproval, hooks::flag, || false)?;
+        let not_before = self.now() + Duration::days(i64::from(grace));
+        self.block_use();
+        if requires_approval {
+            let note = match &requested_by {
+                Some(by) => format!(
+                    "Cleanup ({}) of purpose {} needs a second person's approval; {by} asked for it and cannot approve it.",
+                    mode.as_str(),
+                    self.case.purpose
+                ),
+                None => format!(
+                    "Cleanup ({}) of purpose {} after {reason} needs a person's approval.",
+                    mode.as_str(),
+                    self.case.purpose
+                ),
+            };
+            self.actions.push(Action::CreateTask {
+                assignee: self.contact.owner.clone(),
+                kind: "approve-cleanup".to_owned(),
+                note,
+            });
+        }
+        self.case.state = State::CleanupPending;
+        self.case.assigned_to = None;
+        self.case.due_at = Some(not_before);
+        self.case.cleanup = Some(CleanupPlan {
+            mode,
+            not_before,
+            reason: reason.to_owned(),
+            resume_state,
+            requested_by,
+            requires_approval,
+            approved_by: None,
+        });
+        Ok(())
+    }
+
+    fn purge_if_allowed(&mut self) -> Result<(), StepError> {
+        let Some(plan) = self.case.cleanup.clone() else {
+            return Err(StepError::rejected(
+                "the case is cleanup-pending but carries no cleanup plan",
+            ));
+        };
+        if self.now() < plan.not_before {
+            self.case.due_at = Some(plan.not_before);
+            self.note("cleanup", "the grace period has not ended");
+            return Ok(());
+        }
+        if self.case.legal_hold {
+            self.case.due_at = None;
+            self.note(
+                "cleanup",
+                "on legal hold: the cleanup waits until the hold is lifted",
+            );
+            return Ok(());
+        }
+        if plan.requires_approval && plan.approved_by.is_none() {
+            self.case.due_at = None;
+            self.note("cleanup", "waiting for a second person's approval");
+            return Ok(());
+        }
+        self.case.state = State::Purged;
+        self.case.due_at = None;
+        self.case.assigned_to = None;
+        self.actions.push(Action::Cleanup { mode: plan.mode });
+        self.note(
+            "cleanup",
+            format!("grace period over: {} now", plan.mode.as_str()),
+        );
+        Ok(())
+    }
+
+    fn accept(&mut self) -> Result<(), StepError> {
+        match self.case.state {
+            State::Refused | State::Withdrawn => {
+                return Err(StepError::rejected(format!(
+                    "the contact {} earlier; a new consent needs a new request",
+                    self.case.state
+                )));
+            }
+            State::CleanupPending => {
+                let reason = self.case.cleanup.as_ref().map(|p| p.reason.as_str());
+                if matches!(reason, Some("refusal" | "withdrawal")) {
+                    return Err(StepError::rejected(
+                        "the contact said no earlier; a new consent needs a new request",
+                    ));
+                }
+                self.note("response", "a late answer stops the pending cleanup");
+            }
+            _ => {}
+        }
+        let now = self.now();
+        let valid_days =
+            self.days_hook(Hook::ConsentValidDays, 0, hooks::DEFAULT_CONSENT_VALID_DAYS)?;
+        self.case.state = State::Consented;
+        self.case.consented_at = Some(now);
+        self.case.review_at = (valid_days > 0).then(|| now + Duration::days(i64::from(valid_days)));
+        self.case.attempt = 0;
+        self.case.assigned_to = None;
+        self.case.cleanup = None;
+        self.case.basis = None;
+        self.schedule_consent_check()
+    }
+
+    /// A consent is checked again at its review date or when it goes stale,
+    /// whichever comes first.
+    fn schedule_consent_check(&mut self) -> Result<(), StepError> {
+        let stale_days =
+            self.days_hook(Hook::StaleAfterDays, 0, hooks::DEFAULT_STALE_AFTER_DAYS)?;
+        let stale_at = (stale_days > 0)
+            .then(|| {
+                let since = match (self.case.last_used_at, self.case.consented_at) {
+                    (Some(used), Some(agreed)) => Some(used.max(agreed)),
+                    (used, agreed) => used.or(agreed),
+                };
+                since.map(|t| t + Duration::days(i64::from(stale_days)))
+            })
+            .flatten();
+        self.case.due_at = match (self.case.review_at, stale_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Ok(())
+    }
+
+    fn refuse(&mut self) -> Result<(), StepError> {
+        match self.case.state {
+            State::Refused | State::Withdrawn | State::CleanupPending => {
+                self.note("response", "the contact said no again; nothing changes");
+                Ok(())
+            }
+            _ => {
+                self.case.state = State::Refused;
+                self.block_use();
+                self.after_refusal("refusal", State::Refused)
+            }
+        }
+    }
+
+    fn withdraw(&mut self) -> Result<(), StepError> {
+        match self.case.state {
+            State::Refused | State::Withdrawn | State::CleanupPending => {
+                self.note("withdrawal", "use is already blocked; nothing changes");
+                Ok(())
+            }
+            _ => {
+                self.case.state = State::Withdrawn;
+                self.block_use();
+                self.after_refusal("withdrawal", State::Withdrawn)
+            }
+        }
+    }
+
+    fn after_refusal(&mut self, reason: &str, state: State) -> Result<(), StepError> {
+        self.case.due_at = None;
+        self.case.assigned_to = None;
+        let plan = self.with_case(Hook::OnRefusal, hooks::refusal, || RefusalPlan::Cleanup {
+            mode: CleanupMode::Anonymise,
+            grace_days: None,
+        })?;
+        match plan {
+            RefusalPlan::Block => Ok(()),
+            RefusalPlan::Cleanup { mode, grace_days } => {
+                self.enter_cleanup(mode, grace_days, reason, state, None)
+            }
+        }
+    }
+
+    fn bounce(&mut self, channel: &str) {
+        if self.case.state == State::Requested {
+            self.case.due_at = Some(self.now());
+            self.note(
+                format!("bounce on {channel}"),
+                "the request did not arrive; the next attempt is due now",
+            );
+        } else {
+            self.note(
+                format!("bounce on {channel}"),
+                format!("ignored in state {}", self.case.state),
+            );
+        }
+    }
+
+    fn decide(&mut self, d: &Decision) -> Result<(), StepError> {
+        if d.by.trim().is_empty() {
+            return Err(StepError::rejected(
+                "a decision needs the name of the person who made it",
+            ));
+        }
+        if d.reason.trim().is_empty() {
+            return Err(StepError::rejected("a decision needs a reason"));
+        }
+        self.note(
+            format!("decision by {}", d.by),
+            format!("{}: {}", d.kind.as_str(), d.reason),
+        );
+        let state = self.case.state;
+        let never_ask_again = matches!(state, State::Refused | State::Withdrawn);
+        match d.kind {
+            DecisionKind::Manual | DecisionKind::Restart if never_ask_again => Err(
+                StepError::rejected(format!("the contact {state}; klar never asks them again")),
+            ),
+            DecisionKind::Manual | DecisionKind::Restart | DecisionKind::Cleanup
+                if state == State::CleanupPending =>
+            {
+                Err(StepError::rejected(
+                    "a cleanup is pending; stop it with `keep` first",
+                ))
+            }
+            DecisionKind::Manual => {
+                self.case.state = State::AwaitingDecision;
+                self.case.due_at = None;
+                self.case.assigned_to = Some(d.by.clone());
+                Ok(())
+            }
+            DecisionKind::Restart => match d.after_days.unwrap_or(0) {
+                0 => self.start_round("request"),
+                days => {
+                    self.case.state = State::Paused;
+                    self.case.attempt = 0;
+                    self.case.assigned_to = None;
+                    self.case.due_at = Some(self.now() + Duration::days(i64::from(days)));
+                    Ok(())
+                }
+            },
+            DecisionKind::Cleanup => self.enter_cleanup(
+                d.mode.unwrap_or(CleanupMode::Anonymise),
+                None,
+                "decision",
+                state,
+                Some(d.by.clone()),
+            ),
+            DecisionKind::OtherBasis => {
+                self.case.state = State::OtherBasis;
+                self.case.basis = Some(d.reason.clone());
+                self.case.cleanup = None;
+                self.case.assigned_to = None;
+                self.case.due_at = None;
+                self.case.attempt = 0;
+                Ok(())
+            }
+            DecisionKind::Keep => {
+                let Some(plan) = self
+                    .case
+                    .cleanup
+                    .take()
+                    .filter(|_| state == State::CleanupPending)
+                else {
+                    return Err(StepError::rejected("there is no pending cleanup to stop"));
+                };
+                self.case.state = plan.resume_state;
+                self.case.due_at = None;
+                self.case.assigned_to =
+                    (plan.resume_state == State::AwaitingDecision).then(|| d.by.clone());
+                Ok(())
+            }
+        }
+    }
+
+    fn approve(&mut self, by: &str) -> Result<(), StepError> {
+        let state = self.case.state;
+        let Some(plan) = self
+            .case
+            .cleanup
+            .as_mut()
+            .filter(|_| state == State::CleanupPending)
+        else {
+            return Err(StepError::rejected(
+                "there is no pending cleanup to approve",
+            ));
+        };
+        if plan.requested_by.as_deref() == Some(by) {
+            return Err(StepError::rejected(format!(
+                "{by} asked for this cleanup and cannot also approve it; a second person must"
+            )));
+        }
+        plan.approved_by = Some(by.to_owned());
+        let not_before = plan.not_before;
+        self.case.due_at = Some(not_before);
+        self.note(
+            format!("approval by {by}"),
+            "the cleanup may run when the grace period ends",
+        );
+        Ok(())
+    }
+
+    fn used(&mut self) -> Result<(), StepError> {
+        self.case.last_used_at = Some(self.now());
+        match self.case.state {
+            State::Consented => self.schedule_consent_check(),
+            State::OtherBasis => Ok(()),
+            state => {
+                let message = format!(
+                    "Contact {} was used for purpose {} while its case is {state}, which does not allow use.",
+                    self.contact.id, self.case.purpose
+                );
+                self.actions.push(Action::Notify {
+                    recipient: self.contact.owner.clone(),
+                    message,
+                });
+                Ok(())
+            }
+        }
+    }
+
+    fn data_changed(&mut self) -> Result<(), StepError> {
+        if self.case.state != State::Requested || self.case.attempt == 0 {
+            self.note(
+                "data changed",
+                format!("nothing to do in state {}", self.case.state),
+            );
+            return Ok(());
+        }
+        let attempt = self.case.attempt;
+        let channel = self.channel(attempt)?;
+        let template = if attempt == 1 { "request" } else { "reminder" };
+        self.actions.push(Action::SendRequest {
+            channel,
+            template: template.to_owned(),
+            attempt,
+        });
+        self.note(
+            "data changed",
+            "the current request is sent again to the new address",
+        );
+        Ok(())
+    }
+}
+
+/// E-mail when there is an address, else a phone task, else a letter.
+fn default_channel(contact: &Contact) -> &'static str {
+    if contact.email.as_deref().is_some_and(|e| !e.is_empty()) {
+        "email"
+    } else if contact.phone.as_deref().is_some_and(|p| !p.is_empty()) {
+        "phone-task"
+    } else {
+        "letter"
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,570 @@
+//! Every path of the lifecycle, natively, through the public `step` function.
+
+use chrono::{TimeZone, Utc};
+
+use super::step;
+use crate::model::*;
+use crate::policy::Policy;
+
+/// Monday 2026-11-30, 09:00 UTC.
+fn t0() -> Timestamp {
+    Utc.with_ymd_and_hms(2026, 11, 30, 9, 0, 0)
+        .single()
+        .expect("valid")
+}
+
+fn day(n: i64) -> Timestamp {
+    t0() + chrono::Duration::days(n)
+}
+
+fn contact() -> Contact {
+    Contact {
+        id: "C00001".into(),
+        first_name: "Jürgen".into(),
+        last_name: "Müller".into(),
+        email: Some("juergen@example.de".into()),
+        phone: Some("+49 30 111".into()),
+        owner: "jk".into(),
+        source: "trade-fair".into(),
+        language: "de".into(),
+        created_at: day(-100),
+        attributes: [("fair".to_owned(), "IFA".to_owned())].into(),
+    }
+}
+
+const POLICY: &str = r#"
+fn reminder_days(contact) { [7, 14] }
+fn channel(contact, attempt) { if attempt < 3 { "email" } else { "phone-task" } }
+fn answer_days(contact) { 10 }
+fn on_refusal(contact, case) { #{ action: "cleanup", mode: "delete", grace_days: 14 } }
+fn consent_valid_days(contact) { 365 }
+fn stale_after_days(contact) { 90 }
+"#;
+
+fn policy(src: &str) -> Policy {
+    match Policy::compile(src) {
+        Ok(p) => p,
+        Err(d) => panic!("policy does not compile: {d:?}"),
+    }
+}
+
+struct Run {
+    policy: Policy,
+    case: Case,
+    contact: Contact,
+}
+
+impl Run {
+    fn new(src: &str) -> Self {
+        Run {
+            policy: policy(src),
+            case: Case::new("contact-data"),
+            contact: contact(),
+        }
+    }
+
+    fn at(&mut self, now: Timestamp, event: Event) -> Outcome {
+        let outcome = self
+            .try_at(now, event)
+            .unwrap_or_else(|e| panic!("step failed: {e}"));
+        self.case = outcome.case.clone();
+        outcome
+    }
+
+    fn try_at(&self, now: Timestamp, event: Event) -> Result<Outcome, StepError> {
+        step(
+            &self.policy,
+            &self.case,
+            &self.contact,
+            &event,
+            &Clock::utc(now),
+        )
+    }
+
+    fn tick(&mut self, now: Timestamp) -> Outcome {
+        self.at(now, Event::Tick)
+    }
+
+    /// Ticks at the case's due time, as the host's scheduler would.
+    fn tick_due(&mut self) -> Outcome {
+        let due = self.case.due_at.expect("the case has a due time");
+        self.tick(due)
+    }
+}
+
+fn sends(o: &Outcome) -> Vec<(String, String, u32)> {
+    o.actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::SendRequest {
+                channel,
+                template,
+                attempt,
+            } => Some((channel.clone(), template.clone(), *attempt)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn decision(kind: DecisionKind, by: &str) -> Event {
+    Event::ManualDecision(Decision {
+        kind,
+        by: by.into(),
+        reason: "checked with sales".into(),
+        after_days: None,
+        mode: None,
+    })
+}
+
+#[test]
+fn ask_then_remind_then_switch_channel() {
+    let mut run = Run::new(POLICY);
+    let first = run.tick(t0());
+    assert_eq!(run.case.state, State::Requested);
+    assert_eq!(sends(&first), [("email".into(), "request".into(), 1)]);
+    assert_eq!(run.case.due_at, Some(day(7)));
+    assert_eq!(run.case.requested_at, Some(t0()));
+
+    let second = run.tick_due();
+    assert_eq!(sends(&second), [("email".into(), "reminder".into(), 2)]);
+    assert_eq!(run.case.due_at, Some(day(14)));
+    assert_eq!(run.case.reminders_sent(), 1);
+
+    let third = run.tick_due();
+    assert_eq!(sends(&third), [("phone-task".into(), "reminder".into(), 3)]);
+    // No reminders left: the contact has `answer_days` (10) to answer.
+    assert_eq!(run.case.due_at, Some(day(24)));
+    assert!(
+        third
+            .trace
+            .iter()
+            .any(|t| t.hook == "channel" && t.output == "\"phone-task\"")
+    );
+}
+
+#[test]
+fn a_tick_before_the_due_time_changes_nothing() {
+    let mut run = Run::new(POLICY);
+    run.tick(t0());
+    let before = run.case.clone();
+    let again = run.tick(day(3));
+    assert_eq!(again.case, before);
+    assert!(again.actions.is_empty());
+    // The same tick twice gives the same answer.
+    assert_eq!(run.try_at(day(3), Event::Tick), Ok(again));
+}
+
+#[test]
+fn business_days_move_reminders_off_weekends() {
+    let mut run = Run::new("fn business_days_only() { true }\nfn reminder_days(c) { [5] }");
+    // Friday 2026-12-04: 5 business days later is Friday 2026-12-11.
+    run.tick(day(4));
+    assert_eq!(run.case.due_at, Some(day(11)));
+    // A request sent on a Saturday counts from Monday.
+    let mut run = Run::new("fn business_days_only() { true }\nfn reminder_days(c) { [1] }");
+    run.tick(day(5));
+    assert_eq!(run.case.due_at, Some(day(8)));
+}
+
+#[test]
+fn consent_sets_a_review_date() {
+    let mut run = Run::new(POLICY);
+    run.tick(t0());
+    let o = run.at(
+        day(2),
+        Event::Response {
+            answer: Answer::Accept,
+        },
+    );
+    assert_eq!(o.case.state, State::Consented);
+    assert_eq!(o.case.consented_at, Some(day(2)));
+    assert_eq!(o.case.review_at, Some(day(2 + 365)));
+    // Staleness (90 days unused) comes before the review.
+    assert_eq!(o.case.due_at, Some(day(2 + 90)));
+    assert_eq!(o.case.state.band(), Band::Usable);
+}
+
+#[test]
+fn consent_after_the_second_reminder() {
+    let mut run = Run::new(POLICY);
+    run.tick(t0());
+    run.tick_due();
+    run.tick_due();
+    assert_eq!(run.case.attempt, 3);
+    let o = run.at(
+        day(15),
+        Event::Response {
+            answer: Answer::Accept,
+        },
+    );
+    assert_eq!(o.case.state, State::Consented);
+    assert_eq!(o.case.attempt, 0);
+}
+
+#[test]
+fn refusal_blocks_then_cleans_up_after_the_grace_period() {
+    let mut run = Run::new(POLICY);
+    run.tick(t0());
+    let o = run.at(
+        day(1),
+        Event::Response {
+            answer: Answer::Refuse,
+        },
+    );
+    assert_eq!(o.case.state, State::CleanupPending);
+    assert_eq!(o.actions[0], Action::BlockUse);
+    let plan = o.case.cleanup.clone().expect("a cleanup plan");
+    assert_eq!(plan.mode, CleanupMode::Delete);
+    assert_eq!(plan.not_before, day(15));
+    assert_eq!(plan.reason, "refusal");
+
+    let early = run.tick(day(10));
+    assert_eq!(early.case.state, State::CleanupPending);
+    assert!(early.actions.is_empty());
+
+    let purge = run.tick_due();
+    assert_eq!(purge.case.state, State::Purged);
+    assert_eq!(
+        purge.actions,
+        [Action::Cleanup {
+            mode: CleanupMode::Delete
+        }]
+    );
+}
+
+#[test]
+fn refusal_can_mean_block_only() {
+    let mut run = Run::new(r#"fn on_refusal(contact, case) { #{ action: "block" } }"#);
+    run.tick(t0());
+    let o = run.at(
+        day(1),
+        Event::Response {
+            answer: Answer::Refuse,
+        },
+    );
+    assert_eq!(o.case.state, State::Refused);
+    assert_eq!(o.case.due_at, None);
+    assert_eq!(o.actions, [Action::BlockUse]);
+}
+
+#[test]
+fn a_refused_contact_is_never_asked_again() {
+    let mut run = Run::new(r#"fn on_refusal(contact, case) { "block" }"#);
+    run.tick(t0());
+    run.at(
+        day(1),
+        Event::Response {
+            answer: Answer::Refuse,
+        },
+    );
+    assert!(matches!(
+        run.try_at(day(2), decision(DecisionKind::Restart, "jk")),
+        Err(StepError::Rejected { .. })
+    ));
+    assert!(matches!(
+        run.try_at(
+            day(2),
+            Event::Response {
+                answer: Answer::Accept
+            }
+        ),
+        Err(StepError::Rejected { .. })
+    ));
+    let tick = run.tick(day(400));
+    assert!(sends(&tick).is_empty());
+}
+
+#[test]
+fn withdrawal_after_consent() {
+    let mut run = Run::new(POLICY);
+    run.tick(t0());
+    run.at(
+        day(1),
+        Event::Response {
+            answer: Answer::Accept,
+        },
+    );
+    let o = run.at(day(30), Event::Withdraw);
+    assert_eq!(o.case.state, State::CleanupPending);
+    assert_eq!(o.actions[0], Action::BlockUse);
+    let plan = o.case.cleanup.expect("plan");
+    assert_eq!(plan.reason, "withdrawal");
+    assert_eq!(plan.resume_state, State::Withdrawn);
+}
+
+#[test]
+fn no_reaction_goes_to_the_owner_by_default() {
+    let mut run = Run::new("fn reminder_days(c) { [7] }\nfn answer_days(c) { 7 }");
+    run.tick(t0());
+    run.tick_due();
+    let o = run.tick_due();
+    assert_eq!(o.case.state, State::AwaitingDecision);
+    assert_eq!(o.case.assigned_to.as_deref(), Some("jk"));
+    assert!(
+        matches!(&o.actions[..], [Action::CreateTask { assignee, kind, .. }] if assignee == "jk" && kind == "decide")
+    );
+    assert_eq!(o.case.due_at, None);
+    assert!(
+        o.trace
+            .iter()
+            .any(|t| t.hook == "on_no_response" && t.output.contains("default"))
+    );
+}
+
+#[test]
+fn no_reaction_then_restart_later() {
+    let mut run = Run::new(
+        "fn reminder_days(c) { [] }\nfn answer_days(c) { 5 }\nfn on_no_response(c, k) { #{ action: \"restart\", after_days: 60 } }",
+    );
+    run.tick(t0());
+    let o = run.tick_due();
+    assert_eq!(o.case.state, State::Paused);
+    assert_eq!(o.case.due_at, Some(day(5 + 60)));
+    let again = run.tick_due();
+    assert_eq!(again.case.state, State::Requested);
+    assert_eq!(sends(&again), [("email".into(), "request".into(), 1)]);
+}
+
+#[test]
+fn no_reaction_then_cleanup_which_a_late_answer_stops() {
+    let mut run = Run::new(
+        "fn reminder_days(c) { [] }\nfn on_no_response(c, k) { #{ action: \"cleanup\", grace_days: 30 } }",
+    );
+    run.tick(t0());
+    let o = run.tick_due();
+    assert_eq!(o.case.state, State::CleanupPending);
+    assert_eq!(o.actions, [Action::BlockUse]);
+    let late = run.at(
+        day(20),
+        Event::Response {
+            answer: Answer::Accept,
+        },
+    );
+    assert_eq!(late.case.state, State::Consented);
+    assert_eq!(late.case.cleanup, None);
+}
+
+#[test]
+fn a_manual_decision_by_the_owner_then_restart_later() {
+    let mut run = Run::new("fn reminder_days(c) { [] }\nfn answer_days(c) { 5 }");
+    run.tick(t0());
+    run.tick_due();
+    assert_eq!(run.case.state, State::AwaitingDecision);
+    let mut restart = decision(DecisionKind::Restart, "jk");
+    if let Event::ManualDecision(d) = &mut restart {
+        d.after_days = Some(30);
+    }
+    let o = run.at(day(6), restart);
+    assert_eq!(o.case.state, State::Paused);
+    assert_eq!(o.case.due_at, Some(day(36)));
+    assert!(o.trace.iter().any(|t| t.input == "decision by jk"));
+    let asked = run.tick_due();
+    assert_eq!(sends(&asked).len(), 1);
+}
+
+#[test]
+fn other_basis_is_recorded_with_its_reason() {
+    let mut run = Run::new(POLICY);
+    run.tick(t0());
+    let o = run.at(day(1), decision(DecisionKind::OtherBasis, "dpo"));
+    assert_eq!(o.case.state, State::OtherBasis);
+    assert_eq!(o.case.basis.as_deref(), Some("checked with sales"));
+    assert_eq!(o.case.due_at, None);
+}
+
+#[test]
+fn a_decision_needs_a_name_and_a_reason() {
+    let run = Run::new(POLICY);
+    let mut event = decision(DecisionKind::OtherBasis, " ");
+    assert!(run.try_at(t0(), event.clone()).is_err());
+    if let Event::ManualDecision(d) = &mut event {
+        d.by = "dpo".into();
+        d.reason = String::new();
+    }
+    assert!(run.try_at(t0(), event).is_err());
+}
+
+#[test]
+fn keep_stops_a_pending_cleanup() {
+    let mut run = Run::new(POLICY);
+    run.tick(t0());
+    run.at(day(1), decision(DecisionKind::Cleanup, "jk"));
+    assert_eq!(run.case.state, State::CleanupPending);
+    let o = run.at(day(2), decision(DecisionKind::Keep, "dpo"));
+    assert_eq!(o.case.state, State::Requested);
+    assert_eq!(o.case.cleanup, None);
+    assert!(matches!(
+        run.try_at(day(3), decision(DecisionKind::Keep, "dpo")),
+        Err(StepError::Rejected { .. })
+    ));
+}
+
+#[test]
+fn cleanup_waits_for_a_second_person() {
+    let mut run =
+        Run::new("fn requires_approval(contact, case) { true }\nfn cleanup_grace_days(c) { 7 }");
+    run.tick(t0());
+    let o = run.at(day(1), decision(DecisionKind::Cleanup, "jk"));
+    assert!(
+        o.actions
+            .iter()
+            .any(|a| matches!(a, Action::CreateTask { kind, .. } if kind == "approve-cleanup"))
+    );
+    let waiting = run.tick_due();
+    assert_eq!(waiting.case.state, State::CleanupPending);
+    assert_eq!(waiting.case.due_at, None);
+    let same = run.try_at(day(9), Event::Approve { by: "jk".into() });
+    assert!(
+        matches!(same, Err(StepError::Rejected { reason }) if reason.contains("cannot also approve"))
+    );
+    let approved = run.at(day(9), Event::Approve { by: "dpo".into() });
+    assert_eq!(approved.case.due_at, Some(day(8)));
+    let purged = run.tick(day(9));
+    assert_eq!(purged.case.state, State::Purged);
+    assert_eq!(
+        purged.actions,
+        [Action::Cleanup {
+            mode: CleanupMode::Anonymise
+        }]
+    );
+}
+
+#[test]
+fn legal_hold_blocks_the_purge_until_lifted() {
+    let mut run = Run::new(POLICY);
+    run.tick(t0());
+    run.at(
+        day(1),
+        Event::Response {
+            answer: Answer::Refuse,
+        },
+    );
+    run.at(
+        day(2),
+        Event::HoldOn {
+            by: "legal".into(),
+            reason: "court case 4711".into(),
+        },
+    );
+    let held = run.tick(day(20));
+    assert_eq!(held.case.state, State::CleanupPending);
+    assert!(held.actions.is_empty());
+    assert_eq!(held.case.due_at, None);
+    let lifted = run.at(
+        day(30),
+        Event::HoldOff {
+            by: "legal".into(),
+            reason: "settled".into(),
+        },
+    );
+    assert_eq!(lifted.case.due_at, Some(day(15)));
+    let purged = run.tick(day(30));
+    assert_eq!(purged.case.state, State::Purged);
+}
+
+#[test]
+fn purged_is_final() {
+    let mut run = Run::new(POLICY);
+    run.tick(t0());
+    run.at(
+        day(1),
+        Event::Response {
+            answer: Answer::Refuse,
+        },
+    );
+    run.tick_due();
+    assert_eq!(run.case.state, State::Purged);
+    for event in [
+        Event::Response {
+            answer: Answer::Accept,
+        },
+        Event::Withdraw,
+        decision(DecisionKind::Restart, "jk"),
+        Event::HoldOn {
+            by: "legal".into(),
+            reason: "x".into(),
+        },
+    ] {
+        assert!(run.try_at(day(40), event).is_err());
+    }
+    let tick = run.tick(day(400));
+    assert_eq!(tick.case.state, State::Purged);
+    assert!(tick.actions.is_empty());
+}
+
+#[test]
+fn an_unused_consent_is_asked_again() {
+    let mut run = Run::new(POLICY);
+    run.tick(t0());
+    run.at(
+        day(1),
+        Event::Response {
+            answer: Answer::Accept,
+        },
+    );
+    let used = run.at(day(50), Event::Used);
+    assert_eq!(used.case.due_at, Some(day(140)));
+    let o = run.tick_due();
+    assert_eq!(o.case.state, State::Requested);
+    assert_eq!(sends(&o), [("email".into(), "reconfirm".into(), 1)]);
+    assert!(o.trace.iter().any(|t| t.output.contains("unused")));
+}
+
+#[test]
+fn a_consent_is_reviewed_at_its_review_date() {
+    let mut run = Run::new("fn consent_valid_days(c) { 30 }\nfn stale_after_days(c) { 0 }");
+    run.tick(t0());
+    run.at(
+        day(1),
+        Event::Response {
+            answer: Answer::Accept,
+        },
+    );
+    assert_eq!(run.case.due_at, Some(day(31)));
+    let o = run.tick_due();
+    assert!(o.trace.iter().any(|t| t.output.contains("review date")));
+    assert_eq!(o.case.state, State::Requested);
+}
+
+#[test]
+fn use_outside_the_usable_band_notifies_the_owner() {
+    let mut run = Run::new(POLICY);
+    run.tick(t0());
+    let o = run.at(day(1), Event::Used);
+    assert!(matches!(&o.actions[..], [Action::Notify { recipient, .. }] if recipient == "jk"));
+}
+
+#[test]
+fn a_bounce_makes_the_next_attempt_due_now() {
+    let mut run = Run::new(POLICY);
+    run.tick(t0());
+    let o = run.at(
+        day(1),
+        Event::Bounce {
+            channel: "email".into(),
+        },
+    );
+    assert_eq!(o.case.due_at, Some(day(1)));
+}
+
+#[test]
+fn a_policy_error_at_run_time_names_its_place() {
+    let run = Run::new(
+        "fn channel(contact, attempt) {\n  if contact.attr(\"fair\") == \"IFA\" { throw \"no fairs\" }\n  \"email\"\n}",
+    );
+    match run.try_at(t0(), Event::Tick) {
+        Err(StepError::Policy { diagnostic }) => {
+            assert_eq!(diagnostic.line, 2, "{diagnostic:?}");
+            assert!(diagnostic.message.contains("no fairs"), "{diagnostic:?}");
+        }
+        other => panic!("expected a policy error, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_same_input_gives_the_same_output() {
+    let run = Run::new(POLICY);
+    let a = run.try_at(t0(), Event::Tick);
+    let b = run.try_at(t0(), Event::Tick);
+    assert_eq!(a, b);
+}
