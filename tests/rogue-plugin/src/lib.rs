@@ -1,0 +1,107 @@
+//! A deliberately misbehaving klar plugin, for the sandbox tests only.
+//!
+//! It implements the real contract, and what it does in a step depends on the
+//! contact's id, so one batch can mix good and bad cases:
+//! - `loop`: spins forever (the host's epoch deadline must stop it);
+//! - `grow`: allocates until memory runs out (the host's memory cap must stop it);
+//! - `trap`: panics, which is a WebAssembly trap with `panic = "abort"`;
+//! - `read:PATH`: tries to read a file and reports what happened;
+//! - `env`: reports the environment variables it can see;
+//! - anything else: returns the case unchanged.
+
+#[cfg(target_arch = "wasm32")]
+mod component {
+    wit_bindgen::generate!({ world: "plugin", path: "../../wit" });
+
+    use exports::klar::consent::process::{self as wit_process, Guest, GuestPolicy};
+    use klar::consent::types as w;
+
+    struct Rogue;
+
+    impl Guest for Rogue {
+        type Policy = RoguePolicy;
+
+        fn describe() -> w::PluginInfo {
+            w::PluginInfo {
+                name: "klar-rogue".to_owned(),
+                version: "0.0.0".to_owned(),
+                hooks: Vec::new(),
+            }
+        }
+    }
+
+    struct RoguePolicy;
+
+    impl GuestPolicy for RoguePolicy {
+        fn compile(
+            _name: String,
+            _source: String,
+        ) -> Result<wit_process::Policy, Vec<w::Diagnostic>> {
+            Ok(wit_process::Policy::new(RoguePolicy))
+        }
+
+        fn warnings(&self) -> Vec<w::Diagnostic> {
+            Vec::new()
+        }
+
+        fn step(
+            &self,
+            case: w::Case,
+            contact: w::Contact,
+            _event: w::Event,
+            _clock: w::Clock,
+        ) -> Result<w::Outcome, w::StepError> {
+            misbehave(case, &contact.id)
+        }
+
+        fn step_batch(
+            &self,
+            inputs: Vec<w::StepInput>,
+            _clock: w::Clock,
+        ) -> Vec<Result<w::Outcome, w::StepError>> {
+            inputs
+                .into_iter()
+                .map(|i| misbehave(i.case, &i.contact.id))
+                .collect()
+        }
+    }
+
+    fn misbehave(case: w::Case, id: &str) -> Result<w::Outcome, w::StepError> {
+        match id {
+            "loop" => loop {
+                std::hint::black_box(());
+            },
+            "grow" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1; 1 << 20]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            "trap" => panic!("the rogue plugin traps on purpose"),
+            "env" => Err(w::StepError::Rejected(format!(
+                "env: {:?}",
+                std::env::vars().collect::<Vec<_>>()
+            ))),
+            other => match other.strip_prefix("read:") {
+                Some(path) => Err(w::StepError::Rejected(
+                    match std::fs::read_to_string(path) {
+                        Ok(text) => format!("read {} bytes", text.len()),
+                        Err(e) => format!("cannot read: {e}"),
+                    },
+                )),
+                None => Ok(w::Outcome {
+                    case,
+                    actions: Vec::new(),
+                    trace: vec![w::TraceEntry {
+                        hook: "rogue".to_owned(),
+                        input: other.to_owned(),
+                        output: "behaved".to_owned(),
+                    }],
+                }),
+            },
+        }
+    }
+
+    export!(Rogue);
+}

@@ -1,0 +1,95 @@
+//! Shared helpers for the end-to-end tests: the real `klar` binary, the real
+//! runtime with a shared compile cache, and fixtures.
+
+#![allow(dead_code)] // Each test file uses a different part of this module.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use klar::plugin::{Case, Clock, Contact, Event};
+use klar::runtime::{LoadedPlugin, Runtime, RuntimeConfig};
+
+/// The standard policy, as shipped in rules/.
+pub const DEFAULT_POLICY: &str = include_str!("../../rules/default.rhai");
+
+/// One compile cache for all tests, so the plugin is compiled once per run.
+pub fn cache_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("klar-cache")
+}
+
+pub fn runtime() -> Runtime {
+    Runtime::new(RuntimeConfig {
+        cache_dir: Some(cache_dir()),
+        ..RuntimeConfig::default()
+    })
+    .expect("the runtime starts")
+}
+
+pub fn standard_plugin() -> Arc<LoadedPlugin> {
+    runtime().load_default().expect("the built-in plugin loads")
+}
+
+/// The `klar` binary, with the shared cache.
+pub fn klar() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_klar"));
+    cmd.env("KLAR_CACHE_DIR", cache_dir())
+        .env_remove("KLAR_LOG");
+    cmd
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A temporary folder with files in it.
+pub fn files(entries: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    for (name, text) in entries {
+        std::fs::write(dir.path().join(name), text).expect("write a fixture");
+    }
+    dir
+}
+
+/// Monday 2026-11-30, 09:00 UTC.
+pub fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 30, 9, 0, 0)
+        .single()
+        .expect("valid")
+}
+
+pub fn day(n: i64) -> DateTime<Utc> {
+    t0() + Duration::days(n)
+}
+
+pub fn clock(now: DateTime<Utc>) -> Clock {
+    Clock::utc(now)
+}
+
+pub fn contact(id: &str) -> Contact {
+    Contact {
+        id: id.to_owned(),
+        first_name: "Zoë".to_owned(),
+        last_name: "Weiß".to_owned(),
+        email: Some("zoe.weiss@example.de".to_owned()),
+        phone: Some("+49 40 555 0101".to_owned()),
+        owner: "jk".to_owned(),
+        source: "trade-fair".to_owned(),
+        language: "de".to_owned(),
+        created_at: day(-30),
+        attributes: Default::default(),
+    }
+}
+
+pub fn new_case() -> Case {
+    Case::new("contact-data")
+}
+
+pub fn tick() -> Event {
+    Event::Tick
+}
