@@ -560,6 +560,44 @@ mod tests {
         assert!(d[0].message.contains("Size of array"), "{}", d[0].message);
     }
 
+    /// rhai 1.27 does not apply its map-size limit to `m[key] = value` (seen
+    /// here: 1,100 keys pass a limit of 1,000), so a growing map is bounded by
+    /// the operation limit, and the plugin's memory cap behind it.
+    #[test]
+    fn huge_maps_are_bounded_by_the_operation_limit() {
+        let d = errors(
+            "fn answer_days(contact) { let m = #{}; let i = 0; loop { m[i.to_string()] = 0; i += 1; } }",
+        );
+        assert!(
+            d[0].message.contains("Too many operations"),
+            "{}",
+            d[0].message
+        );
+    }
+
+    #[test]
+    fn deeply_nested_expressions_are_refused() {
+        let deep = format!(
+            "fn answer_days(contact) {{ {}1{} }}",
+            "(".repeat(200),
+            ")".repeat(200)
+        );
+        let d = errors(&deep);
+        assert!(
+            d[0].message.contains("maximum complexity"),
+            "{}",
+            d[0].message
+        );
+    }
+
+    #[test]
+    fn the_word_case_is_a_usable_parameter_name() {
+        let p = Policy::compile(
+            r#"fn on_refusal(contact, case) { if case.state == "withdrawn" { "block" } else { "cleanup" } }"#,
+        );
+        assert!(p.is_ok(), "{:?}", p.err());
+    }
+
     #[test]
     fn a_throw_is_only_a_warning_at_check_time() {
         let p = Policy::compile(
