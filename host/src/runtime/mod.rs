@@ -7,6 +7,7 @@
 
 mod bindings;
 mod cache;
+#[allow(dead_code)] // The component's direction of each conversion.
 mod convert;
 mod session;
 

@@ -83,7 +83,10 @@ impl Session {
             .policy()
             .call_warnings(&mut live.store, live.policy)
             .map_err(trap)?;
-        session.warnings = warnings.into_iter().map(convert::diagnostic).collect();
+        session.warnings = warnings
+            .into_iter()
+            .map(convert::diagnostic_from_wire)
+            .collect();
         session.live = Some(live);
         Ok(session)
     }
@@ -119,24 +122,26 @@ impl Session {
                 policy,
             }),
             Err(diagnostics) => Err(OpenError::Policy(
-                diagnostics.into_iter().map(convert::diagnostic).collect(),
+                diagnostics
+                    .into_iter()
+                    .map(convert::diagnostic_from_wire)
+                    .collect(),
             )),
         }
     }
 
     fn live(&mut self) -> Result<&mut Live, StepFailure> {
-        let live = match self.live.take() {
-            Some(live) => live,
-            None => {
-                let live = self.start().map_err(|e| {
-                    StepFailure::Trap(format!("failed to rebuild the plugin's store: {e}"))
-                })?;
-                self.rebuilds += 1;
-                tracing::info!(policy = %self.name, "rebuilt the plugin's store after a trap");
-                live
-            }
-        };
-        Ok(self.live.insert(live))
+        if self.live.is_none() {
+            let live = self.start().map_err(|e| {
+                StepFailure::Trap(format!("failed to rebuild the plugin's store: {e}"))
+            })?;
+            self.rebuilds += 1;
+            tracing::info!(policy = %self.name, "rebuilt the plugin's store after a trap");
+            self.live = Some(live);
+        }
+        self.live
+            .as_mut()
+            .ok_or_else(|| StepFailure::Trap("the plugin's store is missing".to_owned()))
     }
 
     /// Advances one case by one event.
@@ -147,12 +152,10 @@ impl Session {
         event: &Event,
         clock: &Clock,
     ) -> Result<Outcome, StepFailure> {
-        let (case, contact, event) = (
-            convert::case(case),
-            convert::contact(contact),
-            convert::event(event),
-        );
-        let clock = convert::clock(clock);
+        let case = convert::case_to_wire(case.clone());
+        let contact = convert::contact_to_wire(contact.clone());
+        let event = convert::event_to_wire(event.clone());
+        let clock = convert::clock_to_wire(clock);
         let plugin = Arc::clone(&self.plugin);
         let live = self.live()?;
         plugin.set_deadline(&mut live.store, 1);
@@ -165,8 +168,8 @@ impl Session {
             clock,
         );
         match result {
-            Ok(Ok(outcome)) => convert::outcome(outcome).map_err(StepFailure::Trap),
-            Ok(Err(err)) => Err(StepFailure::Step(convert::step_error(err))),
+            Ok(Ok(outcome)) => convert::outcome_from_wire(outcome).map_err(StepFailure::Trap),
+            Ok(Err(err)) => Err(StepFailure::Step(convert::step_error_from_wire(err))),
             Err(err) => {
                 self.live = None;
                 Err(StepFailure::Trap(trap_text(&err)))
@@ -185,12 +188,12 @@ impl Session {
         let batch: Vec<_> = inputs
             .iter()
             .map(|(case, contact, event)| StepInput {
-                case: convert::case(case),
-                contact: convert::contact(contact),
-                event: convert::event(event),
+                case: convert::case_to_wire(case.clone()),
+                contact: convert::contact_to_wire(contact.clone()),
+                event: convert::event_to_wire(event.clone()),
             })
             .collect();
-        let wclock = convert::clock(clock);
+        let wclock = convert::clock_to_wire(clock);
         let plugin = Arc::clone(&self.plugin);
         let live = match self.live() {
             Ok(live) => live,
@@ -206,8 +209,8 @@ impl Session {
             Ok(results) => results
                 .into_iter()
                 .map(|r| match r {
-                    Ok(outcome) => convert::outcome(outcome).map_err(StepFailure::Trap),
-                    Err(err) => Err(StepFailure::Step(convert::step_error(err))),
+                    Ok(outcome) => convert::outcome_from_wire(outcome).map_err(StepFailure::Trap),
+                    Err(err) => Err(StepFailure::Step(convert::step_error_from_wire(err))),
                 })
                 .collect(),
             Err(err) => {
