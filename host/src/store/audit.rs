@@ -1,0 +1,274 @@
+//! The audit log: append-only and hash-chained per tenant.
+//!
+//! Row `seq` of a tenant stores `hash = sha256(fields of the row, prev_hash)`,
+//! where `prev_hash` is the hash of row `seq - 1` (or [`GENESIS`] for the first).
+//! Changing a row breaks its hash; deleting or inserting one breaks the
+//! numbering or the next row's `prev_hash`. [`verify`] names each such row.
+//!
+//! What the chain alone cannot show: rows cut off at the end, or rows appended
+//! by someone who recomputes the hashes. Guarding against that needs the head
+//! of the chain kept outside the database (e.g. in an exported evidence bundle).
+
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use sha2::{Digest, Sha256};
+
+/// The `prev_hash` of a tenant's first row.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// One thing that happened, as the audit log records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub at: i64,
+    pub contact: Option<String>,
+    pub purpose: Option<String>,
+    /// e.g. "state-change", "decision", "policy-set".
+    pub kind: String,
+    /// JSON with the details: old and new state, who, why, the trace.
+    pub detail: String,
+    /// The policy version that decided, if a policy did.
+    pub policy_sha256: Option<String>,
+}
+
+/// A stored row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    pub seq: i64,
+    pub entry: Entry,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// Something `verify` found wrong, with the row it concerns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    /// The row's content no longer matches its hash: it was changed.
+    Changed { seq: i64 },
+    /// Rows with these numbers are gone.
+    Missing { from: i64, to: i64 },
+    /// The row does not follow the one before it: a row was inserted or
+    /// replaced before it.
+    BrokenLink { seq: i64 },
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Problem::Changed { seq } => write!(f, "row {seq} was changed after it was written"),
+            Problem::Missing { from, to } if from == to => write!(f, "row {from} was deleted"),
+            Problem::Missing { from, to } => write!(f, "rows {from} to {to} were deleted"),
+            Problem::BrokenLink { seq } => write!(
+                f,
+                "row {seq} does not follow the row before it (a row was inserted or replaced)"
+            ),
+        }
+    }
+}
+
+/// Each field length-prefixed, so that no two different rows hash alike.
+fn row_hash(tenant: &str, seq: i64, e: &Entry, prev_hash: &str) -> String {
+    let mut h = Sha256::new();
+    let mut field = |bytes: &[u8]| {
+        h.update((bytes.len() as u64).to_be_bytes());
+        h.update(bytes);
+    };
+    field(tenant.as_bytes());
+    field(&seq.to_be_bytes());
+    field(&e.at.to_be_bytes());
+    field(e.contact.as_deref().unwrap_or("\u{0}").as_bytes());
+    field(e.purpose.as_deref().unwrap_or("\u{0}").as_bytes());
+    field(e.kind.as_bytes());
+    field(e.detail.as_bytes());
+    field(e.policy_sha256.as_deref().unwrap_or("\u{0}").as_bytes());
+    field(prev_hash.as_bytes());
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Appends an entry for `tenant` inside the caller's transaction.
+pub fn append(tx: &Transaction<'_>, tenant: &str, entry: Entry) -> rusqlite::Result<Row> {
+    let last: Option<(i64, String)> = tx
+        .query_row(
+            "SELECT seq, hash FROM audit_log WHERE tenant = ?1 ORDER BY seq DESC LIMIT 1",
+            [tenant],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let (seq, prev_hash) = match last {
+        Some((seq, hash)) => (seq + 1, hash),
+        None => (1, GENESIS.to_owned()),
+    };
+    let hash = row_hash(tenant, seq, &entry, &prev_hash);
+    tx.execute(
+        "INSERT INTO audit_log (tenant, seq, at, contact, purpose, kind, detail, policy_sha256, prev_hash, hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![
+            tenant,
+            seq,
+            entry.at,
+            entry.contact,
+            entry.purpose,
+            entry.kind,
+            entry.detail,
+            entry.policy_sha256,
+            prev_hash,
+            hash
+        ],
+    )?;
+    Ok(Row {
+        seq,
+        entry,
+        prev_hash,
+        hash,
+    })
+}
+
+/// A tenant's rows in order, optionally only those of one contact.
+pub fn rows(conn: &Connection, tenant: &str, contact: Option<&str>) -> rusqlite::Result<Vec<Row>> {
+    let mut stmt = conn.prepare(
+        "SELECT seq, at, contact, purpose, kind, detail, policy_sha256, prev_hash, hash
+         FROM audit_log WHERE tenant = ?1 AND (?2 IS NULL OR contact = ?2) ORDER BY seq",
+    )?;
+    let rows = stmt.query_map(params![tenant, contact], |r| {
+        Ok(Row {
+            seq: r.get(0)?,
+            entry: Entry {
+                at: r.get(1)?,
+                contact: r.get(2)?,
+                purpose: r.get(3)?,
+                kind: r.get(4)?,
+                detail: r.get(5)?,
+                policy_sha256: r.get(6)?,
+            },
+            prev_hash: r.get(7)?,
+            hash: r.get(8)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// Walks a tenant's chain and lists every problem, in order.
+pub fn verify(conn: &Connection, tenant: &str) -> rusqlite::Result<Vec<Problem>> {
+    let mut problems = Vec::new();
+    let mut expected_seq = 1;
+    let mut prev_hash = GENESIS.to_owned();
+    for row in rows(conn, tenant, None)? {
+        if row.seq > expected_seq {
+            problems.push(Problem::Missing {
+                from: expected_seq,
+                to: row.seq - 1,
+            });
+        } else if row.prev_hash != prev_hash {
+            problems.push(Problem::BrokenLink { seq: row.seq });
+        }
+        if row_hash(tenant, row.seq, &row.entry, &row.prev_hash) != row.hash {
+            problems.push(Problem::Changed { seq: row.seq });
+        }
+        expected_seq = row.seq + 1;
+        prev_hash = row.hash;
+    }
+    Ok(problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    fn entry(n: i64) -> Entry {
+        Entry {
+            at: 1_764_500_000 + n,
+            contact: Some(format!("C{n:05}")),
+            purpose: Some("contact-data".to_owned()),
+            kind: "state-change".to_owned(),
+            detail: format!(r#"{{"from":"unclarified","to":"requested","n":{n}}}"#),
+            policy_sha256: Some("ab".repeat(32)),
+        }
+    }
+
+    fn store_with_rows(n: i64) -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut store = Store::open(&dir.path().join("klar.db")).expect("opens");
+        store
+            .transaction(|tx| {
+                for i in 1..=n {
+                    append(tx, "acme", entry(i))?;
+                    append(tx, "other", entry(i))?;
+                }
+                Ok::<_, rusqlite::Error>(())
+            })
+            .expect("appends");
+        (dir, store)
+    }
+
+    #[test]
+    fn an_untouched_chain_verifies() {
+        let (_dir, store) = store_with_rows(5);
+        assert_eq!(verify(store.connection(), "acme").expect("verifies"), []);
+        let rows = rows(store.connection(), "acme", None).expect("rows");
+        assert_eq!(rows[0].prev_hash, GENESIS);
+        assert_eq!(rows[1].prev_hash, rows[0].hash);
+    }
+
+    #[test]
+    fn a_changed_row_is_named() {
+        let (_dir, store) = store_with_rows(5);
+        store
+            .connection()
+            .execute(
+                "UPDATE audit_log SET detail = '{\"to\":\"consented\"}' WHERE tenant = 'acme' AND seq = 3",
+                [],
+            )
+            .expect("tamper");
+        let problems = verify(store.connection(), "acme").expect("verifies");
+        assert_eq!(problems, [Problem::Changed { seq: 3 }]);
+        assert_eq!(
+            problems[0].to_string(),
+            "row 3 was changed after it was written"
+        );
+        assert_eq!(verify(store.connection(), "other").expect("verifies"), []);
+    }
+
+    #[test]
+    fn a_deleted_row_is_named() {
+        let (_dir, store) = store_with_rows(5);
+        store
+            .connection()
+            .execute(
+                "DELETE FROM audit_log WHERE tenant = 'acme' AND seq = 2",
+                [],
+            )
+            .expect("tamper");
+        let problems = verify(store.connection(), "acme").expect("verifies");
+        assert_eq!(problems, [Problem::Missing { from: 2, to: 2 }]);
+        assert_eq!(problems[0].to_string(), "row 2 was deleted");
+    }
+
+    #[test]
+    fn a_replaced_row_is_named_even_with_a_recomputed_hash() {
+        let (_dir, store) = store_with_rows(5);
+        let conn = store.connection();
+        conn.execute(
+            "DELETE FROM audit_log WHERE tenant = 'acme' AND seq = 4",
+            [],
+        )
+        .expect("delete");
+        // A forger rewrites row 4 with a valid hash of its own content, chained
+        // to a made-up predecessor.
+        let forged = entry(99);
+        let prev = "f".repeat(64);
+        let hash = row_hash("acme", 4, &forged, &prev);
+        conn.execute(
+            "INSERT INTO audit_log (tenant, seq, at, contact, purpose, kind, detail, policy_sha256, prev_hash, hash)
+             VALUES ('acme', 4, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![forged.at, forged.contact, forged.purpose, forged.kind, forged.detail, forged.policy_sha256, prev, hash],
+        )
+        .expect("insert");
+        let problems = verify(conn, "acme").expect("verifies");
+        assert_eq!(
+            problems,
+            [
+                Problem::BrokenLink { seq: 4 },
+                Problem::BrokenLink { seq: 5 }
+            ]
+        );
+    }
+}

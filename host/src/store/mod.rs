@@ -1,0 +1,165 @@
+//! The store: one SQLite file holding tenants, policies, contacts, cases,
+//! evidence, the hash-chained audit log, the outbox and tombstones.
+//!
+//! Per-connection settings (WAL, foreign keys, busy timeout) are set on open;
+//! the schema evolves through the numbered migrations in `migrations/`, whose
+//! count is kept in `PRAGMA user_version`. All writes of one step go through one
+//! transaction (`Store::transaction`).
+
+pub mod audit;
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, Transaction};
+
+/// The migrations, in order. Never edit one that has shipped; add the next.
+const MIGRATIONS: &[(&str, &str)] = &[("001_initial", include_str!("migrations/001_initial.sql"))];
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("failed to open the database {path}")]
+    Open {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error(
+        "the database {path} has schema version {found}, newer than this klar knows ({known}); use a newer klar"
+    )]
+    TooNew {
+        path: String,
+        found: i64,
+        known: i64,
+    },
+    #[error("failed to apply migration {name}")]
+    Migrate {
+        name: &'static str,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error(transparent)]
+    Sql(#[from] rusqlite::Error),
+}
+
+pub struct Store {
+    conn: Connection,
+}
+
+impl Store {
+    /// Opens (creating if needed) and migrates the database at `path`.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let shown = path.display().to_string();
+        let open_err = |source| StoreError::Open {
+            path: shown.clone(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(open_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "foreign_keys", true)
+            .map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(open_err)?;
+        conn.busy_timeout(Duration::from_secs(5))
+            .map_err(open_err)?;
+        let mut store = Store { conn };
+        store.migrate(&shown)?;
+        Ok(store)
+    }
+
+    /// The schema version of the open database.
+    pub fn schema_version(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .pragma_query_value(None, "user_version", |row| row.get(0))?)
+    }
+
+    fn migrate(&mut self, path: &str) -> Result<(), StoreError> {
+        let known = MIGRATIONS.len() as i64;
+        let found = self.schema_version()?;
+        if found > known {
+            return Err(StoreError::TooNew {
+                path: path.to_owned(),
+                found,
+                known,
+            });
+        }
+        for (index, (name, sql)) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+            let tx = self.conn.transaction()?;
+            tx.execute_batch(sql)
+                .map_err(|source| StoreError::Migrate { name, source })?;
+            tx.pragma_update(None, "user_version", index as i64 + 1)
+                .map_err(|source| StoreError::Migrate { name, source })?;
+            tx.commit()
+                .map_err(|source| StoreError::Migrate { name, source })?;
+        }
+        Ok(())
+    }
+
+    /// Runs `work` in one transaction: all of it lands, or none of it.
+    pub fn transaction<T, E: From<rusqlite::Error>>(
+        &mut self,
+        work: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let tx = self.conn.transaction()?;
+        let value = work(&tx)?;
+        tx.commit()?;
+        Ok(value)
+    }
+
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_database_gets_every_migration_once() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("klar.db");
+        let store = Store::open(&path).expect("opens");
+        assert_eq!(
+            store.schema_version().expect("version"),
+            MIGRATIONS.len() as i64
+        );
+        let mode: String = store
+            .connection()
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .expect("journal mode");
+        assert_eq!(mode, "wal");
+        drop(store);
+        // Opening again applies nothing twice.
+        let again = Store::open(&path).expect("opens again");
+        assert_eq!(
+            again.schema_version().expect("version"),
+            MIGRATIONS.len() as i64
+        );
+    }
+
+    #[test]
+    fn a_database_from_a_newer_klar_is_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("klar.db");
+        let store = Store::open(&path).expect("opens");
+        store
+            .connection()
+            .pragma_update(None, "user_version", 99)
+            .expect("set version");
+        drop(store);
+        let err = Store::open(&path).err().expect("refused");
+        assert!(matches!(err, StoreError::TooNew { found: 99, .. }), "{err}");
+    }
+
+    #[test]
+    fn every_migration_is_valid_sql() {
+        let conn = Connection::open_in_memory().expect("memory db");
+        for (name, sql) in MIGRATIONS {
+            conn.execute_batch(sql)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    }
+}
