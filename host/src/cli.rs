@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use crate::diagnostics;
 use crate::plugin::{Case, Clock, Contact, Event, Severity};
 use crate::runtime::{LoadedPlugin, OpenError, Origin, Runtime, RuntimeConfig, StepFailure};
+use crate::store::{Store, tenants};
 
 /// klar runs the consent process for CRM contacts: ask, remind, record the
 /// answer with evidence, let a person decide, clean up.
@@ -24,12 +25,27 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILE.wasm")]
     pub plugin: Option<PathBuf>,
 
+    /// The database file.
+    #[arg(long, global = true, env = "KLAR_DB", default_value = "klar.db")]
+    pub db: PathBuf,
+
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Create the database (or bring an existing one to this klar's schema).
+    Init,
+
+    /// Manage tenants.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+
+    /// Manage a tenant's purposes.
+    #[command(subcommand)]
+    Purpose(PurposeCommand),
+
     /// Check and inspect policies.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -61,6 +77,76 @@ pub enum PolicyCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Check a policy and make it the tenant's active version. A policy with
+    /// errors is never stored.
+    Set {
+        tenant: String,
+        file: PathBuf,
+        /// Who changed the policy.
+        #[arg(long, default_value = "unknown")]
+        author: String,
+        /// Why.
+        #[arg(long, default_value = "")]
+        message: String,
+        #[command(flatten)]
+        now: NowArg,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Add a tenant; it gets the purpose `contact-data`.
+    Add {
+        id: String,
+        #[arg(long)]
+        name: String,
+        /// IANA time zone; deadlines count on its calendar.
+        #[arg(long, default_value = "Europe/Berlin")]
+        timezone: String,
+        #[arg(long, default_value = "de")]
+        locale: String,
+        /// Check this policy and make it version 1.
+        #[arg(long, value_name = "FILE")]
+        policy: Option<PathBuf>,
+        #[command(flatten)]
+        now: NowArg,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PurposeCommand {
+    /// Add a purpose, e.g. `newsletter`.
+    Add {
+        tenant: String,
+        id: String,
+        #[arg(long)]
+        description: String,
+        #[command(flatten)]
+        now: NowArg,
+    },
+}
+
+/// `--now`: the time to record (default: the system clock). Tests and demos
+/// pass it so that everything replays.
+#[derive(Debug, Clone, clap::Args)]
+pub struct NowArg {
+    #[arg(long = "now", value_name = "RFC3339")]
+    pub now: Option<String>,
+}
+
+impl NowArg {
+    pub fn resolve(&self) -> Result<DateTime<Utc>> {
+        match &self.now {
+            None => Ok(Utc::now()),
+            Some(text) => parse_time(text),
+        }
+    }
+}
+
+fn parse_time(text: &str) -> Result<DateTime<Utc>> {
+    Ok(DateTime::parse_from_rfc3339(text)
+        .with_context(|| format!("--now {text:?} is not an RFC 3339 time"))?
+        .with_timezone(&Utc))
 }
 
 #[derive(Debug, clap::Args)]
@@ -104,13 +190,48 @@ pub fn main() -> ExitCode {
 }
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
-    match cli.command {
-        Command::Policy(PolicyCommand::Check { file, json }) => {
-            policy_check(cli.plugin.as_deref(), &file, json)
-        }
-        Command::Step(args) => step(cli.plugin.as_deref(), &args),
-        Command::Plugin { json } => plugin_info(cli.plugin.as_deref(), json),
-        Command::Bench(args) => crate::bench::run(cli.plugin.as_deref(), &args),
+    let Cli {
+        plugin,
+        db,
+        command,
+    } = cli;
+    let plugin = plugin.as_deref();
+    match command {
+        Command::Init => init(&db),
+        Command::Tenant(TenantCommand::Add {
+            id,
+            name,
+            timezone,
+            locale,
+            policy,
+            now,
+        }) => tenant_add(
+            plugin,
+            &db,
+            &id,
+            &name,
+            &timezone,
+            &locale,
+            policy.as_deref(),
+            &now,
+        ),
+        Command::Purpose(PurposeCommand::Add {
+            tenant,
+            id,
+            description,
+            now,
+        }) => purpose_add(&db, &tenant, &id, &description, &now),
+        Command::Policy(PolicyCommand::Set {
+            tenant,
+            file,
+            author,
+            message,
+            now,
+        }) => policy_set(plugin, &db, &tenant, &file, &author, &message, &now),
+        Command::Policy(PolicyCommand::Check { file, json }) => policy_check(plugin, &file, json),
+        Command::Step(args) => step(plugin, &args),
+        Command::Plugin { json } => plugin_info(plugin, json),
+        Command::Bench(args) => crate::bench::run(plugin, &args),
     }
 }
 
@@ -183,9 +304,7 @@ fn step(plugin: Option<&Path>, args: &StepArgs) -> Result<ExitCode> {
     let case: Case = read_json(&args.case_file, "the case")?;
     let contact: Contact = read_json(&args.contact, "the contact")?;
     let event: Event = read_json(&args.event, "the event")?;
-    let now = DateTime::parse_from_rfc3339(&args.now)
-        .with_context(|| format!("--now {:?} is not an RFC 3339 time", args.now))?
-        .with_timezone(&Utc);
+    let now = parse_time(&args.now)?;
     let clock = Clock {
         now,
         utc_offset_minutes: args.utc_offset_minutes,
@@ -260,5 +379,131 @@ fn plugin_info(plugin: Option<&Path>, json: bool) -> Result<ExitCode> {
         println!("sha256:   {}", plugin.sha256());
         println!("hooks:    {}", info.hooks.join(", "));
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn open_store(db: &Path) -> Result<Store> {
+    Ok(Store::open(db)?)
+}
+
+/// `klar init`
+fn init(db: &Path) -> Result<ExitCode> {
+    let store = open_store(db)?;
+    println!(
+        "{}: ready (schema version {})",
+        db.display(),
+        store.schema_version()?
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Checks a policy with the plugin; prints its diagnostics. `Ok(None)` means it
+/// has errors and must not be used.
+fn checked_policy(plugin: Option<&Path>, file: &Path) -> Result<Option<String>> {
+    let source = read_text(file, "policy")?;
+    let name = file.display().to_string();
+    let diagnostics = match load_plugin(plugin)?.open(&name, &source) {
+        Ok(session) => session.warnings().to_vec(),
+        Err(OpenError::Policy(diagnostics)) => diagnostics,
+        Err(err @ OpenError::Trap(_)) => return Err(err.into()),
+    };
+    let color = std::io::stdout().is_terminal();
+    print!(
+        "{}",
+        diagnostics::render(&name, &source, &diagnostics, color)
+    );
+    let ok = diagnostics.iter().all(|d| d.severity != Severity::Error);
+    Ok(ok.then_some(source))
+}
+
+fn set_checked_policy(
+    tx: &rusqlite::Transaction<'_>,
+    tenant: &str,
+    source: &str,
+    author: &str,
+    message: &str,
+    now: i64,
+) -> Result<()> {
+    let version = tenants::set_policy(tx, tenant, source, author, message, now)?;
+    println!(
+        "{tenant}: policy version {} is active (sha256 {})",
+        version.version,
+        &version.sha256[..12]
+    );
+    Ok(())
+}
+
+/// `klar tenant add`
+#[allow(clippy::too_many_arguments)] // One per flag of the command.
+fn tenant_add(
+    plugin: Option<&Path>,
+    db: &Path,
+    id: &str,
+    name: &str,
+    timezone: &str,
+    locale: &str,
+    policy: Option<&Path>,
+    now: &NowArg,
+) -> Result<ExitCode> {
+    let now = now.resolve()?.timestamp();
+    let source = match policy {
+        None => None,
+        Some(file) => match checked_policy(plugin, file)? {
+            Some(source) => Some(source),
+            None => {
+                println!("{}: has errors; the tenant was not added", file.display());
+                return Ok(ExitCode::from(1));
+            }
+        },
+    };
+    let mut store = open_store(db)?;
+    store.transaction(|tx| -> Result<()> {
+        tenants::add(tx, id, name, timezone, locale, now)?;
+        println!("added tenant {id} ({name}, {timezone})");
+        if let Some(source) = &source {
+            set_checked_policy(tx, id, source, "klar tenant add", "initial policy", now)?;
+        }
+        Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `klar purpose add`
+fn purpose_add(
+    db: &Path,
+    tenant: &str,
+    id: &str,
+    description: &str,
+    now: &NowArg,
+) -> Result<ExitCode> {
+    let now = now.resolve()?.timestamp();
+    let mut store = open_store(db)?;
+    store.transaction(|tx| tenants::add_purpose(tx, tenant, id, description, now))?;
+    println!("{tenant}: added purpose {id}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `klar policy set`
+fn policy_set(
+    plugin: Option<&Path>,
+    db: &Path,
+    tenant: &str,
+    file: &Path,
+    author: &str,
+    message: &str,
+    now: &NowArg,
+) -> Result<ExitCode> {
+    let now = now.resolve()?.timestamp();
+    let mut store = open_store(db)?;
+    // An unknown tenant is reported before the (slower) policy check.
+    tenants::require(store.connection(), tenant)?;
+    let Some(source) = checked_policy(plugin, file)? else {
+        println!(
+            "{}: has errors; the active policy of {tenant} is unchanged",
+            file.display()
+        );
+        return Ok(ExitCode::from(1));
+    };
+    store.transaction(|tx| set_checked_policy(tx, tenant, &source, author, message, now))?;
     Ok(ExitCode::SUCCESS)
 }

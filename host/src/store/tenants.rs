@@ -1,0 +1,326 @@
+//! Tenants, their purposes and their policy versions.
+
+use chrono_tz::Tz;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use sha2::{Digest, Sha256};
+
+use super::audit::{self, Entry};
+
+/// Every tenant has this purpose: may the contact's data be kept and used at all.
+pub const DEFAULT_PURPOSE: &str = "contact-data";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tenant {
+    pub id: String,
+    pub name: String,
+    pub timezone: Tz,
+    pub locale: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyVersion {
+    pub version: i64,
+    pub source: String,
+    pub sha256: String,
+    pub author: String,
+    pub message: String,
+    pub created_at: i64,
+    pub active: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TenantError {
+    #[error("tenant id {0:?} is not allowed: use 1 to 64 lower-case letters, digits and hyphens")]
+    BadId(String),
+    #[error("unknown time zone {0:?}; use a name like Europe/Berlin")]
+    BadTimezone(String),
+    #[error("tenant {0} already exists")]
+    Exists(String),
+    #[error("there is no tenant {0}")]
+    Unknown(String),
+    #[error("purpose id {0:?} is not allowed: use 1 to 64 lower-case letters, digits and hyphens")]
+    BadPurpose(String),
+    #[error("tenant {tenant} already has purpose {purpose}")]
+    PurposeExists { tenant: String, purpose: String },
+    #[error(transparent)]
+    Sql(#[from] rusqlite::Error),
+}
+
+fn valid_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+pub fn parse_timezone(name: &str) -> Result<Tz, TenantError> {
+    name.parse::<Tz>()
+        .map_err(|_| TenantError::BadTimezone(name.to_owned()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Creates a tenant with its default purpose, and audits both.
+pub fn add(
+    tx: &Transaction<'_>,
+    id: &str,
+    name: &str,
+    timezone: &str,
+    locale: &str,
+    now: i64,
+) -> Result<Tenant, TenantError> {
+    if !valid_id(id) {
+        return Err(TenantError::BadId(id.to_owned()));
+    }
+    let tz = parse_timezone(timezone)?;
+    if get(tx, id)?.is_some() {
+        return Err(TenantError::Exists(id.to_owned()));
+    }
+    // The salt only has to differ between tenants and stay secret-ish; it is
+    // derived from the tenant, the time and the process's random hasher state.
+    let salt = {
+        use std::hash::{BuildHasher, Hasher};
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write(id.as_bytes());
+        hasher.write_i64(now);
+        Sha256::digest(hasher.finish().to_be_bytes()).to_vec()
+    };
+    tx.execute(
+        "INSERT INTO tenants (id, name, timezone, locale, salt, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![id, name, tz.name(), locale, salt, now],
+    )?;
+    tx.execute(
+        "INSERT INTO purposes (tenant, id, description) VALUES (?1, ?2, ?3)",
+        params![
+            id,
+            DEFAULT_PURPOSE,
+            "Keep and use the contact's data at all"
+        ],
+    )?;
+    audit::append(
+        tx,
+        id,
+        Entry {
+            at: now,
+            contact: None,
+            purpose: None,
+            kind: "tenant-created".to_owned(),
+            detail: serde_json::json!({ "name": name, "timezone": tz.name(), "locale": locale })
+                .to_string(),
+            policy_sha256: None,
+        },
+    )?;
+    Ok(Tenant {
+        id: id.to_owned(),
+        name: name.to_owned(),
+        timezone: tz,
+        locale: locale.to_owned(),
+    })
+}
+
+pub fn get(conn: &Connection, id: &str) -> Result<Option<Tenant>, TenantError> {
+    let row: Option<(String, String, String, String)> = conn
+        .query_row(
+            "SELECT id, name, timezone, locale FROM tenants WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .optional()?;
+    row.map(|(id, name, tz, locale)| {
+        Ok(Tenant {
+            timezone: parse_timezone(&tz)?,
+            id,
+            name,
+            locale,
+        })
+    })
+    .transpose()
+}
+
+pub fn require(conn: &Connection, id: &str) -> Result<Tenant, TenantError> {
+    get(conn, id)?.ok_or_else(|| TenantError::Unknown(id.to_owned()))
+}
+
+pub fn add_purpose(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    purpose: &str,
+    description: &str,
+    now: i64,
+) -> Result<(), TenantError> {
+    require(tx, tenant)?;
+    if !valid_id(purpose) {
+        return Err(TenantError::BadPurpose(purpose.to_owned()));
+    }
+    let inserted = tx.execute(
+        "INSERT OR IGNORE INTO purposes (tenant, id, description) VALUES (?1, ?2, ?3)",
+        params![tenant, purpose, description],
+    )?;
+    if inserted == 0 {
+        return Err(TenantError::PurposeExists {
+            tenant: tenant.to_owned(),
+            purpose: purpose.to_owned(),
+        });
+    }
+    audit::append(
+        tx,
+        tenant,
+        Entry {
+            at: now,
+            contact: None,
+            purpose: Some(purpose.to_owned()),
+            kind: "purpose-added".to_owned(),
+            detail: serde_json::json!({ "description": description }).to_string(),
+            policy_sha256: None,
+        },
+    )?;
+    Ok(())
+}
+
+pub fn purposes(conn: &Connection, tenant: &str) -> rusqlite::Result<Vec<(String, String)>> {
+    let mut stmt =
+        conn.prepare("SELECT id, description FROM purposes WHERE tenant = ?1 ORDER BY id")?;
+    let rows = stmt.query_map([tenant], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    rows.collect()
+}
+
+/// Stores a new policy version and makes it the active one. The caller has
+/// checked the policy; a policy with errors must never get here.
+pub fn set_policy(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    source: &str,
+    author: &str,
+    message: &str,
+    now: i64,
+) -> Result<PolicyVersion, TenantError> {
+    require(tx, tenant)?;
+    let sha256 = hex(&Sha256::digest(source.as_bytes()));
+    let version: i64 = tx.query_row(
+        "SELECT COALESCE(MAX(version), 0) + 1 FROM policy_versions WHERE tenant = ?1",
+        [tenant],
+        |r| r.get(0),
+    )?;
+    tx.execute(
+        "UPDATE policy_versions SET active = 0 WHERE tenant = ?1 AND active = 1",
+        [tenant],
+    )?;
+    tx.execute(
+        "INSERT INTO policy_versions (tenant, version, source, sha256, author, message, created_at, active)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1)",
+        params![tenant, version, source, sha256, author, message, now],
+    )?;
+    audit::append(
+        tx,
+        tenant,
+        Entry {
+            at: now,
+            contact: None,
+            purpose: None,
+            kind: "policy-set".to_owned(),
+            detail: serde_json::json!({ "version": version, "author": author, "message": message })
+                .to_string(),
+            policy_sha256: Some(sha256.clone()),
+        },
+    )?;
+    Ok(PolicyVersion {
+        version,
+        source: source.to_owned(),
+        sha256,
+        author: author.to_owned(),
+        message: message.to_owned(),
+        created_at: now,
+        active: true,
+    })
+}
+
+pub fn policy_versions(conn: &Connection, tenant: &str) -> rusqlite::Result<Vec<PolicyVersion>> {
+    let mut stmt = conn.prepare(
+        "SELECT version, source, sha256, author, message, created_at, active
+         FROM policy_versions WHERE tenant = ?1 ORDER BY version",
+    )?;
+    let rows = stmt.query_map([tenant], |r| {
+        Ok(PolicyVersion {
+            version: r.get(0)?,
+            source: r.get(1)?,
+            sha256: r.get(2)?,
+            author: r.get(3)?,
+            message: r.get(4)?,
+            created_at: r.get(5)?,
+            active: r.get::<_, i64>(6)? == 1,
+        })
+    })?;
+    rows.collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(&dir.path().join("klar.db")).expect("opens");
+        (dir, store)
+    }
+
+    #[test]
+    fn a_tenant_gets_the_default_purpose_and_an_audit_row() {
+        let (_dir, mut store) = store();
+        store
+            .transaction(|tx| add(tx, "acme", "ACME GmbH", "Europe/Berlin", "de", 100))
+            .expect("adds");
+        let tenant = require(store.connection(), "acme").expect("exists");
+        assert_eq!(tenant.timezone, chrono_tz::Europe::Berlin);
+        let purposes = purposes(store.connection(), "acme").expect("purposes");
+        assert_eq!(purposes[0].0, DEFAULT_PURPOSE);
+        let rows = audit::rows(store.connection(), "acme", None).expect("rows");
+        assert_eq!(rows[0].entry.kind, "tenant-created");
+    }
+
+    #[test]
+    fn bad_ids_time_zones_and_duplicates_are_refused() {
+        let (_dir, mut store) = store();
+        let err = store
+            .transaction(|tx| add(tx, "ACME", "x", "Europe/Berlin", "de", 1))
+            .expect_err("bad id");
+        assert!(matches!(err, TenantError::BadId(_)));
+        let err = store
+            .transaction(|tx| add(tx, "acme", "x", "Mars/Olympus", "de", 1))
+            .expect_err("bad tz");
+        assert_eq!(
+            err.to_string(),
+            "unknown time zone \"Mars/Olympus\"; use a name like Europe/Berlin"
+        );
+        store
+            .transaction(|tx| add(tx, "acme", "x", "UTC", "en", 1))
+            .expect("adds");
+        let err = store
+            .transaction(|tx| add(tx, "acme", "x", "UTC", "en", 2))
+            .expect_err("duplicate");
+        assert_eq!(err.to_string(), "tenant acme already exists");
+    }
+
+    #[test]
+    fn a_new_policy_version_replaces_the_active_one() {
+        let (_dir, mut store) = store();
+        store
+            .transaction(|tx| {
+                add(tx, "acme", "ACME", "UTC", "en", 1)?;
+                set_policy(tx, "acme", "fn answer_days(c) { 7 }", "jd", "first", 2)?;
+                set_policy(tx, "acme", "fn answer_days(c) { 14 }", "jd", "longer", 3)
+            })
+            .expect("sets");
+        let versions = policy_versions(store.connection(), "acme").expect("versions");
+        assert_eq!(versions.len(), 2);
+        assert!(!versions[0].active);
+        assert!(versions[1].active);
+        assert_eq!(versions[1].version, 2);
+        assert_eq!(
+            audit::verify(store.connection(), "acme").expect("verifies"),
+            []
+        );
+    }
+}
