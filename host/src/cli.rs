@@ -46,6 +46,19 @@ pub enum Command {
     #[command(subcommand)]
     Purpose(PurposeCommand),
 
+    /// Import contacts from CSV. The whole file is checked first; if any row is
+    /// bad, nothing is imported (unless --skip-invalid). Re-importing updates
+    /// contacts by external_id.
+    Import {
+        tenant: String,
+        file: PathBuf,
+        /// Import the good rows even if some are bad.
+        #[arg(long)]
+        skip_invalid: bool,
+        #[command(flatten)]
+        now: NowArg,
+    },
+
     /// Check and inspect policies.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -221,6 +234,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             description,
             now,
         }) => purpose_add(&db, &tenant, &id, &description, &now),
+        Command::Import {
+            tenant,
+            file,
+            skip_invalid,
+            now,
+        } => import(&db, &tenant, &file, skip_invalid, &now),
         Command::Policy(PolicyCommand::Set {
             tenant,
             file,
@@ -505,5 +524,68 @@ fn policy_set(
         return Ok(ExitCode::from(1));
     };
     store.transaction(|tx| set_checked_policy(tx, tenant, &source, author, message, now))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `klar import`
+fn import(
+    db: &Path,
+    tenant: &str,
+    file: &Path,
+    skip_invalid: bool,
+    now: &NowArg,
+) -> Result<ExitCode> {
+    let now = now.resolve()?;
+    let bytes =
+        std::fs::read(file).with_context(|| format!("failed to read {}", file.display()))?;
+    let mut store = open_store(db)?;
+    let tenant_row = tenants::require(store.connection(), tenant)?;
+    let mut parsed = crate::import::parse(&bytes, &tenant_row.locale, now)
+        .with_context(|| format!("{}: cannot import", file.display()))?;
+    crate::import::check_erased(store.connection(), tenant, &mut parsed)?;
+    let name = file.display();
+    for problem in &parsed.problems {
+        println!("{name}:{}: {}", problem.line, problem.message);
+    }
+    let bad_lines = {
+        let mut lines: Vec<u64> = parsed.problems.iter().map(|p| p.line).collect();
+        lines.dedup();
+        lines.len()
+    };
+    if bad_lines > 0 && !skip_invalid {
+        println!(
+            "{name}: nothing was imported: {bad_lines} row(s) have problems; fix them, or import the others with --skip-invalid"
+        );
+        return Ok(ExitCode::from(1));
+    }
+
+    let progress = if std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::new(parsed.contacts.len() as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let at = now.timestamp();
+    let (mut added, mut updated, mut unchanged, mut opened) = (0, 0, 0, 0);
+    store.transaction(|tx| -> Result<()> {
+        for (_, contact) in &parsed.contacts {
+            match crate::store::contacts::upsert(tx, tenant, contact, at)? {
+                crate::store::contacts::Upsert::Added => added += 1,
+                crate::store::contacts::Upsert::Updated => updated += 1,
+                crate::store::contacts::Upsert::Unchanged => unchanged += 1,
+            }
+            opened += crate::store::contacts::open_cases(tx, tenant, &contact.id, at)?;
+            progress.inc(1);
+        }
+        Ok(())
+    })?;
+    progress.finish_and_clear();
+    println!(
+        "{name}: {added} added, {updated} updated, {unchanged} unchanged; {opened} case(s) opened{}",
+        if bad_lines > 0 {
+            format!("; {bad_lines} bad row(s) skipped")
+        } else {
+            String::new()
+        }
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -8,6 +8,7 @@
 pub mod bench;
 pub mod cli;
 pub mod diagnostics;
+pub mod import;
 pub mod runtime;
 pub mod store;
 

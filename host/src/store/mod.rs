@@ -7,6 +7,7 @@
 //! transaction (`Store::transaction`).
 
 pub mod audit;
+pub mod contacts;
 pub mod tenants;
 
 use std::path::Path;

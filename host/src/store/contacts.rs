@@ -1,0 +1,226 @@
+//! Contacts, their cases, and the tombstones of erased contacts.
+
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use sha2::{Digest, Sha256};
+
+use super::audit::{self, Entry};
+use crate::plugin::{Case, Contact};
+
+/// What an upsert did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upsert {
+    Added,
+    Updated,
+    Unchanged,
+}
+
+/// The normal form an address is compared and hashed in.
+pub fn normalise(kind: &str, value: &str) -> String {
+    match kind {
+        "phone" => value.chars().filter(|c| c.is_ascii_digit()).collect(),
+        _ => value.trim().to_lowercase(),
+    }
+}
+
+fn salt(conn: &Connection, tenant: &str) -> rusqlite::Result<Vec<u8>> {
+    conn.query_row("SELECT salt FROM tenants WHERE id = ?1", [tenant], |r| {
+        r.get(0)
+    })
+}
+
+/// The salted hash kept of an erased address.
+pub fn tombstone_hash(salt: &[u8], kind: &str, value: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(salt);
+    h.update(kind.as_bytes());
+    h.update([0]);
+    h.update(normalise(kind, value).as_bytes());
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// When the address was erased, if it was.
+pub fn erased_at(
+    conn: &Connection,
+    tenant: &str,
+    kind: &str,
+    value: &str,
+) -> rusqlite::Result<Option<i64>> {
+    if normalise(kind, value).is_empty() {
+        return Ok(None);
+    }
+    let hash = tombstone_hash(&salt(conn, tenant)?, kind, value);
+    conn.query_row(
+        "SELECT created_at FROM tombstones WHERE tenant = ?1 AND kind = ?2 AND hash = ?3",
+        params![tenant, kind, hash],
+        |r| r.get(0),
+    )
+    .optional()
+}
+
+pub fn get(conn: &Connection, tenant: &str, id: &str) -> rusqlite::Result<Option<Contact>> {
+    conn.query_row(
+        "SELECT id, first_name, last_name, email, phone, owner, source, language, created_at, attributes
+         FROM contacts WHERE tenant = ?1 AND id = ?2",
+        params![tenant, id],
+        |r| {
+            let attributes: String = r.get(9)?;
+            Ok(Contact {
+                id: r.get(0)?,
+                first_name: r.get(1)?,
+                last_name: r.get(2)?,
+                email: r.get(3)?,
+                phone: r.get(4)?,
+                owner: r.get(5)?,
+                source: r.get(6)?,
+                language: r.get(7)?,
+                created_at: chrono::DateTime::from_timestamp(r.get(8)?, 0).unwrap_or_default(),
+                attributes: serde_json::from_str(&attributes).unwrap_or_default(),
+            })
+        },
+    )
+    .optional()
+}
+
+/// Adds or updates a contact (by its CRM id), auditing any change.
+pub fn upsert(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    contact: &Contact,
+    now: i64,
+) -> rusqlite::Result<Upsert> {
+    let before = get(tx, tenant, &contact.id)?;
+    if before.as_ref() == Some(contact) {
+        return Ok(Upsert::Unchanged);
+    }
+    let attributes = serde_json::to_string(&contact.attributes).unwrap_or_else(|_| "{}".to_owned());
+    tx.execute(
+        "INSERT INTO contacts (tenant, id, first_name, last_name, email, phone, owner, source, language, created_at, attributes)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+         ON CONFLICT (tenant, id) DO UPDATE SET
+           first_name = excluded.first_name, last_name = excluded.last_name, email = excluded.email,
+           phone = excluded.phone, owner = excluded.owner, source = excluded.source,
+           language = excluded.language, attributes = excluded.attributes",
+        params![
+            tenant,
+            contact.id,
+            contact.first_name,
+            contact.last_name,
+            contact.email,
+            contact.phone,
+            contact.owner,
+            contact.source,
+            contact.language,
+            contact.created_at.timestamp(),
+            attributes
+        ],
+    )?;
+    let (kind, result) = match before {
+        None => ("contact-added", Upsert::Added),
+        Some(_) => ("contact-updated", Upsert::Updated),
+    };
+    audit::append(
+        tx,
+        tenant,
+        Entry {
+            at: now,
+            contact: Some(contact.id.clone()),
+            purpose: None,
+            kind: kind.to_owned(),
+            detail: serde_json::json!({ "source": contact.source, "owner": contact.owner })
+                .to_string(),
+            policy_sha256: None,
+        },
+    )?;
+    Ok(result)
+}
+
+/// Opens a case for every purpose of the tenant that the contact has none for.
+/// A new case is `unclarified` and due at once. Returns how many were opened.
+pub fn open_cases(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    contact: &str,
+    now: i64,
+) -> rusqlite::Result<usize> {
+    let purposes: Vec<String> = {
+        let mut stmt = tx.prepare(
+            "SELECT p.id FROM purposes p
+             WHERE p.tenant = ?1
+               AND NOT EXISTS (SELECT 1 FROM cases c WHERE c.tenant = ?1 AND c.contact = ?2 AND c.purpose = p.id)
+             ORDER BY p.id",
+        )?;
+        let rows = stmt.query_map(params![tenant, contact], |r| r.get(0))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    for purpose in &purposes {
+        let case = Case::new(purpose.clone());
+        let body = serde_json::to_string(&case).unwrap_or_default();
+        tx.execute(
+            "INSERT INTO cases (tenant, contact, purpose, state, band, body, due_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+            params![
+                tenant,
+                contact,
+                purpose,
+                case.state.as_str(),
+                band_name(case.state.band()),
+                body,
+                now
+            ],
+        )?;
+        audit::append(
+            tx,
+            tenant,
+            Entry {
+                at: now,
+                contact: Some(contact.to_owned()),
+                purpose: Some(purpose.clone()),
+                kind: "case-opened".to_owned(),
+                detail: serde_json::json!({ "state": case.state }).to_string(),
+                policy_sha256: None,
+            },
+        )?;
+    }
+    Ok(purposes.len())
+}
+
+pub fn band_name(band: crate::plugin::Band) -> &'static str {
+    match band {
+        crate::plugin::Band::Usable => "usable",
+        crate::plugin::Band::ToClarify => "to-clarify",
+        crate::plugin::Band::Removed => "removed",
+    }
+}
+
+pub fn count(conn: &Connection, tenant: &str) -> rusqlite::Result<i64> {
+    conn.query_row(
+        "SELECT COUNT(*) FROM contacts WHERE tenant = ?1",
+        [tenant],
+        |r| r.get(0),
+    )
+}
+
+pub fn count_cases(conn: &Connection, tenant: &str) -> rusqlite::Result<i64> {
+    conn.query_row(
+        "SELECT COUNT(*) FROM cases WHERE tenant = ?1",
+        [tenant],
+        |r| r.get(0),
+    )
+}
+
+/// Records that an address was erased, so it cannot be imported again. Only a
+/// salted hash is kept.
+pub fn add_tombstone(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    kind: &str,
+    value: &str,
+    now: i64,
+) -> rusqlite::Result<()> {
+    let hash = tombstone_hash(&salt(tx, tenant)?, kind, value);
+    tx.execute(
+        "INSERT OR IGNORE INTO tombstones (tenant, kind, hash, created_at) VALUES (?1, ?2, ?3, ?4)",
+        params![tenant, kind, hash, now],
+    )?;
+    Ok(())
+}
