@@ -9,6 +9,7 @@ use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use serde::de::DeserializeOwned;
+use sha2::Digest;
 
 use crate::diagnostics;
 use crate::plugin::{Case, Clock, Contact, Event, Severity};
@@ -45,6 +46,16 @@ pub enum Command {
     /// Manage a tenant's purposes.
     #[command(subcommand)]
     Purpose(PurposeCommand),
+
+    /// Step every due case of every tenant through its active policy (the
+    /// built-in rules/default.rhai where none was set).
+    Tick {
+        /// Cases per call into the plugin.
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
+        #[command(flatten)]
+        now: NowArg,
+    },
 
     /// Import contacts from CSV. The whole file is checked first; if any row is
     /// bad, nothing is imported (unless --skip-invalid). Re-importing updates
@@ -234,6 +245,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             description,
             now,
         }) => purpose_add(&db, &tenant, &id, &description, &now),
+        Command::Tick { batch, now } => tick(plugin, &db, batch, &now),
         Command::Import {
             tenant,
             file,
@@ -587,5 +599,38 @@ fn import(
             String::new()
         }
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `klar tick`
+fn tick(plugin: Option<&Path>, db: &Path, batch: usize, now: &NowArg) -> Result<ExitCode> {
+    let now = now.resolve()?;
+    let mut store = open_store(db)?;
+    let plugin = load_plugin(plugin)?;
+    for tenant in tenants::list(store.connection())? {
+        let (name, source, sha256) = match tenants::active_policy(store.connection(), &tenant.id)? {
+            Some(v) => (
+                format!("{} policy v{}", tenant.id, v.version),
+                v.source,
+                v.sha256,
+            ),
+            None => {
+                let source = crate::bench::DEFAULT_POLICY.to_owned();
+                let sha: String = sha2::Sha256::digest(source.as_bytes())
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                ("built-in default policy".to_owned(), source, sha)
+            }
+        };
+        let mut session = plugin
+            .open(&name, &source)
+            .map_err(|e| anyhow::anyhow!("{}: failed to open {name}: {e}", tenant.id))?;
+        let r = crate::scheduler::tick(&mut store, &mut session, &tenant, &sha256, now, batch)?;
+        println!(
+            "{}: {} due, {} changed, {} failed, {} action(s) queued",
+            tenant.id, r.due, r.changed, r.failed, r.actions
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod diagnostics;
 pub mod import;
 pub mod runtime;
+pub mod scheduler;
 pub mod store;
 
 pub use klar_plugin as plugin;

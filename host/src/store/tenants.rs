@@ -139,6 +139,22 @@ pub fn get(conn: &Connection, id: &str) -> Result<Option<Tenant>, TenantError> {
     .transpose()
 }
 
+pub fn list(conn: &Connection) -> Result<Vec<Tenant>, TenantError> {
+    let ids: Vec<String> = {
+        let mut stmt = conn.prepare("SELECT id FROM tenants ORDER BY id")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    ids.iter().map(|id| require(conn, id)).collect()
+}
+
+/// The tenant's active policy version, if one was ever set.
+pub fn active_policy(conn: &Connection, tenant: &str) -> rusqlite::Result<Option<PolicyVersion>> {
+    Ok(policy_versions(conn, tenant)?
+        .into_iter()
+        .find(|v| v.active))
+}
+
 pub fn require(conn: &Connection, id: &str) -> Result<Tenant, TenantError> {
     get(conn, id)?.ok_or_else(|| TenantError::Unknown(id.to_owned()))
 }

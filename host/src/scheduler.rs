@@ -1,0 +1,356 @@
+//! `klar tick`: steps every due case through the plugin and applies the
+//! outcomes, each step in its own transaction (case, audit row, outbox rows).
+//!
+//! Due cases are found through the `cases_due` index, never by scanning every
+//! case, and each is stepped at most once per tick. A case whose step fails
+//! (policy error, plugin trap, a guardrail) is marked `needs_attention` with
+//! the reason and left out of later ticks until a person clears it; the sweep
+//! goes on. Ticking twice at the same `now` changes nothing the second time.
+
+use chrono::{DateTime, Offset, TimeZone, Utc};
+use rusqlite::{Connection, Transaction, params};
+
+use crate::plugin::{Action, Band, Case, Clock, Event, Outcome, State};
+use crate::runtime::{Session, StepFailure};
+use crate::store::audit::{self, Entry};
+use crate::store::contacts::{self, band_name};
+use crate::store::tenants::Tenant;
+use crate::store::{Store, StoreError};
+
+/// What one tick did for one tenant.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct TickReport {
+    pub due: usize,
+    pub changed: usize,
+    pub failed: usize,
+    pub actions: usize,
+}
+
+/// The tenant's clock at `now`: its UTC offset decides the local calendar day.
+pub fn clock(tenant: &Tenant, now: DateTime<Utc>) -> Clock {
+    let offset = tenant
+        .timezone
+        .offset_from_utc_datetime(&now.naive_utc())
+        .fix()
+        .local_minus_utc();
+    Clock {
+        now,
+        utc_offset_minutes: offset / 60,
+    }
+}
+
+fn due_keys(conn: &Connection, tenant: &str, now: i64) -> rusqlite::Result<Vec<(String, String)>> {
+    let mut stmt = conn.prepare(
+        "SELECT contact, purpose FROM cases
+         WHERE due_at IS NOT NULL AND due_at <= ?2 AND tenant = ?1 AND needs_attention IS NULL
+         ORDER BY due_at, contact, purpose",
+    )?;
+    let rows = stmt.query_map(params![tenant, now], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    rows.collect()
+}
+
+fn load_case(
+    conn: &Connection,
+    tenant: &str,
+    contact: &str,
+    purpose: &str,
+) -> Result<Case, StoreError> {
+    let body: String = conn.query_row(
+        "SELECT body FROM cases WHERE tenant = ?1 AND contact = ?2 AND purpose = ?3",
+        params![tenant, contact, purpose],
+        |r| r.get(0),
+    )?;
+    serde_json::from_str(&body).map_err(|e| {
+        StoreError::Sql(rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Text,
+            Box::new(e),
+        ))
+    })
+}
+
+/// Steps every due case of `tenant` in batches of `batch`.
+pub fn tick(
+    store: &mut Store,
+    session: &mut Session,
+    tenant: &Tenant,
+    policy_sha256: &str,
+    now: DateTime<Utc>,
+    batch: usize,
+) -> Result<TickReport, StoreError> {
+    let clock = clock(tenant, now);
+    let keys = due_keys(store.connection(), &tenant.id, now.timestamp())?;
+    let mut report = TickReport {
+        due: keys.len(),
+        ..TickReport::default()
+    };
+    for chunk in keys.chunks(batch.max(1)) {
+        let mut inputs = Vec::with_capacity(chunk.len());
+        for (contact_id, purpose) in chunk {
+            let case = load_case(store.connection(), &tenant.id, contact_id, purpose)?;
+            let Some(contact) = contacts::get(store.connection(), &tenant.id, contact_id)? else {
+                continue;
+            };
+            inputs.push((case, contact, Event::Tick));
+        }
+        let results = session.step_batch(&inputs, &clock);
+        for ((case, contact, event), result) in inputs.iter().zip(results) {
+            let applied = store.transaction(|tx| {
+                apply(
+                    tx,
+                    &tenant.id,
+                    &contact.id,
+                    case,
+                    event,
+                    result,
+                    policy_sha256,
+                    now.timestamp(),
+                )
+            })?;
+            match applied {
+                Applied::Changed { actions } => {
+                    report.changed += 1;
+                    report.actions += actions;
+                }
+                Applied::Unchanged => {}
+                Applied::Failed => report.failed += 1,
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// What applying one step did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    Changed { actions: usize },
+    Unchanged,
+    Failed,
+}
+
+/// The host's guardrails: rules no plugin or policy can override. Returns why
+/// an outcome must not be applied, if it must not.
+pub fn guardrail(before: &Case, outcome: &Outcome, now: i64) -> Option<String> {
+    if before.state == State::Purged && outcome.case != *before {
+        return Some("purged is final; the plugin tried to change a purged case".to_owned());
+    }
+    for action in &outcome.actions {
+        match action {
+            Action::SendRequest { .. }
+                if matches!(
+                    before.state,
+                    State::Refused | State::Withdrawn | State::CleanupPending | State::Purged
+                ) || outcome.case.state.band() == Band::Removed =>
+            {
+                return Some(format!(
+                    "the plugin asked to contact someone whose case is {}; klar never does",
+                    before.state
+                ));
+            }
+            Action::Cleanup { .. } => {
+                if before.legal_hold || outcome.case.legal_hold {
+                    return Some("the case is on legal hold; no cleanup".to_owned());
+                }
+                match &before.cleanup {
+                    Some(plan) if plan.not_before.timestamp() <= now => {}
+                    Some(plan) => {
+                        return Some(format!(
+                            "cleanup before the grace period ends ({}) is refused",
+                            plan.not_before.to_rfc3339()
+                        ));
+                    }
+                    None => {
+                        return Some("cleanup without a pending cleanup plan is refused".to_owned());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+#[allow(clippy::too_many_arguments)] // The step's whole context.
+fn apply(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    contact: &str,
+    before: &Case,
+    event: &Event,
+    result: Result<Outcome, StepFailure>,
+    policy_sha256: &str,
+    now: i64,
+) -> Result<Applied, StoreError> {
+    let failure = match &result {
+        Ok(outcome) => guardrail(before, outcome, now).map(|why| format!("guardrail: {why}")),
+        Err(err) => Some(err.to_string()),
+    };
+    if let Some(why) = failure {
+        tx.execute(
+            "UPDATE cases SET needs_attention = ?4 WHERE tenant = ?1 AND contact = ?2 AND purpose = ?3",
+            params![tenant, contact, before.purpose, why],
+        )?;
+        audit::append(
+            tx,
+            tenant,
+            Entry {
+                at: now,
+                contact: Some(contact.to_owned()),
+                purpose: Some(before.purpose.clone()),
+                kind: "step-failed".to_owned(),
+                detail: serde_json::json!({ "event": event, "error": why }).to_string(),
+                policy_sha256: Some(policy_sha256.to_owned()),
+            },
+        )?;
+        return Ok(Applied::Failed);
+    }
+    let Ok(outcome) = result else {
+        return Ok(Applied::Failed);
+    };
+    if outcome.case == *before && outcome.actions.is_empty() {
+        return Ok(Applied::Unchanged);
+    }
+    let case = &outcome.case;
+    tx.execute(
+        "UPDATE cases SET state = ?4, band = ?5, body = ?6, due_at = ?7, updated_at = ?8, needs_attention = NULL
+         WHERE tenant = ?1 AND contact = ?2 AND purpose = ?3",
+        params![
+            tenant,
+            contact,
+            case.purpose,
+            case.state.as_str(),
+            band_name(case.state.band()),
+            serde_json::to_string(case).unwrap_or_default(),
+            case.due_at.map(|t| t.timestamp()),
+            now
+        ],
+    )?;
+    let row = audit::append(
+        tx,
+        tenant,
+        Entry {
+            at: now,
+            contact: Some(contact.to_owned()),
+            purpose: Some(case.purpose.clone()),
+            kind: if case.state != before.state {
+                "state-change".to_owned()
+            } else {
+                "step".to_owned()
+            },
+            detail: serde_json::json!({
+                "event": event,
+                "from": before.state,
+                "to": case.state,
+                "actions": outcome.actions,
+                "trace": outcome.trace,
+            })
+            .to_string(),
+            policy_sha256: Some(policy_sha256.to_owned()),
+        },
+    )?;
+    for (i, action) in outcome.actions.iter().enumerate() {
+        let kind = serde_json::to_value(action)
+            .ok()
+            .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_owned))
+            .unwrap_or_default();
+        // Stable: the same audit row and position always give the same id, so
+        // a CRM can de-duplicate deliveries.
+        let id = format!("{tenant}-{}-{i}", row.seq);
+        tx.execute(
+            "INSERT INTO outbox (id, tenant, seq, contact, purpose, kind, payload, created_at)
+             VALUES (?1, ?2, (SELECT COALESCE(MAX(seq), 0) + 1 FROM outbox WHERE tenant = ?2), ?3, ?4, ?5, ?6, ?7)",
+            params![
+                id,
+                tenant,
+                contact,
+                case.purpose,
+                kind,
+                serde_json::to_string(action).unwrap_or_default(),
+                now
+            ],
+        )?;
+    }
+    Ok(Applied::Changed {
+        actions: outcome.actions.len(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugin::CleanupMode;
+    use chrono::Duration;
+
+    fn t(days: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_764_500_000, 0).unwrap_or_default() + Duration::days(days)
+    }
+
+    fn outcome(case: Case, actions: Vec<Action>) -> Outcome {
+        Outcome {
+            case,
+            actions,
+            trace: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_refused_contact_is_never_asked_again() {
+        let mut before = Case::new("contact-data");
+        before.state = State::Refused;
+        let mut after = before.clone();
+        after.state = State::Requested;
+        let send = Action::SendRequest {
+            channel: "email".into(),
+            template: "request".into(),
+            attempt: 1,
+        };
+        assert!(guardrail(&before, &outcome(after, vec![send]), 0).is_some());
+    }
+
+    #[test]
+    fn no_cleanup_on_hold_or_before_the_grace_period_ends() {
+        let mut before = Case::new("contact-data");
+        before.state = State::CleanupPending;
+        before.cleanup = Some(crate::plugin::CleanupPlan {
+            mode: CleanupMode::Delete,
+            not_before: t(10),
+            reason: "refusal".into(),
+            resume_state: State::Refused,
+            requested_by: None,
+            requires_approval: false,
+            approved_by: None,
+        });
+        let mut after = before.clone();
+        after.state = State::Purged;
+        let purge = outcome(
+            after,
+            vec![Action::Cleanup {
+                mode: CleanupMode::Delete,
+            }],
+        );
+        let early = guardrail(&before, &purge, t(5).timestamp()).expect("refused");
+        assert!(
+            early.starts_with("cleanup before the grace period ends"),
+            "{early}"
+        );
+        assert_eq!(guardrail(&before, &purge, t(11).timestamp()), None);
+        before.legal_hold = true;
+        assert_eq!(
+            guardrail(&before, &purge, t(11).timestamp()).as_deref(),
+            Some("the case is on legal hold; no cleanup")
+        );
+    }
+
+    #[test]
+    fn purged_is_final() {
+        let mut before = Case::new("contact-data");
+        before.state = State::Purged;
+        let mut after = before.clone();
+        after.state = State::Consented;
+        assert!(guardrail(&before, &outcome(after, vec![]), 0).is_some());
+        assert_eq!(
+            guardrail(&before, &outcome(before.clone(), vec![]), 0),
+            None
+        );
+    }
+}

@@ -1,0 +1,167 @@
+//! `klar tick` against a real database: due cases are stepped through the real
+//! plugin, outcomes land with audit and outbox rows, a second tick at the same
+//! time changes nothing, and a policy error marks only its own cases.
+
+mod support;
+
+use klar::store::{Store, audit};
+use support::*;
+
+const CSV: &str = "external_id,first_name,last_name,email,phone,owner,source,created_at\n\
+C00001,Jürgen,Groß,j.gross@example.de,,jk,trade-fair,2026-10-01\n\
+C00002,Zoë,Weiß,zoe@example.fr,,mb,web-form,2026-10-02\n\
+C00003,José,Núñez,jose@example.es,,jk,import,2026-10-03\n";
+
+fn setup(policy: &str) -> tempfile::TempDir {
+    let dir = files(&[("contacts.csv", CSV), ("policy.rhai", policy)]);
+    for args in [
+        &[
+            "tenant",
+            "add",
+            "acme",
+            "--name",
+            "ACME",
+            "--policy",
+            "policy.rhai",
+            "--now",
+            "2026-11-30T08:00:00Z",
+        ][..],
+        &[
+            "purpose",
+            "add",
+            "acme",
+            "newsletter",
+            "--description",
+            "Newsletter",
+            "--now",
+            "2026-11-30T08:00:00Z",
+        ],
+        &[
+            "import",
+            "acme",
+            "contacts.csv",
+            "--now",
+            "2026-11-30T08:00:00Z",
+        ],
+    ] {
+        let out = run(dir.path(), args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+    }
+    dir
+}
+
+fn run(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    klar()
+        .current_dir(dir)
+        .env("KLAR_DB", dir.join("klar.db"))
+        .args(args)
+        .output()
+        .expect("runs")
+}
+
+fn tick(dir: &std::path::Path, now: &str) -> String {
+    let out = run(dir, &["tick", "--now", now]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out)
+}
+
+fn states(dir: &std::path::Path) -> Vec<(String, String, String, Option<String>)> {
+    let store = Store::open(&dir.join("klar.db")).expect("opens");
+    let mut stmt = store
+        .connection()
+        .prepare(
+            "SELECT contact, purpose, state, needs_attention FROM cases ORDER BY contact, purpose",
+        )
+        .expect("query");
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("rows")
+}
+
+fn outbox_kinds(dir: &std::path::Path) -> Vec<String> {
+    let store = Store::open(&dir.join("klar.db")).expect("opens");
+    let mut stmt = store
+        .connection()
+        .prepare("SELECT kind FROM outbox ORDER BY seq")
+        .expect("query");
+    stmt.query_map([], |r| r.get(0))
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("rows")
+}
+
+#[test]
+fn a_tick_asks_every_new_case_once_and_a_second_tick_changes_nothing() {
+    let dir = setup(DEFAULT_POLICY);
+    assert_eq!(
+        tick(dir.path(), "2026-11-30T09:00:00Z"),
+        "acme: 6 due, 6 changed, 0 failed, 6 action(s) queued\n"
+    );
+    assert!(
+        states(dir.path())
+            .iter()
+            .all(|(_, _, state, attention)| state == "requested" && attention.is_none())
+    );
+    assert_eq!(outbox_kinds(dir.path()), vec!["send-request"; 6]);
+
+    let audit_rows = {
+        let store = Store::open(&dir.path().join("klar.db")).expect("opens");
+        audit::rows(store.connection(), "acme", None)
+            .expect("rows")
+            .len()
+    };
+    assert_eq!(
+        tick(dir.path(), "2026-11-30T09:00:00Z"),
+        "acme: 0 due, 0 changed, 0 failed, 0 action(s) queued\n"
+    );
+    let store = Store::open(&dir.path().join("klar.db")).expect("opens");
+    assert_eq!(
+        audit::rows(store.connection(), "acme", None)
+            .expect("rows")
+            .len(),
+        audit_rows
+    );
+    assert_eq!(
+        audit::verify(store.connection(), "acme").expect("verifies"),
+        []
+    );
+
+    // 14 business days later the first reminders are due.
+    assert_eq!(
+        tick(dir.path(), "2026-12-18T09:00:00Z"),
+        "acme: 6 due, 6 changed, 0 failed, 6 action(s) queued\n"
+    );
+}
+
+#[test]
+fn a_policy_error_marks_its_cases_and_the_sweep_goes_on() {
+    let policy = "fn channel(contact, attempt) {\n    if contact.source == \"import\" { throw \"imported contacts need a manual check\" }\n    \"email\"\n}\n";
+    let dir = setup(policy);
+    assert_eq!(
+        tick(dir.path(), "2026-11-30T09:00:00Z"),
+        "acme: 6 due, 4 changed, 2 failed, 4 action(s) queued\n"
+    );
+    for (contact, _, state, attention) in states(dir.path()) {
+        if contact == "C00003" {
+            assert_eq!(state, "unclarified");
+            let why = attention.expect("marked");
+            assert!(
+                why.contains("imported contacts need a manual check"),
+                "{why}"
+            );
+            assert!(why.contains("2:"), "the message names the line: {why}");
+        } else {
+            assert_eq!((state.as_str(), attention), ("requested", None));
+        }
+    }
+    assert_eq!(
+        tick(dir.path(), "2026-11-30T10:00:00Z"),
+        "acme: 0 due, 0 changed, 0 failed, 0 action(s) queued\n"
+    );
+}
