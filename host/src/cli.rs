@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use sha2::Digest;
 
 use crate::diagnostics;
-use crate::plugin::{Case, Clock, Contact, Event, Severity};
+use crate::plugin::{Case, Clock, Contact, Decision, DecisionKind, Event, Severity};
 use crate::runtime::{LoadedPlugin, OpenError, Origin, Runtime, RuntimeConfig, StepFailure};
 use crate::store::{Store, tenants};
 
@@ -46,6 +46,75 @@ pub enum Command {
     /// Manage a tenant's purposes.
     #[command(subcommand)]
     Purpose(PurposeCommand),
+
+    /// Record a person's decision on a case.
+    Decide {
+        tenant: String,
+        contact: String,
+        #[arg(long, default_value = "contact-data")]
+        purpose: String,
+        #[arg(long, value_enum)]
+        action: DecideAction,
+        #[arg(long)]
+        by: String,
+        #[arg(long)]
+        reason: String,
+        /// For `restart`: ask again after this many days (default: now).
+        #[arg(long)]
+        after_days: Option<u32>,
+        #[command(flatten)]
+        now: NowArg,
+    },
+
+    /// Approve a pending cleanup (the second pair of eyes).
+    Approve {
+        tenant: String,
+        contact: String,
+        #[arg(long, default_value = "contact-data")]
+        purpose: String,
+        #[arg(long)]
+        by: String,
+        #[command(flatten)]
+        now: NowArg,
+    },
+
+    /// Put a legal hold on a contact's cases, or lift it.
+    Hold {
+        tenant: String,
+        contact: String,
+        #[arg(value_enum)]
+        switch: OnOff,
+        #[arg(long)]
+        by: String,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        now: NowArg,
+    },
+
+    /// The contact withdrew consent (all purposes unless --purpose).
+    Withdraw {
+        tenant: String,
+        contact: String,
+        #[arg(long)]
+        purpose: Option<String>,
+        #[command(flatten)]
+        now: NowArg,
+    },
+
+    /// The CRM used the contact for a purpose.
+    Used {
+        tenant: String,
+        contact: String,
+        #[arg(long, default_value = "contact-data")]
+        purpose: String,
+        #[command(flatten)]
+        now: NowArg,
+    },
+
+    /// Audit log: verify the hash chain.
+    #[command(subcommand)]
+    Audit(AuditCommand),
 
     /// Step every due case of every tenant through its active policy (the
     /// built-in rules/default.rhai where none was set).
@@ -115,6 +184,28 @@ pub enum PolicyCommand {
         #[command(flatten)]
         now: NowArg,
     },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum DecideAction {
+    Manual,
+    Restart,
+    Cleanup,
+    OtherBasis,
+    Keep,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check every tenant's (or one tenant's) audit chain; exit 1 and name each
+    /// changed, deleted or re-linked row if it is broken.
+    Verify { tenant: Option<String> },
 }
 
 #[derive(Debug, Subcommand)]
@@ -246,6 +337,90 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             now,
         }) => purpose_add(&db, &tenant, &id, &description, &now),
         Command::Tick { batch, now } => tick(plugin, &db, batch, &now),
+        Command::Decide {
+            tenant,
+            contact,
+            purpose,
+            action,
+            by,
+            reason,
+            after_days,
+            now,
+        } => {
+            let kind = match action {
+                DecideAction::Manual => DecisionKind::Manual,
+                DecideAction::Restart => DecisionKind::Restart,
+                DecideAction::Cleanup => DecisionKind::Cleanup,
+                DecideAction::OtherBasis => DecisionKind::OtherBasis,
+                DecideAction::Keep => DecisionKind::Keep,
+            };
+            let event = Event::ManualDecision(Decision {
+                kind,
+                by,
+                reason,
+                after_days,
+                mode: None,
+            });
+            case_event(plugin, &db, &tenant, &contact, Some(&purpose), event, &now)
+        }
+        Command::Approve {
+            tenant,
+            contact,
+            purpose,
+            by,
+            now,
+        } => case_event(
+            plugin,
+            &db,
+            &tenant,
+            &contact,
+            Some(&purpose),
+            Event::Approve { by },
+            &now,
+        ),
+        Command::Hold {
+            tenant,
+            contact,
+            switch,
+            by,
+            reason,
+            now,
+        } => {
+            let event = match switch {
+                OnOff::On => Event::HoldOn { by, reason },
+                OnOff::Off => Event::HoldOff { by, reason },
+            };
+            case_event(plugin, &db, &tenant, &contact, None, event, &now)
+        }
+        Command::Withdraw {
+            tenant,
+            contact,
+            purpose,
+            now,
+        } => case_event(
+            plugin,
+            &db,
+            &tenant,
+            &contact,
+            purpose.as_deref(),
+            Event::Withdraw,
+            &now,
+        ),
+        Command::Used {
+            tenant,
+            contact,
+            purpose,
+            now,
+        } => case_event(
+            plugin,
+            &db,
+            &tenant,
+            &contact,
+            Some(&purpose),
+            Event::Used,
+            &now,
+        ),
+        Command::Audit(AuditCommand::Verify { tenant }) => audit_verify(&db, tenant.as_deref()),
         Command::Import {
             tenant,
             file,
@@ -602,30 +777,114 @@ fn import(
     Ok(ExitCode::SUCCESS)
 }
 
+/// The tenant's active policy (or the built-in default) opened in the plugin,
+/// with the policy's sha256 for the audit rows.
+fn tenant_session(
+    store: &Store,
+    plugin: &Arc<LoadedPlugin>,
+    tenant: &tenants::Tenant,
+) -> Result<(crate::runtime::Session, String)> {
+    let (name, source, sha256) = match tenants::active_policy(store.connection(), &tenant.id)? {
+        Some(v) => (
+            format!("{} policy v{}", tenant.id, v.version),
+            v.source,
+            v.sha256,
+        ),
+        None => {
+            let source = crate::bench::DEFAULT_POLICY.to_owned();
+            let sha: String = sha2::Sha256::digest(source.as_bytes())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            ("built-in default policy".to_owned(), source, sha)
+        }
+    };
+    let session = plugin
+        .open(&name, &source)
+        .map_err(|e| anyhow::anyhow!("{}: failed to open {name}: {e}", tenant.id))?;
+    Ok((session, sha256))
+}
+
+/// `klar decide|approve|hold|withdraw|used`: one event for a contact's case
+/// (or all its cases when `purpose` is `None`).
+fn case_event(
+    plugin: Option<&Path>,
+    db: &Path,
+    tenant: &str,
+    contact: &str,
+    purpose: Option<&str>,
+    event: Event,
+    now: &NowArg,
+) -> Result<ExitCode> {
+    let now = now.resolve()?;
+    let mut store = open_store(db)?;
+    let tenant = tenants::require(store.connection(), tenant)?;
+    let purposes: Vec<String> = match purpose {
+        Some(p) => vec![p.to_owned()],
+        None => tenants::purposes(store.connection(), &tenant.id)?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect(),
+    };
+    let plugin = load_plugin(plugin)?;
+    let (mut session, sha256) = tenant_session(&store, &plugin, &tenant)?;
+    let mut code = ExitCode::SUCCESS;
+    for purpose in purposes {
+        match crate::scheduler::step_event(
+            &mut store,
+            &mut session,
+            &tenant,
+            &sha256,
+            contact,
+            &purpose,
+            event.clone(),
+            now,
+        ) {
+            Ok(outcome) => println!("{contact} {purpose}: {}", outcome.case.state),
+            Err(err) => {
+                println!("{contact} {purpose}: {err}");
+                code = ExitCode::from(1);
+            }
+        }
+    }
+    Ok(code)
+}
+
+/// `klar audit verify`
+fn audit_verify(db: &Path, tenant: Option<&str>) -> Result<ExitCode> {
+    let store = open_store(db)?;
+    let ids: Vec<String> = match tenant {
+        Some(id) => vec![tenants::require(store.connection(), id)?.id],
+        None => tenants::list(store.connection())?
+            .into_iter()
+            .map(|t| t.id)
+            .collect(),
+    };
+    let mut broken = false;
+    for id in ids {
+        let problems = crate::store::audit::verify(store.connection(), &id)?;
+        if problems.is_empty() {
+            println!("{id}: audit chain intact");
+        }
+        for problem in problems {
+            broken = true;
+            println!("{id}: {problem}");
+        }
+    }
+    Ok(if broken {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
 /// `klar tick`
 fn tick(plugin: Option<&Path>, db: &Path, batch: usize, now: &NowArg) -> Result<ExitCode> {
     let now = now.resolve()?;
     let mut store = open_store(db)?;
     let plugin = load_plugin(plugin)?;
     for tenant in tenants::list(store.connection())? {
-        let (name, source, sha256) = match tenants::active_policy(store.connection(), &tenant.id)? {
-            Some(v) => (
-                format!("{} policy v{}", tenant.id, v.version),
-                v.source,
-                v.sha256,
-            ),
-            None => {
-                let source = crate::bench::DEFAULT_POLICY.to_owned();
-                let sha: String = sha2::Sha256::digest(source.as_bytes())
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect();
-                ("built-in default policy".to_owned(), source, sha)
-            }
-        };
-        let mut session = plugin
-            .open(&name, &source)
-            .map_err(|e| anyhow::anyhow!("{}: failed to open {name}: {e}", tenant.id))?;
+        let (mut session, sha256) = tenant_session(&store, &plugin, &tenant)?;
         let r = crate::scheduler::tick(&mut store, &mut session, &tenant, &sha256, now, batch)?;
         println!(
             "{}: {} due, {} changed, {} failed, {} action(s) queued",

@@ -120,6 +120,80 @@ pub fn tick(
     Ok(report)
 }
 
+/// Why an event for one case was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum EventError {
+    #[error("{contact} has no case for purpose {purpose}")]
+    NoCase { contact: String, purpose: String },
+    /// The plugin refused the event for this case; nothing changed.
+    #[error("{0}")]
+    Rejected(String),
+    /// The step failed; the case is now marked needs_attention.
+    #[error("the step failed and the case is marked for attention: {0}")]
+    Failed(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Applies one event (a decision, a withdrawal, ...) to one case at once.
+#[allow(clippy::too_many_arguments)] // The event's whole context.
+pub fn step_event(
+    store: &mut Store,
+    session: &mut Session,
+    tenant: &Tenant,
+    policy_sha256: &str,
+    contact_id: &str,
+    purpose: &str,
+    event: Event,
+    now: DateTime<Utc>,
+) -> Result<Outcome, EventError> {
+    let no_case = || EventError::NoCase {
+        contact: contact_id.to_owned(),
+        purpose: purpose.to_owned(),
+    };
+    let Some(contact) =
+        contacts::get(store.connection(), &tenant.id, contact_id).map_err(StoreError::from)?
+    else {
+        return Err(no_case());
+    };
+    let case = match load_case(store.connection(), &tenant.id, contact_id, purpose) {
+        Ok(case) => case,
+        Err(StoreError::Sql(rusqlite::Error::QueryReturnedNoRows)) => return Err(no_case()),
+        Err(err) => return Err(err.into()),
+    };
+    let result = session.step(&case, &contact, &event, &clock(tenant, now));
+    if let Err(StepFailure::Step(crate::plugin::StepError::Rejected { reason })) = &result {
+        return Err(EventError::Rejected(reason.clone()));
+    }
+    let outcome = result.as_ref().ok().cloned();
+    let applied = store.transaction(|tx| {
+        apply(
+            tx,
+            &tenant.id,
+            contact_id,
+            &case,
+            &event,
+            result,
+            policy_sha256,
+            now.timestamp(),
+        )
+    })?;
+    match (applied, outcome) {
+        (Applied::Failed, _) | (_, None) => {
+            let why: Option<String> = store
+                .connection()
+                .query_row(
+                    "SELECT needs_attention FROM cases WHERE tenant = ?1 AND contact = ?2 AND purpose = ?3",
+                    params![tenant.id, contact_id, purpose],
+                    |r| r.get(0),
+                )
+                .map_err(StoreError::from)?;
+            Err(EventError::Failed(why.unwrap_or_default()))
+        }
+        (_, Some(outcome)) => Ok(outcome),
+    }
+}
+
 /// What applying one step did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {
@@ -160,7 +234,9 @@ pub fn guardrail(before: &Case, outcome: &Outcome, now: i64) -> Option<String> {
                         ));
                     }
                     None => {
-                        return Some("cleanup without a pending cleanup plan is refused".to_owned());
+                        return Some(
+                            "cleanup without a pending cleanup plan is refused".to_owned(),
+                        );
                     }
                 }
             }

@@ -1,0 +1,220 @@
+//! People's decisions and the contact's withdrawal through the real `klar`
+//! binary and database: manual decision after no answer, restart, legal hold
+//! against cleanup, the second pair of eyes, and a tampered audit log.
+
+mod support;
+
+use klar::store::Store;
+use support::*;
+
+const CSV: &str = "external_id,first_name,last_name,email,phone,owner,source,created_at\n\
+C00001,Jürgen,Groß,j.gross@example.de,,jk,trade-fair,2026-10-01\n";
+
+struct Db {
+    dir: tempfile::TempDir,
+}
+
+impl Db {
+    fn new(policy: &str) -> Db {
+        let db = Db {
+            dir: files(&[("contacts.csv", CSV), ("policy.rhai", policy)]),
+        };
+        db.ok(&[
+            "tenant",
+            "add",
+            "acme",
+            "--name",
+            "ACME",
+            "--policy",
+            "policy.rhai",
+            "--now",
+            "2026-11-30T08:00:00Z",
+        ]);
+        db.ok(&[
+            "import",
+            "acme",
+            "contacts.csv",
+            "--now",
+            "2026-11-30T08:00:00Z",
+        ]);
+        db
+    }
+
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        klar()
+            .current_dir(self.dir.path())
+            .env("KLAR_DB", self.dir.path().join("klar.db"))
+            .args(args)
+            .output()
+            .expect("runs")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        stdout(&out)
+    }
+
+    fn tick(&self, day: i64) {
+        let now = (t0() + chrono::Duration::days(day)).to_rfc3339();
+        self.ok(&["tick", "--now", &now]);
+    }
+
+    fn at(&self, day: i64) -> String {
+        (t0() + chrono::Duration::days(day)).to_rfc3339()
+    }
+
+    fn state(&self) -> String {
+        let store = Store::open(&self.dir.path().join("klar.db")).expect("opens");
+        store
+            .connection()
+            .query_row(
+                "SELECT state FROM cases WHERE contact = 'C00001'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("a case")
+    }
+}
+
+const QUICK: &str = "fn reminder_days(contact) { [7] }\nfn answer_days(contact) { 7 }\n";
+
+#[test]
+fn no_answer_then_the_owner_decides_to_restart_later() {
+    let db = Db::new(QUICK);
+    for day in [0, 7, 14] {
+        db.tick(day);
+    }
+    assert_eq!(db.state(), "awaiting-decision");
+    let out = db.ok(&[
+        "decide",
+        "acme",
+        "C00001",
+        "--action",
+        "restart",
+        "--after-days",
+        "30",
+        "--by",
+        "jk",
+        "--reason",
+        "Messe im Frühjahr",
+        "--now",
+        &db.at(15),
+    ]);
+    assert_eq!(out, "C00001 contact-data: paused\n");
+    db.tick(44);
+    assert_eq!(db.state(), "paused");
+    db.tick(45);
+    assert_eq!(db.state(), "requested");
+}
+
+#[test]
+fn legal_hold_blocks_cleanup_until_it_is_lifted() {
+    let db = Db::new(QUICK);
+    db.tick(0);
+    db.ok(&[
+        "hold",
+        "acme",
+        "C00001",
+        "on",
+        "--by",
+        "legal",
+        "--reason",
+        "Az. 4711",
+        "--now",
+        &db.at(1),
+    ]);
+    assert_eq!(
+        db.ok(&["withdraw", "acme", "C00001", "--now", &db.at(2)]),
+        "C00001 contact-data: cleanup-pending\n"
+    );
+    db.tick(60);
+    assert_eq!(db.state(), "cleanup-pending");
+    db.ok(&[
+        "hold",
+        "acme",
+        "C00001",
+        "off",
+        "--by",
+        "legal",
+        "--reason",
+        "erledigt",
+        "--now",
+        &db.at(61),
+    ]);
+    db.tick(61);
+    assert_eq!(db.state(), "purged");
+}
+
+#[test]
+fn the_approver_must_differ_from_the_person_who_asked() {
+    let db = Db::new(
+        "fn requires_approval(contact, case) { true }\nfn cleanup_grace_days(contact) { 3 }\n",
+    );
+    db.tick(0);
+    db.ok(&[
+        "decide",
+        "acme",
+        "C00001",
+        "--action",
+        "cleanup",
+        "--by",
+        "jk",
+        "--reason",
+        "Dublette",
+        "--now",
+        &db.at(1),
+    ]);
+    let out = db.run(&[
+        "approve",
+        "acme",
+        "C00001",
+        "--by",
+        "jk",
+        "--now",
+        &db.at(2),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stdout(&out),
+        "C00001 contact-data: jk asked for this cleanup and cannot also approve it; a second person must\n"
+    );
+    db.tick(10);
+    assert_eq!(db.state(), "cleanup-pending", "never unapproved");
+    db.ok(&[
+        "approve",
+        "acme",
+        "C00001",
+        "--by",
+        "dpo",
+        "--now",
+        &db.at(10),
+    ]);
+    db.tick(10);
+    assert_eq!(db.state(), "purged");
+}
+
+#[test]
+fn audit_verify_catches_a_row_edited_in_the_database_file() {
+    let db = Db::new(QUICK);
+    db.tick(0);
+    assert_eq!(db.ok(&["audit", "verify"]), "acme: audit chain intact\n");
+    {
+        let store = Store::open(&db.dir.path().join("klar.db")).expect("opens");
+        store
+            .connection()
+            .execute("UPDATE audit_log SET detail = replace(detail, 'requested', 'consented') WHERE kind = 'state-change'", [])
+            .expect("tamper");
+    }
+    let out = db.run(&["audit", "verify", "acme"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stdout(&out),
+        "acme: row 5 was changed after it was written\n"
+    );
+}
