@@ -165,3 +165,57 @@ fn a_policy_error_marks_its_cases_and_the_sweep_goes_on() {
         "acme: 0 due, 0 changed, 0 failed, 0 action(s) queued\n"
     );
 }
+
+#[test]
+fn status_and_cases_show_where_everything_stands() {
+    let dir = setup("fn reminder_days(contact) { [] }\nfn answer_days(contact) { 7 }\n");
+    tick(dir.path(), "2026-11-30T09:00:00Z");
+    tick(dir.path(), "2026-12-08T09:00:00Z");
+    let out = run(
+        dir.path(),
+        &["status", "acme", "--json", "--now", "2026-12-08T10:00:00Z"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let status: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    assert_eq!(status["bands"]["to-clarify"], 6);
+    assert_eq!(status["states"]["awaiting-decision"], 6);
+    assert_eq!(status["states"]["consented"], 0);
+    assert_eq!(
+        status["awaiting_decision_by_owner"],
+        serde_json::json!({"jk": 4, "mb": 2})
+    );
+    assert_eq!(status["overdue"], 0);
+
+    let text = stdout(&run(
+        dir.path(),
+        &["status", "acme", "--now", "2026-12-08T10:00:00Z"],
+    ));
+    assert!(text.starts_with("acme: 6 case(s)\n"), "{text}");
+    assert!(
+        text.ends_with("awaiting a decision: jk 4, mb 2\n"),
+        "{text}"
+    );
+
+    let out = run(dir.path(), &["cases", "acme", "--owner", "mb", "--json"]);
+    let cases: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    let cases = cases.as_array().expect("a list");
+    assert_eq!(cases.len(), 2);
+    for case in cases {
+        for key in [
+            "tenant",
+            "contact",
+            "purpose",
+            "state",
+            "band",
+            "reminders_sent",
+            "next_due_at",
+            "owner",
+        ] {
+            assert!(case.get(key).is_some(), "{key} missing in {case}");
+        }
+        assert_eq!(case["contact"], "C00002");
+        assert_eq!(case["state"], "awaiting-decision");
+    }
+    let text = stdout(&run(dir.path(), &["cases", "acme", "--state", "requested"]));
+    assert!(text.ends_with("0 case(s)\n"), "{text}");
+}

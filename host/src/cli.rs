@@ -112,6 +112,36 @@ pub enum Command {
         now: NowArg,
     },
 
+    /// The cockpit: cases per band and state, overdue cases, decisions waiting
+    /// per person, deadlines in the next 7 days, pending cleanups.
+    Status {
+        tenant: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        now: NowArg,
+    },
+
+    /// List cases.
+    Cases {
+        tenant: String,
+        #[arg(long)]
+        state: Option<String>,
+        /// usable, to-clarify or removed.
+        #[arg(long)]
+        band: Option<String>,
+        /// The contact's owner.
+        #[arg(long)]
+        owner: Option<String>,
+        /// Only cases whose next step is overdue.
+        #[arg(long)]
+        overdue: bool,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        now: NowArg,
+    },
+
     /// Audit log: verify the hash chain.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -421,6 +451,24 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             &now,
         ),
         Command::Audit(AuditCommand::Verify { tenant }) => audit_verify(&db, tenant.as_deref()),
+        Command::Status { tenant, json, now } => status(&db, &tenant, json, &now),
+        Command::Cases {
+            tenant,
+            state,
+            band,
+            owner,
+            overdue,
+            json,
+            now,
+        } => {
+            let filter = crate::store::report::CaseFilter {
+                state,
+                band,
+                owner,
+                overdue,
+            };
+            cases(&db, &tenant, &filter, json, &now)
+        }
         Command::Import {
             tenant,
             file,
@@ -891,5 +939,93 @@ fn tick(plugin: Option<&Path>, db: &Path, batch: usize, now: &NowArg) -> Result<
             tenant.id, r.due, r.changed, r.failed, r.actions
         );
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `klar status`
+fn status(db: &Path, tenant: &str, json: bool, now: &NowArg) -> Result<ExitCode> {
+    let now = now.resolve()?.timestamp();
+    let store = open_store(db)?;
+    tenants::require(store.connection(), tenant)?;
+    let s = crate::store::report::status(store.connection(), tenant, now)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let total: i64 = s.bands.values().sum();
+    println!("{tenant}: {total} case(s)");
+    for (band, label, states) in [
+        ("usable", "usable", &["consented", "other-basis"][..]),
+        (
+            "to-clarify",
+            "to clarify",
+            &["unclarified", "requested", "awaiting-decision", "paused"][..],
+        ),
+        (
+            "removed",
+            "removed",
+            &["refused", "withdrawn", "cleanup-pending", "purged"][..],
+        ),
+    ] {
+        let detail: Vec<String> = states
+            .iter()
+            .map(|st| format!("{st} {}", s.states.get(*st).copied().unwrap_or(0)))
+            .collect();
+        println!(
+            "  {label:<11} {:>7}   {}",
+            s.bands.get(band).copied().unwrap_or(0),
+            detail.join(", ")
+        );
+    }
+    println!(
+        "overdue: {}   due in the next 7 days: {}   cleanup pending: {}   needs attention: {}",
+        s.overdue, s.due_next_7_days, s.cleanup_pending, s.needs_attention
+    );
+    if s.awaiting_decision_by_owner.is_empty() {
+        println!("awaiting a decision: nobody");
+    } else {
+        let waiting: Vec<String> = s
+            .awaiting_decision_by_owner
+            .iter()
+            .map(|(owner, n)| format!("{owner} {n}"))
+            .collect();
+        println!("awaiting a decision: {}", waiting.join(", "));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `klar cases`
+fn cases(
+    db: &Path,
+    tenant: &str,
+    filter: &crate::store::report::CaseFilter,
+    json: bool,
+    now: &NowArg,
+) -> Result<ExitCode> {
+    let now = now.resolve()?.timestamp();
+    let store = open_store(db)?;
+    tenants::require(store.connection(), tenant)?;
+    let lines = crate::store::report::cases(store.connection(), tenant, filter, now)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&lines)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<14} {:<16} {:<18} {:<10} {:>9}  {:<26} {}",
+        "contact", "purpose", "state", "owner", "reminders", "next due", "attention"
+    );
+    for l in &lines {
+        println!(
+            "{:<14} {:<16} {:<18} {:<10} {:>9}  {:<26} {}",
+            l.contact,
+            l.purpose,
+            l.state,
+            l.owner,
+            l.reminders_sent,
+            l.next_due_at.as_deref().unwrap_or("-"),
+            l.needs_attention.as_deref().unwrap_or("")
+        );
+    }
+    println!("{} case(s)", lines.len());
     Ok(ExitCode::SUCCESS)
 }

@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod contacts;
+pub mod report;
 pub mod tenants;
 
 use std::path::Path;
