@@ -1010,9 +1010,18 @@ fn cases(
         println!("{}", serde_json::to_string_pretty(&lines)?);
         return Ok(ExitCode::SUCCESS);
     }
+    let header = [
+        "contact",
+        "purpose",
+        "state",
+        "owner",
+        "reminders",
+        "next due",
+        "attention",
+    ];
     println!(
         "{:<14} {:<16} {:<18} {:<10} {:>9}  {:<26} {}",
-        "contact", "purpose", "state", "owner", "reminders", "next due", "attention"
+        header[0], header[1], header[2], header[3], header[4], header[5], header[6]
     );
     for l in &lines {
         println!(
