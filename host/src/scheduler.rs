@@ -346,6 +346,15 @@ fn apply(
             ],
         )?;
     }
+    for action in &outcome.actions {
+        if let Action::Cleanup { mode } = action
+            && case.purpose == crate::store::tenants::DEFAULT_PURPOSE
+        {
+            // Only the purge of `contact-data` erases the person; purging another
+            // purpose (say, the newsletter) ends just that use.
+            contacts::erase(tx, tenant, contact, *mode, now)?;
+        }
+    }
     Ok(Applied::Changed {
         actions: outcome.actions.len(),
     })

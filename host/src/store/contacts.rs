@@ -224,3 +224,46 @@ pub fn add_tombstone(
     )?;
     Ok(())
 }
+
+/// Erases a contact's personal data in klar's own store after its
+/// `contact-data` case was purged: names, addresses and attributes are blanked
+/// (`delete` also blanks the source), a salted hash of each address is kept as
+/// a tombstone so that a re-import is refused, and the CRM id stays so that the
+/// evidence and the audit log still refer to something. Returns whether there
+/// was anything left to erase.
+pub fn erase(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    id: &str,
+    mode: crate::plugin::CleanupMode,
+    now: i64,
+) -> rusqlite::Result<bool> {
+    let Some(contact) = get(tx, tenant, id)? else {
+        return Ok(false);
+    };
+    for (kind, value) in [("email", &contact.email), ("phone", &contact.phone)] {
+        if let Some(value) = value {
+            add_tombstone(tx, tenant, kind, value, now)?;
+        }
+    }
+    let delete = mode == crate::plugin::CleanupMode::Delete;
+    tx.execute(
+        "UPDATE contacts SET first_name = '', last_name = '', email = NULL, phone = NULL,
+             attributes = '{}', source = CASE WHEN ?3 THEN '' ELSE source END, erased_at = ?4
+         WHERE tenant = ?1 AND id = ?2",
+        params![tenant, id, delete, now],
+    )?;
+    audit::append(
+        tx,
+        tenant,
+        Entry {
+            at: now,
+            contact: Some(id.to_owned()),
+            purpose: None,
+            kind: "contact-erased".to_owned(),
+            detail: serde_json::json!({ "mode": mode.as_str() }).to_string(),
+            policy_sha256: None,
+        },
+    )?;
+    Ok(true)
+}
