@@ -4,20 +4,26 @@
 
 mod support;
 
-use klar::store::Store;
 use support::*;
 
 const CSV: &str = "external_id,first_name,last_name,email,phone,owner,source,created_at\n\
 C00001,Jürgen,Groß,j.gross@example.de,,jk,trade-fair,2026-10-01\n";
 
 struct Db {
-    dir: tempfile::TempDir,
+    ws: Workspace,
+}
+
+impl std::ops::Deref for Db {
+    type Target = Workspace;
+    fn deref(&self) -> &Workspace {
+        &self.ws
+    }
 }
 
 impl Db {
     fn new(policy: &str) -> Db {
         let db = Db {
-            dir: files(&[("contacts.csv", CSV), ("policy.rhai", policy)]),
+            ws: Workspace::new(&[("contacts.csv", CSV), ("policy.rhai", policy)]),
         };
         db.ok(&[
             "tenant",
@@ -40,26 +46,6 @@ impl Db {
         db
     }
 
-    fn run(&self, args: &[&str]) -> std::process::Output {
-        klar()
-            .current_dir(self.dir.path())
-            .env("KLAR_DB", self.dir.path().join("klar.db"))
-            .args(args)
-            .output()
-            .expect("runs")
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "{args:?}: {}{}",
-            stdout(&out),
-            stderr(&out)
-        );
-        stdout(&out)
-    }
-
     fn tick(&self, day: i64) {
         let now = (t0() + chrono::Duration::days(day)).to_rfc3339();
         self.ok(&["tick", "--now", &now]);
@@ -70,7 +56,7 @@ impl Db {
     }
 
     fn state(&self) -> String {
-        let store = Store::open(&self.dir.path().join("klar.db")).expect("opens");
+        let store = self.store();
         store
             .connection()
             .query_row(
@@ -205,7 +191,7 @@ fn audit_verify_catches_a_row_edited_in_the_database_file() {
     db.tick(0);
     assert_eq!(db.ok(&["audit", "verify"]), "acme: audit chain intact\n");
     {
-        let store = Store::open(&db.dir.path().join("klar.db")).expect("opens");
+        let store = db.store();
         store
             .connection()
             .execute("UPDATE audit_log SET detail = replace(detail, 'requested', 'consented') WHERE kind = 'state-change'", [])

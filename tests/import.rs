@@ -3,20 +3,28 @@
 
 mod support;
 
-use klar::store::{Store, audit, contacts};
+use klar::store::{audit, contacts};
 use support::*;
 
 const HEADER: &str = "external_id,first_name,last_name,email,phone,owner,source,created_at,fair";
 
 struct Tenant {
-    dir: tempfile::TempDir,
+    ws: Workspace,
+}
+
+impl std::ops::Deref for Tenant {
+    type Target = Workspace;
+    fn deref(&self) -> &Workspace {
+        &self.ws
+    }
 }
 
 impl Tenant {
     /// A tenant `acme` with the purposes contact-data and newsletter.
     fn new() -> Tenant {
-        let dir = files(&[]);
-        let tenant = Tenant { dir };
+        let tenant = Tenant {
+            ws: Workspace::new(&[]),
+        };
         tenant.ok(&[
             "tenant",
             "add",
@@ -35,34 +43,6 @@ impl Tenant {
             "Newsletter",
         ]);
         tenant
-    }
-
-    fn klar(&self, args: &[&str]) -> std::process::Output {
-        klar()
-            .current_dir(self.dir.path())
-            .env("KLAR_DB", self.dir.path().join("klar.db"))
-            .args(args)
-            .output()
-            .expect("runs")
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.klar(args);
-        assert!(
-            out.status.success(),
-            "{args:?}: {}{}",
-            stdout(&out),
-            stderr(&out)
-        );
-        stdout(&out)
-    }
-
-    fn write(&self, name: &str, text: &str) {
-        std::fs::write(self.dir.path().join(name), text).expect("write");
-    }
-
-    fn store(&self) -> Store {
-        Store::open(&self.dir.path().join("klar.db")).expect("opens")
     }
 
     fn counts(&self) -> (i64, i64, usize) {
@@ -144,7 +124,7 @@ fn a_malformed_file_changes_nothing_and_names_every_bad_line() {
         ),
     );
     let before = t.counts();
-    let out = t.klar(&["import", "acme", "bad.csv"]);
+    let out = t.run(&["import", "acme", "bad.csv"]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         stdout(&out),
@@ -155,7 +135,7 @@ fn a_malformed_file_changes_nothing_and_names_every_bad_line() {
     );
     assert_eq!(t.counts(), before, "not one row was written");
 
-    let out = t.klar(&["import", "acme", "bad.csv", "--skip-invalid"]);
+    let out = t.run(&["import", "acme", "bad.csv", "--skip-invalid"]);
     assert!(out.status.success());
     assert!(
         stdout(&out).ends_with(
@@ -170,7 +150,7 @@ fn a_malformed_file_changes_nothing_and_names_every_bad_line() {
 fn a_file_without_the_columns_is_refused_whole() {
     let t = Tenant::new();
     t.write("wrong.csv", "id;name\n1;x\n");
-    let out = t.klar(&["import", "acme", "wrong.csv"]);
+    let out = t.run(&["import", "acme", "wrong.csv"]);
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         stderr(&out),
@@ -193,7 +173,7 @@ fn an_erased_address_cannot_be_imported_again() {
         "back.csv",
         &format!("{HEADER}\nC9,Erika,Muster,erika@example.org,,jk,web,,\nC10,Max,Muster,max@example.org,,jk,web,,\n"),
     );
-    let out = t.klar(&["import", "acme", "back.csv"]);
+    let out = t.run(&["import", "acme", "back.csv"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stdout(&out).starts_with(

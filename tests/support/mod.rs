@@ -93,3 +93,50 @@ pub fn new_case() -> Case {
 pub fn tick() -> Event {
     Event::Tick
 }
+
+/// A temporary folder with a klar database (`klar.db`) and fixture files, and
+/// the `klar` binary run inside it.
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    pub fn new(entries: &[(&str, &str)]) -> Workspace {
+        Workspace {
+            dir: files(entries),
+        }
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        klar()
+            .current_dir(self.path())
+            .env("KLAR_DB", self.path().join("klar.db"))
+            .args(args)
+            .output()
+            .expect("klar runs")
+    }
+
+    /// Runs and insists on success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        stdout(&out)
+    }
+
+    pub fn write(&self, name: &str, text: &str) {
+        std::fs::write(self.path().join(name), text).expect("write a fixture");
+    }
+
+    pub fn store(&self) -> klar::store::Store {
+        klar::store::Store::open(&self.path().join("klar.db")).expect("the database opens")
+    }
+}
