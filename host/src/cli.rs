@@ -9,7 +9,6 @@ use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use serde::de::DeserializeOwned;
-use sha2::Digest;
 
 use crate::diagnostics;
 use crate::plugin::{Case, Clock, Contact, Decision, DecisionKind, Event, Severity};
@@ -840,10 +839,7 @@ fn tenant_session(
         ),
         None => {
             let source = crate::bench::DEFAULT_POLICY.to_owned();
-            let sha: String = sha2::Sha256::digest(source.as_bytes())
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
+            let sha = crate::sha256_hex(source.as_bytes());
             ("built-in default policy".to_owned(), source, sha)
         }
     };

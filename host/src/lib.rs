@@ -14,3 +14,14 @@ pub mod scheduler;
 pub mod store;
 
 pub use klar_plugin as plugin;
+
+/// Lower-case hex of some bytes (hashes in file names, the audit chain, tombstones).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The SHA-256 of some bytes, as lower-case hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex(&sha2::Sha256::digest(bytes))
+}

@@ -28,7 +28,7 @@ impl Hasher for ShaHasher {
 fn path_for(engine: &Engine, dir: &Path, wasm_sha256: &str) -> PathBuf {
     let mut hasher = ShaHasher(Sha256::new());
     engine.precompile_compatibility_hash().hash(&mut hasher);
-    let engine_hash = super::hex(&hasher.0.finalize());
+    let engine_hash = crate::hex(&hasher.0.finalize());
     let wasm = wasm_sha256.get(..32).unwrap_or(wasm_sha256);
     dir.join(format!("plugin-{wasm}-{}.cwasm", &engine_hash[..16]))
 }

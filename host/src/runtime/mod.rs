@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker, types::ComponentItem};
 use wasmtime::{Config, Engine, Store, StoreLimitsBuilder};
 use wasmtime_wasi::WasiCtxBuilder;
@@ -174,7 +173,7 @@ impl Runtime {
     /// its contract version and links it.
     pub fn load(&self, wasm: &[u8], label: &str) -> Result<Arc<LoadedPlugin>, RuntimeError> {
         let label = label.to_owned();
-        let sha256 = hex(&Sha256::digest(wasm));
+        let sha256 = crate::sha256_hex(wasm);
         let cached = self
             .config
             .cache_dir
@@ -370,8 +369,4 @@ impl wasmtime_wasi::HostMonotonicClock for FixedClock {
     fn now(&self) -> u64 {
         0
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -80,7 +80,7 @@ fn row_hash(tenant: &str, seq: i64, e: &Entry, prev_hash: &str) -> String {
     field(e.detail.as_bytes());
     field(e.policy_sha256.as_deref().unwrap_or("\u{0}").as_bytes());
     field(prev_hash.as_bytes());
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    crate::hex(&h.finalize())
 }
 
 /// Appends an entry for `tenant` inside the caller's transaction.

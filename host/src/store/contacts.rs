@@ -35,7 +35,7 @@ pub fn tombstone_hash(salt: &[u8], kind: &str, value: &str) -> String {
     h.update(kind.as_bytes());
     h.update([0]);
     h.update(normalise(kind, value).as_bytes());
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    crate::hex(&h.finalize())
 }
 
 /// When the address was erased, if it was.

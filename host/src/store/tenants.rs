@@ -58,10 +58,6 @@ pub fn parse_timezone(name: &str) -> Result<Tz, TenantError> {
         .map_err(|_| TenantError::BadTimezone(name.to_owned()))
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Creates a tenant with its default purpose, and audits both.
 pub fn add(
     tx: &Transaction<'_>,
@@ -213,7 +209,7 @@ pub fn set_policy(
     now: i64,
 ) -> Result<PolicyVersion, TenantError> {
     require(tx, tenant)?;
-    let sha256 = hex(&Sha256::digest(source.as_bytes()));
+    let sha256 = crate::sha256_hex(source.as_bytes());
     let version: i64 = tx.query_row(
         "SELECT COALESCE(MAX(version), 0) + 1 FROM policy_versions WHERE tenant = ?1",
         [tenant],
