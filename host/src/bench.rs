@@ -17,9 +17,6 @@ use chrono::{Duration, TimeZone, Utc};
 use crate::plugin::{self, Answer, Case, Clock, Contact, Event, Outcome, State};
 use crate::runtime::{Runtime, RuntimeConfig, StepFailure};
 
-/// The standard policy, built in for the benchmark and as the default.
-pub const DEFAULT_POLICY: &str = include_str!("../../rules/default.rhai");
-
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
     /// The policy to measure (default: the built-in rules/default.rhai).
@@ -119,7 +116,10 @@ pub fn run(plugin_path: Option<&Path>, args: &BenchArgs) -> Result<ExitCode> {
             std::fs::read_to_string(path)
                 .with_context(|| format!("failed to read policy {}", path.display()))?,
         ),
-        None => ("rules/default.rhai".to_owned(), DEFAULT_POLICY.to_owned()),
+        None => (
+            "rules/default.rhai".to_owned(),
+            crate::DEFAULT_POLICY.to_owned(),
+        ),
     };
     let (inputs, clock) = workload(args.cases);
 

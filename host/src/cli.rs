@@ -838,7 +838,7 @@ fn tenant_session(
             v.sha256,
         ),
         None => {
-            let source = crate::bench::DEFAULT_POLICY.to_owned();
+            let source = crate::DEFAULT_POLICY.to_owned();
             let sha = crate::sha256_hex(source.as_bytes());
             ("built-in default policy".to_owned(), source, sha)
         }

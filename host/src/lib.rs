@@ -15,6 +15,10 @@ pub mod store;
 
 pub use klar_plugin as plugin;
 
+/// The standard policy (`rules/default.rhai`), built in: a tenant without a
+/// policy of its own runs it, and `klar bench` measures it.
+pub const DEFAULT_POLICY: &str = include_str!("../../rules/default.rhai");
+
 /// Lower-case hex of some bytes (hashes in file names, the audit chain, tombstones).
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()

@@ -12,7 +12,8 @@ use klar::plugin::{Case, Clock, Contact, Event};
 use klar::runtime::{LoadedPlugin, Runtime, RuntimeConfig};
 
 /// The standard policy, as shipped in rules/.
-pub const DEFAULT_POLICY: &str = include_str!("../../rules/default.rhai");
+#[allow(unused_imports)] // Not every test file uses it.
+pub use klar::DEFAULT_POLICY;
 
 /// One compile cache for all tests, so the plugin is compiled once per run.
 pub fn cache_dir() -> PathBuf {
