@@ -201,6 +201,17 @@ fn contact(row: &Row<'_>, language: &str, now: DateTime<Utc>) -> Result<Contact,
             None
         }),
     };
+    // Optional: the language to write to this contact in (default: the tenant's).
+    let language = match field("language") {
+        "" => language,
+        l if l.len() <= 16 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') => l,
+        l => {
+            problems.push(format!(
+                "language {l:?} is not a language tag (use de, en or en-GB)"
+            ));
+            language
+        }
+    };
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -208,7 +219,9 @@ fn contact(row: &Row<'_>, language: &str, now: DateTime<Utc>) -> Result<Contact,
         .names
         .iter()
         .zip(row.fields)
-        .filter(|(name, value)| !COLUMNS.contains(&name.as_str()) && !value.is_empty())
+        .filter(|(name, value)| {
+            !COLUMNS.contains(&name.as_str()) && name.as_str() != "language" && !value.is_empty()
+        })
         .map(|(name, value)| (name.clone(), value.clone()))
         .collect();
     let source = match field("source") {
@@ -387,4 +400,38 @@ mod tests {
             "column first_name is not valid UTF-8"
         );
     }
+}
+
+/// What storing an import did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub added: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+    pub opened: usize,
+}
+
+/// Stores the good rows of `parsed` in one transaction: all of them or none.
+pub fn store(
+    store: &mut crate::store::Store,
+    tenant: &str,
+    parsed: &Parsed,
+    now: i64,
+    progress: &indicatif::ProgressBar,
+) -> Result<Counts, crate::store::StoreError> {
+    use crate::store::contacts::{self, Upsert};
+    let mut counts = Counts::default();
+    store.transaction(|tx| {
+        for (_, contact) in &parsed.contacts {
+            match contacts::upsert(tx, tenant, contact, now)? {
+                Upsert::Added => counts.added += 1,
+                Upsert::Updated => counts.updated += 1,
+                Upsert::Unchanged => counts.unchanged += 1,
+            }
+            counts.opened += contacts::open_cases(tx, tenant, &contact.id, now)?;
+            progress.inc(1);
+        }
+        Ok::<_, crate::store::StoreError>(())
+    })?;
+    Ok(counts)
 }

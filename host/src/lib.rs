@@ -6,9 +6,12 @@
 //! build; `cli` is the `klar` command.
 
 pub mod bench;
+pub mod bundle;
 pub mod cli;
+pub mod demo;
 pub mod diagnostics;
 pub mod import;
+pub mod respond;
 pub mod runtime;
 pub mod scheduler;
 pub mod store;

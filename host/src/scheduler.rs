@@ -8,14 +8,17 @@
 //! goes on. Ticking twice at the same `now` changes nothing the second time.
 
 use chrono::{DateTime, Offset, TimeZone, Utc};
-use rusqlite::{Connection, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::plugin::{Action, Band, Case, Clock, Event, Outcome, State};
-use crate::runtime::{Session, StepFailure};
+use std::sync::Arc;
+
+use crate::runtime::{LoadedPlugin, Session, StepFailure};
 use crate::store::audit::{self, Entry};
 use crate::store::contacts::{self, band_name};
 use crate::store::tenants::Tenant;
 use crate::store::{Store, StoreError};
+use crate::store::{evidence, tenants, texts, tokens};
 
 /// What one tick did for one tenant.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -79,6 +82,7 @@ pub fn tick(
     batch: usize,
 ) -> Result<TickReport, StoreError> {
     let clock = clock(tenant, now);
+    store.transaction(|tx| expire_evidence(tx, &tenant.id, now.timestamp()))?;
     let keys = due_keys(store.connection(), &tenant.id, now.timestamp())?;
     let mut report = TickReport {
         due: keys.len(),
@@ -120,6 +124,115 @@ pub fn tick(
     Ok(report)
 }
 
+/// The tenant's active policy (or the built-in default) could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[error("{tenant}: failed to open {policy}: {message}")]
+pub struct SessionError {
+    pub tenant: String,
+    pub policy: String,
+    pub message: String,
+}
+
+/// The tenant's active policy (or the built-in default) opened in the plugin,
+/// with the policy's sha256 for the audit rows.
+pub fn tenant_session(
+    store: &Store,
+    plugin: &Arc<LoadedPlugin>,
+    tenant: &Tenant,
+) -> Result<(Session, String), SessionError> {
+    let active =
+        tenants::active_policy(store.connection(), &tenant.id).map_err(|e| SessionError {
+            tenant: tenant.id.clone(),
+            policy: "its active policy".to_owned(),
+            message: e.to_string(),
+        })?;
+    let (name, source, sha256) = match active {
+        Some(v) => (
+            format!("{} policy v{}", tenant.id, v.version),
+            v.source,
+            v.sha256,
+        ),
+        None => {
+            let source = crate::DEFAULT_POLICY.to_owned();
+            let sha = crate::sha256_hex(source.as_bytes());
+            ("built-in default policy".to_owned(), source, sha)
+        }
+    };
+    let session = plugin.open(&name, &source).map_err(|e| SessionError {
+        tenant: tenant.id.clone(),
+        policy: name.clone(),
+        message: e.to_string(),
+    })?;
+    Ok((session, sha256))
+}
+
+/// A person looked at a failed case (fixed the policy, say) and lets the
+/// scheduler take it up again. Returns false if it was not marked.
+pub fn clear_attention(
+    store: &mut Store,
+    tenant: &str,
+    (contact, purpose): (&str, &str),
+    by: &str,
+    reason: &str,
+    now: i64,
+) -> Result<bool, StoreError> {
+    store.transaction(|tx| {
+        let error: Option<String> = tx
+            .query_row(
+                "SELECT needs_attention FROM cases WHERE tenant = ?1 AND contact = ?2 AND purpose = ?3",
+                params![tenant, contact, purpose],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten();
+        let Some(error) = error else {
+            return Ok(false);
+        };
+        tx.execute(
+            "UPDATE cases SET needs_attention = NULL, updated_at = ?4
+             WHERE tenant = ?1 AND contact = ?2 AND purpose = ?3",
+            params![tenant, contact, purpose, now],
+        )?;
+        audit::append(
+            tx,
+            tenant,
+            Entry {
+                at: now,
+                contact: Some(contact.to_owned()),
+                purpose: Some(purpose.to_owned()),
+                kind: "attention-cleared".to_owned(),
+                detail: serde_json::json!({ "by": by, "reason": reason, "error": error })
+                    .to_string(),
+                policy_sha256: None,
+            },
+        )?;
+        Ok(true)
+    })
+}
+
+/// Deletes evidence whose retention ended, with an audit row per contact.
+fn expire_evidence(tx: &Transaction<'_>, tenant: &str, now: i64) -> Result<(), StoreError> {
+    for (contact, records) in evidence::expire(tx, tenant, now)? {
+        audit::append(
+            tx,
+            tenant,
+            Entry {
+                at: now,
+                contact: Some(contact),
+                purpose: None,
+                kind: "evidence-expired".to_owned(),
+                detail: serde_json::json!({
+                    "deleted_records": records,
+                    "retention_days": evidence::RETENTION_DAYS,
+                })
+                .to_string(),
+                policy_sha256: None,
+            },
+        )?;
+    }
+    Ok(())
+}
+
 /// Why an event for one case was not applied.
 #[derive(Debug, thiserror::Error)]
 pub enum EventError {
@@ -147,6 +260,31 @@ pub fn step_event(
     event: Event,
     now: DateTime<Utc>,
 ) -> Result<Outcome, EventError> {
+    step_event_then(
+        store,
+        session,
+        tenant,
+        policy_sha256,
+        (contact_id, purpose),
+        event,
+        now,
+        |_, _| Ok(()),
+    )
+}
+
+/// Like [`step_event`], and `then` writes more (evidence of a response, say)
+/// in the same transaction as the step, unless the step failed.
+#[allow(clippy::too_many_arguments)] // The event's whole context.
+pub fn step_event_then(
+    store: &mut Store,
+    session: &mut Session,
+    tenant: &Tenant,
+    policy_sha256: &str,
+    (contact_id, purpose): (&str, &str),
+    event: Event,
+    now: DateTime<Utc>,
+    then: impl FnOnce(&Transaction<'_>, &Outcome) -> Result<(), StoreError>,
+) -> Result<Outcome, EventError> {
     let no_case = || EventError::NoCase {
         contact: contact_id.to_owned(),
         purpose: purpose.to_owned(),
@@ -167,7 +305,7 @@ pub fn step_event(
     }
     let outcome = result.as_ref().ok().cloned();
     let applied = store.transaction(|tx| {
-        apply(
+        let applied = apply(
             tx,
             &tenant.id,
             contact_id,
@@ -176,7 +314,11 @@ pub fn step_event(
             result,
             policy_sha256,
             now.timestamp(),
-        )
+        )?;
+        if let (Some(outcome), false) = (&outcome, applied == Applied::Failed) {
+            then(tx, outcome)?;
+        }
+        Ok::<_, StoreError>(applied)
     })?;
     match (applied, outcome) {
         (Applied::Failed, _) | (_, None) => {
@@ -332,6 +474,16 @@ fn apply(
         // Stable: the same audit row and position always give the same id, so
         // a CRM can de-duplicate deliveries.
         let id = format!("{tenant}-{}-{i}", row.seq);
+        let mut payload = serde_json::to_value(action).unwrap_or_default();
+        if let Action::SendRequest {
+            channel, attempt, ..
+        } = action
+        {
+            let link = request_sent(tx, tenant, contact, &case.purpose, channel, *attempt, now)?;
+            if let Some(object) = payload.as_object_mut() {
+                object.extend(link);
+            }
+        }
         tx.execute(
             "INSERT INTO outbox (id, tenant, seq, contact, purpose, kind, payload, created_at)
              VALUES (?1, ?2, (SELECT COALESCE(MAX(seq), 0) + 1 FROM outbox WHERE tenant = ?2), ?3, ?4, ?5, ?6, ?7)",
@@ -341,7 +493,7 @@ fn apply(
                 contact,
                 case.purpose,
                 kind,
-                serde_json::to_string(action).unwrap_or_default(),
+                payload.to_string(),
                 now
             ],
         )?;
@@ -353,11 +505,73 @@ fn apply(
             // Only the purge of `contact-data` erases the person; purging another
             // purpose (say, the newsletter) ends just that use.
             contacts::erase(tx, tenant, contact, *mode, now)?;
+            evidence::start_retention(tx, tenant, contact, now)?;
         }
     }
     Ok(Applied::Changed {
         actions: outcome.actions.len(),
     })
+}
+
+/// A request goes out: a fresh response link bound to this case, and evidence
+/// of what was sent. Returns what the outbox action carries for the sender:
+/// the link's secret, its id, and the consent text's version.
+fn request_sent(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    contact: &str,
+    purpose: &str,
+    channel: &str,
+    attempt: u32,
+    now: i64,
+) -> Result<serde_json::Map<String, serde_json::Value>, StoreError> {
+    let language: String = tx.query_row(
+        "SELECT language FROM contacts WHERE tenant = ?1 AND id = ?2",
+        params![tenant, contact],
+        |r| r.get(0),
+    )?;
+    let language = texts::language_for(&language);
+    let text = texts::current_or_standard(tx, tenant, purpose, language, now)?;
+    let (secret, token) = tokens::issue(
+        tx,
+        tokens::Token {
+            id: String::new(),
+            tenant: tenant.to_owned(),
+            contact: contact.to_owned(),
+            purpose: purpose.to_owned(),
+            attempt: i64::from(attempt),
+            channel: channel.to_owned(),
+            text_version: text.version,
+            language: language.to_owned(),
+            created_at: now,
+            expires_at: now + tokens::LIFETIME_DAYS * 86_400,
+            used_at: None,
+        },
+    )?;
+    evidence::add(
+        tx,
+        tenant,
+        contact,
+        purpose,
+        "request",
+        now,
+        &serde_json::json!({
+            "channel": channel,
+            "attempt": attempt,
+            "token_id": token.id,
+            "text_version": text.version,
+            "text_sha256": text.sha256,
+            "language": language,
+            "link_expires_at": token.expires_at,
+        }),
+    )?;
+    let mut link = serde_json::Map::new();
+    link.insert("token".into(), secret.into());
+    link.insert("token_id".into(), token.id.into());
+    link.insert("language".into(), language.into());
+    link.insert("text_version".into(), text.version.into());
+    link.insert("link_expires_at".into(), token.expires_at.into());
+    Ok(link)
 }
 
 #[cfg(test)]

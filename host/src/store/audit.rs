@@ -65,7 +65,7 @@ impl std::fmt::Display for Problem {
 }
 
 /// Each field length-prefixed, so that no two different rows hash alike.
-fn row_hash(tenant: &str, seq: i64, e: &Entry, prev_hash: &str) -> String {
+pub fn row_hash(tenant: &str, seq: i64, e: &Entry, prev_hash: &str) -> String {
     let mut h = Sha256::new();
     let mut field = |bytes: &[u8]| {
         h.update((bytes.len() as u64).to_be_bytes());

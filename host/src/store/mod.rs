@@ -8,8 +8,12 @@
 
 pub mod audit;
 pub mod contacts;
+pub mod evidence;
+pub mod outbox;
 pub mod report;
 pub mod tenants;
+pub mod texts;
+pub mod tokens;
 
 use std::path::Path;
 use std::time::Duration;
@@ -17,7 +21,13 @@ use std::time::Duration;
 use rusqlite::{Connection, Transaction};
 
 /// The migrations, in order. Never edit one that has shipped; add the next.
-const MIGRATIONS: &[(&str, &str)] = &[("001_initial", include_str!("migrations/001_initial.sql"))];
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("001_initial", include_str!("migrations/001_initial.sql")),
+    (
+        "002_responses",
+        include_str!("migrations/002_responses.sql"),
+    ),
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

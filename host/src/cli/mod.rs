@@ -10,6 +10,8 @@ use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use serde::de::DeserializeOwned;
 
+mod proof;
+
 use crate::diagnostics;
 use crate::plugin::{Case, Clock, Contact, Decision, DecisionKind, Event, Severity};
 use crate::runtime::{LoadedPlugin, OpenError, Origin, Runtime, RuntimeConfig, StepFailure};
@@ -61,6 +63,21 @@ pub enum Command {
         /// For `restart`: ask again after this many days (default: now).
         #[arg(long)]
         after_days: Option<u32>,
+        #[command(flatten)]
+        now: NowArg,
+    },
+
+    /// Let the scheduler take up a case again whose last step failed (after the
+    /// policy was fixed, say). The error stays in the audit log.
+    Clear {
+        tenant: String,
+        contact: String,
+        #[arg(long, default_value = "contact-data")]
+        purpose: String,
+        #[arg(long)]
+        by: String,
+        #[arg(long)]
+        reason: String,
         #[command(flatten)]
         now: NowArg,
     },
@@ -141,9 +158,46 @@ pub enum Command {
         now: NowArg,
     },
 
-    /// Audit log: verify the hash chain.
+    /// Audit log: a contact's rows in plain words, or verify the hash chain.
     #[command(subcommand)]
     Audit(AuditCommand),
+
+    /// Record a contact's answer given through their personal link (what the
+    /// response page does). Exit 1 for an unknown, used or expired link.
+    Respond {
+        /// The link's token, as the outbox action `send-request` carries it.
+        token: String,
+        #[arg(value_enum)]
+        answer: AnswerArg,
+        /// The contact's IP address, for the evidence.
+        #[arg(long)]
+        ip: Option<std::net::IpAddr>,
+        /// The contact's browser, for the evidence.
+        #[arg(long)]
+        user_agent: Option<String>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        now: NowArg,
+    },
+
+    /// Actions waiting for the CRM: requests to send (with their links), tasks,
+    /// cleanups.
+    Outbox {
+        tenant: String,
+        /// Only this contact's actions.
+        #[arg(long)]
+        contact: Option<String>,
+        /// Include acknowledged actions.
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Evidence: export what klar can prove about a contact.
+    #[command(subcommand)]
+    Evidence(EvidenceCommand),
 
     /// Step every due case of every tenant through its active policy (the
     /// built-in rules/default.rhai where none was set).
@@ -164,6 +218,23 @@ pub enum Command {
         /// Import the good rows even if some are bad.
         #[arg(long)]
         skip_invalid: bool,
+        #[command(flatten)]
+        now: NowArg,
+    },
+
+    /// Run a demo: a tenant with N contacts (German and international names)
+    /// taken through D simulated days with seeded answers, owners' decisions,
+    /// legal holds and cleanups; prints the cockpit and leaves the database
+    /// (--db) for exploring. An earlier demo database is replaced; a database
+    /// with other tenants is refused.
+    Demo {
+        #[arg(long, default_value_t = 1000)]
+        contacts: usize,
+        #[arg(long, default_value_t = 120)]
+        days: u32,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// The end of the simulated time (default: now).
         #[command(flatten)]
         now: NowArg,
     },
@@ -230,8 +301,37 @@ pub enum OnOff {
     Off,
 }
 
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum AnswerArg {
+    Accept,
+    Refuse,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EvidenceCommand {
+    /// One JSON proof bundle: the contact, every request and reminder, the
+    /// answers with their evidence, decisions, policy versions, and the audit
+    /// rows with the chain hashes to verify them.
+    Export {
+        tenant: String,
+        contact: String,
+        /// Write the bundle here instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        now: NowArg,
+    },
+}
+
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
+    /// A contact's audit rows, oldest first, in plain words.
+    Show {
+        tenant: String,
+        contact: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Check every tenant's (or one tenant's) audit chain; exit 1 and name each
     /// changed, deleted or re-linked row if it is broken.
     Verify { tenant: Option<String> },
@@ -317,6 +417,13 @@ pub struct StepArgs {
 
 /// Sets up logging (`KLAR_LOG`, e.g. `KLAR_LOG=debug`) and runs the command.
 pub fn main() -> ExitCode {
+    // Rust ignores SIGPIPE, which turns `klar cases | head` into a panic on the
+    // next print; a command-line tool should just stop, as others do.
+    #[cfg(unix)]
+    // SAFETY: called before any thread starts; SIG_DFL is a valid handler.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_env("KLAR_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt()
@@ -450,6 +557,65 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             &now,
         ),
         Command::Audit(AuditCommand::Verify { tenant }) => audit_verify(&db, tenant.as_deref()),
+        Command::Clear {
+            tenant,
+            contact,
+            purpose,
+            by,
+            reason,
+            now,
+        } => {
+            let now = now.resolve()?.timestamp();
+            let mut store = open_store(&db)?;
+            let tenant = tenants::require(store.connection(), &tenant)?;
+            let cleared = crate::scheduler::clear_attention(
+                &mut store,
+                &tenant.id,
+                (&contact, &purpose),
+                &by,
+                &reason,
+                now,
+            )?;
+            if cleared {
+                println!("{contact} {purpose}: cleared; the next tick takes it up again");
+                Ok(ExitCode::SUCCESS)
+            } else {
+                println!("{contact} {purpose}: nothing to clear (no failed step on record)");
+                Ok(ExitCode::from(1))
+            }
+        }
+        Command::Audit(AuditCommand::Show {
+            tenant,
+            contact,
+            json,
+        }) => proof::audit_show(&db, &tenant, &contact, json),
+        Command::Respond {
+            token,
+            answer,
+            ip,
+            user_agent,
+            json,
+            now,
+        } => {
+            let answer = match answer {
+                AnswerArg::Accept => crate::plugin::Answer::Accept,
+                AnswerArg::Refuse => crate::plugin::Answer::Refuse,
+            };
+            let origin = crate::respond::Origin { ip, user_agent };
+            proof::respond(plugin, &db, &token, answer, &origin, json, &now)
+        }
+        Command::Outbox {
+            tenant,
+            contact,
+            all,
+            json,
+        } => proof::outbox(&db, &tenant, contact.as_deref(), all, json),
+        Command::Evidence(EvidenceCommand::Export {
+            tenant,
+            contact,
+            output,
+            now,
+        }) => proof::evidence_export(&db, &tenant, &contact, output.as_deref(), &now),
         Command::Status { tenant, json, now } => status(&db, &tenant, json, &now),
         Command::Cases {
             tenant,
@@ -483,12 +649,18 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }) => policy_set(plugin, &db, &tenant, &file, &author, &message, &now),
         Command::Policy(PolicyCommand::Check { file, json }) => policy_check(plugin, &file, json),
         Command::Step(args) => step(plugin, &args),
+        Command::Demo {
+            contacts,
+            days,
+            seed,
+            now,
+        } => demo(plugin, &db, contacts, days, seed, &now),
         Command::Plugin { json } => plugin_info(plugin, json),
         Command::Bench(args) => crate::bench::run(plugin, &args),
     }
 }
 
-fn load_plugin(path: Option<&Path>) -> Result<Arc<LoadedPlugin>> {
+pub(crate) fn load_plugin(path: Option<&Path>) -> Result<Arc<LoadedPlugin>> {
     let runtime = Runtime::new(RuntimeConfig::default())?;
     let plugin = match path {
         Some(path) => runtime.load_file(path)?,
@@ -635,7 +807,7 @@ fn plugin_info(plugin: Option<&Path>, json: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn open_store(db: &Path) -> Result<Store> {
+pub(crate) fn open_store(db: &Path) -> Result<Store> {
     Ok(Store::open(db)?)
 }
 
@@ -798,23 +970,14 @@ fn import(
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let at = now.timestamp();
-    let (mut added, mut updated, mut unchanged, mut opened) = (0, 0, 0, 0);
-    store.transaction(|tx| -> Result<()> {
-        for (_, contact) in &parsed.contacts {
-            match crate::store::contacts::upsert(tx, tenant, contact, at)? {
-                crate::store::contacts::Upsert::Added => added += 1,
-                crate::store::contacts::Upsert::Updated => updated += 1,
-                crate::store::contacts::Upsert::Unchanged => unchanged += 1,
-            }
-            opened += crate::store::contacts::open_cases(tx, tenant, &contact.id, at)?;
-            progress.inc(1);
-        }
-        Ok(())
-    })?;
+    let counts = crate::import::store(&mut store, tenant, &parsed, now.timestamp(), &progress)?;
     progress.finish_and_clear();
     println!(
-        "{name}: {added} added, {updated} updated, {unchanged} unchanged; {opened} case(s) opened{}",
+        "{name}: {} added, {} updated, {} unchanged; {} case(s) opened{}",
+        counts.added,
+        counts.updated,
+        counts.unchanged,
+        counts.opened,
         if bad_lines > 0 {
             format!("; {bad_lines} bad row(s) skipped")
         } else {
@@ -822,31 +985,6 @@ fn import(
         }
     );
     Ok(ExitCode::SUCCESS)
-}
-
-/// The tenant's active policy (or the built-in default) opened in the plugin,
-/// with the policy's sha256 for the audit rows.
-fn tenant_session(
-    store: &Store,
-    plugin: &Arc<LoadedPlugin>,
-    tenant: &tenants::Tenant,
-) -> Result<(crate::runtime::Session, String)> {
-    let (name, source, sha256) = match tenants::active_policy(store.connection(), &tenant.id)? {
-        Some(v) => (
-            format!("{} policy v{}", tenant.id, v.version),
-            v.source,
-            v.sha256,
-        ),
-        None => {
-            let source = crate::DEFAULT_POLICY.to_owned();
-            let sha = crate::sha256_hex(source.as_bytes());
-            ("built-in default policy".to_owned(), source, sha)
-        }
-    };
-    let session = plugin
-        .open(&name, &source)
-        .map_err(|e| anyhow::anyhow!("{}: failed to open {name}: {e}", tenant.id))?;
-    Ok((session, sha256))
 }
 
 /// `klar decide|approve|hold|withdraw|used`: one event for a contact's case
@@ -871,7 +1009,7 @@ fn case_event(
             .collect(),
     };
     let plugin = load_plugin(plugin)?;
-    let (mut session, sha256) = tenant_session(&store, &plugin, &tenant)?;
+    let (mut session, sha256) = crate::scheduler::tenant_session(&store, &plugin, &tenant)?;
     let mut code = ExitCode::SUCCESS;
     for purpose in purposes {
         match crate::scheduler::step_event(
@@ -928,7 +1066,7 @@ fn tick(plugin: Option<&Path>, db: &Path, batch: usize, now: &NowArg) -> Result<
     let mut store = open_store(db)?;
     let plugin = load_plugin(plugin)?;
     for tenant in tenants::list(store.connection())? {
-        let (mut session, sha256) = tenant_session(&store, &plugin, &tenant)?;
+        let (mut session, sha256) = crate::scheduler::tenant_session(&store, &plugin, &tenant)?;
         let r = crate::scheduler::tick(&mut store, &mut session, &tenant, &sha256, now, batch)?;
         println!(
             "{}: {} due, {} changed, {} failed, {} action(s) queued",
@@ -936,6 +1074,68 @@ fn tick(plugin: Option<&Path>, db: &Path, batch: usize, now: &NowArg) -> Result<
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `klar demo`
+fn demo(
+    plugin: Option<&Path>,
+    db: &Path,
+    contacts: usize,
+    days: u32,
+    seed: u64,
+    now: &NowArg,
+) -> Result<ExitCode> {
+    let end = now.resolve()?;
+    crate::demo::prepare_database(db)?;
+    let mut store = open_store(db)?;
+    let plugin = load_plugin(plugin)?;
+    let progress = if std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::new(u64::from(days) + 1).with_message("simulated days")
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let options = crate::demo::Options {
+        contacts,
+        days,
+        seed,
+        end,
+    };
+    let started = std::time::Instant::now();
+    let summary = crate::demo::run(&mut store, &plugin, &options, &progress)?;
+    progress.finish_and_clear();
+    println!(
+        "demo: {} contacts, {days} simulated days up to {} (seed {seed}), in {:.1} s",
+        summary.contacts,
+        end.format("%Y-%m-%d %H:%M UTC"),
+        started.elapsed().as_secs_f64()
+    );
+    println!(
+        "      {} requests and reminders sent; {} agreed, {} refused, {} withdrew later; \
+         {} owner decisions; {} legal holds",
+        summary.requests_sent,
+        summary.accepted,
+        summary.refused,
+        summary.withdrawn,
+        summary.decisions,
+        summary.holds
+    );
+    println!();
+    let at = NowArg {
+        now: Some(end.to_rfc3339()),
+    };
+    status(db, crate::demo::TENANT, false, &at)?;
+    println!();
+    let code = audit_verify(db, Some(crate::demo::TENANT))?;
+    let shown = db.display();
+    println!();
+    println!("explore it:");
+    println!(
+        "  klar --db {shown} cases demo --state awaiting-decision --now {}",
+        end.to_rfc3339()
+    );
+    println!("  klar --db {shown} audit show demo C00001");
+    println!("  klar --db {shown} evidence export demo C00001");
+    Ok(code)
 }
 
 /// `klar status`

@@ -1,0 +1,154 @@
+//! The CLI faces of answers and proof: `respond`, `outbox`, `audit show`,
+//! `evidence export`.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+
+use super::{NowArg, load_plugin, open_store};
+use crate::plugin::Answer;
+use crate::respond::{self, Origin, RespondError};
+use crate::store::{outbox, tenants};
+
+/// `klar respond`
+pub fn respond(
+    plugin: Option<&Path>,
+    db: &Path,
+    token: &str,
+    answer: Answer,
+    origin: &Origin,
+    json: bool,
+    now: &NowArg,
+) -> Result<ExitCode> {
+    let now = now.resolve()?;
+    let mut store = open_store(db)?;
+    let plugin = load_plugin(plugin)?;
+    match respond::respond(&mut store, &plugin, token, answer, origin, now) {
+        Ok(recorded) => {
+            if json {
+                println!("{}", serde_json::to_string_pretty(&recorded)?);
+            } else {
+                println!(
+                    "{} {} {}: {} (link {}, consent text v{} sha256 {})",
+                    recorded.tenant,
+                    recorded.contact,
+                    recorded.purpose,
+                    recorded.state,
+                    recorded.token_id,
+                    recorded.text_version,
+                    &recorded.text_sha256.get(..12).unwrap_or_default()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(
+            err @ (RespondError::Token(_) | RespondError::Rejected(_) | RespondError::Event(_)),
+        ) => {
+            eprintln!("klar: {err}");
+            Ok(ExitCode::from(1))
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// `klar outbox`
+pub fn outbox(
+    db: &Path,
+    tenant: &str,
+    contact: Option<&str>,
+    all: bool,
+    json: bool,
+) -> Result<ExitCode> {
+    let store = open_store(db)?;
+    tenants::require(store.connection(), tenant)?;
+    let items = outbox::list(store.connection(), tenant, contact, all)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&items)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<18} {:<14} {:<16} {:<13} detail",
+        "id", "contact", "purpose", "kind"
+    );
+    for item in &items {
+        let p = &item.payload;
+        let field = |k: &str| p.get(k).and_then(|v| v.as_str()).unwrap_or("").to_owned();
+        let detail = match item.kind.as_str() {
+            "send-request" => format!(
+                "{} attempt {} link {}",
+                field("channel"),
+                p.get("attempt").and_then(|v| v.as_u64()).unwrap_or(0),
+                field("token")
+            ),
+            "create-task" => format!("{} for {}", field("kind"), field("assignee")),
+            "cleanup" => field("mode"),
+            "notify" => format!("to {}: {}", field("recipient"), field("message")),
+            _ => String::new(),
+        };
+        println!(
+            "{:<18} {:<14} {:<16} {:<13} {detail}",
+            item.id, item.contact, item.purpose, item.kind
+        );
+    }
+    println!("{} action(s)", items.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `klar audit show`
+pub fn audit_show(db: &Path, tenant: &str, contact: &str, json: bool) -> Result<ExitCode> {
+    let store = open_store(db)?;
+    let tenant = tenants::require(store.connection(), tenant)?;
+    let rows = crate::bundle::audit_rows(store.connection(), &tenant.id, contact)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:>6}  {:<20} {:<14} summary",
+        "seq", "time (UTC)", "purpose"
+    );
+    for row in &rows {
+        let time = chrono::DateTime::from_timestamp(row.at, 0)
+            .unwrap_or_default()
+            .format("%Y-%m-%d %H:%M");
+        println!(
+            "{:>6}  {:<20} {:<14} {}",
+            row.seq,
+            time.to_string(),
+            row.purpose.as_deref().unwrap_or("-"),
+            row.summary
+        );
+    }
+    println!("{} row(s) for {contact}", rows.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `klar evidence export`
+pub fn evidence_export(
+    db: &Path,
+    tenant: &str,
+    contact: &str,
+    output: Option<&Path>,
+    now: &NowArg,
+) -> Result<ExitCode> {
+    let now = now.resolve()?.timestamp();
+    let store = open_store(db)?;
+    let tenant = tenants::require(store.connection(), tenant)?;
+    let bundle = crate::bundle::export(store.connection(), &tenant, contact, now)?;
+    let text = serde_json::to_string_pretty(&bundle)?;
+    match output {
+        Some(path) => {
+            std::fs::write(path, text + "\n")
+                .with_context(|| format!("failed to write {}", path.display()))?;
+            eprintln!(
+                "wrote the evidence of {contact} to {} ({} audit rows, chain head {})",
+                path.display(),
+                bundle.audit.len(),
+                bundle.chain.head_seq
+            );
+        }
+        None => println!("{text}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,111 @@
+//! Evidence: the proof behind a case — each request sent (channel, attempt,
+//! link, text version) and each answer (time, IP, user agent, token, text
+//! version and its SHA-256).
+//!
+//! Evidence is what lets a company show, years later, that someone agreed or
+//! said no. So it is kept when the person is erased, but only for
+//! [`RETENTION_DAYS`] after the erasure; `klar tick` then deletes it and writes
+//! an audit row saying so.
+
+use rusqlite::{Connection, Transaction, params};
+use serde::Serialize;
+use serde_json::Value;
+
+/// Three years after the erasure: the regular limitation period for claims
+/// under German civil law (§ 195 BGB), within which a company may need to
+/// prove a consent or a refusal.
+pub const RETENTION_DAYS: i64 = 3 * 365;
+
+/// One stored piece of evidence.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Record {
+    pub id: i64,
+    pub contact: String,
+    pub purpose: String,
+    /// "request" or "response".
+    pub kind: String,
+    pub at: i64,
+    pub detail: Value,
+    /// When it will be deleted; none while the person is not erased.
+    pub retain_until: Option<i64>,
+}
+
+pub fn add(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    contact: &str,
+    purpose: &str,
+    kind: &str,
+    at: i64,
+    detail: &Value,
+) -> rusqlite::Result<i64> {
+    tx.execute(
+        "INSERT INTO evidence (tenant, contact, purpose, kind, at, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![tenant, contact, purpose, kind, at, detail.to_string()],
+    )?;
+    Ok(tx.last_insert_rowid())
+}
+
+/// A contact's evidence, oldest first.
+pub fn for_contact(
+    conn: &Connection,
+    tenant: &str,
+    contact: &str,
+) -> rusqlite::Result<Vec<Record>> {
+    let mut stmt = conn.prepare(
+        "SELECT id, contact, purpose, kind, at, detail, retain_until FROM evidence
+         WHERE tenant = ?1 AND contact = ?2 ORDER BY at, id",
+    )?;
+    let rows = stmt.query_map(params![tenant, contact], |r| {
+        let detail: String = r.get(5)?;
+        Ok(Record {
+            id: r.get(0)?,
+            contact: r.get(1)?,
+            purpose: r.get(2)?,
+            kind: r.get(3)?,
+            at: r.get(4)?,
+            detail: serde_json::from_str(&detail).unwrap_or(Value::String(detail)),
+            retain_until: r.get(6)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// Starts the retention clock of a contact's evidence at its erasure.
+pub fn start_retention(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    contact: &str,
+    now: i64,
+) -> rusqlite::Result<usize> {
+    tx.execute(
+        "UPDATE evidence SET retain_until = ?3
+         WHERE tenant = ?1 AND contact = ?2 AND retain_until IS NULL",
+        params![tenant, contact, now + RETENTION_DAYS * 86_400],
+    )
+}
+
+/// Deletes the tenant's evidence whose retention ended by `now`; returns the
+/// number of rows deleted per contact.
+pub fn expire(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    now: i64,
+) -> rusqlite::Result<Vec<(String, i64)>> {
+    let expired: Vec<(String, i64)> = {
+        let mut stmt = tx.prepare(
+            "SELECT contact, COUNT(*) FROM evidence
+             WHERE retain_until IS NOT NULL AND retain_until <= ?2 AND tenant = ?1
+             GROUP BY contact ORDER BY contact",
+        )?;
+        let rows = stmt.query_map(params![tenant, now], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    if !expired.is_empty() {
+        tx.execute(
+            "DELETE FROM evidence WHERE retain_until IS NOT NULL AND retain_until <= ?2 AND tenant = ?1",
+            params![tenant, now],
+        )?;
+    }
+    Ok(expired)
+}

@@ -1,0 +1,187 @@
+//! Consent texts: what a contact is asked to agree to, per purpose and
+//! language, in numbered versions. Evidence names the version and its SHA-256,
+//! so that years later one can show the exact words someone agreed to.
+//!
+//! A purpose without a text of its own gets version 1 written from a standard
+//! German or English template the first time a request goes out.
+
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use serde::Serialize;
+
+/// The languages klar has standard texts for; any other falls back to German.
+pub const LANGUAGES: [&str; 2] = ["de", "en"];
+
+/// One version of a consent text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConsentText {
+    pub purpose: String,
+    pub version: i64,
+    pub language: String,
+    pub body: String,
+    pub sha256: String,
+    pub created_at: i64,
+}
+
+/// `de` for German and anything klar has no text for; `en` for English.
+pub fn language_for(contact_language: &str) -> &'static str {
+    let primary = contact_language
+        .split(['-', '_'])
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    LANGUAGES
+        .iter()
+        .find(|l| **l == primary)
+        .copied()
+        .unwrap_or("de")
+}
+
+fn standard_text(language: &str, company: &str, description: &str) -> String {
+    match language {
+        "en" => format!(
+            "I agree that {company} stores and uses my contact details for the following \
+             purpose: {description}. I can withdraw this consent at any time with effect \
+             for the future, for example by replying to this message."
+        ),
+        _ => format!(
+            "Ich bin damit einverstanden, dass {company} meine Kontaktdaten für folgenden \
+             Zweck speichert und verwendet: {description}. Ich kann diese Einwilligung \
+             jederzeit mit Wirkung für die Zukunft widerrufen, zum Beispiel durch eine \
+             Antwort auf diese Nachricht."
+        ),
+    }
+}
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ConsentText> {
+    Ok(ConsentText {
+        purpose: r.get(0)?,
+        version: r.get(1)?,
+        language: r.get(2)?,
+        body: r.get(3)?,
+        sha256: r.get(4)?,
+        created_at: r.get(5)?,
+    })
+}
+
+/// The newest version of the purpose's text in `language`, if any.
+pub fn current(
+    conn: &Connection,
+    tenant: &str,
+    purpose: &str,
+    language: &str,
+) -> rusqlite::Result<Option<ConsentText>> {
+    conn.query_row(
+        "SELECT purpose, version, language, body, sha256, created_at FROM consent_texts
+         WHERE tenant = ?1 AND purpose = ?2 AND language = ?3 ORDER BY version DESC LIMIT 1",
+        params![tenant, purpose, language],
+        row,
+    )
+    .optional()
+}
+
+/// One given version.
+pub fn get(
+    conn: &Connection,
+    tenant: &str,
+    purpose: &str,
+    version: i64,
+    language: &str,
+) -> rusqlite::Result<Option<ConsentText>> {
+    conn.query_row(
+        "SELECT purpose, version, language, body, sha256, created_at FROM consent_texts
+         WHERE tenant = ?1 AND purpose = ?2 AND version = ?3 AND language = ?4",
+        params![tenant, purpose, version, language],
+        row,
+    )
+    .optional()
+}
+
+/// Stores `body` as the next version of the purpose's text in `language`.
+pub fn add(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    purpose: &str,
+    language: &str,
+    body: &str,
+    now: i64,
+) -> rusqlite::Result<ConsentText> {
+    let version: i64 = tx.query_row(
+        "SELECT COALESCE(MAX(version), 0) + 1 FROM consent_texts
+         WHERE tenant = ?1 AND purpose = ?2 AND language = ?3",
+        params![tenant, purpose, language],
+        |r| r.get(0),
+    )?;
+    let text = ConsentText {
+        purpose: purpose.to_owned(),
+        version,
+        language: language.to_owned(),
+        body: body.to_owned(),
+        sha256: crate::sha256_hex(body.as_bytes()),
+        created_at: now,
+    };
+    tx.execute(
+        "INSERT INTO consent_texts (tenant, purpose, version, language, body, sha256, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            tenant,
+            purpose,
+            text.version,
+            text.language,
+            text.body,
+            text.sha256,
+            text.created_at
+        ],
+    )?;
+    Ok(text)
+}
+
+/// The current text, writing the standard one as version 1 if there is none.
+pub fn current_or_standard(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    purpose: &str,
+    language: &str,
+    now: i64,
+) -> rusqlite::Result<ConsentText> {
+    if let Some(text) = current(tx, tenant, purpose, language)? {
+        return Ok(text);
+    }
+    let (company, description): (String, String) = tx.query_row(
+        "SELECT t.name, p.description FROM tenants t JOIN purposes p ON p.tenant = t.id
+         WHERE t.id = ?1 AND p.id = ?2",
+        params![tenant, purpose],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    add(
+        tx,
+        tenant,
+        purpose,
+        language,
+        &standard_text(language, &company, &description),
+        now,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn languages_fall_back_to_german() {
+        assert_eq!(language_for("en-GB"), "en");
+        assert_eq!(language_for("EN"), "en");
+        assert_eq!(language_for("de_AT"), "de");
+        assert_eq!(language_for("fr"), "de");
+        assert_eq!(language_for(""), "de");
+    }
+
+    #[test]
+    fn the_standard_text_names_company_and_purpose() {
+        let de = standard_text("de", "Müller GmbH", "Newsletter");
+        assert!(
+            de.contains("Müller GmbH") && de.contains("Newsletter") && de.contains("widerrufen")
+        );
+        let en = standard_text("en", "Müller GmbH", "Newsletter");
+        assert!(en.starts_with("I agree that Müller GmbH"));
+    }
+}

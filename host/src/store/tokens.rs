@@ -1,0 +1,149 @@
+//! Personal response links. Every request sent gets its own token: 160 random
+//! bits from the operating system's generator, bound to one case, valid for
+//! [`LIFETIME_DAYS`] and for one answer. klar stores only the token's SHA-256,
+//! so a copy of the database cannot answer in anyone's name; the token itself
+//! travels once, in the outbox action that asks the CRM (or mailer) to send it.
+
+use rand::RngExt;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+/// How long a link works after it was sent. A contact who answers the first
+/// mail after the second reminder is still heard.
+pub const LIFETIME_DAYS: i64 = 180;
+
+/// A token as stored, without the secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Token {
+    pub id: String,
+    pub tenant: String,
+    pub contact: String,
+    pub purpose: String,
+    pub attempt: i64,
+    pub channel: String,
+    pub text_version: i64,
+    pub language: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub used_at: Option<i64>,
+}
+
+/// Why a token cannot be answered. The messages say nothing about any contact.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("this link is not known")]
+    Unknown,
+    #[error("this link has already been used")]
+    Used,
+    #[error("this link has expired")]
+    Expired,
+}
+
+/// A fresh secret: 20 random bytes as 40 hex digits.
+pub fn generate() -> String {
+    let bytes: [u8; 20] = rand::rng().random();
+    crate::hex(&bytes)
+}
+
+fn hash(secret: &str) -> String {
+    crate::sha256_hex(secret.trim().as_bytes())
+}
+
+/// The public id of a token, derived from its hash.
+pub fn id_of(secret: &str) -> String {
+    hash(secret)[..16].to_owned()
+}
+
+/// Issues a token for a request just sent; returns the secret and the row.
+pub fn issue(tx: &Transaction<'_>, mut token: Token) -> rusqlite::Result<(String, Token)> {
+    let secret = generate();
+    token.id = id_of(&secret);
+    tx.execute(
+        "INSERT INTO response_tokens (id, hash, tenant, contact, purpose, attempt, channel,
+                                      text_version, language, created_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        params![
+            token.id,
+            hash(&secret),
+            token.tenant,
+            token.contact,
+            token.purpose,
+            token.attempt,
+            token.channel,
+            token.text_version,
+            token.language,
+            token.created_at,
+            token.expires_at
+        ],
+    )?;
+    Ok((secret, token))
+}
+
+/// The token behind `secret`, if it may still be answered at `now`.
+pub fn redeemable(conn: &Connection, secret: &str, now: i64) -> Result<Token, TokenLookupError> {
+    let token = conn
+        .query_row(
+            "SELECT id, tenant, contact, purpose, attempt, channel, text_version, language,
+                    created_at, expires_at, used_at
+             FROM response_tokens WHERE hash = ?1",
+            [hash(secret)],
+            |r| {
+                Ok(Token {
+                    id: r.get(0)?,
+                    tenant: r.get(1)?,
+                    contact: r.get(2)?,
+                    purpose: r.get(3)?,
+                    attempt: r.get(4)?,
+                    channel: r.get(5)?,
+                    text_version: r.get(6)?,
+                    language: r.get(7)?,
+                    created_at: r.get(8)?,
+                    expires_at: r.get(9)?,
+                    used_at: r.get(10)?,
+                })
+            },
+        )
+        .optional()?
+        .ok_or(TokenError::Unknown)?;
+    if token.used_at.is_some() {
+        return Err(TokenError::Used.into());
+    }
+    if now >= token.expires_at {
+        return Err(TokenError::Expired.into());
+    }
+    Ok(token)
+}
+
+/// Marks every open token of the token's case as used: one answer per case,
+/// whichever of its links the contact clicked.
+pub fn close_case(tx: &Transaction<'_>, token: &Token, now: i64) -> rusqlite::Result<usize> {
+    tx.execute(
+        "UPDATE response_tokens SET used_at = ?4
+         WHERE tenant = ?1 AND contact = ?2 AND purpose = ?3 AND used_at IS NULL",
+        params![token.tenant, token.contact, token.purpose, now],
+    )
+}
+
+/// A lookup that failed because of the token or because of the database.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenLookupError {
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    #[error(transparent)]
+    Sql(#[from] rusqlite::Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_long_random_and_distinct() {
+        let a = generate();
+        let b = generate();
+        assert_eq!(a.len(), 40);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+        assert_eq!(id_of(&a).len(), 16);
+        assert_ne!(id_of(&a), id_of(&b));
+    }
+}
