@@ -1,0 +1,270 @@
+//! Property tests of the host's guardrails.
+//!
+//! 1. Random event sequences (answers, withdrawals, holds, decisions, ticks at
+//!    random times) through the real component, scheduler and SQLite store,
+//!    with policies drawn from a few shapes. After every event the stored
+//!    case, outbox and audit log must show: no request to a refused,
+//!    withdrawn or removed case; no cleanup on hold or before the grace period
+//!    ends; purged is final; every state change has its audit row; the audit
+//!    chain is intact.
+//! 2. Arbitrary outcomes, as a broken or hostile plugin might return them,
+//!    against `scheduler::guardrail`: each forbidden outcome is refused.
+
+mod support;
+
+use chrono::Duration;
+use klar::plugin::{
+    Action, Answer, Case, CleanupMode, CleanupPlan, Decision, DecisionKind, Event, Outcome, State,
+};
+use klar::scheduler;
+use klar::store::tenants;
+use proptest::prelude::*;
+use support::*;
+
+const POLICIES: [&str; 3] = [
+    // The standard policy.
+    "",
+    // Quick: cleanup on no answer, approval needed, short grace.
+    "fn reminder_days(contact) { [3] }\nfn answer_days(contact) { 3 }\n\
+     fn on_no_response(contact, case) { #{ action: \"cleanup\", mode: \"delete\" } }\n\
+     fn cleanup_grace_days(contact) { 5 }\nfn requires_approval(contact, case) { true }\n\
+     fn stale_after_days(contact) { 20 }\n",
+    // Refusal only blocks; restart on no answer.
+    "fn reminder_days(contact) { [2, 4] }\nfn business_days_only() { false }\n\
+     fn on_refusal(contact, case) { #{ action: \"block\" } }\n\
+     fn on_no_response(contact, case) { #{ action: \"restart\", after_days: 10 } }\n",
+];
+
+fn event() -> impl Strategy<Value = Event> {
+    let person = prop_oneof![Just("jk".to_owned()), Just("ab".to_owned())];
+    let kind = prop_oneof![
+        Just(DecisionKind::Manual),
+        Just(DecisionKind::Restart),
+        Just(DecisionKind::Cleanup),
+        Just(DecisionKind::OtherBasis),
+        Just(DecisionKind::Keep),
+    ];
+    prop_oneof![
+        4 => Just(Event::Tick),
+        2 => Just(Event::Response { answer: Answer::Accept }),
+        2 => Just(Event::Response { answer: Answer::Refuse }),
+        1 => Just(Event::Withdraw),
+        1 => Just(Event::Used),
+        1 => Just(Event::DataChanged),
+        1 => Just(Event::Bounce { channel: "email".to_owned() }),
+        1 => person.clone().prop_map(|by| Event::HoldOn { by, reason: "dispute".to_owned() }),
+        1 => person.clone().prop_map(|by| Event::HoldOff { by, reason: "settled".to_owned() }),
+        1 => person.clone().prop_map(|by| Event::Approve { by }),
+        2 => (kind, person, proptest::option::of(0u32..30)).prop_map(|(kind, by, after_days)| {
+            Event::ManualDecision(Decision {
+                kind,
+                by,
+                reason: "property test".to_owned(),
+                after_days,
+                mode: None,
+            })
+        }),
+    ]
+}
+
+struct Seen {
+    outbox_seq: i64,
+    state_changes: i64,
+}
+
+fn stored(store: &klar::store::Store) -> (Case, Option<String>) {
+    store
+        .connection()
+        .query_row(
+            "SELECT body, needs_attention FROM cases WHERE contact = 'C1'",
+            [],
+            |r| Ok((r.get::<_, String>(0)?, r.get(1)?)),
+        )
+        .map(|(body, attention)| (serde_json::from_str(&body).expect("case JSON"), attention))
+        .expect("the case")
+}
+
+fn check(
+    store: &klar::store::Store,
+    before: &Case,
+    now: i64,
+    seen: &mut Seen,
+    what: &str,
+) -> Result<Case, TestCaseError> {
+    let (after, attention) = stored(store);
+    prop_assert_eq!(
+        attention,
+        None,
+        "{}: the standard plugin tripped a guardrail",
+        what
+    );
+    let conn = store.connection();
+    let mut stmt = conn
+        .prepare("SELECT seq, kind, payload FROM outbox WHERE seq > ?1 ORDER BY seq")
+        .expect("prepare");
+    let new: Vec<(i64, String, String)> = stmt
+        .query_map([seen.outbox_seq], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    for (seq, kind, payload) in &new {
+        seen.outbox_seq = *seq;
+        if kind == "send-request" {
+            prop_assert!(
+                !matches!(
+                    before.state,
+                    State::Refused | State::Withdrawn | State::CleanupPending | State::Purged
+                ),
+                "{}: a request went to a {} case: {}",
+                what,
+                before.state,
+                payload
+            );
+        }
+        if kind == "cleanup" {
+            prop_assert!(!before.legal_hold, "{}: cleanup on legal hold", what);
+            let plan = before.cleanup.as_ref();
+            prop_assert!(
+                plan.is_some_and(|p| p.not_before.timestamp() <= now),
+                "{}: cleanup before the grace period ended ({:?})",
+                what,
+                plan
+            );
+        }
+    }
+    if before.state == State::Purged {
+        prop_assert_eq!(&after, before, "{}: purged is final", what);
+    }
+    let changes: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM audit_log WHERE kind = 'state-change' AND contact = 'C1'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    let expected = seen.state_changes + i64::from(after.state != before.state);
+    prop_assert_eq!(
+        changes,
+        expected,
+        "{}: a state change without its audit row",
+        what
+    );
+    seen.state_changes = changes;
+    Ok(after)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_event_sequences_never_break_a_guardrail(
+        policy in 0..POLICIES.len(),
+        steps in proptest::collection::vec((0i64..20, event()), 1..30),
+    ) {
+        let plugin = standard_plugin();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut store = klar::store::Store::open(&dir.path().join("klar.db")).expect("store");
+        let source = if POLICIES[policy].is_empty() { klar::DEFAULT_POLICY } else { POLICIES[policy] };
+        store.transaction(|tx| {
+            tenants::add(tx, "acme", "ACME", "Europe/Berlin", "de", t0().timestamp())?;
+            tenants::set_policy(tx, "acme", source, "test", "property", t0().timestamp())?;
+            let mut c = contact("C1");
+            c.id = "C1".to_owned();
+            klar::store::contacts::upsert(tx, "acme", &c, t0().timestamp())?;
+            klar::store::contacts::open_cases(tx, "acme", "C1", t0().timestamp())?;
+            Ok::<_, anyhow::Error>(())
+        }).expect("setup");
+        let tenant = tenants::require(store.connection(), "acme").expect("tenant");
+        let (mut session, sha) = scheduler::tenant_session(&store, &plugin, &tenant).expect("session");
+
+        let mut now = t0();
+        let mut seen = Seen { outbox_seq: 0, state_changes: 0 };
+        let (mut before, _) = stored(&store);
+        for (i, (days, event)) in steps.into_iter().enumerate() {
+            now += Duration::days(days) + Duration::hours(1);
+            let what = format!("step {i} ({}) at {now}", event.describe());
+            match event {
+                Event::Tick => {
+                    scheduler::tick(&mut store, &mut session, &tenant, &sha, now, 50).expect("tick");
+                }
+                event => {
+                    match scheduler::step_event(&mut store, &mut session, &tenant, &sha, "C1", "contact-data", event, now) {
+                        Ok(_) | Err(scheduler::EventError::Rejected(_)) => {}
+                        Err(err) => prop_assert!(false, "{}: {}", what, err),
+                    }
+                }
+            }
+            before = check(&store, &before, now.timestamp(), &mut seen, &what)?;
+        }
+        prop_assert!(klar::store::audit::verify(store.connection(), "acme").expect("verify").is_empty());
+    }
+}
+
+fn state() -> impl Strategy<Value = State> {
+    proptest::sample::select(State::ALL.to_vec())
+}
+
+fn action() -> impl Strategy<Value = Action> {
+    prop_oneof![
+        (1u32..5).prop_map(|attempt| Action::SendRequest {
+            channel: "email".to_owned(),
+            template: "request".to_owned(),
+            attempt
+        }),
+        Just(Action::Cleanup {
+            mode: CleanupMode::Delete
+        }),
+        Just(Action::BlockUse),
+    ]
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    (state(), any::<bool>(), proptest::option::of(-10i64..10)).prop_map(|(state, hold, grace)| {
+        let mut case = Case::new("contact-data");
+        case.state = state;
+        case.legal_hold = hold;
+        case.cleanup = grace.map(|d| CleanupPlan {
+            mode: CleanupMode::Delete,
+            not_before: t0() + Duration::days(d),
+            reason: "refusal".to_owned(),
+            resume_state: State::Refused,
+            requested_by: None,
+            requires_approval: false,
+            approved_by: None,
+        });
+        case
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn whatever_a_plugin_returns_the_host_refuses_what_is_forbidden(
+        before in case(),
+        after in case(),
+        actions in proptest::collection::vec(action(), 0..3),
+    ) {
+        let now = t0().timestamp();
+        let outcome = Outcome { case: after.clone(), actions: actions.clone(), trace: Vec::new() };
+        let verdict = scheduler::guardrail(&before, &outcome, now);
+        let asks = actions.iter().any(|a| matches!(a, Action::SendRequest { .. }));
+        let cleans = actions.iter().any(|a| matches!(a, Action::Cleanup { .. }));
+        if before.state == State::Purged && after != before {
+            prop_assert!(verdict.is_some(), "a purged case changed");
+        }
+        if asks && matches!(before.state, State::Refused | State::Withdrawn | State::CleanupPending | State::Purged) {
+            prop_assert!(verdict.is_some(), "a request to a {} case", before.state);
+        }
+        if cleans && (before.legal_hold || after.legal_hold) {
+            prop_assert!(verdict.is_some(), "cleanup on hold");
+        }
+        if cleans && before.cleanup.as_ref().is_none_or(|p| p.not_before.timestamp() > now) {
+            prop_assert!(verdict.is_some(), "cleanup before the grace period ended");
+        }
+        // And it does not refuse what is allowed.
+        if !asks && !cleans && before.state != State::Purged {
+            prop_assert_eq!(verdict, None);
+        }
+    }
+}
