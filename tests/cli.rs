@@ -231,3 +231,37 @@ fn the_benchmark_prints_its_ratio() {
         assert!(json[key].as_f64().is_some_and(|v| v > 0.0), "{key}: {json}");
     }
 }
+
+#[test]
+fn the_store_benchmarks_print_their_baselines() {
+    let out = klar()
+        .args([
+            "bench", "sweep", "--cases", "300", "--batch", "100", "--json",
+        ])
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    assert_eq!(json["cases"], 300);
+    assert_eq!(
+        json["actions_queued"], 300,
+        "every new case was asked: {json}"
+    );
+    for key in [
+        "sqlite_update_s",
+        "klar_cases_per_s",
+        "klar_vs_sqlite_update",
+    ] {
+        assert!(json[key].as_f64().is_some_and(|v| v > 0.0), "{key}: {json}");
+    }
+
+    let out = klar()
+        .args(["bench", "import", "--rows", "300", "--json"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    for key in ["sqlite_import_s", "klar_import_s", "klar_speed_vs_sqlite"] {
+        assert!(json[key].as_f64().is_some_and(|v| v > 0.0), "{key}: {json}");
+    }
+}

@@ -10,7 +10,6 @@
 //! (apart from the link secrets, which always come from the OS generator).
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::sync::Arc;
@@ -227,9 +226,22 @@ fn persona(rng: &mut StdRng, accept: f64, refuse: f64) -> Persona {
 
 /// The contacts as a CSV file, as a CRM would export them.
 fn contacts_csv(rng: &mut StdRng, n: usize, end: DateTime<Utc>) -> String {
-    let mut csv = String::from(
-        "external_id,first_name,last_name,email,phone,owner,source,created_at,language,company\n",
-    );
+    let mut csv = Vec::new();
+    // Writing into a Vec cannot fail.
+    let _ = write_contacts_csv(&mut csv, rng, n, end);
+    String::from_utf8(csv).unwrap_or_default()
+}
+
+/// Writes `n` generated contacts as CSV (also used by `klar bench import`).
+pub fn write_contacts_csv(
+    out: &mut impl std::io::Write,
+    rng: &mut StdRng,
+    n: usize,
+    end: DateTime<Utc>,
+) -> std::io::Result<()> {
+    out.write_all(
+        b"external_id,first_name,last_name,email,phone,owner,source,created_at,language,company\n",
+    )?;
     for i in 1..=n {
         let (first, language) = FIRST_NAMES[rng.random_range(0..FIRST_NAMES.len())];
         let last = LAST_NAMES[rng.random_range(0..LAST_NAMES.len())];
@@ -256,15 +268,15 @@ fn contacts_csv(rng: &mut StdRng, n: usize, end: DateTime<Utc>) -> String {
                 s.to_owned()
             }
         };
-        let _ = writeln!(
-            csv,
+        writeln!(
+            out,
             "C{i:05},{first},{},{email},{phone},{owner},{source},{},{language},{}",
             quote(last),
             created.format("%Y-%m-%d"),
             quote(company)
-        );
+        )?;
     }
-    csv
+    Ok(())
 }
 
 /// Removes an earlier demo database at `path`; refuses one with other tenants.

@@ -24,7 +24,13 @@ pub const DEFAULT_POLICY: &str = include_str!("../../rules/default.rhai");
 
 /// Lower-case hex of some bytes (hashes in file names, the audit chain, tombstones).
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    out
 }
 
 /// The SHA-256 of some bytes, as lower-case hex.

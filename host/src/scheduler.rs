@@ -10,7 +10,7 @@
 use chrono::{DateTime, Offset, TimeZone, Utc};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-use crate::plugin::{Action, Band, Case, Clock, Event, Outcome, State};
+use crate::plugin::{Action, Band, Case, Clock, Contact, Event, Outcome, State};
 use std::sync::Arc;
 
 use crate::runtime::{LoadedPlugin, Session, StepFailure};
@@ -42,14 +42,60 @@ pub fn clock(tenant: &Tenant, now: DateTime<Utc>) -> Clock {
     }
 }
 
-fn due_keys(conn: &Connection, tenant: &str, now: i64) -> rusqlite::Result<Vec<(String, String)>> {
+/// The due cases of a tenant, oldest deadline first, as row ids: 8 bytes a
+/// case, so a sweep of millions stays small in memory.
+fn due_rows(conn: &Connection, tenant: &str, now: i64) -> rusqlite::Result<Vec<i64>> {
     let mut stmt = conn.prepare(
-        "SELECT contact, purpose FROM cases
-         WHERE due_at IS NOT NULL AND due_at <= ?2 AND tenant = ?1 AND needs_attention IS NULL
+        "SELECT rowid FROM cases INDEXED BY cases_due
+         WHERE tenant = ?1 AND due_at IS NOT NULL AND due_at <= ?2 AND needs_attention IS NULL
          ORDER BY due_at, contact, purpose",
     )?;
-    let rows = stmt.query_map(params![tenant, now], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let rows = stmt.query_map(params![tenant, now], |r| r.get(0))?;
     rows.collect()
+}
+
+/// A due case and its contact; none if it is no longer due (a person acted
+/// on it meanwhile) or its contact is gone.
+fn load_due(
+    conn: &Connection,
+    rowid: i64,
+    now: i64,
+) -> Result<Option<(Case, Contact)>, StoreError> {
+    // "Still due?" is checked here and not in SQL: a bound value compared with
+    // a column of the partial index `cases_due` makes SQLite re-plan the
+    // statement on every call.
+    let row = conn
+        .prepare_cached(&format!(
+            "SELECT c.body, c.due_at, c.needs_attention IS NULL, {} FROM cases c
+             JOIN contacts k ON k.tenant = c.tenant AND k.id = c.contact
+             WHERE c.rowid = ?1",
+            contacts::COLUMNS
+        ))?
+        .query_row([rowid], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Option<i64>>(1)?,
+                r.get::<_, bool>(2)?,
+                contacts::read(r, 3)?,
+            ))
+        })
+        .optional()?;
+    match row {
+        Some((body, Some(due), true, contact)) if due <= now => {
+            Ok(Some((parse_case(&body)?, contact)))
+        }
+        _ => Ok(None),
+    }
+}
+
+fn parse_case(body: &str) -> Result<Case, StoreError> {
+    serde_json::from_str(body).map_err(|e| {
+        StoreError::Sql(rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Text,
+            Box::new(e),
+        ))
+    })
 }
 
 fn load_case(
@@ -58,18 +104,12 @@ fn load_case(
     contact: &str,
     purpose: &str,
 ) -> Result<Case, StoreError> {
-    let body: String = conn.query_row(
-        "SELECT body FROM cases WHERE tenant = ?1 AND contact = ?2 AND purpose = ?3",
-        params![tenant, contact, purpose],
-        |r| r.get(0),
-    )?;
-    serde_json::from_str(&body).map_err(|e| {
-        StoreError::Sql(rusqlite::Error::FromSqlConversionFailure(
-            0,
-            rusqlite::types::Type::Text,
-            Box::new(e),
-        ))
-    })
+    let body: String = conn
+        .prepare_cached(
+            "SELECT body FROM cases WHERE tenant = ?1 AND contact = ?2 AND purpose = ?3",
+        )?
+        .query_row(params![tenant, contact, purpose], |r| r.get(0))?;
+    parse_case(&body)
 }
 
 /// Steps every due case of `tenant` in batches of `batch`.
@@ -83,34 +123,41 @@ pub fn tick(
 ) -> Result<TickReport, StoreError> {
     let clock = clock(tenant, now);
     store.transaction(|tx| expire_evidence(tx, &tenant.id, now.timestamp()))?;
-    let keys = due_keys(store.connection(), &tenant.id, now.timestamp())?;
+    let rows = due_rows(store.connection(), &tenant.id, now.timestamp())?;
     let mut report = TickReport {
-        due: keys.len(),
+        due: rows.len(),
         ..TickReport::default()
     };
-    for chunk in keys.chunks(batch.max(1)) {
+    for chunk in rows.chunks(batch.max(1)) {
         let mut inputs = Vec::with_capacity(chunk.len());
-        for (contact_id, purpose) in chunk {
-            let case = load_case(store.connection(), &tenant.id, contact_id, purpose)?;
-            let Some(contact) = contacts::get(store.connection(), &tenant.id, contact_id)? else {
-                continue;
-            };
-            inputs.push((case, contact, Event::Tick));
+        for &rowid in chunk {
+            if let Some((case, contact)) = load_due(store.connection(), rowid, now.timestamp())? {
+                inputs.push((case, contact, Event::Tick));
+            }
         }
         let results = session.step_batch(&inputs, &clock);
-        for ((case, contact, event), result) in inputs.iter().zip(results) {
-            let applied = store.transaction(|tx| {
-                apply(
-                    tx,
-                    &tenant.id,
-                    &contact.id,
-                    case,
-                    event,
-                    result,
-                    policy_sha256,
-                    now.timestamp(),
-                )
-            })?;
+        // One transaction per batch: each step's writes land together with
+        // the others of its batch or not at all, and the batch pays for one
+        // commit instead of hundreds.
+        let applied = store.transaction(|tx| {
+            inputs
+                .iter()
+                .zip(results)
+                .map(|((case, contact, event), result)| {
+                    apply(
+                        tx,
+                        &tenant.id,
+                        &contact.id,
+                        case,
+                        event,
+                        result,
+                        policy_sha256,
+                        now.timestamp(),
+                    )
+                })
+                .collect::<Result<Vec<Applied>, StoreError>>()
+        })?;
+        for applied in applied {
             match applied {
                 Applied::Changed { actions } => {
                     report.changed += 1;
@@ -178,9 +225,8 @@ pub fn clear_attention(
 ) -> Result<bool, StoreError> {
     store.transaction(|tx| {
         let error: Option<String> = tx
-            .query_row(
-                "SELECT needs_attention FROM cases WHERE tenant = ?1 AND contact = ?2 AND purpose = ?3",
-                params![tenant, contact, purpose],
+            .prepare_cached("SELECT needs_attention FROM cases WHERE tenant = ?1 AND contact = ?2 AND purpose = ?3")?
+        .query_row(params![tenant, contact, purpose],
                 |r| r.get(0),
             )
             .optional()?
@@ -188,10 +234,9 @@ pub fn clear_attention(
         let Some(error) = error else {
             return Ok(false);
         };
-        tx.execute(
-            "UPDATE cases SET needs_attention = NULL, updated_at = ?4
-             WHERE tenant = ?1 AND contact = ?2 AND purpose = ?3",
-            params![tenant, contact, purpose, now],
+        tx.prepare_cached("UPDATE cases SET needs_attention = NULL, updated_at = ?4
+             WHERE tenant = ?1 AND contact = ?2 AND purpose = ?3")?
+        .execute(params![tenant, contact, purpose, now],
         )?;
         audit::append(
             tx,
@@ -404,9 +449,8 @@ fn apply(
         Err(err) => Some(err.to_string()),
     };
     if let Some(why) = failure {
-        tx.execute(
-            "UPDATE cases SET needs_attention = ?4 WHERE tenant = ?1 AND contact = ?2 AND purpose = ?3",
-            params![tenant, contact, before.purpose, why],
+        tx.prepare_cached("UPDATE cases SET needs_attention = ?4 WHERE tenant = ?1 AND contact = ?2 AND purpose = ?3")?
+        .execute(params![tenant, contact, before.purpose, why],
         )?;
         audit::append(
             tx,
@@ -429,10 +473,9 @@ fn apply(
         return Ok(Applied::Unchanged);
     }
     let case = &outcome.case;
-    tx.execute(
-        "UPDATE cases SET state = ?4, band = ?5, body = ?6, due_at = ?7, updated_at = ?8, needs_attention = NULL
-         WHERE tenant = ?1 AND contact = ?2 AND purpose = ?3",
-        params![
+    tx.prepare_cached("UPDATE cases SET state = ?4, band = ?5, body = ?6, due_at = ?7, updated_at = ?8, needs_attention = NULL
+         WHERE tenant = ?1 AND contact = ?2 AND purpose = ?3")?
+        .execute(params![
             tenant,
             contact,
             case.purpose,
@@ -484,10 +527,9 @@ fn apply(
                 object.extend(link);
             }
         }
-        tx.execute(
-            "INSERT INTO outbox (id, tenant, seq, contact, purpose, kind, payload, created_at)
-             VALUES (?1, ?2, (SELECT COALESCE(MAX(seq), 0) + 1 FROM outbox WHERE tenant = ?2), ?3, ?4, ?5, ?6, ?7)",
-            params![
+        tx.prepare_cached("INSERT INTO outbox (id, tenant, seq, contact, purpose, kind, payload, created_at)
+             VALUES (?1, ?2, (SELECT COALESCE(MAX(seq), 0) + 1 FROM outbox WHERE tenant = ?2), ?3, ?4, ?5, ?6, ?7)")?
+        .execute(params![
                 id,
                 tenant,
                 contact,
@@ -525,11 +567,9 @@ fn request_sent(
     attempt: u32,
     now: i64,
 ) -> Result<serde_json::Map<String, serde_json::Value>, StoreError> {
-    let language: String = tx.query_row(
-        "SELECT language FROM contacts WHERE tenant = ?1 AND id = ?2",
-        params![tenant, contact],
-        |r| r.get(0),
-    )?;
+    let language: String = tx
+        .prepare_cached("SELECT language FROM contacts WHERE tenant = ?1 AND id = ?2")?
+        .query_row(params![tenant, contact], |r| r.get(0))?;
     let language = texts::language_for(&language);
     let text = texts::current_or_standard(tx, tenant, purpose, language, now)?;
     let (secret, token) = tokens::issue(

@@ -256,7 +256,7 @@ pub enum Command {
 
     /// Measure policy steps per second through the component and natively, in
     /// the same run, and print the ratio.
-    Bench(crate::bench::BenchArgs),
+    Bench(crate::bench::BenchCli),
 }
 
 #[derive(Debug, Subcommand)]

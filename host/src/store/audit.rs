@@ -86,21 +86,19 @@ pub fn row_hash(tenant: &str, seq: i64, e: &Entry, prev_hash: &str) -> String {
 /// Appends an entry for `tenant` inside the caller's transaction.
 pub fn append(tx: &Transaction<'_>, tenant: &str, entry: Entry) -> rusqlite::Result<Row> {
     let last: Option<(i64, String)> = tx
-        .query_row(
+        .prepare_cached(
             "SELECT seq, hash FROM audit_log WHERE tenant = ?1 ORDER BY seq DESC LIMIT 1",
-            [tenant],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        )?
+        .query_row([tenant], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     let (seq, prev_hash) = match last {
         Some((seq, hash)) => (seq + 1, hash),
         None => (1, GENESIS.to_owned()),
     };
     let hash = row_hash(tenant, seq, &entry, &prev_hash);
-    tx.execute(
-        "INSERT INTO audit_log (tenant, seq, at, contact, purpose, kind, detail, policy_sha256, prev_hash, hash)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        params![
+    tx.prepare_cached("INSERT INTO audit_log (tenant, seq, at, contact, purpose, kind, detail, policy_sha256, prev_hash, hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")?
+        .execute(params![
             tenant,
             seq,
             entry.at,

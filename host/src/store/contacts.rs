@@ -23,9 +23,8 @@ pub fn normalise(kind: &str, value: &str) -> String {
 }
 
 fn salt(conn: &Connection, tenant: &str) -> rusqlite::Result<Vec<u8>> {
-    conn.query_row("SELECT salt FROM tenants WHERE id = ?1", [tenant], |r| {
-        r.get(0)
-    })
+    conn.prepare_cached("SELECT salt FROM tenants WHERE id = ?1")?
+        .query_row([tenant], |r| r.get(0))
 }
 
 /// The salted hash kept of an erased address.
@@ -49,35 +48,39 @@ pub fn erased_at(
         return Ok(None);
     }
     let hash = tombstone_hash(&salt(conn, tenant)?, kind, value);
-    conn.query_row(
+    conn.prepare_cached(
         "SELECT created_at FROM tombstones WHERE tenant = ?1 AND kind = ?2 AND hash = ?3",
-        params![tenant, kind, hash],
-        |r| r.get(0),
-    )
+    )?
+    .query_row(params![tenant, kind, hash], |r| r.get(0))
     .optional()
 }
 
+/// The columns [`read`] expects, in order, for a query over `contacts k`.
+pub(crate) const COLUMNS: &str = "k.id, k.first_name, k.last_name, k.email, k.phone, k.owner, \
+     k.source, k.language, k.created_at, k.attributes";
+
+/// A contact from [`COLUMNS`] starting at column `at` of a row.
+pub(crate) fn read(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Contact> {
+    let attributes: String = r.get(at + 9)?;
+    Ok(Contact {
+        id: r.get(at)?,
+        first_name: r.get(at + 1)?,
+        last_name: r.get(at + 2)?,
+        email: r.get(at + 3)?,
+        phone: r.get(at + 4)?,
+        owner: r.get(at + 5)?,
+        source: r.get(at + 6)?,
+        language: r.get(at + 7)?,
+        created_at: chrono::DateTime::from_timestamp(r.get(at + 8)?, 0).unwrap_or_default(),
+        attributes: serde_json::from_str(&attributes).unwrap_or_default(),
+    })
+}
+
 pub fn get(conn: &Connection, tenant: &str, id: &str) -> rusqlite::Result<Option<Contact>> {
-    conn.query_row(
-        "SELECT id, first_name, last_name, email, phone, owner, source, language, created_at, attributes
-         FROM contacts WHERE tenant = ?1 AND id = ?2",
-        params![tenant, id],
-        |r| {
-            let attributes: String = r.get(9)?;
-            Ok(Contact {
-                id: r.get(0)?,
-                first_name: r.get(1)?,
-                last_name: r.get(2)?,
-                email: r.get(3)?,
-                phone: r.get(4)?,
-                owner: r.get(5)?,
-                source: r.get(6)?,
-                language: r.get(7)?,
-                created_at: chrono::DateTime::from_timestamp(r.get(8)?, 0).unwrap_or_default(),
-                attributes: serde_json::from_str(&attributes).unwrap_or_default(),
-            })
-        },
-    )
+    conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM contacts k WHERE k.tenant = ?1 AND k.id = ?2"
+    ))?
+    .query_row(params![tenant, id], |r| read(r, 0))
     .optional()
 }
 
@@ -93,14 +96,13 @@ pub fn upsert(
         return Ok(Upsert::Unchanged);
     }
     let attributes = serde_json::to_string(&contact.attributes).unwrap_or_else(|_| "{}".to_owned());
-    tx.execute(
-        "INSERT INTO contacts (tenant, id, first_name, last_name, email, phone, owner, source, language, created_at, attributes)
+    tx.prepare_cached("INSERT INTO contacts (tenant, id, first_name, last_name, email, phone, owner, source, language, created_at, attributes)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
          ON CONFLICT (tenant, id) DO UPDATE SET
            first_name = excluded.first_name, last_name = excluded.last_name, email = excluded.email,
            phone = excluded.phone, owner = excluded.owner, source = excluded.source,
-           language = excluded.language, attributes = excluded.attributes",
-        params![
+           language = excluded.language, attributes = excluded.attributes")?
+        .execute(params![
             tenant,
             contact.id,
             contact.first_name,
@@ -143,7 +145,7 @@ pub fn open_cases(
     now: i64,
 ) -> rusqlite::Result<usize> {
     let purposes: Vec<String> = {
-        let mut stmt = tx.prepare(
+        let mut stmt = tx.prepare_cached(
             "SELECT p.id FROM purposes p
              WHERE p.tenant = ?1
                AND NOT EXISTS (SELECT 1 FROM cases c WHERE c.tenant = ?1 AND c.contact = ?2 AND c.purpose = p.id)
@@ -155,19 +157,19 @@ pub fn open_cases(
     for purpose in &purposes {
         let case = Case::new(purpose.clone());
         let body = serde_json::to_string(&case).unwrap_or_default();
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO cases (tenant, contact, purpose, state, band, body, due_at, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
-            params![
-                tenant,
-                contact,
-                purpose,
-                case.state.as_str(),
-                band_name(case.state.band()),
-                body,
-                now
-            ],
-        )?;
+        )?
+        .execute(params![
+            tenant,
+            contact,
+            purpose,
+            case.state.as_str(),
+            band_name(case.state.band()),
+            body,
+            now
+        ])?;
         audit::append(
             tx,
             tenant,
@@ -193,19 +195,13 @@ pub fn band_name(band: crate::plugin::Band) -> &'static str {
 }
 
 pub fn count(conn: &Connection, tenant: &str) -> rusqlite::Result<i64> {
-    conn.query_row(
-        "SELECT COUNT(*) FROM contacts WHERE tenant = ?1",
-        [tenant],
-        |r| r.get(0),
-    )
+    conn.prepare_cached("SELECT COUNT(*) FROM contacts WHERE tenant = ?1")?
+        .query_row([tenant], |r| r.get(0))
 }
 
 pub fn count_cases(conn: &Connection, tenant: &str) -> rusqlite::Result<i64> {
-    conn.query_row(
-        "SELECT COUNT(*) FROM cases WHERE tenant = ?1",
-        [tenant],
-        |r| r.get(0),
-    )
+    conn.prepare_cached("SELECT COUNT(*) FROM cases WHERE tenant = ?1")?
+        .query_row([tenant], |r| r.get(0))
 }
 
 /// Records that an address was erased, so it cannot be imported again. Only a
@@ -218,10 +214,10 @@ pub fn add_tombstone(
     now: i64,
 ) -> rusqlite::Result<()> {
     let hash = tombstone_hash(&salt(tx, tenant)?, kind, value);
-    tx.execute(
+    tx.prepare_cached(
         "INSERT OR IGNORE INTO tombstones (tenant, kind, hash, created_at) VALUES (?1, ?2, ?3, ?4)",
-        params![tenant, kind, hash, now],
-    )?;
+    )?
+    .execute(params![tenant, kind, hash, now])?;
     Ok(())
 }
 
@@ -247,12 +243,12 @@ pub fn erase(
         }
     }
     let delete = mode == crate::plugin::CleanupMode::Delete;
-    tx.execute(
+    tx.prepare_cached(
         "UPDATE contacts SET first_name = '', last_name = '', email = NULL, phone = NULL,
              attributes = '{}', source = CASE WHEN ?3 THEN '' ELSE source END, erased_at = ?4
          WHERE tenant = ?1 AND id = ?2",
-        params![tenant, id, delete, now],
-    )?;
+    )?
+    .execute(params![tenant, id, delete, now])?;
     audit::append(
         tx,
         tenant,

@@ -39,9 +39,8 @@ pub fn add(
     at: i64,
     detail: &Value,
 ) -> rusqlite::Result<i64> {
-    tx.execute(
-        "INSERT INTO evidence (tenant, contact, purpose, kind, at, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![tenant, contact, purpose, kind, at, detail.to_string()],
+    tx.prepare_cached("INSERT INTO evidence (tenant, contact, purpose, kind, at, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
+        .execute(params![tenant, contact, purpose, kind, at, detail.to_string()],
     )?;
     Ok(tx.last_insert_rowid())
 }
@@ -78,11 +77,11 @@ pub fn start_retention(
     contact: &str,
     now: i64,
 ) -> rusqlite::Result<usize> {
-    tx.execute(
+    tx.prepare_cached(
         "UPDATE evidence SET retain_until = ?3
          WHERE tenant = ?1 AND contact = ?2 AND retain_until IS NULL",
-        params![tenant, contact, now + RETENTION_DAYS * 86_400],
-    )
+    )?
+    .execute(params![tenant, contact, now + RETENTION_DAYS * 86_400])
 }
 
 /// Deletes the tenant's evidence whose retention ended by `now`; returns the
@@ -102,9 +101,8 @@ pub fn expire(
         rows.collect::<rusqlite::Result<_>>()?
     };
     if !expired.is_empty() {
-        tx.execute(
-            "DELETE FROM evidence WHERE retain_until IS NOT NULL AND retain_until <= ?2 AND tenant = ?1",
-            params![tenant, now],
+        tx.prepare_cached("DELETE FROM evidence WHERE retain_until IS NOT NULL AND retain_until <= ?2 AND tenant = ?1")?
+        .execute(params![tenant, now],
         )?;
     }
     Ok(expired)

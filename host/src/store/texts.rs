@@ -70,12 +70,11 @@ pub fn current(
     purpose: &str,
     language: &str,
 ) -> rusqlite::Result<Option<ConsentText>> {
-    conn.query_row(
+    conn.prepare_cached(
         "SELECT purpose, version, language, body, sha256, created_at FROM consent_texts
          WHERE tenant = ?1 AND purpose = ?2 AND language = ?3 ORDER BY version DESC LIMIT 1",
-        params![tenant, purpose, language],
-        row,
-    )
+    )?
+    .query_row(params![tenant, purpose, language], row)
     .optional()
 }
 
@@ -87,12 +86,11 @@ pub fn get(
     version: i64,
     language: &str,
 ) -> rusqlite::Result<Option<ConsentText>> {
-    conn.query_row(
+    conn.prepare_cached(
         "SELECT purpose, version, language, body, sha256, created_at FROM consent_texts
          WHERE tenant = ?1 AND purpose = ?2 AND version = ?3 AND language = ?4",
-        params![tenant, purpose, version, language],
-        row,
-    )
+    )?
+    .query_row(params![tenant, purpose, version, language], row)
     .optional()
 }
 
@@ -105,12 +103,12 @@ pub fn add(
     body: &str,
     now: i64,
 ) -> rusqlite::Result<ConsentText> {
-    let version: i64 = tx.query_row(
-        "SELECT COALESCE(MAX(version), 0) + 1 FROM consent_texts
+    let version: i64 = tx
+        .prepare_cached(
+            "SELECT COALESCE(MAX(version), 0) + 1 FROM consent_texts
          WHERE tenant = ?1 AND purpose = ?2 AND language = ?3",
-        params![tenant, purpose, language],
-        |r| r.get(0),
-    )?;
+        )?
+        .query_row(params![tenant, purpose, language], |r| r.get(0))?;
     let text = ConsentText {
         purpose: purpose.to_owned(),
         version,
@@ -119,19 +117,19 @@ pub fn add(
         sha256: crate::sha256_hex(body.as_bytes()),
         created_at: now,
     };
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO consent_texts (tenant, purpose, version, language, body, sha256, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
-            tenant,
-            purpose,
-            text.version,
-            text.language,
-            text.body,
-            text.sha256,
-            text.created_at
-        ],
-    )?;
+    )?
+    .execute(params![
+        tenant,
+        purpose,
+        text.version,
+        text.language,
+        text.body,
+        text.sha256,
+        text.created_at
+    ])?;
     Ok(text)
 }
 
@@ -146,12 +144,12 @@ pub fn current_or_standard(
     if let Some(text) = current(tx, tenant, purpose, language)? {
         return Ok(text);
     }
-    let (company, description): (String, String) = tx.query_row(
-        "SELECT t.name, p.description FROM tenants t JOIN purposes p ON p.tenant = t.id
+    let (company, description): (String, String) = tx
+        .prepare_cached(
+            "SELECT t.name, p.description FROM tenants t JOIN purposes p ON p.tenant = t.id
          WHERE t.id = ?1 AND p.id = ?2",
-        params![tenant, purpose],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
+        )?
+        .query_row(params![tenant, purpose], |r| Ok((r.get(0)?, r.get(1)?)))?;
     add(
         tx,
         tenant,

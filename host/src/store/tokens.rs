@@ -57,51 +57,50 @@ pub fn id_of(secret: &str) -> String {
 pub fn issue(tx: &Transaction<'_>, mut token: Token) -> rusqlite::Result<(String, Token)> {
     let secret = generate();
     token.id = id_of(&secret);
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO response_tokens (id, hash, tenant, contact, purpose, attempt, channel,
                                       text_version, language, created_at, expires_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-        params![
-            token.id,
-            hash(&secret),
-            token.tenant,
-            token.contact,
-            token.purpose,
-            token.attempt,
-            token.channel,
-            token.text_version,
-            token.language,
-            token.created_at,
-            token.expires_at
-        ],
-    )?;
+    )?
+    .execute(params![
+        token.id,
+        hash(&secret),
+        token.tenant,
+        token.contact,
+        token.purpose,
+        token.attempt,
+        token.channel,
+        token.text_version,
+        token.language,
+        token.created_at,
+        token.expires_at
+    ])?;
     Ok((secret, token))
 }
 
 /// The token behind `secret`, if it may still be answered at `now`.
 pub fn redeemable(conn: &Connection, secret: &str, now: i64) -> Result<Token, TokenLookupError> {
     let token = conn
-        .query_row(
+        .prepare_cached(
             "SELECT id, tenant, contact, purpose, attempt, channel, text_version, language,
                     created_at, expires_at, used_at
              FROM response_tokens WHERE hash = ?1",
-            [hash(secret)],
-            |r| {
-                Ok(Token {
-                    id: r.get(0)?,
-                    tenant: r.get(1)?,
-                    contact: r.get(2)?,
-                    purpose: r.get(3)?,
-                    attempt: r.get(4)?,
-                    channel: r.get(5)?,
-                    text_version: r.get(6)?,
-                    language: r.get(7)?,
-                    created_at: r.get(8)?,
-                    expires_at: r.get(9)?,
-                    used_at: r.get(10)?,
-                })
-            },
-        )
+        )?
+        .query_row([hash(secret)], |r| {
+            Ok(Token {
+                id: r.get(0)?,
+                tenant: r.get(1)?,
+                contact: r.get(2)?,
+                purpose: r.get(3)?,
+                attempt: r.get(4)?,
+                channel: r.get(5)?,
+                text_version: r.get(6)?,
+                language: r.get(7)?,
+                created_at: r.get(8)?,
+                expires_at: r.get(9)?,
+                used_at: r.get(10)?,
+            })
+        })
         .optional()?
         .ok_or(TokenError::Unknown)?;
     if token.used_at.is_some() {
@@ -116,11 +115,11 @@ pub fn redeemable(conn: &Connection, secret: &str, now: i64) -> Result<Token, To
 /// Marks every open token of the token's case as used: one answer per case,
 /// whichever of its links the contact clicked.
 pub fn close_case(tx: &Transaction<'_>, token: &Token, now: i64) -> rusqlite::Result<usize> {
-    tx.execute(
+    tx.prepare_cached(
         "UPDATE response_tokens SET used_at = ?4
          WHERE tenant = ?1 AND contact = ?2 AND purpose = ?3 AND used_at IS NULL",
-        params![token.tenant, token.contact, token.purpose, now],
-    )
+    )?
+    .execute(params![token.tenant, token.contact, token.purpose, now])
 }
 
 /// A lookup that failed because of the token or because of the database.

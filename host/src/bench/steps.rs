@@ -1,4 +1,4 @@
-//! `klar bench`: policy steps per second through the WebAssembly component (one
+//! `klar bench steps` (the default): policy steps per second through the WebAssembly component (one
 //! case per call, and batched) against the same plugin library compiled natively,
 //! measured in the same run and reported as ratios, because the machines are
 //! shared and noisy and only ratios compare across runs.
@@ -18,7 +18,7 @@ use crate::plugin::{self, Answer, Case, Clock, Contact, Event, Outcome, State};
 use crate::runtime::{Runtime, RuntimeConfig, StepFailure};
 
 #[derive(Debug, clap::Args)]
-pub struct BenchArgs {
+pub struct StepsArgs {
     /// The policy to measure (default: the built-in rules/default.rhai).
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
@@ -106,7 +106,7 @@ fn median(mut v: Vec<f64>) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
-pub fn run(plugin_path: Option<&Path>, args: &BenchArgs) -> Result<ExitCode> {
+pub fn run(plugin_path: Option<&Path>, args: &StepsArgs) -> Result<ExitCode> {
     if args.cases == 0 || args.rounds == 0 || args.batch == 0 {
         bail!("--cases, --rounds and --batch must be at least 1");
     }

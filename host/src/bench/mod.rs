@@ -1,0 +1,47 @@
+//! `klar bench`: speed figures, each printed next to a baseline measured in
+//! the same run, because the machines are shared and noisy and only ratios
+//! compare across runs.
+//!
+//! - `steps` (the default): policy steps through the component vs the same
+//!   library compiled natively.
+//! - `import`: a generated CSV through `klar import` vs SQLite's own `.import`.
+//! - `sweep`: one `tick` over many due cases vs SQLite updating as many rows.
+
+mod steps;
+mod store;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+pub use steps::{StepsArgs, workload};
+pub use store::{ImportArgs, SweepArgs};
+
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct BenchCli {
+    #[command(subcommand)]
+    pub what: Option<BenchWhat>,
+    #[command(flatten)]
+    pub steps: StepsArgs,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum BenchWhat {
+    /// Policy steps per second, WASM vs native (the default).
+    Steps(StepsArgs),
+    /// Import a generated CSV, vs `sqlite3 .import` of the same file.
+    Import(ImportArgs),
+    /// Sweep many due cases with one tick, vs a bulk SQLite UPDATE.
+    Sweep(SweepArgs),
+}
+
+pub fn run(plugin: Option<&Path>, cli: &BenchCli) -> Result<ExitCode> {
+    match &cli.what {
+        None => steps::run(plugin, &cli.steps),
+        Some(BenchWhat::Steps(args)) => steps::run(plugin, args),
+        Some(BenchWhat::Import(args)) => store::import(plugin, args),
+        Some(BenchWhat::Sweep(args)) => store::sweep(plugin, args),
+    }
+}

@@ -1,0 +1,301 @@
+//! The store's benchmarks: `klar bench import` and `klar bench sweep`.
+//!
+//! Each builds its own database in a scratch folder and prints its figure next
+//! to what SQLite alone does with the same rows in the same run.
+
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use chrono::{TimeZone, Utc};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rusqlite::params;
+
+use crate::plugin::Case;
+use crate::runtime::{Runtime, RuntimeConfig};
+use crate::store::{Store, tenants};
+
+#[derive(Debug, clap::Args)]
+pub struct ImportArgs {
+    /// Rows in the generated CSV file.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub rows: usize,
+    /// Scratch folder for the CSV and the databases (default: a temporary one).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SweepArgs {
+    /// Due cases to sweep.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub cases: usize,
+    /// Cases per call into the plugin.
+    #[arg(long, default_value_t = 500)]
+    pub batch: usize,
+    /// Scratch folder for the database (default: a temporary one).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A scratch folder that is removed afterwards unless the user named it.
+fn scratch(dir: Option<&Path>) -> Result<(Option<tempfile::TempDir>, PathBuf)> {
+    match dir {
+        Some(d) => {
+            std::fs::create_dir_all(d)
+                .with_context(|| format!("failed to create {}", d.display()))?;
+            Ok((None, d.to_path_buf()))
+        }
+        None => {
+            let t = tempfile::tempdir().context("failed to create a scratch folder")?;
+            let p = t.path().to_path_buf();
+            Ok((Some(t), p))
+        }
+    }
+}
+
+fn remove_db(path: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let _ = std::fs::remove_file(name);
+    }
+}
+
+/// The process's peak resident memory in MiB (Linux), if known.
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// Starts a new peak-memory measurement (Linux: "5" to clear_refs resets VmHWM).
+fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+fn bench_now() -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 12, 1, 8, 0, 0)
+        .single()
+        .unwrap_or_default()
+}
+
+/// `klar bench import`
+pub fn import(_plugin: Option<&Path>, args: &ImportArgs) -> Result<ExitCode> {
+    if args.rows == 0 {
+        bail!("--rows must be at least 1");
+    }
+    let (_keep, dir) = scratch(args.dir.as_deref())?;
+    let csv = dir.join("contacts.csv");
+    let now = bench_now();
+    {
+        let file = std::fs::File::create(&csv)
+            .with_context(|| format!("failed to create {}", csv.display()))?;
+        let mut out = BufWriter::new(file);
+        crate::demo::write_contacts_csv(&mut out, &mut StdRng::seed_from_u64(1), args.rows, now)
+            .context("failed to write the CSV")?;
+        std::io::Write::flush(&mut out)?;
+    }
+    let size_mib = std::fs::metadata(&csv)?.len() as f64 / 1_048_576.0;
+
+    // Baseline: SQLite's own CSV import into one table, no checks.
+    let base = dir.join("sqlite-import.db");
+    remove_db(&base);
+    let started = Instant::now();
+    let status = Command::new("sqlite3")
+        .arg("-cmd")
+        .arg(".mode csv")
+        .arg(&base)
+        .arg(format!(".import {} t", csv.display()))
+        .status()
+        .context(
+            "the baseline needs the sqlite3 command-line tool (Debian: apt install sqlite3)",
+        )?;
+    let sqlite_s = started.elapsed().as_secs_f64();
+    if !status.success() {
+        bail!("sqlite3 .import failed: {status}");
+    }
+
+    // klar: read, check every row, store contacts, cases and audit rows.
+    let db = dir.join("klar-import.db");
+    remove_db(&db);
+    let mut store = Store::open(&db)?;
+    store.transaction(|tx| {
+        tenants::add(
+            tx,
+            "bench",
+            "Bench GmbH",
+            "Europe/Berlin",
+            "de",
+            now.timestamp(),
+        )
+    })?;
+    reset_peak_rss();
+    let started = Instant::now();
+    let bytes = std::fs::read(&csv)?;
+    let mut parsed = crate::import::parse(&bytes, "de", now)?;
+    drop(bytes);
+    crate::import::check_erased(store.connection(), "bench", &mut parsed)?;
+    if !parsed.problems.is_empty() {
+        bail!("the generated CSV has {} problem(s)", parsed.problems.len());
+    }
+    let counts = crate::import::store(
+        &mut store,
+        "bench",
+        &parsed,
+        now.timestamp(),
+        &indicatif::ProgressBar::hidden(),
+    )?;
+    let klar_s = started.elapsed().as_secs_f64();
+    let rss = peak_rss_mib();
+    if counts.added != args.rows {
+        bail!("{} of {} rows were imported", counts.added, args.rows);
+    }
+
+    let ratio = sqlite_s / klar_s;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "rows": args.rows,
+                "csv_mib": size_mib,
+                "sqlite_import_s": sqlite_s,
+                "klar_import_s": klar_s,
+                "klar_speed_vs_sqlite": ratio,
+                "klar_peak_rss_mib": rss,
+            }))?
+        );
+    } else {
+        println!(
+            "klar bench import: {} rows ({size_mib:.0} MiB CSV), {} case(s) opened",
+            args.rows, counts.opened
+        );
+        println!("{:<40} {:>9} {:>12}", "", "seconds", "rows/s");
+        println!(
+            "{:<40} {sqlite_s:>9.2} {:>12.0}",
+            "sqlite3 .import (baseline)",
+            args.rows as f64 / sqlite_s
+        );
+        println!(
+            "{:<40} {klar_s:>9.2} {:>12.0}",
+            "klar import (checked, cases, audit)",
+            args.rows as f64 / klar_s
+        );
+        println!("klar's speed vs sqlite3: {ratio:.2}× (goal ≥ 0.5)");
+        if let Some(rss) = rss {
+            println!("klar's peak RSS during the import: {rss:.0} MiB");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `klar bench sweep`
+pub fn sweep(plugin: Option<&Path>, args: &SweepArgs) -> Result<ExitCode> {
+    if args.cases == 0 || args.batch == 0 {
+        bail!("--cases and --batch must be at least 1");
+    }
+    let (_keep, dir) = scratch(args.dir.as_deref())?;
+    let db = dir.join("klar-sweep.db");
+    remove_db(&db);
+    let now = bench_now();
+    let created = now.timestamp() - 86_400;
+    let mut store = Store::open(&db)?;
+    let body = serde_json::to_string(&Case::new(tenants::DEFAULT_PURPOSE))?;
+    store.transaction(|tx| -> Result<()> {
+        tenants::add(tx, "bench", "Bench GmbH", "Europe/Berlin", "de", created)?;
+        tx.execute(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)
+             INSERT INTO contacts (tenant, id, first_name, last_name, email, phone, owner, source, language, created_at)
+             SELECT 'bench', printf('C%07d', i), 'Jürgen', 'Müller', printf('kontakt%d@example.de', i),
+                    CASE WHEN i % 2 = 0 THEN printf('+49 30 %07d', i) END,
+                    CASE i % 3 WHEN 0 THEN 'jk' WHEN 1 THEN 'mb' ELSE 'sr' END, 'import', 'de', ?2
+             FROM n",
+            params![args.cases as i64, created],
+        )?;
+        tx.execute(
+            "INSERT INTO cases (tenant, contact, purpose, state, band, body, due_at, updated_at)
+             SELECT 'bench', id, ?1, 'unclarified', 'to-clarify', ?2, ?3, ?3 FROM contacts WHERE tenant = 'bench'",
+            params![tenants::DEFAULT_PURPOSE, body, created],
+        )?;
+        Ok(())
+    })?;
+
+    // Baseline: SQLite rewriting every case row once, in one statement.
+    let started = Instant::now();
+    store.transaction(|tx| {
+        tx.execute(
+            "UPDATE cases SET updated_at = updated_at + 1 WHERE tenant = 'bench'",
+            [],
+        )
+    })?;
+    let sqlite_s = started.elapsed().as_secs_f64();
+
+    let runtime = Runtime::new(RuntimeConfig::default())?;
+    let loaded = match plugin {
+        Some(path) => runtime.load_file(path)?,
+        None => runtime.load_default()?,
+    };
+    let tenant = tenants::require(store.connection(), "bench")?;
+    let (mut session, sha) = crate::scheduler::tenant_session(&store, &loaded, &tenant)?;
+    let measured_rss = reset_peak_rss();
+    let started = Instant::now();
+    let report = crate::scheduler::tick(&mut store, &mut session, &tenant, &sha, now, args.batch)?;
+    let klar_s = started.elapsed().as_secs_f64();
+    let rss = peak_rss_mib().filter(|_| measured_rss);
+    if report.changed != args.cases {
+        bail!(
+            "the sweep changed {} of {} cases ({} failed)",
+            report.changed,
+            args.cases,
+            report.failed
+        );
+    }
+
+    let klar_rate = args.cases as f64 / klar_s;
+    let sqlite_rate = args.cases as f64 / sqlite_s;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "cases": args.cases,
+                "batch": args.batch,
+                "sqlite_update_s": sqlite_s,
+                "klar_sweep_s": klar_s,
+                "klar_cases_per_s": klar_rate,
+                "klar_vs_sqlite_update": klar_rate / sqlite_rate,
+                "klar_peak_rss_mib": rss,
+                "actions_queued": report.actions,
+            }))?
+        );
+    } else {
+        println!(
+            "klar bench sweep: {} due cases, batches of {}, {} action(s) queued",
+            args.cases, args.batch, report.actions
+        );
+        println!("{:<44} {:>9} {:>12}", "", "seconds", "cases/s");
+        println!(
+            "{:<44} {sqlite_s:>9.2} {sqlite_rate:>12.0}",
+            "SQLite UPDATE of every case row (baseline)"
+        );
+        println!(
+            "{:<44} {klar_s:>9.2} {klar_rate:>12.0}",
+            "klar tick (plugin, case, audit, outbox, link)"
+        );
+        println!(
+            "klar's sweep vs the bulk UPDATE: {:.3}× (goal: ≥ 50,000 cases/s)",
+            klar_rate / sqlite_rate
+        );
+        if let Some(rss) = rss {
+            println!("peak RSS during the sweep: {rss:.0} MiB (goal ≤ 200)");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
