@@ -212,7 +212,8 @@ fn action() -> impl Strategy<Value = Action> {
             attempt
         }),
         Just(Action::Cleanup {
-            mode: CleanupMode::Delete
+            mode: CleanupMode::Delete,
+            keep_evidence_until: t0()
         }),
         Just(Action::BlockUse),
     ]
@@ -228,6 +229,7 @@ fn case() -> impl Strategy<Value = Case> {
             not_before: t0() + Duration::days(d),
             reason: "refusal".to_owned(),
             resume_state: State::Refused,
+            resume_due_at: None,
             requested_by: None,
             requires_approval: false,
             approved_by: None,

@@ -266,11 +266,7 @@ fn expire_evidence(tx: &Transaction<'_>, tenant: &str, now: i64) -> Result<(), S
                 contact: Some(contact),
                 purpose: None,
                 kind: "evidence-expired".to_owned(),
-                detail: serde_json::json!({
-                    "deleted_records": records,
-                    "retention_days": evidence::RETENTION_DAYS,
-                })
-                .to_string(),
+                detail: serde_json::json!({ "deleted_records": records }).to_string(),
                 policy_sha256: None,
             },
         )?;
@@ -541,13 +537,23 @@ fn apply(
         )?;
     }
     for action in &outcome.actions {
-        if let Action::Cleanup { mode } = action
-            && case.purpose == crate::store::tenants::DEFAULT_PURPOSE
+        if let Action::Cleanup {
+            mode,
+            keep_evidence_until,
+        } = action
         {
+            // The case's evidence is kept as long as its policy says.
+            evidence::start_retention(
+                tx,
+                tenant,
+                (contact, &case.purpose),
+                keep_evidence_until.timestamp(),
+            )?;
             // Only the purge of `contact-data` erases the person; purging another
             // purpose (say, the newsletter) ends just that use.
-            contacts::erase(tx, tenant, contact, *mode, now)?;
-            evidence::start_retention(tx, tenant, contact, now)?;
+            if case.purpose == crate::store::tenants::DEFAULT_PURPOSE {
+                contacts::erase(tx, tenant, contact, *mode, now)?;
+            }
         }
     }
     Ok(Applied::Changed {
@@ -655,6 +661,7 @@ mod tests {
             not_before: t(10),
             reason: "refusal".into(),
             resume_state: State::Refused,
+            resume_due_at: None,
             requested_by: None,
             requires_approval: false,
             approved_by: None,
@@ -665,6 +672,7 @@ mod tests {
             after,
             vec![Action::Cleanup {
                 mode: CleanupMode::Delete,
+                keep_evidence_until: t(11),
             }],
         );
         let early = guardrail(&before, &purge, t(5).timestamp()).expect("refused");

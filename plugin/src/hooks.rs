@@ -22,10 +22,11 @@ pub enum Hook {
     BusinessDaysOnly,
     CleanupGraceDays,
     RequiresApproval,
+    EvidenceRetentionDays,
 }
 
 impl Hook {
-    pub const ALL: [Hook; 10] = [
+    pub const ALL: [Hook; 11] = [
         Hook::ReminderDays,
         Hook::Channel,
         Hook::AnswerDays,
@@ -36,6 +37,7 @@ impl Hook {
         Hook::BusinessDaysOnly,
         Hook::CleanupGraceDays,
         Hook::RequiresApproval,
+        Hook::EvidenceRetentionDays,
     ];
 
     pub fn name(self) -> &'static str {
@@ -50,6 +52,7 @@ impl Hook {
             Hook::BusinessDaysOnly => "business_days_only",
             Hook::CleanupGraceDays => "cleanup_grace_days",
             Hook::RequiresApproval => "requires_approval",
+            Hook::EvidenceRetentionDays => "evidence_retention_days",
         }
     }
 
@@ -61,7 +64,10 @@ impl Hook {
         match self {
             Hook::BusinessDaysOnly => &[],
             Hook::Channel => &["contact", "attempt"],
-            Hook::OnNoResponse | Hook::OnRefusal | Hook::RequiresApproval => &["contact", "case"],
+            Hook::OnNoResponse
+            | Hook::OnRefusal
+            | Hook::RequiresApproval
+            | Hook::EvidenceRetentionDays => &["contact", "case"],
             Hook::ReminderDays
             | Hook::AnswerDays
             | Hook::ConsentValidDays
@@ -102,6 +108,9 @@ impl Hook {
                 "must return a whole number of days between the decision to clean up and the erasure"
             }
             Hook::RequiresApproval => "must return true or false",
+            Hook::EvidenceRetentionDays => {
+                "must return a whole number of days the evidence is kept after the erasure (counted from the later of the erasure and the last use)"
+            }
         }
     }
 }
@@ -136,6 +145,8 @@ pub const DEFAULT_RESTART_DAYS: u32 = 90;
 pub const DEFAULT_CONSENT_VALID_DAYS: u32 = 730;
 pub const DEFAULT_STALE_AFTER_DAYS: u32 = 365;
 pub const DEFAULT_GRACE_DAYS: u32 = 30;
+/// Three years: the regular limitation period of German civil law (§ 195 BGB).
+pub const DEFAULT_EVIDENCE_RETENTION_DAYS: u32 = 1095;
 
 /// The most days any hook may return: ten years.
 const MAX_DAYS: i64 = 3_660;

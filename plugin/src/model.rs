@@ -162,6 +162,9 @@ pub struct CleanupPlan {
     pub reason: String,
     /// Where the case goes back to if a person stops the cleanup.
     pub resume_state: State,
+    /// The case's next step as planned before the cleanup, restored with it.
+    #[serde(default)]
+    pub resume_due_at: Option<Timestamp>,
     #[serde(default)]
     pub requested_by: Option<String>,
     #[serde(default)]
@@ -323,6 +326,9 @@ pub enum Action {
     BlockUse,
     Cleanup {
         mode: CleanupMode,
+        /// The evidence of the case is kept until then (the policy's
+        /// `evidence_retention_days`), and deleted after.
+        keep_evidence_until: Timestamp,
     },
     Notify {
         recipient: String,

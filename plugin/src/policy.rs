@@ -166,6 +166,9 @@ impl Policy {
                 Hook::OnNoResponse => self.probe_one(hook, &two, hooks::no_response),
                 Hook::OnRefusal => self.probe_one(hook, &two, hooks::refusal),
                 Hook::RequiresApproval => self.probe_one(hook, &two, hooks::flag),
+                Hook::EvidenceRetentionDays => {
+                    self.probe_one(hook, &two, |v| hooks::whole_days(v, 0))
+                }
             };
             if let Err(diagnostic) = checked {
                 diagnostics.push(diagnostic);

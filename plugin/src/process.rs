@@ -83,6 +83,11 @@ struct Step<'a> {
 /// late tick finds several reminders overdue.
 const MIN_GAP: Duration = Duration::days(1);
 
+/// The assignee of an approval task when the owner cannot approve (the owner
+/// asked for the cleanup, or the contact has no owner): the CRM routes it to
+/// whoever may approve cleanups there.
+pub const APPROVERS: &str = "approvers";
+
 impl Step<'_> {
     fn now(&self) -> Timestamp {
         self.clock.now
@@ -399,12 +404,22 @@ impl Step<'_> {
                     self.case.purpose
                 ),
             };
+            // The owner approves, unless the owner asked for the cleanup: then
+            // the task goes to the team's approvers, whoever that is in the CRM.
+            let assignee = if requested_by.as_deref() == Some(self.contact.owner.as_str())
+                || self.contact.owner.trim().is_empty()
+            {
+                APPROVERS.to_owned()
+            } else {
+                self.contact.owner.clone()
+            };
             self.actions.push(Action::CreateTask {
-                assignee: self.contact.owner.clone(),
+                assignee,
                 kind: "approve-cleanup".to_owned(),
                 note,
             });
         }
+        let resume_due_at = self.case.due_at;
         self.case.state = State::CleanupPending;
         self.case.assigned_to = None;
         self.case.due_at = Some(not_before);
@@ -413,6 +428,7 @@ impl Step<'_> {
             not_before,
             reason: reason.to_owned(),
             resume_state,
+            resume_due_at,
             requested_by,
             requires_approval,
             approved_by: None,
@@ -444,10 +460,25 @@ impl Step<'_> {
             self.note("cleanup", "waiting for a second person's approval");
             return Ok(());
         }
+        let retention_days = self.with_case(
+            Hook::EvidenceRetentionDays,
+            |v| hooks::whole_days(v, 0),
+            || hooks::DEFAULT_EVIDENCE_RETENTION_DAYS,
+        )?;
+        // Retention runs from the erasure, or from the last use if that was
+        // later (a use can be recorded while the cleanup is pending).
+        let since = match self.case.last_used_at {
+            Some(used) if used > self.now() => used,
+            _ => self.now(),
+        };
+        let keep_evidence_until = since + Duration::days(i64::from(retention_days));
         self.case.state = State::Purged;
         self.case.due_at = None;
         self.case.assigned_to = None;
-        self.actions.push(Action::Cleanup { mode: plan.mode });
+        self.actions.push(Action::Cleanup {
+            mode: plan.mode,
+            keep_evidence_until,
+        });
         self.note(
             "cleanup",
             format!("grace period over: {} now", plan.mode.as_str()),
@@ -634,7 +665,9 @@ impl Step<'_> {
                     return Err(StepError::rejected("there is no pending cleanup to stop"));
                 };
                 self.case.state = plan.resume_state;
-                self.case.due_at = None;
+                // The plan the case had before, e.g. its next reminder or its
+                // review date; if that has passed, the next tick takes it up.
+                self.case.due_at = plan.resume_due_at;
                 self.case.assigned_to =
                     (plan.resume_state == State::AwaitingDecision).then(|| d.by.clone());
                 Ok(())

@@ -101,6 +101,7 @@ pub fn case_to_wire(c: m::Case) -> w::Case {
             not_before: p.not_before.timestamp(),
             reason: p.reason,
             resume_state: state_to_wire(p.resume_state),
+            resume_due_at: opt_time_to_wire(p.resume_due_at),
             requested_by: p.requested_by,
             requires_approval: p.requires_approval,
             approved_by: p.approved_by,
@@ -129,6 +130,7 @@ pub fn case_from_wire(c: w::Case) -> Result<m::Case, String> {
                 not_before: time_from_wire(p.not_before)?,
                 reason: p.reason,
                 resume_state: state_from_wire(p.resume_state),
+                resume_due_at: opt_time_from_wire(p.resume_due_at)?,
                 requested_by: p.requested_by,
                 requires_approval: p.requires_approval,
                 approved_by: p.approved_by,
@@ -257,15 +259,21 @@ fn action_to_wire(a: m::Action) -> w::Action {
             note,
         }),
         m::Action::BlockUse => w::Action::BlockUse,
-        m::Action::Cleanup { mode } => w::Action::Cleanup(mode_to_wire(mode)),
+        m::Action::Cleanup {
+            mode,
+            keep_evidence_until,
+        } => w::Action::Cleanup(w::CleanupOrder {
+            mode: mode_to_wire(mode),
+            keep_evidence_until: keep_evidence_until.timestamp(),
+        }),
         m::Action::Notify { recipient, message } => {
             w::Action::Notify(w::Notice { recipient, message })
         }
     }
 }
 
-fn action_from_wire(a: w::Action) -> m::Action {
-    match a {
+fn action_from_wire(a: w::Action) -> Result<m::Action, String> {
+    Ok(match a {
         w::Action::SendRequest(r) => m::Action::SendRequest {
             channel: r.channel,
             template: r.template,
@@ -277,14 +285,15 @@ fn action_from_wire(a: w::Action) -> m::Action {
             note: t.note,
         },
         w::Action::BlockUse => m::Action::BlockUse,
-        w::Action::Cleanup(mode) => m::Action::Cleanup {
-            mode: mode_from_wire(mode),
+        w::Action::Cleanup(order) => m::Action::Cleanup {
+            mode: mode_from_wire(order.mode),
+            keep_evidence_until: time_from_wire(order.keep_evidence_until)?,
         },
         w::Action::Notify(n) => m::Action::Notify {
             recipient: n.recipient,
             message: n.message,
         },
-    }
+    })
 }
 
 pub fn outcome_to_wire(o: m::Outcome) -> w::Outcome {
@@ -306,7 +315,11 @@ pub fn outcome_to_wire(o: m::Outcome) -> w::Outcome {
 pub fn outcome_from_wire(o: w::Outcome) -> Result<m::Outcome, String> {
     Ok(m::Outcome {
         case: case_from_wire(o.case)?,
-        actions: o.actions.into_iter().map(action_from_wire).collect(),
+        actions: o
+            .actions
+            .into_iter()
+            .map(action_from_wire)
+            .collect::<Result<_, _>>()?,
         trace: o
             .trace
             .into_iter()

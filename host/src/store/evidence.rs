@@ -3,18 +3,13 @@
 //! version and its SHA-256).
 //!
 //! Evidence is what lets a company show, years later, that someone agreed or
-//! said no. So it is kept when the person is erased, but only for
-//! [`RETENTION_DAYS`] after the erasure; `klar tick` then deletes it and writes
-//! an audit row saying so.
+//! said no. So it is kept when the person is erased, for as long as the
+//! policy's `evidence_retention_days` says (three years by default); `klar
+//! tick` then deletes it and writes an audit row saying so.
 
 use rusqlite::{Connection, Transaction, params};
 use serde::Serialize;
 use serde_json::Value;
-
-/// Three years after the erasure: the regular limitation period for claims
-/// under German civil law (§ 195 BGB), within which a company may need to
-/// prove a consent or a refusal.
-pub const RETENTION_DAYS: i64 = 3 * 365;
 
 /// One stored piece of evidence.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -70,18 +65,18 @@ pub fn for_contact(
     rows.collect()
 }
 
-/// Starts the retention clock of a contact's evidence at its erasure.
+/// Sets when the evidence of a purged case is deleted, as its policy decided.
 pub fn start_retention(
     tx: &Transaction<'_>,
     tenant: &str,
-    contact: &str,
-    now: i64,
+    (contact, purpose): (&str, &str),
+    until: i64,
 ) -> rusqlite::Result<usize> {
     tx.prepare_cached(
-        "UPDATE evidence SET retain_until = ?3
-         WHERE tenant = ?1 AND contact = ?2 AND retain_until IS NULL",
+        "UPDATE evidence SET retain_until = ?4
+         WHERE tenant = ?1 AND contact = ?2 AND purpose = ?3 AND retain_until IS NULL",
     )?
-    .execute(params![tenant, contact, now + RETENTION_DAYS * 86_400])
+    .execute(params![tenant, contact, purpose, until])
 }
 
 /// Deletes the tenant's evidence whose retention ended by `now`; returns the

@@ -224,11 +224,14 @@ fn refusal_blocks_then_cleans_up_after_the_grace_period() {
 
     let purge = run.tick_due();
     assert_eq!(purge.case.state, State::Purged);
-    assert_eq!(
-        purge.actions,
-        [Action::Cleanup {
-            mode: CleanupMode::Delete
-        }]
+    assert!(
+        matches!(
+            purge.actions.as_slice(),
+            [Action::Cleanup { mode: CleanupMode::Delete, keep_evidence_until }]
+                if *keep_evidence_until == purge.case.updated_at.unwrap_or_default() + chrono::Duration::days(1095)
+        ),
+        "{:?}",
+        purge.actions
     );
 }
 
@@ -393,6 +396,11 @@ fn keep_stops_a_pending_cleanup() {
     let o = run.at(day(2), decision(DecisionKind::Keep, "dpo"));
     assert_eq!(o.case.state, State::Requested);
     assert_eq!(o.case.cleanup, None);
+    assert_eq!(
+        o.case.due_at,
+        Some(day(7)),
+        "the reminder planned before stays"
+    );
     assert!(matches!(
         run.try_at(day(3), decision(DecisionKind::Keep, "dpo")),
         Err(StepError::Rejected { .. })
@@ -405,10 +413,14 @@ fn cleanup_waits_for_a_second_person() {
         Run::new("fn requires_approval(contact, case) { true }\nfn cleanup_grace_days(c) { 7 }");
     run.tick(t0());
     let o = run.at(day(1), decision(DecisionKind::Cleanup, "jk"));
+    // jk owns the contact and asked; the owner cannot approve their own request.
     assert!(
         o.actions
             .iter()
-            .any(|a| matches!(a, Action::CreateTask { kind, .. } if kind == "approve-cleanup"))
+            .any(|a| matches!(a, Action::CreateTask { kind, assignee, .. }
+            if kind == "approve-cleanup" && assignee == super::APPROVERS)),
+        "{:?}",
+        o.actions
     );
     let waiting = run.tick_due();
     assert_eq!(waiting.case.state, State::CleanupPending);
@@ -421,11 +433,38 @@ fn cleanup_waits_for_a_second_person() {
     assert_eq!(approved.case.due_at, Some(day(8)));
     let purged = run.tick(day(9));
     assert_eq!(purged.case.state, State::Purged);
-    assert_eq!(
-        purged.actions,
-        [Action::Cleanup {
-            mode: CleanupMode::Anonymise
-        }]
+    assert!(
+        matches!(
+            purged.actions.as_slice(),
+            [Action::Cleanup { mode: CleanupMode::Anonymise, keep_evidence_until }]
+                if *keep_evidence_until == purged.case.updated_at.unwrap_or_default() + chrono::Duration::days(1095)
+        ),
+        "{:?}",
+        purged.actions
+    );
+}
+
+#[test]
+fn the_evidence_is_kept_from_the_last_use_if_that_is_later() {
+    let mut run = Run::new(
+        "fn on_refusal(contact, case) { #{ action: \"cleanup\", grace_days: 5 } }\n\
+         fn evidence_retention_days(contact, case) { 5 * 365 }",
+    );
+    run.tick(t0());
+    run.at(
+        day(1),
+        Event::Response {
+            answer: Answer::Refuse,
+        },
+    );
+    // A use recorded late (say, a call logged by the CRM after the fact).
+    run.case.last_used_at = Some(day(40));
+    let purged = run.tick(day(6));
+    assert!(
+        matches!(purged.actions.as_slice(),
+            [Action::Cleanup { keep_evidence_until, .. }] if *keep_evidence_until == day(40 + 5 * 365)),
+        "{:?}",
+        purged.actions
     );
 }
 
