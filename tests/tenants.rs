@@ -124,7 +124,9 @@ fn a_policy_with_errors_is_never_activated() {
         "{text}"
     );
     assert!(
-        text.ends_with("bad.rhai: has errors; the active policy of acme is unchanged\n"),
+        text.ends_with(
+            "bad.rhai: has errors or failing tests; the active policy of acme is unchanged\n"
+        ),
         "{text}"
     );
     assert_eq!(active_versions(&db), [(1, true)]);

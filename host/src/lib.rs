@@ -11,6 +11,7 @@ pub mod cli;
 pub mod demo;
 pub mod diagnostics;
 pub mod import;
+pub mod policy_test;
 pub mod respond;
 pub mod runtime;
 pub mod scheduler;

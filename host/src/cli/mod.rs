@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use serde::de::DeserializeOwned;
 
+mod policy;
 mod proof;
 
 use crate::diagnostics;
@@ -270,8 +271,40 @@ pub enum PolicyCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Check a policy and make it the tenant's active version. A policy with
-    /// errors is never stored.
+    /// Run a policy's table-style tests (TOML; default: the file next to the
+    /// policy, `NAME.tests.toml`). Exit 1 if the check or any test fails.
+    Test {
+        file: PathBuf,
+        /// Test files (default: NAME.tests.toml next to the policy).
+        tests: Vec<PathBuf>,
+    },
+    /// A tenant's policy versions, newest first.
+    Log {
+        tenant: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a policy version's text (default: the active one).
+    Show {
+        tenant: String,
+        version: Option<i64>,
+    },
+    /// What changed between two versions, as a unified diff.
+    Diff { tenant: String, from: i64, to: i64 },
+    /// Make an old version's text active again, as a new version.
+    Rollback {
+        tenant: String,
+        version: i64,
+        #[arg(long, default_value = "unknown")]
+        author: String,
+        #[arg(long, default_value = "")]
+        message: String,
+        #[command(flatten)]
+        now: NowArg,
+    },
+    /// Check a policy, run its tests (NAME.tests.toml next to it, if any) and
+    /// make it the tenant's active version. A policy with errors or a failing
+    /// test is never stored; there is no way to force it.
     Set {
         tenant: String,
         file: PathBuf,
@@ -648,6 +681,21 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             now,
         }) => policy_set(plugin, &db, &tenant, &file, &author, &message, &now),
         Command::Policy(PolicyCommand::Check { file, json }) => policy_check(plugin, &file, json),
+        Command::Policy(PolicyCommand::Test { file, tests }) => policy::test(plugin, &file, &tests),
+        Command::Policy(PolicyCommand::Log { tenant, json }) => policy::log(&db, &tenant, json),
+        Command::Policy(PolicyCommand::Show { tenant, version }) => {
+            policy::show(&db, &tenant, version)
+        }
+        Command::Policy(PolicyCommand::Diff { tenant, from, to }) => {
+            policy::diff(&db, &tenant, from, to)
+        }
+        Command::Policy(PolicyCommand::Rollback {
+            tenant,
+            version,
+            author,
+            message,
+            now,
+        }) => policy::rollback(plugin, &db, &tenant, version, &author, &message, &now),
         Command::Step(args) => step(plugin, &args),
         Command::Demo {
             contacts,
@@ -669,7 +717,7 @@ pub(crate) fn load_plugin(path: Option<&Path>) -> Result<Arc<LoadedPlugin>> {
     Ok(plugin)
 }
 
-fn read_text(path: &Path, what: &str) -> Result<String> {
+pub(crate) fn read_text(path: &Path, what: &str) -> Result<String> {
     std::fs::read_to_string(path)
         .with_context(|| format!("failed to read {what} {}", path.display()))
 }
@@ -824,23 +872,6 @@ fn init(db: &Path) -> Result<ExitCode> {
 
 /// Checks a policy with the plugin; prints its diagnostics. `Ok(None)` means it
 /// has errors and must not be used.
-fn checked_policy(plugin: Option<&Path>, file: &Path) -> Result<Option<String>> {
-    let source = read_text(file, "policy")?;
-    let name = file.display().to_string();
-    let diagnostics = match load_plugin(plugin)?.open(&name, &source) {
-        Ok(session) => session.warnings().to_vec(),
-        Err(OpenError::Policy(diagnostics)) => diagnostics,
-        Err(err @ OpenError::Trap(_)) => return Err(err.into()),
-    };
-    let color = std::io::stdout().is_terminal();
-    print!(
-        "{}",
-        diagnostics::render(&name, &source, &diagnostics, color)
-    );
-    let ok = diagnostics.iter().all(|d| d.severity != Severity::Error);
-    Ok(ok.then_some(source))
-}
-
 fn set_checked_policy(
     tx: &rusqlite::Transaction<'_>,
     tenant: &str,
@@ -873,7 +904,7 @@ fn tenant_add(
     let now = now.resolve()?.timestamp();
     let source = match policy {
         None => None,
-        Some(file) => match checked_policy(plugin, file)? {
+        Some(file) => match policy::checked_and_tested(plugin, file, &[])? {
             Some(source) => Some(source),
             None => {
                 println!("{}: has errors; the tenant was not added", file.display());
@@ -922,9 +953,9 @@ fn policy_set(
     let mut store = open_store(db)?;
     // An unknown tenant is reported before the (slower) policy check.
     tenants::require(store.connection(), tenant)?;
-    let Some(source) = checked_policy(plugin, file)? else {
+    let Some(source) = policy::checked_and_tested(plugin, file, &[])? else {
         println!(
-            "{}: has errors; the active policy of {tenant} is unchanged",
+            "{}: has errors or failing tests; the active policy of {tenant} is unchanged",
             file.display()
         );
         return Ok(ExitCode::from(1));

@@ -1,0 +1,244 @@
+//! `klar policy test|log|show|diff|rollback`, and the tests `policy set` runs
+//! before a version may become active.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+
+use super::{NowArg, load_plugin, open_store, read_text};
+use crate::diagnostics;
+use crate::policy_test::{self, Report};
+use crate::runtime::OpenError;
+use crate::store::tenants::{self, PolicyVersion};
+
+/// Checks a policy and runs its tests; prints what it found. `Some(source)`
+/// only if the policy has no errors and every test passed. `tests` empty means
+/// the file next to the policy, if there is one.
+pub fn checked_and_tested(
+    plugin: Option<&Path>,
+    file: &Path,
+    tests: &[PathBuf],
+) -> Result<Option<String>> {
+    let source = read_text(file, "policy")?;
+    let name = file.display().to_string();
+    let mut session = match load_plugin(plugin)?.open(&name, &source) {
+        Ok(session) => session,
+        Err(OpenError::Policy(found)) => {
+            print_diagnostics(&name, &source, &found);
+            return Ok(None);
+        }
+        Err(err @ OpenError::Trap(_)) => return Err(err.into()),
+    };
+    print_diagnostics(&name, &source, session.warnings());
+    let files: Vec<PathBuf> = if tests.is_empty() {
+        let next_to = policy_test::default_test_file(file);
+        if !next_to.exists() {
+            println!(
+                "{name}: no tests ({} does not exist); consider writing some",
+                next_to.display()
+            );
+            return Ok(Some(source));
+        }
+        vec![next_to]
+    } else {
+        tests.to_vec()
+    };
+    let report = policy_test::run(&mut session, &source, &files)?;
+    print_report(&report);
+    Ok((report.failed() == 0).then_some(source))
+}
+
+fn print_diagnostics(name: &str, source: &str, found: &[crate::plugin::Diagnostic]) {
+    let color = std::io::stdout().is_terminal();
+    print!("{}", diagnostics::render(name, source, found, color));
+}
+
+fn print_report(report: &Report) {
+    for file in &report.files {
+        println!("{}", file.file.display());
+        for result in &file.results {
+            if result.differences.is_empty() {
+                println!("  ok    {}", result.name);
+            } else {
+                println!("  FAIL  {}", result.name);
+                for line in &result.differences {
+                    println!("          {line}");
+                }
+            }
+        }
+    }
+    if !report.unexercised.is_empty() {
+        println!("hooks no test exercised: {}", report.unexercised.join(", "));
+    }
+    println!(
+        "{} test(s): {} passed, {} failed",
+        report.passed() + report.failed(),
+        report.passed(),
+        report.failed()
+    );
+}
+
+/// `klar policy test`
+pub fn test(plugin: Option<&Path>, file: &Path, tests: &[PathBuf]) -> Result<ExitCode> {
+    if tests.is_empty() && !policy_test::default_test_file(file).exists() {
+        bail!(
+            "{}: no test file given and {} does not exist",
+            file.display(),
+            policy_test::default_test_file(file).display()
+        );
+    }
+    Ok(match checked_and_tested(plugin, file, tests)? {
+        Some(_) => ExitCode::SUCCESS,
+        None => ExitCode::from(1),
+    })
+}
+
+fn version(versions: &[PolicyVersion], tenant: &str, number: i64) -> Result<PolicyVersion> {
+    versions
+        .iter()
+        .find(|v| v.version == number)
+        .cloned()
+        .with_context(|| format!("{tenant} has no policy version {number}"))
+}
+
+/// `klar policy log`
+pub fn log(db: &Path, tenant: &str, json: bool) -> Result<ExitCode> {
+    let store = open_store(db)?;
+    tenants::require(store.connection(), tenant)?;
+    let versions = tenants::policy_versions(store.connection(), tenant)?;
+    if json {
+        let rows: Vec<serde_json::Value> = versions
+            .iter()
+            .map(|v| {
+                serde_json::json!({
+                    "version": v.version,
+                    "sha256": v.sha256,
+                    "author": v.author,
+                    "message": v.message,
+                    "created_at": chrono::DateTime::from_timestamp(v.created_at, 0)
+                        .unwrap_or_default()
+                        .to_rfc3339(),
+                    "active": v.active,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if versions.is_empty() {
+        println!("{tenant}: no policy of its own; the built-in default policy runs");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:>4}  {:<6} {:<17} {:<12} {:<12} message",
+        "v", "", "time (UTC)", "author", "sha256"
+    );
+    for v in versions.iter().rev() {
+        println!(
+            "{:>4}  {:<6} {:<17} {:<12} {:<12} {}",
+            v.version,
+            if v.active { "active" } else { "" },
+            chrono::DateTime::from_timestamp(v.created_at, 0)
+                .unwrap_or_default()
+                .format("%Y-%m-%d %H:%M")
+                .to_string(),
+            v.author,
+            &v.sha256[..12.min(v.sha256.len())],
+            v.message
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `klar policy show`
+pub fn show(db: &Path, tenant: &str, number: Option<i64>) -> Result<ExitCode> {
+    let store = open_store(db)?;
+    tenants::require(store.connection(), tenant)?;
+    let source = match number {
+        Some(n) => {
+            version(
+                &tenants::policy_versions(store.connection(), tenant)?,
+                tenant,
+                n,
+            )?
+            .source
+        }
+        None => match tenants::active_policy(store.connection(), tenant)? {
+            Some(v) => v.source,
+            None => crate::DEFAULT_POLICY.to_owned(),
+        },
+    };
+    print!("{source}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `klar policy diff`
+pub fn diff(db: &Path, tenant: &str, from: i64, to: i64) -> Result<ExitCode> {
+    let store = open_store(db)?;
+    tenants::require(store.connection(), tenant)?;
+    let versions = tenants::policy_versions(store.connection(), tenant)?;
+    let (a, b) = (
+        version(&versions, tenant, from)?,
+        version(&versions, tenant, to)?,
+    );
+    let text = similar::TextDiff::from_lines(&a.source, &b.source)
+        .unified_diff()
+        .context_radius(3)
+        .header(
+            &format!("{tenant} v{from} ({})", &a.sha256[..12.min(a.sha256.len())]),
+            &format!("{tenant} v{to} ({})", &b.sha256[..12.min(b.sha256.len())]),
+        )
+        .to_string();
+    if text.is_empty() {
+        println!("v{from} and v{to} are the same text");
+    } else {
+        print!("{text}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `klar policy rollback`: the old text becomes a new version, after the same
+/// check as any other; history is never rewritten.
+pub fn rollback(
+    plugin: Option<&Path>,
+    db: &Path,
+    tenant: &str,
+    number: i64,
+    author: &str,
+    message: &str,
+    now: &NowArg,
+) -> Result<ExitCode> {
+    let now = now.resolve()?.timestamp();
+    let mut store = open_store(db)?;
+    tenants::require(store.connection(), tenant)?;
+    let old = version(
+        &tenants::policy_versions(store.connection(), tenant)?,
+        tenant,
+        number,
+    )?;
+    let name = format!("{tenant} policy v{number}");
+    match load_plugin(plugin)?.open(&name, &old.source) {
+        Ok(_) => {}
+        Err(OpenError::Policy(found)) => {
+            print_diagnostics(&name, &old.source, &found);
+            println!("v{number} no longer passes the check; the active policy is unchanged");
+            return Ok(ExitCode::from(1));
+        }
+        Err(err @ OpenError::Trap(_)) => return Err(err.into()),
+    }
+    let message = if message.is_empty() {
+        format!("rollback to v{number}")
+    } else {
+        format!("rollback to v{number}: {message}")
+    };
+    let new = store
+        .transaction(|tx| tenants::set_policy(tx, tenant, &old.source, author, &message, now))?;
+    println!(
+        "{tenant}: policy version {} (the text of v{number}) is active (sha256 {})",
+        new.version,
+        &new.sha256[..12.min(new.sha256.len())]
+    );
+    Ok(ExitCode::SUCCESS)
+}
