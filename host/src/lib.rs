@@ -10,11 +10,13 @@ pub mod bundle;
 pub mod cli;
 pub mod demo;
 pub mod diagnostics;
+pub mod explain;
 pub mod import;
 pub mod policy_test;
 pub mod respond;
 pub mod runtime;
 pub mod scheduler;
+pub mod simulate;
 pub mod store;
 
 pub use klar_plugin as plugin;

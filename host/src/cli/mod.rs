@@ -196,6 +196,43 @@ pub enum Command {
         json: bool,
     },
 
+    /// A dry run: a policy (default: the active one) on a copy of the tenant's
+    /// cases through N simulated days, with a weekly forecast. The live
+    /// database is not changed.
+    Simulate {
+        tenant: String,
+        /// The candidate policy (checked and tested first).
+        #[arg(long, value_name = "FILE")]
+        policy: Option<PathBuf>,
+        #[arg(long)]
+        days: u32,
+        /// The chance that a contact answers a given request.
+        #[arg(long, default_value_t = 0.3)]
+        answer_rate: f64,
+        /// The chance that an answer is a refusal.
+        #[arg(long, default_value_t = 0.2)]
+        refuse_rate: f64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Also run this stored version and list the contacts it treats differently.
+        #[arg(long, value_name = "VERSION")]
+        against: Option<i64>,
+        #[arg(long)]
+        json: bool,
+        /// The first simulated day (default: now).
+        #[command(flatten)]
+        now: NowArg,
+    },
+
+    /// Why a contact's cases are where they are: each step in order, in plain
+    /// words, with the policy version that decided it and what each hook answered.
+    Explain {
+        tenant: String,
+        contact: String,
+        #[arg(long)]
+        json: bool,
+    },
+
     /// Evidence: export what klar can prove about a contact.
     #[command(subcommand)]
     Evidence(EvidenceCommand),
@@ -643,6 +680,49 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             all,
             json,
         } => proof::outbox(&db, &tenant, contact.as_deref(), all, json),
+        Command::Simulate {
+            tenant,
+            policy,
+            days,
+            answer_rate,
+            refuse_rate,
+            seed,
+            against,
+            json,
+            now,
+        } => {
+            let options = crate::simulate::Options {
+                days,
+                answer_rate,
+                refuse_rate,
+                seed,
+                start: now.resolve()?,
+            };
+            self::policy::simulate(
+                plugin,
+                &db,
+                &tenant,
+                policy.as_deref(),
+                against,
+                &options,
+                json,
+            )
+        }
+        Command::Explain {
+            tenant,
+            contact,
+            json,
+        } => {
+            let store = open_store(&db)?;
+            let tenant = tenants::require(store.connection(), &tenant)?;
+            let decisions = crate::explain::explain(store.connection(), &tenant.id, &contact)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&decisions)?);
+            } else {
+                print!("{}", crate::explain::render(&contact, &decisions));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Evidence(EvidenceCommand::Export {
             tenant,
             contact,

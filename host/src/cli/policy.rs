@@ -242,3 +242,162 @@ pub fn rollback(
     );
     Ok(ExitCode::SUCCESS)
 }
+
+fn print_forecast(forecast: &crate::simulate::Forecast) {
+    println!(
+        "{:>4}  {:<10} {:>8} {:>9} {:>8} {:>8} {:>8}  handed to people",
+        "week", "from", "requests", "reminders", "consents", "refusals", "cleanups"
+    );
+    let mut total = crate::simulate::Week::default();
+    for w in &forecast.weeks {
+        let people: Vec<String> = w
+            .handed_to_people
+            .iter()
+            .map(|(who, n)| format!("{who} {n}"))
+            .collect();
+        println!(
+            "{:>4}  {:<10} {:>8} {:>9} {:>8} {:>8} {:>8}  {}",
+            w.week,
+            w.from,
+            w.requests,
+            w.reminders,
+            w.consents,
+            w.refusals,
+            w.cleanups,
+            people.join(", ")
+        );
+        total.requests += w.requests;
+        total.reminders += w.reminders;
+        total.consents += w.consents;
+        total.refusals += w.refusals;
+        total.cleanups += w.cleanups;
+        for (who, n) in &w.handed_to_people {
+            *total.handed_to_people.entry(who.clone()).or_default() += n;
+        }
+    }
+    let people: Vec<String> = total
+        .handed_to_people
+        .iter()
+        .map(|(who, n)| format!("{who} {n}"))
+        .collect();
+    println!(
+        "{:>4}  {:<10} {:>8} {:>9} {:>8} {:>8} {:>8}  {}",
+        "all",
+        "",
+        total.requests,
+        total.reminders,
+        total.consents,
+        total.refusals,
+        total.cleanups,
+        people.join(", ")
+    );
+}
+
+/// `klar simulate`
+pub fn simulate(
+    plugin: Option<&Path>,
+    db: &Path,
+    tenant: &str,
+    candidate: Option<&Path>,
+    against: Option<i64>,
+    options: &crate::simulate::Options,
+    json: bool,
+) -> Result<ExitCode> {
+    if !db.exists() {
+        bail!("{}: no such database", db.display());
+    }
+    let (active, versions) = {
+        let store = open_store(db)?;
+        tenants::require(store.connection(), tenant)?;
+        (
+            tenants::active_policy(store.connection(), tenant)?,
+            tenants::policy_versions(store.connection(), tenant)?,
+        )
+    };
+    let (name, source) = match candidate {
+        Some(file) => match checked_and_tested(plugin, file, &[])? {
+            Some(source) => (file.display().to_string(), source),
+            None => {
+                println!(
+                    "{}: has errors or failing tests; nothing simulated",
+                    file.display()
+                );
+                return Ok(ExitCode::from(1));
+            }
+        },
+        None => match active {
+            Some(v) => (format!("v{}", v.version), v.source),
+            None => (
+                "the built-in default policy".to_owned(),
+                crate::DEFAULT_POLICY.to_owned(),
+            ),
+        },
+    };
+    let other = match against {
+        Some(n) => Some(version(&versions, tenant, n)?),
+        None => None,
+    };
+    let scratch = tempfile::tempdir().context("failed to create a scratch folder")?;
+    let loaded = load_plugin(plugin)?;
+    let run = |file: &str, policy: (&str, &str)| -> Result<crate::simulate::Forecast> {
+        let copy = scratch.path().join(file);
+        crate::simulate::copy_database(db, &copy)?;
+        Ok(crate::simulate::run(
+            &copy, &loaded, tenant, policy, options,
+        )?)
+    };
+    let forecast = run("candidate.db", (&name, &source))?;
+    let compared = match &other {
+        Some(v) => Some(run("against.db", (&format!("v{}", v.version), &v.source))?),
+        None => None,
+    };
+    let differences = compared
+        .as_ref()
+        .map(|b| crate::simulate::differences(&forecast, b))
+        .unwrap_or_default();
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "tenant": tenant,
+                "policy": forecast.policy,
+                "days": options.days,
+                "answer_rate": options.answer_rate,
+                "refuse_rate": options.refuse_rate,
+                "seed": options.seed,
+                "weeks": forecast.weeks,
+                "against": compared.as_ref().map(|c| serde_json::json!({
+                    "policy": c.policy,
+                    "weeks": c.weeks,
+                })),
+                "differences": differences,
+            }))?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "simulate {tenant}: {name} on a copy, {} days from {} (answer rate {:.2}, refusal rate {:.2}, seed {})",
+        options.days,
+        options.start.format("%Y-%m-%d"),
+        options.answer_rate,
+        options.refuse_rate,
+        options.seed
+    );
+    print_forecast(&forecast);
+    if let Some(b) = &compared {
+        println!();
+        println!("{} for comparison:", b.policy);
+        print_forecast(b);
+        println!();
+        if differences.is_empty() {
+            println!("no contact is treated differently");
+        } else {
+            println!("{} case(s) treated differently:", differences.len());
+            for line in &differences {
+                println!("  {line}");
+            }
+        }
+    }
+    println!("the live database was not changed");
+    Ok(ExitCode::SUCCESS)
+}
