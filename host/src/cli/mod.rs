@@ -1288,6 +1288,18 @@ fn status(db: &Path, tenant: &str, json: bool, now: &NowArg) -> Result<ExitCode>
         "overdue: {}   due in the next 7 days: {}   cleanup pending: {}   needs attention: {}",
         s.overdue, s.due_next_7_days, s.cleanup_pending, s.needs_attention
     );
+    for a in &s.attention {
+        println!(
+            "  needs attention: {} {}: {}",
+            a.contact, a.purpose, a.error
+        );
+    }
+    if s.needs_attention > s.attention.len() as i64 {
+        println!(
+            "  … and {} more (klar cases {tenant} --json lists them all)",
+            s.needs_attention - s.attention.len() as i64
+        );
+    }
     if s.awaiting_decision_by_owner.is_empty() {
         println!("awaiting a decision: nobody");
     } else {

@@ -1,7 +1,7 @@
 //! `klar policy test|log|show|diff|rollback`, and the tests `policy set` runs
 //! before a version may become active.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -21,24 +21,36 @@ pub fn checked_and_tested(
     file: &Path,
     tests: &[PathBuf],
 ) -> Result<Option<String>> {
+    checked_and_tested_to(plugin, file, tests, &mut std::io::stdout())
+}
+
+/// Like [`checked_and_tested`], writing what it finds to `out` (standard
+/// error when standard output carries JSON).
+pub fn checked_and_tested_to(
+    plugin: Option<&Path>,
+    file: &Path,
+    tests: &[PathBuf],
+    out: &mut dyn Write,
+) -> Result<Option<String>> {
     let source = read_text(file, "policy")?;
     let name = file.display().to_string();
     let mut session = match load_plugin(plugin)?.open(&name, &source) {
         Ok(session) => session,
         Err(OpenError::Policy(found)) => {
-            print_diagnostics(&name, &source, &found);
+            print_diagnostics(out, &name, &source, &found)?;
             return Ok(None);
         }
         Err(err @ OpenError::Trap(_)) => return Err(err.into()),
     };
-    print_diagnostics(&name, &source, session.warnings());
+    print_diagnostics(out, &name, &source, session.warnings())?;
     let files: Vec<PathBuf> = if tests.is_empty() {
         let next_to = policy_test::default_test_file(file);
         if !next_to.exists() {
-            println!(
+            writeln!(
+                out,
                 "{name}: no tests ({} does not exist); consider writing some",
                 next_to.display()
-            );
+            )?;
             return Ok(Some(source));
         }
         vec![next_to]
@@ -46,38 +58,48 @@ pub fn checked_and_tested(
         tests.to_vec()
     };
     let report = policy_test::run(&mut session, &source, &files)?;
-    print_report(&report);
+    print_report(out, &report)?;
     Ok((report.failed() == 0).then_some(source))
 }
 
-fn print_diagnostics(name: &str, source: &str, found: &[crate::plugin::Diagnostic]) {
+fn print_diagnostics(
+    out: &mut dyn Write,
+    name: &str,
+    source: &str,
+    found: &[crate::plugin::Diagnostic],
+) -> std::io::Result<()> {
     let color = std::io::stdout().is_terminal();
-    print!("{}", diagnostics::render(name, source, found, color));
+    write!(out, "{}", diagnostics::render(name, source, found, color))
 }
 
-fn print_report(report: &Report) {
+fn print_report(out: &mut dyn Write, report: &Report) -> std::io::Result<()> {
     for file in &report.files {
-        println!("{}", file.file.display());
+        writeln!(out, "{}", file.file.display())?;
         for result in &file.results {
             if result.differences.is_empty() {
-                println!("  ok    {}", result.name);
+                writeln!(out, "  ok    {}", result.name)?;
             } else {
-                println!("  FAIL  {}", result.name);
+                writeln!(out, "  FAIL  {}", result.name)?;
                 for line in &result.differences {
-                    println!("          {line}");
+                    writeln!(out, "          {line}")?;
                 }
             }
         }
     }
     if !report.unexercised.is_empty() {
-        println!("hooks no test exercised: {}", report.unexercised.join(", "));
+        writeln!(
+            out,
+            "hooks no test exercised: {}",
+            report.unexercised.join(", ")
+        )?;
     }
-    println!(
+    writeln!(
+        out,
         "{} test(s): {} passed, {} failed",
         report.passed() + report.failed(),
         report.passed(),
         report.failed()
-    );
+    )
 }
 
 /// `klar policy test`
@@ -222,7 +244,7 @@ pub fn rollback(
     match load_plugin(plugin)?.open(&name, &old.source) {
         Ok(_) => {}
         Err(OpenError::Policy(found)) => {
-            print_diagnostics(&name, &old.source, &found);
+            print_diagnostics(&mut std::io::stdout(), &name, &old.source, &found)?;
             println!("v{number} no longer passes the check; the active policy is unchanged");
             return Ok(ExitCode::from(1));
         }
@@ -315,16 +337,25 @@ pub fn simulate(
         )
     };
     let (name, source) = match candidate {
-        Some(file) => match checked_and_tested(plugin, file, &[])? {
-            Some(source) => (file.display().to_string(), source),
-            None => {
-                println!(
-                    "{}: has errors or failing tests; nothing simulated",
-                    file.display()
-                );
-                return Ok(ExitCode::from(1));
+        Some(file) => {
+            // Standard output carries the JSON; notes go to standard error.
+            let mut notes: Box<dyn Write> = if json {
+                Box::new(std::io::stderr())
+            } else {
+                Box::new(std::io::stdout())
+            };
+            match checked_and_tested_to(plugin, file, &[], &mut notes)? {
+                Some(source) => (file.display().to_string(), source),
+                None => {
+                    writeln!(
+                        notes,
+                        "{}: has errors or failing tests; nothing simulated",
+                        file.display()
+                    )?;
+                    return Ok(ExitCode::from(1));
+                }
             }
-        },
+        }
         None => match active {
             Some(v) => (format!("v{}", v.version), v.source),
             None => (

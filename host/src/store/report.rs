@@ -24,6 +24,16 @@ pub struct Status {
     pub cleanup_pending: i64,
     /// Cases whose last step failed.
     pub needs_attention: i64,
+    /// The first of them (up to 20), with the error, for a person to look at.
+    pub attention: Vec<Attention>,
+}
+
+/// A case whose last step failed, and why.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Attention {
+    pub contact: String,
+    pub purpose: String,
+    pub error: String,
 }
 
 pub fn status(conn: &Connection, tenant: &str, now: i64) -> rusqlite::Result<Status> {
@@ -64,6 +74,20 @@ pub fn status(conn: &Connection, tenant: &str, now: i64) -> rusqlite::Result<Sta
     let needs_attention = count(
         "SELECT COUNT(*) FROM cases WHERE tenant = ?1 AND needs_attention IS NOT NULL AND ?2 = ?2",
     )?;
+    let attention = {
+        let mut stmt = conn.prepare(
+            "SELECT contact, purpose, needs_attention FROM cases
+             WHERE tenant = ?1 AND needs_attention IS NOT NULL ORDER BY contact, purpose LIMIT 20",
+        )?;
+        let rows = stmt.query_map([tenant], |r| {
+            Ok(Attention {
+                contact: r.get(0)?,
+                purpose: r.get(1)?,
+                error: r.get(2)?,
+            })
+        })?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()?
+    };
     let mut awaiting = BTreeMap::new();
     {
         let mut stmt = conn.prepare(
@@ -87,6 +111,7 @@ pub fn status(conn: &Connection, tenant: &str, now: i64) -> rusqlite::Result<Sta
         awaiting_decision_by_owner: awaiting,
         due_next_7_days,
         needs_attention,
+        attention,
     })
 }
 
