@@ -242,7 +242,7 @@ fn contact(row: &Row<'_>, language: &str, now: DateTime<Utc>) -> Result<Contact,
     })
 }
 
-fn parse_time(text: &str) -> Option<DateTime<Utc>> {
+pub(crate) fn parse_time(text: &str) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Some(t.with_timezone(&Utc));
     }
@@ -252,7 +252,7 @@ fn parse_time(text: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.and_utc())
 }
 
-fn plausible_email(email: &str) -> bool {
+pub(crate) fn plausible_email(email: &str) -> bool {
     let Some((local, domain)) = email.split_once('@') else {
         return false;
     };
@@ -264,7 +264,7 @@ fn plausible_email(email: &str) -> bool {
         && !email.chars().any(char::is_whitespace)
 }
 
-fn plausible_phone(phone: &str) -> bool {
+pub(crate) fn plausible_phone(phone: &str) -> bool {
     phone
         .chars()
         .all(|c| c.is_ascii_digit() || " +-()/.".contains(c))

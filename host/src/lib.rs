@@ -16,6 +16,7 @@ pub mod policy_test;
 pub mod respond;
 pub mod runtime;
 pub mod scheduler;
+pub mod serve;
 pub mod simulate;
 pub mod store;
 

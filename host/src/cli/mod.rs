@@ -277,6 +277,28 @@ pub enum Command {
         now: NowArg,
     },
 
+    /// Serve the CRM API (/v1), the contacts' response page (/r/TOKEN) and
+    /// /health, and run `tick` in the background. Stops on SIGINT/SIGTERM after
+    /// the requests in flight.
+    Serve {
+        /// Address to listen on (default 127.0.0.1:8080; also KLAR_ADDR).
+        #[arg(long)]
+        addr: Option<String>,
+        /// A TOML file with `addr`, `tick_seconds`, `public_url`.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Seconds between background ticks; 0 turns them off (default 60).
+        #[arg(long)]
+        tick_seconds: Option<u64>,
+        /// A fixed clock instead of the system's (tests and demos).
+        #[command(flatten)]
+        now: NowArg,
+    },
+
+    /// API keys for the CRM API: shown once, stored hashed.
+    #[command(subcommand)]
+    Apikey(ApikeyCommand),
+
     /// Check and inspect policies.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -375,6 +397,31 @@ pub enum OnOff {
 pub enum AnswerArg {
     Accept,
     Refuse,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApikeyCommand {
+    /// Create a key for a tenant; it is printed once and only its hash is kept.
+    Create {
+        tenant: String,
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        now: NowArg,
+    },
+    /// Revoke a key by its id (see `list`).
+    Revoke {
+        tenant: String,
+        id: String,
+        #[command(flatten)]
+        now: NowArg,
+    },
+    /// The tenant's keys (never the secrets).
+    List {
+        tenant: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -708,6 +755,27 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 json,
             )
         }
+        Command::Serve {
+            addr,
+            config,
+            tick_seconds,
+            now,
+        } => {
+            let flags = crate::serve::config::Flags {
+                addr,
+                db: db.clone(),
+                config,
+                tick_seconds,
+                now: match &now.now {
+                    Some(_) => Some(now.resolve()?),
+                    None => None,
+                },
+            };
+            let config = crate::serve::Config::load(&flags, |k| std::env::var(k).ok())?;
+            crate::serve::run(config, load_plugin(plugin)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Apikey(command) => proof::apikey(&db, command),
         Command::Explain {
             tenant,
             contact,

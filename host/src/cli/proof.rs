@@ -152,3 +152,55 @@ pub fn evidence_export(
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// `klar apikey create|revoke|list`
+pub fn apikey(db: &Path, command: super::ApikeyCommand) -> Result<ExitCode> {
+    use crate::store::apikeys;
+    let mut store = open_store(db)?;
+    match command {
+        super::ApikeyCommand::Create { tenant, name, now } => {
+            let now = now.resolve()?.timestamp();
+            tenants::require(store.connection(), &tenant)?;
+            let (secret, key) = store.transaction(|tx| apikeys::create(tx, &tenant, &name, now))?;
+            eprintln!(
+                "created key {} ({name}) for {tenant}; it is shown only now:",
+                key.id
+            );
+            println!("{secret}");
+            Ok(ExitCode::SUCCESS)
+        }
+        super::ApikeyCommand::Revoke { tenant, id, now } => {
+            let now = now.resolve()?.timestamp();
+            tenants::require(store.connection(), &tenant)?;
+            if store.transaction(|tx| apikeys::revoke(tx, &tenant, &id, now))? {
+                println!("{tenant}: key {id} revoked");
+                Ok(ExitCode::SUCCESS)
+            } else {
+                println!("{tenant}: no live key {id}");
+                Ok(ExitCode::from(1))
+            }
+        }
+        super::ApikeyCommand::List { tenant, json } => {
+            tenants::require(store.connection(), &tenant)?;
+            let keys = apikeys::list(store.connection(), &tenant)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&keys)?);
+            } else {
+                for k in &keys {
+                    println!(
+                        "{:<14} {:<24} {}",
+                        k.id,
+                        k.name,
+                        if k.revoked_at.is_some() {
+                            "revoked"
+                        } else {
+                            "live"
+                        }
+                    );
+                }
+                println!("{} key(s)", keys.len());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -6,6 +6,7 @@
 //! count is kept in `PRAGMA user_version`. All writes of one step go through one
 //! transaction (`Store::transaction`).
 
+pub mod apikeys;
 pub mod audit;
 pub mod contacts;
 pub mod evidence;
@@ -27,6 +28,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "002_responses",
         include_str!("migrations/002_responses.sql"),
     ),
+    ("003_api", include_str!("migrations/003_api.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]

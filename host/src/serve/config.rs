@@ -1,0 +1,139 @@
+//! `klar serve`'s settings: built-in defaults, then a TOML file (`--config`),
+//! then environment variables, then command-line flags — each overriding the
+//! one before. The database is chosen like for every command: `--db` or
+//! `KLAR_DB` (default `klar.db`).
+//!
+//! ```toml
+//! addr = "127.0.0.1:8080"      # KLAR_ADDR
+//! tick_seconds = 60            # KLAR_TICK_SECONDS; 0 turns the scheduler off
+//! public_url = "https://consent.example.de"   # KLAR_PUBLIC_URL, for links
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub addr: SocketAddr,
+    pub db: PathBuf,
+    pub tick_every: Option<Duration>,
+    pub public_url: Option<String>,
+    /// A fixed clock (tests, demos).
+    pub now: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    addr: Option<String>,
+    tick_seconds: Option<u64>,
+    public_url: Option<String>,
+}
+
+/// What the command line gave.
+#[derive(Debug, Clone, Default)]
+pub struct Flags {
+    pub addr: Option<String>,
+    pub db: PathBuf,
+    pub config: Option<PathBuf>,
+    pub tick_seconds: Option<u64>,
+    pub now: Option<DateTime<Utc>>,
+}
+
+fn parse_addr(text: &str, from: &str) -> Result<SocketAddr> {
+    text.parse()
+        .with_context(|| format!("{from}: {text:?} is not an address like 127.0.0.1:8080"))
+}
+
+impl Config {
+    /// Reads the file (if any) and the environment, then applies the flags.
+    pub fn load(flags: &Flags, env: impl Fn(&str) -> Option<String>) -> Result<Config> {
+        let file: File = match &flags.config {
+            Some(path) => read(path)?,
+            None => File::default(),
+        };
+        let mut config = Config {
+            addr: parse_addr("127.0.0.1:8080", "default")?,
+            db: flags.db.clone(),
+            tick_every: Some(Duration::from_secs(60)),
+            public_url: None,
+            now: None,
+        };
+        if let Some(addr) = &file.addr {
+            config.addr = parse_addr(addr, "config file: addr")?;
+        }
+        if let Some(s) = file.tick_seconds {
+            config.tick_every = Some(Duration::from_secs(s));
+        }
+        config.public_url = file.public_url;
+        if let Some(addr) = env("KLAR_ADDR") {
+            config.addr = parse_addr(&addr, "KLAR_ADDR")?;
+        }
+        if let Some(s) = env("KLAR_TICK_SECONDS") {
+            let s: u64 = s
+                .parse()
+                .with_context(|| format!("KLAR_TICK_SECONDS: {s:?} is not a whole number"))?;
+            config.tick_every = Some(Duration::from_secs(s));
+        }
+        if let Some(url) = env("KLAR_PUBLIC_URL") {
+            config.public_url = Some(url);
+        }
+        if let Some(addr) = &flags.addr {
+            config.addr = parse_addr(addr, "--addr")?;
+        }
+        if let Some(s) = flags.tick_seconds {
+            config.tick_every = Some(Duration::from_secs(s));
+        }
+        config.now = flags.now;
+        if let Some(url) = &config.public_url {
+            config.public_url = Some(url.trim_end_matches('/').to_owned());
+        }
+        Ok(config)
+    }
+}
+
+fn read(path: &Path) -> Result<File> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("failed to read the config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("{}: not a valid klar config", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_the_environment_which_overrides_the_file() {
+        let dir = tempfile::tempdir().expect("dir");
+        let file = dir.path().join("klar.toml");
+        std::fs::write(&file, "addr = \"127.0.0.1:9000\"\ntick_seconds = 5\n").expect("write");
+        let env = |k: &str| (k == "KLAR_TICK_SECONDS").then(|| "7".to_owned());
+        let flags = Flags {
+            config: Some(file.clone()),
+            ..Flags::default()
+        };
+        let c = Config::load(&flags, env).expect("loads");
+        assert_eq!(c.addr.port(), 9000);
+        assert_eq!(c.tick_every, Some(Duration::from_secs(7)));
+        let flags = Flags {
+            config: Some(file),
+            addr: Some("127.0.0.1:0".into()),
+            tick_seconds: Some(0),
+            ..Flags::default()
+        };
+        let c = Config::load(&flags, env).expect("loads");
+        assert_eq!((c.addr.port(), c.tick_every), (0, Some(Duration::ZERO)));
+        std::fs::write(dir.path().join("bad.toml"), "adr = 1\n").expect("write");
+        let bad = Flags {
+            config: Some(dir.path().join("bad.toml")),
+            ..Flags::default()
+        };
+        assert!(Config::load(&bad, |_| None).is_err());
+    }
+}

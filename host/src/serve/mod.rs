@@ -1,0 +1,202 @@
+//! `klar serve`: the HTTP faces — the CRM API (`/v1/…`, per-tenant API keys),
+//! the contacts' response page (`/r/{token}`), and a health endpoint — with a
+//! background scheduler that runs `tick` on an interval.
+//!
+//! SQLite work runs on tokio's blocking threads; each keeps its own open
+//! connection (`with_store`), so a request pays for a query, not for opening
+//! the database. The plugin's compiled component is shared; each request that
+//! steps a case opens a session on the tenant's policy.
+
+mod api;
+pub mod config;
+mod error;
+mod page;
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use axum::Router;
+use axum::routing::get;
+use chrono::{DateTime, Utc};
+
+pub use config::Config;
+pub use error::ApiError;
+
+use crate::runtime::LoadedPlugin;
+use crate::store::{Store, tenants};
+
+/// What every handler shares.
+pub(crate) struct Shared {
+    pub db: PathBuf,
+    pub plugin: Arc<LoadedPlugin>,
+    /// A fixed time for tests and demos (`--now`); the system clock otherwise.
+    pub fixed_now: Option<DateTime<Utc>>,
+    /// Where the response page is reachable, for links in API answers.
+    pub public_url: String,
+}
+
+impl Shared {
+    pub fn now(&self) -> DateTime<Utc> {
+        self.fixed_now.unwrap_or_else(Utc::now)
+    }
+}
+
+pub(crate) type State = Arc<Shared>;
+
+thread_local! {
+    static STORE: RefCell<Option<(PathBuf, Store)>> = const { RefCell::new(None) };
+}
+
+/// Runs `work` on a blocking thread with that thread's connection to `db`.
+pub(crate) async fn with_store<T, F>(state: &State, work: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut Store) -> Result<T, ApiError> + Send + 'static,
+{
+    let db = state.db.clone();
+    tokio::task::spawn_blocking(move || {
+        STORE.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            if slot.as_ref().is_none_or(|(path, _)| path != &db) {
+                let store = Store::open(&db).map_err(ApiError::internal)?;
+                *slot = Some((db.clone(), store));
+            }
+            match slot.as_mut() {
+                Some((_, store)) => work(store),
+                None => Err(ApiError::internal("no database connection")),
+            }
+        })
+    })
+    .await
+    .map_err(ApiError::internal)?
+}
+
+fn router(state: State) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .merge(api::routes())
+        .merge(page::routes())
+        .fallback(|| async { ApiError::not_found("no such route; the API is under /v1") })
+        .with_state(state)
+}
+
+async fn health(
+    axum::extract::State(state): axum::extract::State<State>,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    let tenants = with_store(&state, |store| {
+        tenants::list(store.connection()).map_err(ApiError::internal)
+    })
+    .await?;
+    Ok(axum::Json(serde_json::json!({
+        "status": "ok",
+        "tenants": tenants.len(),
+        "version": env!("CARGO_PKG_VERSION"),
+    })))
+}
+
+/// Ticks every tenant once (on a blocking thread).
+fn tick_all(db: &Path, plugin: &Arc<LoadedPlugin>, now: DateTime<Utc>) -> Result<()> {
+    let mut store = Store::open(db)?;
+    for tenant in tenants::list(store.connection())? {
+        let (mut session, sha) = crate::scheduler::tenant_session(&store, plugin, &tenant)?;
+        let report = crate::scheduler::tick(&mut store, &mut session, &tenant, &sha, now, 500)?;
+        if report.due > 0 {
+            tracing::info!(
+                tenant = %tenant.id,
+                due = report.due,
+                changed = report.changed,
+                failed = report.failed,
+                actions = report.actions,
+                "tick"
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+/// Serves until SIGINT or SIGTERM; requests in flight finish first.
+pub fn run(config: Config, plugin: Arc<LoadedPlugin>) -> Result<()> {
+    // Create or migrate the database before the first request.
+    Store::open(&config.db)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("failed to start the async runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(config.addr)
+            .await
+            .with_context(|| format!("failed to listen on {}", config.addr))?;
+        let addr = listener.local_addr()?;
+        let public_url = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}"));
+        let state: State = Arc::new(Shared {
+            db: config.db.clone(),
+            plugin: Arc::clone(&plugin),
+            fixed_now: config.now,
+            public_url,
+        });
+        // Tests wait for this line to learn the port.
+        println!("klar serve: listening on http://{addr}");
+        tracing::info!(%addr, db = %config.db.display(), "listening");
+
+        if let Some(every) = config.tick_every.filter(|d| !d.is_zero()) {
+            let state = Arc::clone(&state);
+            tokio::spawn(async move {
+                let mut interval = tokio::time::interval(every);
+                interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+                loop {
+                    interval.tick().await;
+                    let (db, plugin, now) =
+                        (state.db.clone(), Arc::clone(&state.plugin), state.now());
+                    let done =
+                        tokio::task::spawn_blocking(move || tick_all(&db, &plugin, now)).await;
+                    match done {
+                        Ok(Ok(())) => {}
+                        Ok(Err(err)) => tracing::error!("tick failed: {err:#}"),
+                        Err(err) => tracing::error!("tick panicked: {err}"),
+                    }
+                }
+            });
+        }
+
+        axum::serve(
+            listener,
+            router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("the server failed")?;
+        println!("klar serve: stopped");
+        Ok::<_, anyhow::Error>(())
+    })?;
+    // Blocking threads hold connections; let them go without waiting long.
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    Ok(())
+}

@@ -1,0 +1,330 @@
+//! The contacts' response page: `GET /r/{token}` shows the company, the
+//! purpose, the consent text the request named and two buttons; `POST`
+//! records the answer through [`crate::respond`] with the IP and user agent as
+//! evidence. German and English (Accept-Language, `?lang=` to switch). No
+//! script, no external assets.
+//!
+//! An unknown, used or expired link gets the same friendly page with the same
+//! status, so the page reveals nothing about whether a link ever existed.
+//! CSRF: a random value in a `SameSite=Strict` cookie and in the form must
+//! match (double submit).
+
+use std::net::SocketAddr;
+
+use axum::Form;
+use axum::Router;
+use axum::extract::{ConnectInfo, Path, Query, State as AxumState};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use minijinja::{Environment, context};
+use rand::RngExt;
+use serde::Deserialize;
+
+use super::{ApiError, State, with_store};
+use crate::plugin::Answer;
+use crate::respond::{self, Origin, RespondError};
+use crate::store::tokens::{self, TokenError};
+use crate::store::{tenants, texts};
+
+pub(super) fn routes() -> Router<State> {
+    Router::new().route("/r/{token}", get(show).post(answer))
+}
+
+const CSRF_COOKIE: &str = "klar_csrf";
+
+struct Texts {
+    title: &'static str,
+    heading: &'static str,
+    intro: &'static str,
+    purpose: &'static str,
+    version: &'static str,
+    question: &'static str,
+    accept: &'static str,
+    refuse: &'static str,
+    language: &'static str,
+    switch: &'static str,
+    invalid_heading: &'static str,
+    invalid_body: &'static str,
+    stale_heading: &'static str,
+    stale_body: &'static str,
+    thanks_accept_heading: &'static str,
+    thanks_accept_body: &'static str,
+    thanks_refuse_heading: &'static str,
+    thanks_refuse_body: &'static str,
+    not_now_heading: &'static str,
+}
+
+const DE: Texts = Texts {
+    title: "Ihre Einwilligung",
+    heading: "Dürfen wir Ihre Daten weiter verwenden?",
+    intro: "Diese Anfrage kommt von",
+    purpose: "Zweck:",
+    version: "Text in Fassung",
+    question: "Ihre Antwort",
+    accept: "Ja, ich bin einverstanden",
+    refuse: "Nein, ich bin nicht einverstanden",
+    language: "Sprache",
+    switch: "English",
+    invalid_heading: "Dieser Link ist nicht gültig",
+    invalid_body: "Der Link ist unbekannt, abgelaufen oder wurde bereits verwendet. Wenn Sie Fragen haben, wenden Sie sich bitte direkt an das Unternehmen, das Ihnen geschrieben hat.",
+    stale_heading: "Bitte laden Sie die Seite neu",
+    stale_body: "Ihre Antwort konnte nicht zugeordnet werden. Bitte öffnen Sie den Link aus Ihrer Nachricht noch einmal und antworten Sie dort.",
+    thanks_accept_heading: "Vielen Dank",
+    thanks_accept_body: "Ihre Einwilligung ist gespeichert. Sie können sie jederzeit mit Wirkung für die Zukunft widerrufen.",
+    thanks_refuse_heading: "Ihre Antwort ist gespeichert",
+    thanks_refuse_body: "Wir verwenden Ihre Daten für diesen Zweck nicht mehr.",
+    not_now_heading: "Ihre Antwort konnte nicht gespeichert werden",
+};
+
+const EN: Texts = Texts {
+    title: "Your consent",
+    heading: "May we keep using your data?",
+    intro: "This request comes from",
+    purpose: "Purpose:",
+    version: "Text version",
+    question: "Your answer",
+    accept: "Yes, I agree",
+    refuse: "No, I do not agree",
+    language: "Language",
+    switch: "Deutsch",
+    invalid_heading: "This link is not valid",
+    invalid_body: "The link is unknown, has expired or has already been used. If you have questions, please contact the company that wrote to you directly.",
+    stale_heading: "Please reload the page",
+    stale_body: "Your answer could not be matched. Please open the link from your message again and answer there.",
+    thanks_accept_heading: "Thank you",
+    thanks_accept_body: "Your consent is recorded. You can withdraw it at any time with effect for the future.",
+    thanks_refuse_heading: "Your answer is recorded",
+    thanks_refuse_body: "We no longer use your data for this purpose.",
+    not_now_heading: "Your answer could not be recorded",
+};
+
+#[derive(Debug, Deserialize)]
+struct LangQuery {
+    lang: Option<String>,
+}
+
+/// `?lang=` wins; then the first German or English Accept-Language entry.
+fn language(query: &LangQuery, headers: &HeaderMap) -> &'static str {
+    if let Some(l) = &query.lang {
+        return if l.starts_with("en") { "en" } else { "de" };
+    }
+    let accept = headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    for part in accept.split(',') {
+        let tag = part
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if tag.starts_with("de") {
+            return "de";
+        }
+        if tag.starts_with("en") {
+            return "en";
+        }
+    }
+    "de"
+}
+
+fn texts(lang: &str) -> &'static Texts {
+    if lang == "en" { &EN } else { &DE }
+}
+
+fn env() -> Environment<'static> {
+    let mut env = Environment::new();
+    // Templates are part of the binary; a broken one is a build-time mistake
+    // caught by the page tests.
+    let _ = env.add_template(
+        "response.html",
+        include_str!("../../templates/response.html"),
+    );
+    let _ = env.add_template("message.html", include_str!("../../templates/message.html"));
+    env
+}
+
+fn message(status: StatusCode, lang: &str, heading: &str, body: &str) -> Response {
+    let html = env()
+        .get_template("message.html")
+        .and_then(|t| t.render(context! { lang, heading, body }))
+        .unwrap_or_else(|e| format!("<!doctype html><title>klar</title><p>{e}</p>"));
+    (status, security_headers(), Html(html)).into_response()
+}
+
+fn security_headers() -> [(header::HeaderName, HeaderValue); 4] {
+    [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+            ),
+        ),
+        (
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ),
+        (
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ),
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+    ]
+}
+
+fn invalid(lang: &str) -> Response {
+    let t = texts(lang);
+    message(
+        StatusCode::NOT_FOUND,
+        lang,
+        t.invalid_heading,
+        t.invalid_body,
+    )
+}
+
+/// `GET /r/{token}`
+async fn show(
+    AxumState(state): AxumState<State>,
+    Path(token): Path<String>,
+    Query(query): Query<LangQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let lang = language(&query, &headers);
+    let now = state.now().timestamp();
+    let secret = token.clone();
+    let found = with_store(&state, move |store| {
+        let conn = store.connection();
+        let Ok(t) = tokens::redeemable(conn, &secret, now) else {
+            return Ok(None);
+        };
+        let tenant = tenants::require(conn, &t.tenant).map_err(ApiError::internal)?;
+        let purpose = tenants::purposes(conn, &t.tenant)
+            .map_err(ApiError::internal)?
+            .into_iter()
+            .find(|(id, _)| id == &t.purpose)
+            .map_or_else(|| t.purpose.clone(), |(_, d)| d);
+        let text = texts::get(conn, &t.tenant, &t.purpose, t.text_version, &t.language)
+            .map_err(ApiError::internal)?;
+        Ok(Some((tenant.name, purpose, text)))
+    })
+    .await;
+    let (company, purpose, text) = match found {
+        Ok(Some((company, purpose, Some(text)))) => (company, purpose, text),
+        Ok(_) => return invalid(lang),
+        Err(err) => return err.into_response(),
+    };
+    let t = texts(lang);
+    let csrf = crate::hex(&rand::rng().random::<[u8; 16]>());
+    let html = env().get_template("response.html").and_then(|tpl| {
+        tpl.render(context! {
+            lang,
+            other_lang => if lang == "de" { "en" } else { "de" },
+            company,
+            purpose,
+            token,
+            csrf,
+            text => text.body,
+            version => text.version,
+            sha_short => text.sha256.get(..12).unwrap_or_default(),
+            t => context! {
+                title => t.title, heading => t.heading, intro => t.intro, purpose => t.purpose,
+                version => t.version, question => t.question, accept => t.accept,
+                refuse => t.refuse, language => t.language, switch => t.switch,
+            },
+        })
+    });
+    match html {
+        Ok(html) => {
+            let cookie = format!("{CSRF_COOKIE}={csrf}; Path=/r/; HttpOnly; SameSite=Strict");
+            let mut response = (StatusCode::OK, security_headers(), Html(html)).into_response();
+            if let Ok(value) = HeaderValue::from_str(&cookie) {
+                response.headers_mut().insert(header::SET_COOKIE, value);
+            }
+            response
+        }
+        Err(err) => ApiError::internal(err).into_response(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct AnswerForm {
+    answer: String,
+    csrf: String,
+}
+
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+/// `POST /r/{token}`
+async fn answer(
+    AxumState(state): AxumState<State>,
+    Path(token): Path<String>,
+    Query(query): Query<LangQuery>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(form): Form<AnswerForm>,
+) -> Response {
+    let lang = language(&query, &headers);
+    let t = texts(lang);
+    let same = cookie(&headers, CSRF_COOKIE).is_some_and(|c| !c.is_empty() && c == form.csrf);
+    if !same {
+        return message(StatusCode::FORBIDDEN, lang, t.stale_heading, t.stale_body);
+    }
+    let answer = match form.answer.as_str() {
+        "accept" => Answer::Accept,
+        "refuse" => Answer::Refuse,
+        _ => return message(StatusCode::BAD_REQUEST, lang, t.stale_heading, t.stale_body),
+    };
+    let origin = Origin {
+        ip: Some(peer.ip()),
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+    };
+    let now = state.now();
+    let plugin = std::sync::Arc::clone(&state.plugin);
+    let result = with_store(&state, move |store| {
+        Ok(respond::respond(
+            store, &plugin, &token, answer, &origin, now,
+        ))
+    })
+    .await;
+    match result {
+        Ok(Ok(_)) => match answer {
+            Answer::Accept => message(
+                StatusCode::OK,
+                lang,
+                t.thanks_accept_heading,
+                t.thanks_accept_body,
+            ),
+            Answer::Refuse => message(
+                StatusCode::OK,
+                lang,
+                t.thanks_refuse_heading,
+                t.thanks_refuse_body,
+            ),
+        },
+        Ok(Err(RespondError::Token(
+            TokenError::Unknown | TokenError::Used | TokenError::Expired,
+        ))) => invalid(lang),
+        Ok(Err(RespondError::Rejected(_))) => message(
+            StatusCode::CONFLICT,
+            lang,
+            t.not_now_heading,
+            t.invalid_body,
+        ),
+        Ok(Err(err)) => ApiError::internal(err).into_response(),
+        Err(err) => err.into_response(),
+    }
+}

@@ -1,0 +1,116 @@
+//! Per-tenant API keys for `klar serve`. A key is `klar_` and 40 hex digits
+//! (160 random bits); klar keeps only its SHA-256 and shows the key once.
+
+use rand::RngExt;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use serde::Serialize;
+
+/// A key as listed; never the secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiKey {
+    pub id: String,
+    pub tenant: String,
+    pub name: String,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+fn hash(secret: &str) -> String {
+    crate::sha256_hex(secret.trim().as_bytes())
+}
+
+fn audit(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    kind: &str,
+    detail: serde_json::Value,
+    now: i64,
+) -> rusqlite::Result<()> {
+    crate::store::audit::append(
+        tx,
+        tenant,
+        crate::store::audit::Entry {
+            at: now,
+            contact: None,
+            purpose: None,
+            kind: kind.to_owned(),
+            detail: detail.to_string(),
+            policy_sha256: None,
+        },
+    )
+    .map(|_| ())
+}
+
+/// Creates a key for `tenant`; returns the secret (shown once) and the row.
+pub fn create(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    name: &str,
+    now: i64,
+) -> rusqlite::Result<(String, ApiKey)> {
+    let bytes: [u8; 20] = rand::rng().random();
+    let secret = format!("klar_{}", crate::hex(&bytes));
+    let id = hash(&secret)[..12].to_owned();
+    tx.execute(
+        "INSERT INTO api_keys (id, tenant, name, hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![id, tenant, name, hash(&secret), now],
+    )?;
+    audit(
+        tx,
+        tenant,
+        "api-key-created",
+        serde_json::json!({ "id": id, "name": name }),
+        now,
+    )?;
+    Ok((
+        secret,
+        ApiKey {
+            id,
+            tenant: tenant.to_owned(),
+            name: name.to_owned(),
+            created_at: now,
+            revoked_at: None,
+        },
+    ))
+}
+
+/// Revokes a key of `tenant`; false if it has no such live key.
+pub fn revoke(tx: &Transaction<'_>, tenant: &str, id: &str, now: i64) -> rusqlite::Result<bool> {
+    let changed = tx.execute(
+        "UPDATE api_keys SET revoked_at = ?3 WHERE tenant = ?1 AND id = ?2 AND revoked_at IS NULL",
+        params![tenant, id, now],
+    )?;
+    if changed > 0 {
+        audit(
+            tx,
+            tenant,
+            "api-key-revoked",
+            serde_json::json!({ "id": id }),
+            now,
+        )?;
+    }
+    Ok(changed > 0)
+}
+
+pub fn list(conn: &Connection, tenant: &str) -> rusqlite::Result<Vec<ApiKey>> {
+    let mut stmt = conn.prepare(
+        "SELECT id, tenant, name, created_at, revoked_at FROM api_keys WHERE tenant = ?1 ORDER BY created_at, id",
+    )?;
+    let rows = stmt.query_map([tenant], |r| {
+        Ok(ApiKey {
+            id: r.get(0)?,
+            tenant: r.get(1)?,
+            name: r.get(2)?,
+            created_at: r.get(3)?,
+            revoked_at: r.get(4)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// The tenant a live key belongs to.
+pub fn tenant_of(conn: &Connection, secret: &str) -> rusqlite::Result<Option<String>> {
+    conn.prepare_cached("SELECT tenant FROM api_keys WHERE hash = ?1 AND revoked_at IS NULL")?
+        .query_row([hash(secret)], |r| r.get(0))
+        .optional()
+}

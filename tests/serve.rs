@@ -1,0 +1,469 @@
+//! `klar serve` as a CRM and a contact meet it: the real binary on a loopback
+//! port, a real SQLite file, plain HTTP. API keys and tenant isolation, the
+//! "may I use?" call, contact upserts, events with an Idempotency-Key, the
+//! outbox, the response page with its CSRF check and evidence, consistent
+//! error bodies, and a graceful stop on SIGTERM.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+
+use serde_json::{Value, json};
+use support::*;
+
+const NOW: &str = "2026-12-01T08:00:00Z";
+
+struct Server {
+    child: Child,
+    url: String,
+    ws: Workspace,
+    keys: (String, String),
+}
+
+impl Server {
+    /// Tenants `acme` and `other`, one key each, and `klar serve` on a free port.
+    fn start() -> Server {
+        let ws = Workspace::new(&[]);
+        ws.ok(&[
+            "tenant",
+            "add",
+            "acme",
+            "--name",
+            "Müller GmbH",
+            "--now",
+            NOW,
+        ]);
+        ws.ok(&["tenant", "add", "other", "--name", "Other AG", "--now", NOW]);
+        let acme = ws.ok(&["apikey", "create", "acme", "--name", "crm", "--now", NOW]);
+        let other = ws.ok(&["apikey", "create", "other", "--name", "crm", "--now", NOW]);
+        let mut child = klar()
+            .current_dir(ws.path())
+            .env("KLAR_DB", ws.path().join("klar.db"))
+            .args([
+                "serve",
+                "--addr",
+                "127.0.0.1:0",
+                "--tick-seconds",
+                "0",
+                "--now",
+                NOW,
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("klar serve starts");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("stdout");
+        let mut reader = BufReader::new(stdout);
+        reader.read_line(&mut line).expect("the listening line");
+        let url = line
+            .trim()
+            .strip_prefix("klar serve: listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        // Keep reading stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut rest = String::new();
+            while reader.read_line(&mut rest).unwrap_or(0) > 0 {}
+        });
+        Server {
+            child,
+            url,
+            ws,
+            keys: (acme.trim().to_owned(), other.trim().to_owned()),
+        }
+    }
+
+    fn agent() -> ureq::Agent {
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into()
+    }
+
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let (status, text) = self.raw(method, path, key, body.map(Value::to_string), &[]);
+        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, value)
+    }
+
+    fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<String>,
+        headers: &[(&str, &str)],
+    ) -> (u16, String) {
+        let url = format!("{}{path}", self.url);
+        let agent = Server::agent();
+        let auth = key.map(|k| format!("Bearer {k}"));
+        let response = match method {
+            "GET" => {
+                let mut r = agent.get(&url);
+                if let Some(a) = &auth {
+                    r = r.header("Authorization", a);
+                }
+                for (k, v) in headers {
+                    r = r.header(*k, *v);
+                }
+                r.call()
+            }
+            _ => {
+                let mut r = match method {
+                    "PUT" => agent.put(&url),
+                    _ => agent.post(&url),
+                };
+                if let Some(a) = &auth {
+                    r = r.header("Authorization", a);
+                }
+                let mut content_type = "application/json";
+                for (k, v) in headers {
+                    if k.eq_ignore_ascii_case("content-type") {
+                        content_type = v;
+                    } else {
+                        r = r.header(*k, *v);
+                    }
+                }
+                r.header("Content-Type", content_type)
+                    .send(body.unwrap_or_default())
+            }
+        }
+        .expect("the server answers");
+        let status = response.status().as_u16();
+        let text = response.into_body().read_to_string().expect("a text body");
+        (status, text)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn contact_body() -> Value {
+    json!({
+        "first_name": "Jürgen",
+        "last_name": "Groß",
+        "email": "j.gross@example.de",
+        "owner": "jk",
+        "source": "web",
+        "created_at": "2026-10-01"
+    })
+}
+
+#[test]
+fn the_api_needs_a_key_and_a_key_sees_only_its_tenant() {
+    let s = Server::start();
+    let (acme, other) = (s.keys.0.as_str(), s.keys.1.as_str());
+    let (status, health) = s.call("GET", "/health", None, None);
+    assert_eq!((status, health["status"].as_str()), (200, Some("ok")));
+
+    let (status, body) = s.call("GET", "/v1/status", None, None);
+    assert_eq!(status, 401);
+    assert_eq!(body["error"]["code"], "unauthorized");
+    let (status, _) = s.call("GET", "/v1/status", Some("klar_0000"), None);
+    assert_eq!(status, 401);
+
+    let (status, body) = s.call("PUT", "/v1/contacts/C1", Some(acme), Some(&contact_body()));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["result"], "added");
+    assert_eq!(body["cases_opened"], 1);
+    let (_, again) = s.call("PUT", "/v1/contacts/C1", Some(acme), Some(&contact_body()));
+    assert_eq!(again["result"], "unchanged");
+
+    // The other tenant's key sees nothing of acme's contact, on every route.
+    let (status, body) = s.call("GET", "/v1/contacts/C1/use", Some(other), None);
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
+    let (status, _) = s.call(
+        "POST",
+        "/v1/contacts/C1/events",
+        Some(other),
+        Some(&json!({"type": "withdraw"})),
+    );
+    assert_eq!(status, 404);
+    let (_, cases) = s.call("GET", "/v1/cases", Some(other), None);
+    assert_eq!(cases["cases"], json!([]));
+    let (_, status_other) = s.call("GET", "/v1/status", Some(other), None);
+    assert_eq!(status_other["tenant"], "other");
+    let (_, outbox) = s.call("GET", "/v1/outbox", Some(other), None);
+    assert_eq!(outbox["actions"], json!([]));
+    let (_, acme_cases) = s.call("GET", "/v1/cases", Some(acme), None);
+    assert_eq!(acme_cases["cases"].as_array().map(Vec::len), Some(1));
+
+    // A revoked key stops working.
+    let list: Value =
+        serde_json::from_str(&s.ws.ok(&["apikey", "list", "other", "--json"])).expect("JSON");
+    let id = list[0]["id"].as_str().expect("an id").to_owned();
+    s.ws.ok(&["apikey", "revoke", "other", &id, "--now", NOW]);
+    let (status, _) = s.call("GET", "/v1/status", Some(other), None);
+    assert_eq!(status, 401);
+}
+
+#[test]
+fn bad_input_gets_a_4xx_with_the_reason() {
+    let s = Server::start();
+    let acme = s.keys.0.as_str();
+    let (status, body) = s.raw(
+        "PUT",
+        "/v1/contacts/C1",
+        Some(acme),
+        Some("{\"owner\": ".into()),
+        &[],
+    );
+    assert_eq!(status, 400, "{body}");
+    let body: Value = serde_json::from_str(&body).expect("a JSON error");
+    assert_eq!(body["error"]["code"], "bad_request");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("line 1")),
+        "{body}"
+    );
+
+    let (status, body) = s.call(
+        "PUT",
+        "/v1/contacts/C1",
+        Some(acme),
+        Some(&json!({"owner": "", "email": "not-an-address"})),
+    );
+    assert_eq!(status, 400);
+    assert_eq!(
+        body["error"]["message"],
+        "owner is empty: every contact needs a responsible person; email \"not-an-address\" is not an e-mail address"
+    );
+    let (status, body) = s.call(
+        "PUT",
+        "/v1/contacts/C1",
+        Some(acme),
+        Some(&json!({"owner": "jk", "nick": "x"})),
+    );
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("unknown field `nick`")),
+        "{body}"
+    );
+
+    s.call("PUT", "/v1/contacts/C1", Some(acme), Some(&contact_body()));
+    let (status, body) = s.call(
+        "POST",
+        "/v1/contacts/C1/events",
+        Some(acme),
+        Some(&json!({"type": "teleport"})),
+    );
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("unknown event type \"teleport\""))
+    );
+    let (status, body) = s.call(
+        "POST",
+        "/v1/contacts/C1/events",
+        Some(acme),
+        Some(&json!({"type": "hold-on"})),
+    );
+    assert_eq!(
+        (status, body["error"]["message"].as_str()),
+        (400, Some("a hold-on event needs `by`"))
+    );
+    let (status, _) = s.call("GET", "/v1/cases?after=zz", Some(acme), None);
+    assert_eq!(status, 400);
+}
+
+#[test]
+fn a_crm_pushes_a_contact_gets_the_request_and_sees_the_answer_arrive() {
+    let s = Server::start();
+    let acme = s.keys.0.as_str();
+    s.call("PUT", "/v1/contacts/C1", Some(acme), Some(&contact_body()));
+    let (_, use_before) = s.call("GET", "/v1/contacts/C1/use", Some(acme), None);
+    assert_eq!(use_before["may_use"], false);
+    assert_eq!(use_before["band"], "to-clarify");
+
+    s.ws.ok(&["tick", "--now", NOW]);
+    let (status, outbox) = s.call("GET", "/v1/outbox?after=0", Some(acme), None);
+    assert_eq!(status, 200);
+    let actions = outbox["actions"].as_array().expect("actions");
+    assert_eq!(actions.len(), 1, "{outbox}");
+    let request = &actions[0];
+    assert_eq!(request["kind"], "send-request");
+    let token = request["payload"]["token"]
+        .as_str()
+        .expect("a link token")
+        .to_owned();
+    assert_eq!(
+        request["payload"]["response_url"],
+        format!("{}/r/{token}", s.url),
+        "the CRM gets the link ready for its mail"
+    );
+
+    // The contact opens the link: German by Accept-Language, with the text.
+    let (status, page) = s.raw(
+        "GET",
+        &format!("/r/{token}"),
+        None,
+        None,
+        &[("Accept-Language", "de-DE,de;q=0.9")],
+    );
+    assert_eq!(status, 200);
+    assert!(page.contains("<html lang=\"de\">"), "{page}");
+    assert!(page.contains("Müller GmbH"), "{page}");
+    assert!(page.contains("Ja, ich bin einverstanden"), "{page}");
+    assert!(
+        page.contains("Ich bin damit einverstanden, dass Müller GmbH"),
+        "{page}"
+    );
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a CSRF field")
+        .to_owned();
+    let (status, english) = s.raw("GET", &format!("/r/{token}?lang=en"), None, None, &[]);
+    assert_eq!(status, 200);
+    assert!(english.contains("Yes, I agree"), "{english}");
+
+    // Without the cookie the POST is refused and nothing is recorded.
+    let form = format!("answer=accept&csrf={csrf}");
+    let (status, _) = s.raw(
+        "POST",
+        &format!("/r/{token}"),
+        None,
+        Some(form.clone()),
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+    );
+    assert_eq!(status, 403);
+    let (_, still) = s.call("GET", "/v1/contacts/C1/use", Some(acme), None);
+    assert_eq!(still["may_use"], false);
+
+    let cookie = format!("klar_csrf={csrf}");
+    let (status, thanks) = s.raw(
+        "POST",
+        &format!("/r/{token}"),
+        None,
+        Some(form.clone()),
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Cookie", &cookie),
+            ("User-Agent", "TestBrowser/1.0 (klar serve test)"),
+        ],
+    );
+    assert_eq!(status, 200, "{thanks}");
+    assert!(
+        thanks.contains("Vielen Dank") || thanks.contains("Thank you"),
+        "{thanks}"
+    );
+
+    let (_, use_after) = s.call("GET", "/v1/contacts/C1/use", Some(acme), None);
+    assert_eq!(use_after["may_use"], true, "{use_after}");
+    assert_eq!(use_after["basis"]["kind"], "consent");
+    assert_eq!(use_after["basis"]["since"], "2026-12-01T08:00:00+00:00");
+    let bundle: Value =
+        serde_json::from_str(&s.ws.ok(&["evidence", "export", "acme", "C1", "--now", NOW]))
+            .expect("JSON");
+    let evidence = &bundle["responses"][0]["detail"];
+    assert_eq!(evidence["user_agent"], "TestBrowser/1.0 (klar serve test)");
+    assert_eq!(evidence["ip"], "127.0.0.1");
+
+    // The used link and an unknown one get the same page.
+    let (used_status, used) = s.raw(
+        "GET",
+        &format!("/r/{token}"),
+        None,
+        None,
+        &[("Accept-Language", "de")],
+    );
+    let (unknown_status, unknown) = s.raw(
+        "GET",
+        &format!("/r/{}", "ab".repeat(20)),
+        None,
+        None,
+        &[("Accept-Language", "de")],
+    );
+    assert_eq!((used_status, unknown_status), (404, 404));
+    assert_eq!(used, unknown);
+    assert!(used.contains("Dieser Link ist nicht gültig"));
+
+    // The CRM acknowledges the request; it is no longer pending.
+    let id = request["id"].as_str().expect("id");
+    let (_, ack) = s.call(
+        "POST",
+        "/v1/outbox/ack",
+        Some(acme),
+        Some(&json!({"ids": [id]})),
+    );
+    assert_eq!(ack["acknowledged"], 1);
+    let (_, after) = s.call("GET", "/v1/outbox?after=0", Some(acme), None);
+    assert!(
+        after["actions"]
+            .as_array()
+            .is_some_and(|a| a.iter().all(|x| x["id"] != id)),
+        "{after}"
+    );
+}
+
+#[test]
+fn an_idempotency_key_makes_a_retry_harmless() {
+    let s = Server::start();
+    let acme = s.keys.0.as_str();
+    s.call("PUT", "/v1/contacts/C1", Some(acme), Some(&contact_body()));
+    let event = json!({"type": "hold-on", "by": "legal", "reason": "dispute"}).to_string();
+    let key = [("Idempotency-Key", "evt-1")];
+    let (first_status, first) = s.raw(
+        "POST",
+        "/v1/contacts/C1/events",
+        Some(acme),
+        Some(event.clone()),
+        &key,
+    );
+    assert_eq!(first_status, 200, "{first}");
+    let (second_status, second) = s.raw(
+        "POST",
+        "/v1/contacts/C1/events",
+        Some(acme),
+        Some(event),
+        &key,
+    );
+    assert_eq!((second_status, &second), (200, &first));
+    let audit = s.ws.ok(&["audit", "show", "acme", "C1"]);
+    assert_eq!(audit.matches("legal hold on").count(), 1, "{audit}");
+
+    let other = json!({"type": "hold-off", "by": "legal", "reason": "settled"}).to_string();
+    let (status, body) = s.raw(
+        "POST",
+        "/v1/contacts/C1/events",
+        Some(acme),
+        Some(other),
+        &key,
+    );
+    assert_eq!(status, 422);
+    assert!(body.contains("idempotency_key_reused"), "{body}");
+}
+
+#[test]
+fn sigterm_stops_the_server_gracefully() {
+    let mut s = Server::start();
+    let (status, _) = s.call("GET", "/health", None, None);
+    assert_eq!(status, 200);
+    let pid = i32::try_from(s.child.id()).expect("a pid");
+    // SAFETY: sending a signal to our own child process.
+    unsafe {
+        libc::kill(pid, libc::SIGTERM);
+    }
+    let status = s.child.wait().expect("it exits");
+    assert!(status.success(), "{status:?}");
+}
