@@ -467,3 +467,66 @@ fn sigterm_stops_the_server_gracefully() {
     let status = s.child.wait().expect("it exits");
     assert!(status.success(), "{status:?}");
 }
+
+#[test]
+fn a_batch_is_stored_whole_or_not_at_all_and_names_each_bad_item() {
+    let s = Server::start();
+    let (acme, other) = (s.keys.0.as_str(), s.keys.1.as_str());
+    let mut good = contact_body();
+    good["id"] = json!("B1");
+    let mut second = contact_body();
+    second["id"] = json!("B2");
+    second["email"] = json!("b2@example.de");
+    let mut bad = contact_body();
+    bad["id"] = json!("B3");
+    bad["owner"] = json!("");
+    let (status, body) = s.call(
+        "POST",
+        "/v1/contacts",
+        Some(acme),
+        Some(&json!({"contacts": [good, second.clone(), bad, second.clone()]})),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_items");
+    assert_eq!(
+        body["items"],
+        json!([
+            {"index": 2, "contact": "B3", "errors": ["owner is empty: every contact needs a responsible person"]},
+            {"index": 3, "contact": "B2", "errors": ["the same id appears twice in this call"]}
+        ])
+    );
+    let (_, cases) = s.call("GET", "/v1/cases", Some(acme), None);
+    assert_eq!(cases["cases"], json!([]), "nothing was stored");
+
+    let mut first = contact_body();
+    first["id"] = json!("B1");
+    let (status, body) = s.call(
+        "POST",
+        "/v1/contacts",
+        Some(acme),
+        Some(&json!({"contacts": [first, second]})),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["results"][1],
+        json!({"contact": "B2", "result": "added", "cases_opened": 1})
+    );
+
+    s.ws.ok(&["tick", "--now", NOW]);
+    let (status, bundle) = s.call("GET", "/v1/contacts/B1/evidence", Some(acme), None);
+    assert_eq!(status, 200);
+    assert_eq!(bundle["format"], "klar-evidence-bundle/1");
+    assert_eq!(bundle["requests"].as_array().map(Vec::len), Some(1));
+    let (status, why) = s.call("GET", "/v1/contacts/B1/explanation", Some(acme), None);
+    assert_eq!(status, 200);
+    assert!(
+        why["steps"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|step| step["to"] == "requested")),
+        "{why}"
+    );
+    let (status, _) = s.call("GET", "/v1/contacts/B1/evidence", Some(other), None);
+    assert_eq!(status, 404);
+    let (status, _) = s.call("GET", "/v1/contacts/B1/explanation", Some(other), None);
+    assert_eq!(status, 404);
+}

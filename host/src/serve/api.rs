@@ -24,7 +24,10 @@ use crate::store::{apikeys, outbox, tenants};
 
 pub(super) fn routes() -> Router<State> {
     Router::new()
+        .route("/v1/contacts", post(upsert_batch))
         .route("/v1/contacts/{id}", put(upsert_contact))
+        .route("/v1/contacts/{id}/evidence", get(evidence))
+        .route("/v1/contacts/{id}/explanation", get(explanation))
         .route("/v1/contacts/{id}/use", get(may_use))
         .route("/v1/contacts/{id}/events", post(report_event))
         .route("/v1/cases", get(list_cases))
@@ -92,19 +95,18 @@ struct ContactBody {
     attributes: BTreeMap<String, String>,
 }
 
-/// `PUT /v1/contacts/{id}`: add or update a contact; opens its cases.
-async fn upsert_contact(
-    AxumState(state): AxumState<State>,
-    TenantKey(tenant): TenantKey,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Result<Json<Value>, ApiError> {
-    valid_id(&id)?;
-    let body: ContactBody = parse_body(&body)?;
-    let now = state.now();
+/// Checks a contact body; every problem, in words.
+fn validate(
+    id: &str,
+    body: ContactBody,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Contact, Vec<String>> {
     let blank = |v: Option<String>| v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
     let (email, phone) = (blank(body.email), blank(body.phone));
     let mut problems = Vec::new();
+    if let Err(e) = valid_id(id) {
+        problems.push(e.message);
+    }
     if body.owner.trim().is_empty() {
         problems.push("owner is empty: every contact needs a responsible person".to_owned());
     }
@@ -126,10 +128,10 @@ async fn upsert_contact(
         }),
     };
     if !problems.is_empty() {
-        return Err(ApiError::bad_request(problems.join("; ")));
+        return Err(problems);
     }
-    let contact = Contact {
-        id: id.clone(),
+    Ok(Contact {
+        id: id.to_owned(),
         first_name: body.first_name,
         last_name: body.last_name,
         email,
@@ -139,43 +141,181 @@ async fn upsert_contact(
         language: body.language.unwrap_or_else(|| "de".to_owned()),
         created_at: created_at.unwrap_or(now),
         attributes: body.attributes,
-    };
+    })
+}
+
+/// Why a contact may not be stored: an address of an erased contact.
+fn erased(
+    conn: &rusqlite::Connection,
+    tenant: &str,
+    contact: &Contact,
+) -> Result<Option<String>, ApiError> {
+    for (kind, value) in [("email", &contact.email), ("phone", &contact.phone)] {
+        if let Some(value) = value
+            && let Some(at) =
+                contacts::erased_at(conn, tenant, kind, value).map_err(ApiError::internal)?
+        {
+            let day = chrono::DateTime::from_timestamp(at, 0)
+                .unwrap_or_default()
+                .format("%Y-%m-%d");
+            return Ok(Some(format!(
+                "the {kind} belongs to a contact erased on {day}; it cannot be added again"
+            )));
+        }
+    }
+    Ok(None)
+}
+
+fn store_contacts(
+    store: &mut crate::store::Store,
+    tenant: &str,
+    list: &[Contact],
+    at: i64,
+) -> Result<Vec<Value>, ApiError> {
+    store
+        .transaction(|tx| {
+            let mut out = Vec::new();
+            for contact in list {
+                let result = match contacts::upsert(tx, tenant, contact, at)? {
+                    Upsert::Added => "added",
+                    Upsert::Updated => "updated",
+                    Upsert::Unchanged => "unchanged",
+                };
+                let opened = contacts::open_cases(tx, tenant, &contact.id, at)?;
+                out.push(
+                    json!({ "contact": contact.id, "result": result, "cases_opened": opened }),
+                );
+            }
+            Ok::<_, rusqlite::Error>(out)
+        })
+        .map_err(ApiError::internal)
+}
+
+/// `PUT /v1/contacts/{id}`: add or update a contact; opens its cases.
+async fn upsert_contact(
+    AxumState(state): AxumState<State>,
+    TenantKey(tenant): TenantKey,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let body: ContactBody = parse_body(&body)?;
+    let now = state.now();
+    let contact = validate(&id, body, now).map_err(|p| ApiError::bad_request(p.join("; ")))?;
     with_store(&state, move |store| {
-        let conn = store.connection();
-        for (kind, value) in [("email", &contact.email), ("phone", &contact.phone)] {
-            if let Some(value) = value
-                && let Some(at) =
-                    contacts::erased_at(conn, &tenant, kind, value).map_err(ApiError::internal)?
-            {
-                let day = chrono::DateTime::from_timestamp(at, 0)
-                    .unwrap_or_default()
-                    .format("%Y-%m-%d");
-                return Err(ApiError::conflict(
-                    "erased",
-                    format!(
-                        "the {kind} belongs to a contact erased on {day}; it cannot be added again"
-                    ),
-                ));
+        if let Some(why) = erased(store.connection(), &tenant, &contact)? {
+            return Err(ApiError::conflict("erased", why));
+        }
+        let mut results = store_contacts(
+            store,
+            &tenant,
+            std::slice::from_ref(&contact),
+            now.timestamp(),
+        )?;
+        Ok(Json(results.pop().unwrap_or(Value::Null)))
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchItem {
+    id: String,
+    #[serde(flatten)]
+    contact: ContactBody,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Batch {
+    contacts: Vec<BatchItem>,
+}
+
+/// `POST /v1/contacts`: many contacts at once, all or nothing. If any item is
+/// bad, nothing is stored and the answer lists every bad item.
+async fn upsert_batch(
+    AxumState(state): AxumState<State>,
+    TenantKey(tenant): TenantKey,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let batch: Batch = parse_body(&body)?;
+    if batch.contacts.len() > 10_000 {
+        return Err(ApiError::bad_request("at most 10,000 contacts per call"));
+    }
+    let now = state.now();
+    let mut good = Vec::new();
+    let mut bad = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for (index, item) in batch.contacts.into_iter().enumerate() {
+        let id = item.id.clone();
+        if !seen.insert(id.clone()) {
+            bad.push(json!({ "index": index, "contact": id, "errors": ["the same id appears twice in this call"] }));
+            continue;
+        }
+        match validate(&item.id, item.contact, now) {
+            Ok(c) => good.push((index, c)),
+            Err(errors) => bad.push(json!({ "index": index, "contact": id, "errors": errors })),
+        }
+    }
+    with_store(&state, move |store| {
+        for (index, contact) in &good {
+            if let Some(why) = erased(store.connection(), &tenant, contact)? {
+                bad.push(json!({ "index": index, "contact": contact.id, "errors": [why] }));
             }
         }
-        let at = now.timestamp();
-        let (result, opened) = store
-            .transaction(|tx| {
-                let result = contacts::upsert(tx, &tenant, &contact, at)?;
-                let opened = contacts::open_cases(tx, &tenant, &contact.id, at)?;
-                Ok::<_, rusqlite::Error>((result, opened))
-            })
-            .map_err(ApiError::internal)?;
-        let result = match result {
-            Upsert::Added => "added",
-            Upsert::Updated => "updated",
-            Upsert::Unchanged => "unchanged",
-        };
-        Ok(Json(json!({
-            "contact": contact.id,
-            "result": result,
-            "cases_opened": opened,
-        })))
+        if !bad.is_empty() {
+            bad.sort_by_key(|b| b["index"].as_u64());
+            return Ok((
+                StatusCode::BAD_REQUEST,
+                Json(json!({
+                    "error": {
+                        "code": "invalid_items",
+                        "message": format!("{} contact(s) are invalid; nothing was stored", bad.len()),
+                    },
+                    "items": bad,
+                })),
+            ));
+        }
+        let list: Vec<Contact> = good.into_iter().map(|(_, c)| c).collect();
+        let results = store_contacts(store, &tenant, &list, now.timestamp())?;
+        Ok((StatusCode::OK, Json(json!({ "results": results }))))
+    })
+    .await
+}
+
+/// `GET /v1/contacts/{id}/evidence`: the proof bundle, as `klar evidence export`.
+async fn evidence(
+    AxumState(state): AxumState<State>,
+    TenantKey(tenant): TenantKey,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let now = state.now().timestamp();
+    with_store(&state, move |store| {
+        let t = tenants::require(store.connection(), &tenant).map_err(ApiError::internal)?;
+        match crate::bundle::export(store.connection(), &t, &id, now) {
+            Ok(b) => Ok(Json(serde_json::to_value(b).map_err(ApiError::internal)?)),
+            Err(crate::bundle::BundleError::NoContact { .. }) => {
+                Err(ApiError::not_found(format!("no contact {id}")))
+            }
+            Err(e) => Err(ApiError::internal(e)),
+        }
+    })
+    .await
+}
+
+/// `GET /v1/contacts/{id}/explanation`: each step in words, as `klar explain`.
+async fn explanation(
+    AxumState(state): AxumState<State>,
+    TenantKey(tenant): TenantKey,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    with_store(&state, move |store| {
+        match crate::explain::explain(store.connection(), &tenant, &id) {
+            Ok(steps) => Ok(Json(json!({ "contact": id, "steps": steps }))),
+            Err(crate::bundle::BundleError::NoContact { .. }) => {
+                Err(ApiError::not_found(format!("no contact {id}")))
+            }
+            Err(e) => Err(ApiError::internal(e)),
+        }
     })
     .await
 }
