@@ -24,6 +24,10 @@ struct Server {
 impl Server {
     /// Tenants `acme` and `other`, one key each, and `klar serve` on a free port.
     fn start() -> Server {
+        Server::start_with(&[])
+    }
+
+    fn start_with(env: &[(&str, &str)]) -> Server {
         let ws = Workspace::new(&[]);
         ws.ok(&[
             "tenant",
@@ -40,6 +44,7 @@ impl Server {
         let mut child = klar()
             .current_dir(ws.path())
             .env("KLAR_DB", ws.path().join("klar.db"))
+            .envs(env.iter().copied())
             .args([
                 "serve",
                 "--addr",
@@ -529,4 +534,172 @@ fn a_batch_is_stored_whole_or_not_at_all_and_names_each_bad_item() {
     assert_eq!(status, 404);
     let (status, _) = s.call("GET", "/v1/contacts/B1/explanation", Some(other), None);
     assert_eq!(status, 404);
+}
+
+/// What a receiver saw: each request's headers and body.
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<(Vec<(String, String)>, String)>>>;
+
+/// A webhook receiver on loopback that answers 500 to the first `failures`
+/// requests and 200 after; it records each request's headers and body.
+struct Receiver {
+    url: String,
+    seen: Seen,
+}
+
+impl Receiver {
+    fn start(failures: usize) -> Receiver {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+        let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+        let seen: Seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = std::sync::Arc::clone(&seen);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                let mut headers = Vec::new();
+                let mut line = String::new();
+                let _ = reader.read_line(&mut line);
+                loop {
+                    line.clear();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+                        break;
+                    }
+                    if let Some((k, v)) = line.trim().split_once(':') {
+                        headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
+                    }
+                }
+                let length: usize = headers
+                    .iter()
+                    .find(|(k, _)| k == "content-length")
+                    .and_then(|(_, v)| v.parse().ok())
+                    .unwrap_or(0);
+                let mut body = vec![0; length];
+                let _ = reader.read_exact(&mut body);
+                let n = {
+                    let mut seen = log.lock().expect("lock");
+                    seen.push((headers, String::from_utf8_lossy(&body).into_owned()));
+                    seen.len()
+                };
+                let status = if n <= failures {
+                    "500 Internal Server Error"
+                } else {
+                    "200 OK"
+                };
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+            }
+        });
+        Receiver { url, seen }
+    }
+
+    /// Waits until `n` requests arrived (at most 20 s).
+    fn wait_for(&self, n: usize) -> Vec<(Vec<(String, String)>, String)> {
+        for _ in 0..400 {
+            let seen = self.seen.lock().expect("lock").clone();
+            if seen.len() >= n {
+                return seen;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!(
+            "the receiver got {} request(s), not {n}",
+            self.seen.lock().expect("lock").len()
+        );
+    }
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> &'a str {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map_or("", |(_, v)| v.as_str())
+}
+
+#[test]
+fn webhooks_are_signed_retried_with_backoff_and_parked_after_repeated_failures() {
+    let s = Server::start_with(&[
+        ("KLAR_DELIVER_MS", "50"),
+        ("KLAR_WEBHOOK_RETRY_MS", "50"),
+        ("KLAR_WEBHOOK_ATTEMPTS", "4"),
+    ]);
+    let acme = s.keys.0.as_str();
+    let flaky = Receiver::start(2);
+    let secret =
+        s.ws.ok(&["webhook", "set", "acme", &flaky.url, "--now", NOW])
+            .trim()
+            .to_owned();
+    s.call("PUT", "/v1/contacts/C1", Some(acme), Some(&contact_body()));
+    s.ws.ok(&["tick", "--now", NOW]);
+
+    // Fails twice, then the third attempt is taken.
+    let seen = flaky.wait_for(3);
+    let ids: Vec<&str> = seen
+        .iter()
+        .map(|(h, _)| header(h, "x-klar-delivery"))
+        .collect();
+    assert_eq!(ids[0], ids[1]);
+    assert_eq!(ids[1], ids[2], "the same stable id on every attempt");
+    let (headers, body) = &seen[2];
+    let timestamp: i64 = header(headers, "x-klar-timestamp")
+        .parse()
+        .expect("a timestamp");
+    assert_eq!(
+        header(headers, "x-klar-signature"),
+        klar::webhook::sign(&secret, timestamp, body),
+        "signed with the tenant's secret over timestamp.body"
+    );
+    let action: Value = serde_json::from_str(body).expect("JSON");
+    assert_eq!(action["kind"], "send-request");
+    assert_eq!(action["id"], ids[2]);
+    assert!(
+        action["payload"]["response_url"]
+            .as_str()
+            .is_some_and(|u| u.contains("/r/"))
+    );
+    // Delivered: no longer pending for polling, and not sent again.
+    for _ in 0..100 {
+        let (_, outbox) = s.call("GET", "/v1/outbox", Some(acme), None);
+        if outbox["actions"] == json!([]) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let (_, outbox) = s.call("GET", "/v1/outbox", Some(acme), None);
+    assert_eq!(outbox["actions"], json!([]));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(flaky.seen.lock().expect("lock").len(), 3);
+
+    // A receiver that never answers well: parked after 4 attempts, and the
+    // cockpit says so.
+    let broken = Receiver::start(usize::MAX);
+    s.ws.ok(&["webhook", "set", "acme", &broken.url, "--now", NOW]);
+    let mut second = contact_body();
+    second["email"] = json!("c2@example.de");
+    s.call("PUT", "/v1/contacts/C2", Some(acme), Some(&second));
+    s.ws.ok(&["tick", "--now", NOW]);
+    broken.wait_for(4);
+    let mut parked = 0;
+    for _ in 0..100 {
+        let (_, status) = s.call("GET", "/v1/status", Some(acme), None);
+        parked = status["webhook_parked"].as_i64().unwrap_or(0);
+        if parked == 1 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(parked, 1);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(
+        broken.seen.lock().expect("lock").len(),
+        4,
+        "no attempt after parking"
+    );
+    let cockpit = s.ws.ok(&["status", "acme", "--now", NOW]);
+    assert!(
+        cockpit.contains("webhook deliveries parked after repeated failures: 1"),
+        "{cockpit}"
+    );
 }

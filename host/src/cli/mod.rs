@@ -295,6 +295,11 @@ pub enum Command {
         now: NowArg,
     },
 
+    /// Where `klar serve` POSTs the outbox (signed, retried, parked after
+    /// repeated failures).
+    #[command(subcommand)]
+    Webhook(WebhookCommand),
+
     /// API keys for the CRM API: shown once, stored hashed.
     #[command(subcommand)]
     Apikey(ApikeyCommand),
@@ -397,6 +402,19 @@ pub enum OnOff {
 pub enum AnswerArg {
     Accept,
     Refuse,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebhookCommand {
+    /// Set the tenant's URL; prints the new signing secret once.
+    Set {
+        tenant: String,
+        url: String,
+        #[command(flatten)]
+        now: NowArg,
+    },
+    /// Stop delivering by webhook (the outbox can still be polled).
+    Remove { tenant: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -776,6 +794,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Apikey(command) => proof::apikey(&db, command),
+        Command::Webhook(command) => proof::webhook(&db, command),
         Command::Explain {
             tenant,
             contact,
@@ -1356,6 +1375,12 @@ fn status(db: &Path, tenant: &str, json: bool, now: &NowArg) -> Result<ExitCode>
         "overdue: {}   due in the next 7 days: {}   cleanup pending: {}   needs attention: {}",
         s.overdue, s.due_next_7_days, s.cleanup_pending, s.needs_attention
     );
+    if s.webhook_parked > 0 {
+        println!(
+            "webhook deliveries parked after repeated failures: {}",
+            s.webhook_parked
+        );
+    }
     for a in &s.attention {
         println!(
             "  needs attention: {} {}: {}",

@@ -204,3 +204,32 @@ pub fn apikey(db: &Path, command: super::ApikeyCommand) -> Result<ExitCode> {
         }
     }
 }
+
+/// `klar webhook set|remove`
+pub fn webhook(db: &Path, command: super::WebhookCommand) -> Result<ExitCode> {
+    use crate::store::webhooks;
+    let mut store = open_store(db)?;
+    match command {
+        super::WebhookCommand::Set { tenant, url, now } => {
+            let now = now.resolve()?.timestamp();
+            tenants::require(store.connection(), &tenant)?;
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                anyhow::bail!("{url:?} is not an http:// or https:// URL");
+            }
+            let secret = store.transaction(|tx| webhooks::set(tx, &tenant, &url, now))?;
+            eprintln!("{tenant}: actions go to {url}; the signing secret is shown only now:");
+            println!("{secret}");
+            Ok(ExitCode::SUCCESS)
+        }
+        super::WebhookCommand::Remove { tenant } => {
+            tenants::require(store.connection(), &tenant)?;
+            if store.transaction(|tx| webhooks::remove(tx, &tenant))? {
+                println!("{tenant}: no webhook any more; poll GET /v1/outbox");
+                Ok(ExitCode::SUCCESS)
+            } else {
+                println!("{tenant}: had no webhook");
+                Ok(ExitCode::from(1))
+            }
+        }
+    }
+}

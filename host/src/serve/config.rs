@@ -7,6 +7,9 @@
 //! addr = "127.0.0.1:8080"      # KLAR_ADDR
 //! tick_seconds = 60            # KLAR_TICK_SECONDS; 0 turns the scheduler off
 //! public_url = "https://consent.example.de"   # KLAR_PUBLIC_URL, for links
+//! deliver_ms = 2000            # KLAR_DELIVER_MS: how often webhooks are sent
+//! webhook_retry_ms = 1000      # KLAR_WEBHOOK_RETRY_MS: first wait after a failure
+//! webhook_attempts = 8         # KLAR_WEBHOOK_ATTEMPTS: failures before parking
 //! ```
 
 use std::net::SocketAddr;
@@ -24,6 +27,8 @@ pub struct Config {
     pub db: PathBuf,
     pub tick_every: Option<Duration>,
     pub public_url: Option<String>,
+    pub deliver_every: Duration,
+    pub retry: crate::webhook::Retry,
     /// A fixed clock (tests, demos).
     pub now: Option<DateTime<Utc>>,
 }
@@ -34,6 +39,9 @@ struct File {
     addr: Option<String>,
     tick_seconds: Option<u64>,
     public_url: Option<String>,
+    deliver_ms: Option<u64>,
+    webhook_retry_ms: Option<u64>,
+    webhook_attempts: Option<u32>,
 }
 
 /// What the command line gave.
@@ -63,6 +71,8 @@ impl Config {
             db: flags.db.clone(),
             tick_every: Some(Duration::from_secs(60)),
             public_url: None,
+            deliver_every: Duration::from_millis(2_000),
+            retry: crate::webhook::Retry::default(),
             now: None,
         };
         if let Some(addr) = &file.addr {
@@ -72,6 +82,32 @@ impl Config {
             config.tick_every = Some(Duration::from_secs(s));
         }
         config.public_url = file.public_url;
+        if let Some(ms) = file.deliver_ms {
+            config.deliver_every = Duration::from_millis(ms);
+        }
+        if let Some(ms) = file.webhook_retry_ms {
+            config.retry.base_ms = ms;
+        }
+        if let Some(n) = file.webhook_attempts {
+            config.retry.max_attempts = n;
+        }
+        let number = |name: &str| -> Result<Option<u64>> {
+            env(name)
+                .map(|v| {
+                    v.parse::<u64>()
+                        .with_context(|| format!("{name}: {v:?} is not a whole number"))
+                })
+                .transpose()
+        };
+        if let Some(ms) = number("KLAR_DELIVER_MS")? {
+            config.deliver_every = Duration::from_millis(ms);
+        }
+        if let Some(ms) = number("KLAR_WEBHOOK_RETRY_MS")? {
+            config.retry.base_ms = ms;
+        }
+        if let Some(n) = number("KLAR_WEBHOOK_ATTEMPTS")? {
+            config.retry.max_attempts = u32::try_from(n).unwrap_or(u32::MAX).max(1);
+        }
         if let Some(addr) = env("KLAR_ADDR") {
             config.addr = parse_addr(&addr, "KLAR_ADDR")?;
         }

@@ -186,6 +186,37 @@ pub fn run(config: Config, plugin: Arc<LoadedPlugin>) -> Result<()> {
             });
         }
 
+        if !config.deliver_every.is_zero() {
+            let state = Arc::clone(&state);
+            let (every, retry) = (config.deliver_every, config.retry);
+            tokio::spawn(async move {
+                let mut interval = tokio::time::interval(every);
+                interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    interval.tick().await;
+                    let (db, url) = (state.db.clone(), state.public_url.clone());
+                    let done = tokio::task::spawn_blocking(move || {
+                        let store = Store::open(&db)?;
+                        let now_ms = Utc::now().timestamp_millis();
+                        crate::webhook::deliver_due(&store, &retry, &url, now_ms)
+                            .map_err(anyhow::Error::from)
+                    })
+                    .await;
+                    match done {
+                        Ok(Ok(r)) if r.delivered + r.failed + r.parked > 0 => tracing::info!(
+                            delivered = r.delivered,
+                            failed = r.failed,
+                            parked = r.parked,
+                            "webhooks"
+                        ),
+                        Ok(Ok(_)) => {}
+                        Ok(Err(err)) => tracing::error!("webhook delivery failed: {err:#}"),
+                        Err(err) => tracing::error!("webhook delivery panicked: {err}"),
+                    }
+                }
+            });
+        }
+
         axum::serve(
             listener,
             router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),

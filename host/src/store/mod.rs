@@ -15,6 +15,7 @@ pub mod report;
 pub mod tenants;
 pub mod texts;
 pub mod tokens;
+pub mod webhooks;
 
 use std::path::Path;
 use std::time::Duration;
@@ -29,6 +30,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("migrations/002_responses.sql"),
     ),
     ("003_api", include_str!("migrations/003_api.sql")),
+    ("004_webhooks", include_str!("migrations/004_webhooks.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,133 @@
+//! A tenant's webhook (where the outbox is POSTed) and each action's delivery
+//! state. The delivering itself is [`crate::webhook`].
+
+use rand::RngExt;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+use super::outbox::Item;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Webhook {
+    pub tenant: String,
+    pub url: String,
+    pub secret: String,
+}
+
+/// Sets (or replaces) the tenant's webhook; returns the new signing secret.
+pub fn set(tx: &Transaction<'_>, tenant: &str, url: &str, now: i64) -> rusqlite::Result<String> {
+    let secret = format!("whsec_{}", crate::hex(&rand::rng().random::<[u8; 24]>()));
+    tx.execute(
+        "INSERT INTO webhooks (tenant, url, secret, created_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (tenant) DO UPDATE SET url = excluded.url, secret = excluded.secret,
+                                            created_at = excluded.created_at",
+        params![tenant, url, secret, now],
+    )?;
+    crate::store::audit::append(
+        tx,
+        tenant,
+        crate::store::audit::Entry {
+            at: now,
+            contact: None,
+            purpose: None,
+            kind: "webhook-set".to_owned(),
+            detail: serde_json::json!({ "url": url }).to_string(),
+            policy_sha256: None,
+        },
+    )?;
+    Ok(secret)
+}
+
+pub fn remove(tx: &Transaction<'_>, tenant: &str) -> rusqlite::Result<bool> {
+    Ok(tx.execute("DELETE FROM webhooks WHERE tenant = ?1", [tenant])? > 0)
+}
+
+pub fn get(conn: &Connection, tenant: &str) -> rusqlite::Result<Option<Webhook>> {
+    conn.query_row(
+        "SELECT tenant, url, secret FROM webhooks WHERE tenant = ?1",
+        [tenant],
+        |r| {
+            Ok(Webhook {
+                tenant: r.get(0)?,
+                url: r.get(1)?,
+                secret: r.get(2)?,
+            })
+        },
+    )
+    .optional()
+}
+
+/// Every tenant with a webhook.
+pub fn all(conn: &Connection) -> rusqlite::Result<Vec<Webhook>> {
+    let mut stmt = conn.prepare("SELECT tenant, url, secret FROM webhooks ORDER BY tenant")?;
+    let rows = stmt.query_map([], |r| {
+        Ok(Webhook {
+            tenant: r.get(0)?,
+            url: r.get(1)?,
+            secret: r.get(2)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// Actions of `tenant` to deliver now: not acknowledged, not parked, due.
+pub fn due(
+    conn: &Connection,
+    tenant: &str,
+    now_ms: i64,
+    limit: usize,
+) -> rusqlite::Result<Vec<(Item, i64)>> {
+    let items = super::outbox::list(conn, tenant, None, false)?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT attempts FROM outbox WHERE tenant = ?1 AND id = ?2
+         AND parked_at IS NULL AND (next_attempt_ms IS NULL OR next_attempt_ms <= ?3)",
+    )?;
+    let mut out = Vec::new();
+    for item in items {
+        if out.len() >= limit {
+            break;
+        }
+        if let Some(attempts) = stmt
+            .query_row(params![tenant, item.id, now_ms], |r| r.get::<_, i64>(0))
+            .optional()?
+        {
+            out.push((item, attempts));
+        }
+    }
+    Ok(out)
+}
+
+/// The receiver took the action: it counts as acknowledged.
+pub fn delivered(conn: &Connection, tenant: &str, id: &str, now: i64) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE outbox SET acked_at = ?3, last_error = NULL WHERE tenant = ?1 AND id = ?2",
+        params![tenant, id, now],
+    )?;
+    Ok(())
+}
+
+/// A failed attempt: try again at `next_ms`, or park the action.
+pub fn failed(
+    conn: &Connection,
+    tenant: &str,
+    id: &str,
+    error: &str,
+    next_ms: Option<i64>,
+    now: i64,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE outbox SET attempts = attempts + 1, last_error = ?3, next_attempt_ms = ?4,
+                           parked_at = CASE WHEN ?4 IS NULL THEN ?5 END
+         WHERE tenant = ?1 AND id = ?2",
+        params![tenant, id, error, next_ms, now],
+    )?;
+    Ok(())
+}
+
+/// Actions klar gave up delivering.
+pub fn parked(conn: &Connection, tenant: &str) -> rusqlite::Result<i64> {
+    conn.query_row(
+        "SELECT COUNT(*) FROM outbox WHERE tenant = ?1 AND parked_at IS NOT NULL AND acked_at IS NULL",
+        [tenant],
+        |r| r.get(0),
+    )
+}
