@@ -295,20 +295,10 @@ pub fn prepare_database(path: &Path) -> Result<(), DemoError> {
     if !others.is_empty() {
         return Err(DemoError::NotADemoDatabase(path.display().to_string()));
     }
-    for suffix in ["", "-wal", "-shm"] {
-        let mut name = path.as_os_str().to_owned();
-        name.push(suffix);
-        match std::fs::remove_file(&name) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => {
-                return Err(DemoError::Remove {
-                    path: Path::new(&name).display().to_string(),
-                    source,
-                });
-            }
-        }
-    }
+    crate::store::remove_database(path).map_err(|(file, source)| DemoError::Remove {
+        path: file.display().to_string(),
+        source,
+    })?;
     Ok(())
 }
 
@@ -424,10 +414,12 @@ pub fn run(
             .map_err(DemoError::Store)?;
 
         // The requests of the morning reach people; some will answer.
-        for item in outbox::list(store.connection(), TENANT, None, true)? {
-            if item.seq <= seen_outbox {
-                continue;
-            }
+        let new = outbox::Filter {
+            all: true,
+            after: seen_outbox,
+            ..outbox::Filter::default()
+        };
+        for item in outbox::list(store.connection(), TENANT, &new)? {
             seen_outbox = item.seq;
             if item.kind != "send-request" {
                 continue;

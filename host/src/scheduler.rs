@@ -171,6 +171,33 @@ pub fn tick(
     Ok(report)
 }
 
+/// Why a sweep over all tenants stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum TickAllError {
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Tenant(#[from] tenants::TenantError),
+}
+
+/// Ticks every tenant on its active policy; what each tick did, per tenant.
+pub fn tick_all(
+    store: &mut Store,
+    plugin: &Arc<LoadedPlugin>,
+    now: DateTime<Utc>,
+    batch: usize,
+) -> Result<Vec<(String, TickReport)>, TickAllError> {
+    let mut reports = Vec::new();
+    for tenant in tenants::list(store.connection())? {
+        let (mut session, sha256) = tenant_session(store, plugin, &tenant)?;
+        let report = tick(store, &mut session, &tenant, &sha256, now, batch)?;
+        reports.push((tenant.id, report));
+    }
+    Ok(reports)
+}
+
 /// The tenant's active policy (or the built-in default) could not be opened.
 #[derive(Debug, thiserror::Error)]
 #[error("{tenant}: failed to open {policy}: {message}")]

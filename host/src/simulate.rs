@@ -139,9 +139,11 @@ pub fn run(
     })?;
     let (mut session, _) = scheduler::tenant_session(&store, plugin, &tenant)
         .map_err(|e| SimulateError::Policy(e.to_string()))?;
-    let mut seen = outbox::list(store.connection(), tenant_id, None, true)?
-        .last()
-        .map_or(0, |i| i.seq);
+    let mut seen: i64 = store.connection().query_row(
+        "SELECT COALESCE(MAX(seq), 0) FROM outbox WHERE tenant = ?1",
+        [tenant_id],
+        |r| r.get(0),
+    )?;
     let mut weeks: Vec<Week> = Vec::new();
     let mut fates: BTreeMap<(String, String), String> = BTreeMap::new();
     let mut answers: BTreeMap<i64, Vec<Pending>> = BTreeMap::new();
@@ -156,10 +158,12 @@ pub fn run(
             });
         }
         scheduler::tick(&mut store, &mut session, &tenant, &sha, morning, 500)?;
-        for item in outbox::list(store.connection(), tenant_id, None, true)? {
-            if item.seq <= seen {
-                continue;
-            }
+        let new = outbox::Filter {
+            all: true,
+            after: seen,
+            ..outbox::Filter::default()
+        };
+        for item in outbox::list(store.connection(), tenant_id, &new)? {
             seen = item.seq;
             let week = &mut weeks[week_no];
             let key = (item.contact.clone(), item.purpose.clone());

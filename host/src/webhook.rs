@@ -14,7 +14,7 @@ use std::time::Duration;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::store::{Store, StoreError, webhooks};
+use crate::store::{Store, StoreError, outbox, webhooks};
 
 /// How hard klar tries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,18 +81,7 @@ pub fn deliver_due(
     let mut report = Report::default();
     for hook in webhooks::all(conn)? {
         for (mut item, attempts) in webhooks::due(conn, &hook.tenant, now_ms, 100)? {
-            if let (Some(token), Some(object)) = (
-                item.payload
-                    .get("token")
-                    .and_then(|v| v.as_str())
-                    .map(str::to_owned),
-                item.payload.as_object_mut(),
-            ) {
-                object.insert(
-                    "response_url".to_owned(),
-                    format!("{public_url}/r/{token}").into(),
-                );
-            }
+            outbox::add_response_url(&mut item, public_url);
             let body = serde_json::to_string(&item).unwrap_or_default();
             let timestamp = now_ms / 1000;
             let result = agent

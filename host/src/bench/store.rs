@@ -61,12 +61,9 @@ fn scratch(dir: Option<&Path>) -> Result<(Option<tempfile::TempDir>, PathBuf)> {
     }
 }
 
-fn remove_db(path: &Path) {
-    for suffix in ["", "-wal", "-shm"] {
-        let mut name = path.as_os_str().to_owned();
-        name.push(suffix);
-        let _ = std::fs::remove_file(name);
-    }
+fn remove_db(path: &Path) -> Result<()> {
+    crate::store::remove_database(path)
+        .map_err(|(file, e)| anyhow::anyhow!("failed to remove {}: {e}", file.display()))
 }
 
 /// The process's peak resident memory in MiB (Linux), if known.
@@ -108,7 +105,7 @@ pub fn import(_plugin: Option<&Path>, args: &ImportArgs) -> Result<ExitCode> {
 
     // Baseline: SQLite's own CSV import into one table, no checks.
     let base = dir.join("sqlite-import.db");
-    remove_db(&base);
+    remove_db(&base)?;
     let started = Instant::now();
     let status = Command::new("sqlite3")
         .arg("-cmd")
@@ -126,7 +123,7 @@ pub fn import(_plugin: Option<&Path>, args: &ImportArgs) -> Result<ExitCode> {
 
     // klar: read, check every row, store contacts, cases and audit rows.
     let db = dir.join("klar-import.db");
-    remove_db(&db);
+    remove_db(&db)?;
     let mut store = Store::open(&db)?;
     store.transaction(|tx| {
         tenants::add(
@@ -204,7 +201,7 @@ pub fn sweep(plugin: Option<&Path>, args: &SweepArgs) -> Result<ExitCode> {
     }
     let (_keep, dir) = scratch(args.dir.as_deref())?;
     let db = dir.join("klar-sweep.db");
-    remove_db(&db);
+    remove_db(&db)?;
     let now = bench_now();
     let created = now.timestamp() - 86_400;
     let mut store = Store::open(&db)?;

@@ -1263,12 +1263,10 @@ fn tick(plugin: Option<&Path>, db: &Path, batch: usize, now: &NowArg) -> Result<
     let now = now.resolve()?;
     let mut store = open_store(db)?;
     let plugin = load_plugin(plugin)?;
-    for tenant in tenants::list(store.connection())? {
-        let (mut session, sha256) = crate::scheduler::tenant_session(&store, &plugin, &tenant)?;
-        let r = crate::scheduler::tick(&mut store, &mut session, &tenant, &sha256, now, batch)?;
+    for (tenant, r) in crate::scheduler::tick_all(&mut store, &plugin, now, batch)? {
         println!(
-            "{}: {} due, {} changed, {} failed, {} action(s) queued",
-            tenant.id, r.due, r.changed, r.failed, r.actions
+            "{tenant}: {} due, {} changed, {} failed, {} action(s) queued",
+            r.due, r.changed, r.failed, r.actions
         );
     }
     Ok(ExitCode::SUCCESS)

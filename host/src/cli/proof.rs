@@ -62,7 +62,12 @@ pub fn outbox(
 ) -> Result<ExitCode> {
     let store = open_store(db)?;
     tenants::require(store.connection(), tenant)?;
-    let items = outbox::list(store.connection(), tenant, contact, all)?;
+    let filter = outbox::Filter {
+        contact,
+        all,
+        ..outbox::Filter::default()
+    };
+    let items = outbox::list(store.connection(), tenant, &filter)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&items)?);
         return Ok(ExitCode::SUCCESS);

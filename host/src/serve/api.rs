@@ -12,6 +12,7 @@ use axum::extract::{FromRequestParts, Path, Query, State as AxumState};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post, put};
+use rusqlite::OptionalExtension;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -447,11 +448,7 @@ async fn report_event(
                     rusqlite::params![tenant, key],
                     |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                 )
-                .map(Some)
-                .or_else(|e| match e {
-                    rusqlite::Error::QueryReturnedNoRows => Ok(None),
-                    e => Err(e),
-                })
+                .optional()
                 .map_err(ApiError::internal)?;
             if let Some((earlier_request, status, response)) = earlier {
                 if earlier_request != request {
@@ -631,22 +628,15 @@ async fn pending_actions(
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let public_url = state.public_url.clone();
     with_store(&state, move |store| {
-        let mut items: Vec<outbox::Item> = outbox::list(store.connection(), &tenant, None, false)
-            .map_err(ApiError::internal)?
-            .into_iter()
-            .filter(|i| i.seq > q.after)
-            .take(limit)
-            .collect();
-        // The link the contact clicks, ready for the CRM's mail.
+        let filter = outbox::Filter {
+            after: q.after,
+            limit: Some(limit),
+            ..outbox::Filter::default()
+        };
+        let mut items =
+            outbox::list(store.connection(), &tenant, &filter).map_err(ApiError::internal)?;
         for item in &mut items {
-            let url = item
-                .payload
-                .get("token")
-                .and_then(Value::as_str)
-                .map(|t| format!("{public_url}/r/{t}"));
-            if let (Some(url), Some(object)) = (url, item.payload.as_object_mut()) {
-                object.insert("response_url".to_owned(), Value::String(url));
-            }
+            outbox::add_response_url(item, &public_url);
         }
         let next_after = items.last().map_or(q.after, |i| i.seq);
         Ok(Json(json!({ "actions": items, "next_after": next_after })))

@@ -100,16 +100,14 @@ async fn health(
 /// Ticks every tenant once (on a blocking thread).
 fn tick_all(db: &Path, plugin: &Arc<LoadedPlugin>, now: DateTime<Utc>) -> Result<()> {
     let mut store = Store::open(db)?;
-    for tenant in tenants::list(store.connection())? {
-        let (mut session, sha) = crate::scheduler::tenant_session(&store, plugin, &tenant)?;
-        let report = crate::scheduler::tick(&mut store, &mut session, &tenant, &sha, now, 500)?;
-        if report.due > 0 {
+    for (tenant, r) in crate::scheduler::tick_all(&mut store, plugin, now, 500)? {
+        if r.due > 0 {
             tracing::info!(
-                tenant = %tenant.id,
-                due = report.due,
-                changed = report.changed,
-                failed = report.failed,
-                actions = report.actions,
+                tenant = %tenant,
+                due = r.due,
+                changed = r.changed,
+                failed = r.failed,
+                actions = r.actions,
                 "tick"
             );
         }

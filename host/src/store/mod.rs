@@ -59,6 +59,20 @@ pub enum StoreError {
     Sql(#[from] rusqlite::Error),
 }
 
+/// Deletes a database file with its WAL and shared-memory files; missing
+/// files are fine. On failure, names the file that stayed.
+pub fn remove_database(path: &Path) -> Result<(), (std::path::PathBuf, std::io::Error)> {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        match std::fs::remove_file(&name) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err((name.into(), e)),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 pub struct Store {
     conn: Connection,
 }

@@ -69,31 +69,26 @@ pub fn all(conn: &Connection) -> rusqlite::Result<Vec<Webhook>> {
     rows.collect()
 }
 
-/// Actions of `tenant` to deliver now: not acknowledged, not parked, due.
+/// Actions of `tenant` to deliver now, in order, with their failed attempts:
+/// not acknowledged, not parked, due.
 pub fn due(
     conn: &Connection,
     tenant: &str,
     now_ms: i64,
     limit: usize,
 ) -> rusqlite::Result<Vec<(Item, i64)>> {
-    let items = super::outbox::list(conn, tenant, None, false)?;
-    let mut stmt = conn.prepare_cached(
-        "SELECT attempts FROM outbox WHERE tenant = ?1 AND id = ?2
-         AND parked_at IS NULL AND (next_attempt_ms IS NULL OR next_attempt_ms <= ?3)",
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {}, attempts FROM outbox
+         WHERE tenant = ?1 AND acked_at IS NULL AND parked_at IS NULL
+           AND (next_attempt_ms IS NULL OR next_attempt_ms <= ?2)
+         ORDER BY seq LIMIT ?3",
+        super::outbox::COLUMNS
+    ))?;
+    let rows = stmt.query_map(
+        params![tenant, now_ms, i64::try_from(limit).unwrap_or(i64::MAX)],
+        |r| Ok((super::outbox::read(r)?, r.get(8)?)),
     )?;
-    let mut out = Vec::new();
-    for item in items {
-        if out.len() >= limit {
-            break;
-        }
-        if let Some(attempts) = stmt
-            .query_row(params![tenant, item.id, now_ms], |r| r.get::<_, i64>(0))
-            .optional()?
-        {
-            out.push((item, attempts));
-        }
-    }
-    Ok(out)
+    rows.collect()
 }
 
 /// The receiver took the action: it counts as acknowledged.
