@@ -111,6 +111,8 @@ pub struct Bundle {
     pub cases: Vec<CaseLine>,
     /// Every request and reminder sent: channel, attempt, link id, text version.
     pub requests: Vec<Record>,
+    /// Every mail klar sent itself: recipient, Message-ID, the relay's answer.
+    pub deliveries: Vec<Record>,
     /// Every answer: time, channel, link id, text version and hash, IP, user agent.
     pub responses: Vec<Record>,
     /// The consent texts the requests showed, word for word.
@@ -187,6 +189,13 @@ pub fn summary(kind: &str, detail: &str) -> String {
     }
     if let Some(error) = text("error") {
         out.push_str(&format!(": {error}"));
+    }
+    if kind == "mail-sent" {
+        out = format!(
+            "request mailed by klar (attempt {}, {})",
+            v.get("attempt").and_then(Value::as_i64).unwrap_or(0),
+            text("message_id").unwrap_or_default()
+        );
     }
     if kind == "evidence-expired"
         && let Some(n) = v.get("deleted_records").and_then(Value::as_i64)
@@ -313,10 +322,12 @@ pub fn export(
         });
     };
     let audit = audit_rows(conn, &tenant.id, contact)?;
-    let (requests, responses): (Vec<Record>, Vec<Record>) =
+    let (requests, rest): (Vec<Record>, Vec<Record>) =
         evidence::for_contact(conn, &tenant.id, contact)?
             .into_iter()
             .partition(|r| r.kind == "request");
+    let (deliveries, responses): (Vec<Record>, Vec<Record>) =
+        rest.into_iter().partition(|r| r.kind == "mail-sent");
     let mut consent_texts: Vec<crate::store::texts::ConsentText> = Vec::new();
     for r in &requests {
         let version = r.detail.get("text_version").and_then(Value::as_i64);
@@ -382,6 +393,7 @@ pub fn export(
         contact: record,
         cases,
         requests,
+        deliveries,
         responses,
         consent_texts,
         decisions: audit.iter().filter_map(decision).collect(),

@@ -12,6 +12,7 @@ pub mod demo;
 pub mod diagnostics;
 pub mod explain;
 pub mod import;
+pub mod mail;
 pub mod policy_test;
 pub mod respond;
 pub mod runtime;

@@ -65,12 +65,35 @@ fn backoff(retry: &Retry, attempts: u32) -> u64 {
     retry.base_ms.saturating_mul(factor).min(retry.max_wait_ms)
 }
 
-/// Delivers every due action of every tenant with a webhook, once.
+/// Records a failed attempt: retried after the backoff, or parked once
+/// `retry.max_attempts` are used up. Returns whether it was parked.
+pub(crate) fn record_failure(
+    conn: &rusqlite::Connection,
+    retry: &Retry,
+    (tenant, id): (&str, &str),
+    attempts_before: i64,
+    error: &str,
+    now_ms: i64,
+) -> Result<bool, StoreError> {
+    let attempts = u32::try_from(attempts_before)
+        .unwrap_or(u32::MAX)
+        .saturating_add(1);
+    let next = (attempts < retry.max_attempts).then(|| {
+        now_ms.saturating_add(i64::try_from(backoff(retry, attempts - 1)).unwrap_or(i64::MAX))
+    });
+    tracing::warn!(tenant = %tenant, id = %id, attempts, "{error}");
+    webhooks::failed(conn, tenant, id, error, next, now_ms / 1000)?;
+    Ok(next.is_none())
+}
+
+/// Delivers every due action of every tenant with a webhook, once. Tenants
+/// for which `mailed` is true keep their e-mail requests for [`crate::mail`].
 pub fn deliver_due(
     store: &Store,
     retry: &Retry,
     public_url: &str,
     now_ms: i64,
+    mailed: impl Fn(&str) -> bool,
 ) -> Result<Report, StoreError> {
     let conn = store.connection();
     let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -80,7 +103,12 @@ pub fn deliver_due(
         .into();
     let mut report = Report::default();
     for hook in webhooks::all(conn)? {
-        for (mut item, attempts) in webhooks::due(conn, &hook.tenant, now_ms, 100)? {
+        let take = if mailed(&hook.tenant) {
+            webhooks::Take::AllButMails
+        } else {
+            webhooks::Take::Everything
+        };
+        for (mut item, attempts) in webhooks::due(conn, &hook.tenant, now_ms, 100, take)? {
             outbox::add_response_url(&mut item, public_url);
             let body = serde_json::to_string(&item).unwrap_or_default();
             let timestamp = now_ms / 1000;
@@ -102,17 +130,8 @@ pub fn deliver_due(
                     report.delivered += 1;
                 }
                 Some(error) => {
-                    let attempts = u32::try_from(attempts)
-                        .unwrap_or(u32::MAX)
-                        .saturating_add(1);
-                    let next = (attempts < retry.max_attempts).then(|| {
-                        now_ms.saturating_add(
-                            i64::try_from(backoff(retry, attempts - 1)).unwrap_or(i64::MAX),
-                        )
-                    });
-                    tracing::warn!(tenant = %hook.tenant, id = %item.id, attempts, "{error}");
-                    webhooks::failed(conn, &hook.tenant, &item.id, &error, next, timestamp)?;
-                    if next.is_none() {
+                    let key = (hook.tenant.as_str(), item.id.as_str());
+                    if record_failure(conn, retry, key, attempts, &error, now_ms)? {
                         report.parked += 1;
                     } else {
                         report.failed += 1;

@@ -11,6 +11,9 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use klar::plugin::{Case, Clock, Contact, Event};
 use klar::runtime::{LoadedPlugin, Runtime, RuntimeConfig};
 
+pub mod server;
+pub mod smtp;
+
 /// The standard policy, as shipped in rules/.
 #[allow(unused_imports)] // Not every test file uses it.
 pub use klar::DEFAULT_POLICY;

@@ -192,8 +192,23 @@ pub enum Command {
         /// Include acknowledged actions.
         #[arg(long)]
         all: bool,
+        /// Only the actions klar gave up delivering (by webhook or mail), with
+        /// the last error.
+        #[arg(long, conflicts_with = "all")]
+        parked: bool,
         #[arg(long)]
         json: bool,
+    },
+
+    /// Puts parked deliveries (webhook or mail) back in the queue, e.g. after
+    /// the receiver or the mail relay is fixed; `klar serve` sends them again.
+    Redeliver {
+        tenant: String,
+        /// Only this action (its id from `klar outbox --parked`).
+        #[arg(long)]
+        id: Option<String>,
+        #[command(flatten)]
+        now: NowArg,
     },
 
     /// A dry run: a policy (default: the active one) on a copy of the tenant's
@@ -743,8 +758,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             tenant,
             contact,
             all,
+            parked,
             json,
-        } => proof::outbox(&db, &tenant, contact.as_deref(), all, json),
+        } => proof::outbox(&db, &tenant, contact.as_deref(), all, parked, json),
+        Command::Redeliver { tenant, id, now } => {
+            proof::redeliver(&db, &tenant, id.as_deref(), &now)
+        }
         Command::Simulate {
             tenant,
             policy,
@@ -1373,10 +1392,10 @@ fn status(db: &Path, tenant: &str, json: bool, now: &NowArg) -> Result<ExitCode>
         "overdue: {}   due in the next 7 days: {}   cleanup pending: {}   needs attention: {}",
         s.overdue, s.due_next_7_days, s.cleanup_pending, s.needs_attention
     );
-    if s.webhook_parked > 0 {
+    if s.delivery_parked > 0 {
         println!(
-            "webhook deliveries parked after repeated failures: {}",
-            s.webhook_parked
+            "deliveries parked after repeated failures: {} (see `klar outbox --parked`; `klar redeliver` retries)",
+            s.delivery_parked
         );
     }
     for a in &s.attention {

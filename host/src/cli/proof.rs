@@ -58,6 +58,7 @@ pub fn outbox(
     tenant: &str,
     contact: Option<&str>,
     all: bool,
+    parked: bool,
     json: bool,
 ) -> Result<ExitCode> {
     let store = open_store(db)?;
@@ -65,6 +66,7 @@ pub fn outbox(
     let filter = outbox::Filter {
         contact,
         all,
+        parked,
         ..outbox::Filter::default()
     };
     let items = outbox::list(store.connection(), tenant, &filter)?;
@@ -95,8 +97,32 @@ pub fn outbox(
             "{:<18} {:<14} {:<16} {:<13} {detail}",
             item.id, item.contact, item.purpose, item.kind
         );
+        if let Some(error) = &item.last_error {
+            let state = if item.parked_at.is_some() {
+                "parked"
+            } else {
+                "retrying"
+            };
+            println!(
+                "{:<18} {state} after {} attempt(s): {error}",
+                "", item.attempts
+            );
+        }
     }
     println!("{} action(s)", items.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `klar redeliver TENANT [--id ID]`
+pub fn redeliver(db: &Path, tenant: &str, id: Option<&str>, now: &NowArg) -> Result<ExitCode> {
+    let mut store = open_store(db)?;
+    tenants::require(store.connection(), tenant)?;
+    let at = now.resolve()?.timestamp();
+    let n = store.transaction(|tx| crate::store::webhooks::requeue(tx, tenant, id, at))?;
+    match (n, id) {
+        (0, Some(id)) => anyhow::bail!("{tenant} has no parked action {id}"),
+        _ => println!("{n} parked deliver(ies) queued again"),
+    }
     Ok(ExitCode::SUCCESS)
 }
 

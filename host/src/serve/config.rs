@@ -10,6 +10,13 @@
 //! deliver_ms = 2000            # KLAR_DELIVER_MS: how often webhooks are sent
 //! webhook_retry_ms = 1000      # KLAR_WEBHOOK_RETRY_MS: first wait after a failure
 //! webhook_attempts = 8         # KLAR_WEBHOOK_ATTEMPTS: failures before parking
+//!
+//! # Optional: klar mails the e-mail requests of the tenants listed under
+//! # [smtp.from] itself (their webhook, if any, gets every other action).
+//! [smtp]
+//! url = "smtp://user:password@mail.example.de:587?tls=required"   # KLAR_SMTP_URL
+//! [smtp.from]
+//! acme = "Acme GmbH <datenschutz@acme.example>"
 //! ```
 
 use std::net::SocketAddr;
@@ -29,6 +36,8 @@ pub struct Config {
     pub public_url: Option<String>,
     pub deliver_every: Duration,
     pub retry: crate::webhook::Retry,
+    /// SMTP delivery of e-mail requests, if configured.
+    pub smtp: Option<crate::mail::MailConfig>,
     /// A fixed clock (tests, demos).
     pub now: Option<DateTime<Utc>>,
 }
@@ -42,6 +51,15 @@ struct File {
     deliver_ms: Option<u64>,
     webhook_retry_ms: Option<u64>,
     webhook_attempts: Option<u32>,
+    smtp: Option<SmtpFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SmtpFile {
+    url: Option<String>,
+    #[serde(default)]
+    from: std::collections::BTreeMap<String, String>,
 }
 
 /// What the command line gave.
@@ -73,8 +91,18 @@ impl Config {
             public_url: None,
             deliver_every: Duration::from_millis(2_000),
             retry: crate::webhook::Retry::default(),
+            smtp: None,
             now: None,
         };
+        let smtp = file.smtp.unwrap_or_default();
+        if let Some(url) = env("KLAR_SMTP_URL").or(smtp.url) {
+            config.smtp = Some(crate::mail::MailConfig {
+                url,
+                from: smtp.from,
+            });
+        } else if !smtp.from.is_empty() {
+            anyhow::bail!("config file: [smtp.from] is set but no smtp.url (or KLAR_SMTP_URL)");
+        }
         if let Some(addr) = &file.addr {
             config.addr = parse_addr(addr, "config file: addr")?;
         }

@@ -115,6 +115,44 @@ fn tick_all(db: &Path, plugin: &Arc<LoadedPlugin>, now: DateTime<Utc>) -> Result
     Ok(())
 }
 
+/// One round of deliveries: klar's own mails first, then the webhooks.
+fn deliver(
+    db: &Path,
+    mailer: Option<Arc<crate::mail::Mailer>>,
+    retry: &crate::webhook::Retry,
+    public_url: &str,
+    now: DateTime<Utc>,
+) {
+    let mut store = match Store::open(db) {
+        Ok(store) => store,
+        Err(err) => {
+            tracing::error!("delivery: {err:#}");
+            return;
+        }
+    };
+    let now_ms = Utc::now().timestamp_millis();
+    if let Some(mailer) = &mailer {
+        let mails = mailer.deliver_due(&mut store, retry, public_url, now, now_ms);
+        log_deliveries("mails", mails);
+    }
+    let mailed = |tenant: &str| mailer.as_ref().is_some_and(|m| m.mails_for(tenant));
+    let hooks = crate::webhook::deliver_due(&store, retry, public_url, now_ms, mailed);
+    log_deliveries("webhooks", hooks);
+}
+
+fn log_deliveries(what: &str, result: Result<crate::webhook::Report, crate::store::StoreError>) {
+    match result {
+        Ok(r) if r.delivered + r.failed + r.parked > 0 => tracing::info!(
+            delivered = r.delivered,
+            failed = r.failed,
+            parked = r.parked,
+            "{what}"
+        ),
+        Ok(_) => {}
+        Err(err) => tracing::error!("{what}: delivery failed: {err:#}"),
+    }
+}
+
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -140,7 +178,20 @@ async fn shutdown_signal() {
 /// Serves until SIGINT or SIGTERM; requests in flight finish first.
 pub fn run(config: Config, plugin: Arc<LoadedPlugin>) -> Result<()> {
     // Create or migrate the database before the first request.
-    Store::open(&config.db)?;
+    let store = Store::open(&config.db)?;
+    let mailer = match &config.smtp {
+        Some(smtp) => {
+            let mailer = crate::mail::Mailer::new(smtp)?;
+            for tenant in smtp.from.keys() {
+                if tenants::get(store.connection(), tenant)?.is_none() {
+                    tracing::warn!(tenant = %tenant, "smtp.from names a tenant that does not exist (yet)");
+                }
+            }
+            Some(Arc::new(mailer))
+        }
+        None => None,
+    };
+    drop(store);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -193,23 +244,13 @@ pub fn run(config: Config, plugin: Arc<LoadedPlugin>) -> Result<()> {
                 loop {
                     interval.tick().await;
                     let (db, url) = (state.db.clone(), state.public_url.clone());
+                    let (mailer, now) = (mailer.clone(), state.now());
                     let done = tokio::task::spawn_blocking(move || {
-                        let store = Store::open(&db)?;
-                        let now_ms = Utc::now().timestamp_millis();
-                        crate::webhook::deliver_due(&store, &retry, &url, now_ms)
-                            .map_err(anyhow::Error::from)
+                        deliver(&db, mailer, &retry, &url, now)
                     })
                     .await;
-                    match done {
-                        Ok(Ok(r)) if r.delivered + r.failed + r.parked > 0 => tracing::info!(
-                            delivered = r.delivered,
-                            failed = r.failed,
-                            parked = r.parked,
-                            "webhooks"
-                        ),
-                        Ok(Ok(_)) => {}
-                        Ok(Err(err)) => tracing::error!("webhook delivery failed: {err:#}"),
-                        Err(err) => tracing::error!("webhook delivery panicked: {err}"),
+                    if let Err(err) = done {
+                        tracing::error!("delivery panicked: {err}");
                     }
                 }
             });

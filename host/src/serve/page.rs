@@ -204,7 +204,10 @@ async fn show(
             .map_err(ApiError::internal)?
             .into_iter()
             .find(|(id, _)| id == &t.purpose)
-            .map_or_else(|| t.purpose.clone(), |(_, d)| d);
+            .map_or_else(
+                || t.purpose.clone(),
+                |(id, d)| tenants::purpose_in(&id, &d, lang),
+            );
         let text = texts::get(conn, &t.tenant, &t.purpose, t.text_version, &t.language)
             .map_err(ApiError::internal)?;
         Ok(Some((tenant.name, purpose, text)))

@@ -29,14 +29,7 @@ fn audit(
     crate::store::audit::append(
         tx,
         tenant,
-        crate::store::audit::Entry {
-            at: now,
-            contact: None,
-            purpose: None,
-            kind: kind.to_owned(),
-            detail: detail.to_string(),
-            policy_sha256: None,
-        },
+        crate::store::audit::Entry::tenant(now, kind, &detail),
     )
     .map(|_| ())
 }

@@ -29,6 +29,20 @@ pub struct Entry {
     pub policy_sha256: Option<String>,
 }
 
+impl Entry {
+    /// A row about the tenant as a whole (keys, webhooks, deliveries).
+    pub fn tenant(at: i64, kind: &str, detail: &serde_json::Value) -> Entry {
+        Entry {
+            at,
+            contact: None,
+            purpose: None,
+            kind: kind.to_owned(),
+            detail: detail.to_string(),
+            policy_sha256: None,
+        }
+    }
+}
+
 /// A stored row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Row {

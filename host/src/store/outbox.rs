@@ -16,6 +16,13 @@ pub struct Item {
     pub payload: Value,
     pub created_at: i64,
     pub acked_at: Option<i64>,
+    /// Failed delivery attempts (webhook or mail) so far.
+    pub attempts: i64,
+    /// When klar gave up delivering it (see `klar redeliver`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parked_at: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }
 
 /// Which actions [`list`] returns.
@@ -25,13 +32,15 @@ pub struct Filter<'a> {
     pub contact: Option<&'a str>,
     /// Acknowledged ones too.
     pub all: bool,
+    /// Only parked ones (klar gave up delivering them).
+    pub parked: bool,
     /// Only those after this `seq` (a cursor; 0 for all).
     pub after: i64,
     pub limit: Option<usize>,
 }
 
 /// The columns [`read`] expects, in order.
-pub(crate) const COLUMNS: &str = "id, seq, contact, purpose, kind, payload, created_at, acked_at";
+pub(crate) const COLUMNS: &str = "id, seq, contact, purpose, kind, payload, created_at, acked_at, attempts, parked_at, last_error";
 
 pub(crate) fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Item> {
     let payload: String = r.get(5)?;
@@ -44,6 +53,9 @@ pub(crate) fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Item> {
         payload: serde_json::from_str(&payload).unwrap_or(Value::String(payload)),
         created_at: r.get(6)?,
         acked_at: r.get(7)?,
+        attempts: r.get(8)?,
+        parked_at: r.get(9)?,
+        last_error: r.get(10)?,
     })
 }
 
@@ -55,10 +67,18 @@ pub fn list(conn: &Connection, tenant: &str, filter: &Filter<'_>) -> rusqlite::R
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM outbox
          WHERE tenant = ?1 AND seq > ?4 AND (?2 IS NULL OR contact = ?2) AND (?3 OR acked_at IS NULL)
+           AND (NOT ?6 OR parked_at IS NOT NULL)
          ORDER BY seq LIMIT ?5"
     ))?;
     let rows = stmt.query_map(
-        params![tenant, filter.contact, filter.all, filter.after, limit],
+        params![
+            tenant,
+            filter.contact,
+            filter.all,
+            filter.after,
+            limit,
+            filter.parked
+        ],
         read,
     )?;
     rows.collect()

@@ -27,7 +27,7 @@ pub struct Status {
     /// The first of them (up to 20), with the error, for a person to look at.
     pub attention: Vec<Attention>,
     /// Outbox actions whose webhook delivery klar gave up on.
-    pub webhook_parked: i64,
+    pub delivery_parked: i64,
 }
 
 /// A case whose last step failed, and why.
@@ -114,7 +114,7 @@ pub fn status(conn: &Connection, tenant: &str, now: i64) -> rusqlite::Result<Sta
         due_next_7_days,
         needs_attention,
         attention,
-        webhook_parked: super::webhooks::parked(conn, tenant)?,
+        delivery_parked: super::webhooks::parked(conn, tenant)?,
     })
 }
 

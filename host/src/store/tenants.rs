@@ -89,24 +89,16 @@ pub fn add(
     )?;
     tx.execute(
         "INSERT INTO purposes (tenant, id, description) VALUES (?1, ?2, ?3)",
-        params![
-            id,
-            DEFAULT_PURPOSE,
-            "Keep and use the contact's data at all"
-        ],
+        params![id, DEFAULT_PURPOSE, DEFAULT_PURPOSE_DESCRIPTION],
     )?;
     audit::append(
         tx,
         id,
-        Entry {
-            at: now,
-            contact: None,
-            purpose: None,
-            kind: "tenant-created".to_owned(),
-            detail: serde_json::json!({ "name": name, "timezone": tz.name(), "locale": locale })
-                .to_string(),
-            policy_sha256: None,
-        },
+        Entry::tenant(
+            now,
+            "tenant-created",
+            &serde_json::json!({ "name": name, "timezone": tz.name(), "locale": locale }),
+        ),
     )?;
     Ok(Tenant {
         id: id.to_owned(),
@@ -189,6 +181,22 @@ pub fn add_purpose(
         },
     )?;
     Ok(())
+}
+
+/// The description `tenant add` gives the built-in purpose.
+pub const DEFAULT_PURPOSE_DESCRIPTION: &str = "Keep and use the contact's data at all";
+
+/// A purpose's description as a contact reads it in `language`: the built-in
+/// purpose, still described as klar set it up, in the contact's own language;
+/// every other description as the company wrote it.
+pub fn purpose_in(purpose: &str, description: &str, language: &str) -> String {
+    if purpose != DEFAULT_PURPOSE || description != DEFAULT_PURPOSE_DESCRIPTION {
+        return description.to_owned();
+    }
+    match language {
+        "en" => "keeping in business contact".to_owned(),
+        _ => "Pflege des geschäftlichen Kontakts".to_owned(),
+    }
 }
 
 pub fn purposes(conn: &Connection, tenant: &str) -> rusqlite::Result<Vec<(String, String)>> {

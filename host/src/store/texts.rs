@@ -155,7 +155,11 @@ pub fn current_or_standard(
         tenant,
         purpose,
         language,
-        &standard_text(language, &company, &description),
+        &standard_text(
+            language,
+            &company,
+            &super::tenants::purpose_in(purpose, &description, language),
+        ),
         now,
     )
 }

@@ -25,14 +25,7 @@ pub fn set(tx: &Transaction<'_>, tenant: &str, url: &str, now: i64) -> rusqlite:
     crate::store::audit::append(
         tx,
         tenant,
-        crate::store::audit::Entry {
-            at: now,
-            contact: None,
-            purpose: None,
-            kind: "webhook-set".to_owned(),
-            detail: serde_json::json!({ "url": url }).to_string(),
-            policy_sha256: None,
-        },
+        crate::store::audit::Entry::tenant(now, "webhook-set", &serde_json::json!({ "url": url })),
     )?;
     Ok(secret)
 }
@@ -69,6 +62,15 @@ pub fn all(conn: &Connection) -> rusqlite::Result<Vec<Webhook>> {
     rows.collect()
 }
 
+/// Which actions a deliverer takes: klar's own mailer takes the e-mail
+/// requests of tenants it mails for, the webhook everything else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Take {
+    Everything,
+    Mails,
+    AllButMails,
+}
+
 /// Actions of `tenant` to deliver now, in order, with their failed attempts:
 /// not acknowledged, not parked, due.
 pub fn due(
@@ -76,17 +78,34 @@ pub fn due(
     tenant: &str,
     now_ms: i64,
     limit: usize,
+    take: Take,
 ) -> rusqlite::Result<Vec<(Item, i64)>> {
+    let take = match take {
+        Take::Everything => 0,
+        Take::Mails => 1,
+        Take::AllButMails => 2,
+    };
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {}, attempts FROM outbox
+        "SELECT {} FROM outbox
          WHERE tenant = ?1 AND acked_at IS NULL AND parked_at IS NULL
            AND (next_attempt_ms IS NULL OR next_attempt_ms <= ?2)
+           AND (?4 = 0 OR (?4 = 1) = (kind = 'send-request'
+                                      AND json_extract(payload, '$.channel') IS 'email'))
          ORDER BY seq LIMIT ?3",
         super::outbox::COLUMNS
     ))?;
     let rows = stmt.query_map(
-        params![tenant, now_ms, i64::try_from(limit).unwrap_or(i64::MAX)],
-        |r| Ok((super::outbox::read(r)?, r.get(8)?)),
+        params![
+            tenant,
+            now_ms,
+            i64::try_from(limit).unwrap_or(i64::MAX),
+            take
+        ],
+        |r| {
+            let item = super::outbox::read(r)?;
+            let attempts = item.attempts;
+            Ok((item, attempts))
+        },
     )?;
     rows.collect()
 }
@@ -116,6 +135,34 @@ pub fn failed(
         params![tenant, id, error, next_ms, now],
     )?;
     Ok(())
+}
+
+/// Puts parked deliveries of `tenant` (or just action `id`) back in the
+/// queue with a fresh count of attempts; returns how many.
+pub fn requeue(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    id: Option<&str>,
+    now: i64,
+) -> rusqlite::Result<usize> {
+    let n = tx.execute(
+        "UPDATE outbox SET parked_at = NULL, attempts = 0, next_attempt_ms = NULL
+         WHERE tenant = ?1 AND parked_at IS NOT NULL AND acked_at IS NULL
+           AND (?2 IS NULL OR id = ?2)",
+        params![tenant, id],
+    )?;
+    if n > 0 {
+        crate::store::audit::append(
+            tx,
+            tenant,
+            crate::store::audit::Entry::tenant(
+                now,
+                "redelivery",
+                &serde_json::json!({ "requeued": n, "id": id }),
+            ),
+        )?;
+    }
+    Ok(n)
 }
 
 /// Actions klar gave up delivering.

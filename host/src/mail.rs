@@ -1,0 +1,455 @@
+//! Delivering e-mail requests and reminders by SMTP, for companies that run
+//! klar without a CRM sending its mails. Each `send-request` action on the
+//! e-mail channel of a tenant with a sender address becomes one mail, in the
+//! contact's language (German or English), with a plain-text and an HTML part
+//! and the personal response link in both.
+//!
+//! A mail that the relay accepted counts as delivered: the action is
+//! acknowledged, and a `mail-sent` evidence row (recipient, Message-ID, the
+//! relay's answer) and audit row are written. A relay that is down or answers
+//! with a temporary error is retried with the webhook's backoff; a permanent
+//! refusal, or a contact without an e-mail address, parks the action at once
+//! (counted in `klar status`).
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::time::SystemTime;
+
+use chrono::{DateTime, Utc};
+use lettre::message::{Mailbox, MultiPart};
+use lettre::{Message, SmtpTransport, Transport};
+use minijinja::{Environment, context};
+use rusqlite::{Connection, params};
+use serde_json::Value;
+
+use crate::store::audit::{self, Entry};
+use crate::store::outbox::{self, Item};
+use crate::store::webhooks::{self, Take};
+use crate::store::{Store, StoreError, evidence, tenants, texts};
+use crate::webhook::{Report, Retry, record_failure};
+
+/// `[smtp]` in klar.toml.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailConfig {
+    /// The relay, as an SMTP URL: `smtp://host:25` (plain), `smtp://user:pass@host:587?tls=required`
+    /// (STARTTLS) or `smtps://user:pass@host:465` (TLS).
+    pub url: String,
+    /// Tenant id → the From address of its mails, e.g. `Müller GmbH <datenschutz@mueller.example>`.
+    /// Only these tenants' e-mail requests are mailed by klar.
+    pub from: BTreeMap<String, String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    #[error("smtp.url: {0}")]
+    Url(#[source] lettre::transport::smtp::Error),
+    #[error("smtp.from.{tenant}: {value:?} is not an address like \"Name <mail@example.de>\"")]
+    From { tenant: String, value: String },
+}
+
+/// Why one action cannot become a mail; parks it, as retrying will not help.
+#[derive(Debug, thiserror::Error)]
+enum Unsendable {
+    #[error("the contact has no e-mail address")]
+    NoAddress,
+    #[error("the contact's e-mail address {0:?} is not valid")]
+    BadAddress(String),
+    #[error("the contact or its consent text is gone")]
+    Gone,
+    #[error("the mail could not be built: {0}")]
+    Build(String),
+    #[error(transparent)]
+    Store(#[from] rusqlite::Error),
+}
+
+/// An SMTP connection (pooled by lettre) and the tenants' sender addresses.
+pub struct Mailer {
+    transport: SmtpTransport,
+    from: BTreeMap<String, Mailbox>,
+}
+
+impl Mailer {
+    pub fn new(config: &MailConfig) -> Result<Mailer, MailError> {
+        let transport = SmtpTransport::from_url(&config.url)
+            .map_err(MailError::Url)?
+            .timeout(Some(std::time::Duration::from_secs(20)))
+            .build();
+        let mut from = BTreeMap::new();
+        for (tenant, value) in &config.from {
+            let mailbox = Mailbox::from_str(value).map_err(|_| MailError::From {
+                tenant: tenant.clone(),
+                value: value.clone(),
+            })?;
+            from.insert(tenant.clone(), mailbox);
+        }
+        Ok(Mailer { transport, from })
+    }
+
+    /// Whether klar mails this tenant's e-mail requests itself.
+    pub fn mails_for(&self, tenant: &str) -> bool {
+        self.from.contains_key(tenant)
+    }
+
+    /// Sends every due e-mail request of the tenants with a sender, once.
+    /// `now` dates the mails and the evidence (simulated in tests);
+    /// `now_ms` is the wall clock the retry schedule runs on.
+    pub fn deliver_due(
+        &self,
+        store: &mut Store,
+        retry: &Retry,
+        public_url: &str,
+        now: DateTime<Utc>,
+        now_ms: i64,
+    ) -> Result<Report, StoreError> {
+        let mut report = Report::default();
+        for (tenant, from) in &self.from {
+            let due = webhooks::due(store.connection(), tenant, now_ms, 100, Take::Mails)?;
+            for (mut item, attempts) in due {
+                outbox::add_response_url(&mut item, public_url);
+                let message = match compose(store.connection(), tenant, &item, from, now) {
+                    Ok(message) => message,
+                    Err(Unsendable::Store(err)) => return Err(err.into()),
+                    Err(err) => {
+                        let parked = Retry {
+                            max_attempts: 1,
+                            ..*retry
+                        };
+                        let key = (tenant.as_str(), item.id.as_str());
+                        record_failure(
+                            store.connection(),
+                            &parked,
+                            key,
+                            0,
+                            &err.to_string(),
+                            now_ms,
+                        )?;
+                        report.parked += 1;
+                        continue;
+                    }
+                };
+                let to = message
+                    .envelope()
+                    .to()
+                    .first()
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                let message_id = message
+                    .headers()
+                    .get_raw("Message-ID")
+                    .unwrap_or_default()
+                    .to_owned();
+                match self.transport.send(&message) {
+                    Ok(response) => {
+                        let answer = format!(
+                            "{} {}",
+                            response.code(),
+                            response.message().collect::<Vec<_>>().join(" ")
+                        );
+                        sent(store, tenant, &item, (&to, &message_id, &answer), now)?;
+                        report.delivered += 1;
+                    }
+                    Err(err) => {
+                        // A permanent refusal (5xx) will not change on retry.
+                        let retry = if err.is_permanent() {
+                            Retry {
+                                max_attempts: 1,
+                                ..*retry
+                            }
+                        } else {
+                            *retry
+                        };
+                        let attempts = if err.is_permanent() { 0 } else { attempts };
+                        let error = format!("the mail relay refused or failed: {err}");
+                        let key = (tenant.as_str(), item.id.as_str());
+                        if record_failure(
+                            store.connection(),
+                            &retry,
+                            key,
+                            attempts,
+                            &error,
+                            now_ms,
+                        )? {
+                            report.parked += 1;
+                        } else {
+                            report.failed += 1;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(report)
+    }
+}
+
+/// Acknowledges the action and writes what proves the mail went out.
+fn sent(
+    store: &mut Store,
+    tenant: &str,
+    item: &Item,
+    (to, message_id, answer): (&str, &str, &str),
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let at = now.timestamp();
+    store.transaction(|tx| {
+        webhooks::delivered(tx, tenant, &item.id, at)?;
+        let field = |key: &str| item.payload.get(key).cloned().unwrap_or(Value::Null);
+        evidence::add(
+            tx,
+            tenant,
+            &item.contact,
+            &item.purpose,
+            "mail-sent",
+            at,
+            &serde_json::json!({
+                "outbox_id": item.id,
+                "to": to,
+                "message_id": message_id,
+                "relay_answer": answer,
+                "token_id": field("token_id"),
+                "attempt": field("attempt"),
+                "language": field("language"),
+            }),
+        )?;
+        // The audit log outlives erasure, so it names the mail, not the address.
+        audit::append(
+            tx,
+            tenant,
+            Entry {
+                at,
+                contact: Some(item.contact.clone()),
+                purpose: Some(item.purpose.clone()),
+                kind: "mail-sent".to_owned(),
+                detail: serde_json::json!({
+                    "outbox_id": item.id,
+                    "message_id": message_id,
+                    "template": field("template"),
+                    "attempt": field("attempt"),
+                })
+                .to_string(),
+                policy_sha256: None,
+            },
+        )?;
+        Ok::<_, StoreError>(())
+    })
+}
+
+/// The words of a mail in one language; the consent text itself comes from
+/// the tenant's versioned texts.
+struct Words {
+    subject_request: &'static str,
+    subject_reminder: &'static str,
+    greeting: &'static str,
+    greeting_unnamed: &'static str,
+    intro: &'static str,
+    reminder_intro: &'static str,
+    text_heading: &'static str,
+    call: &'static str,
+    button: &'static str,
+    valid_until: &'static str,
+    no_answer: &'static str,
+    withdraw: &'static str,
+    regards: &'static str,
+    footer: &'static str,
+}
+
+const DE: Words = Words {
+    subject_request: "Ihre Einwilligung: {purpose}",
+    subject_reminder: "Erinnerung: Ihre Einwilligung – {purpose}",
+    greeting: "Guten Tag {name},",
+    greeting_unnamed: "Guten Tag,",
+    intro: "{company} möchte Ihre Kontaktdaten für folgenden Zweck verwenden: {purpose}. Dafür bitten wir Sie um Ihre Einwilligung.",
+    reminder_intro: "vor einiger Zeit haben wir Sie um Ihre Einwilligung gebeten und noch keine Antwort erhalten. {company} möchte Ihre Kontaktdaten für folgenden Zweck verwenden: {purpose}.",
+    text_heading: "Der Text, dem Sie zustimmen würden:",
+    call: "Bitte antworten Sie über Ihren persönlichen Link. Dort können Sie zustimmen oder ablehnen:",
+    button: "Jetzt antworten",
+    valid_until: "Der Link gilt bis zum {date}.",
+    no_answer: "Wenn Sie nicht zustimmen, verwenden wir Ihre Daten für diesen Zweck nicht weiter.",
+    withdraw: "Sie können eine Einwilligung jederzeit mit Wirkung für die Zukunft widerrufen.",
+    regards: "Mit freundlichen Grüßen",
+    footer: "Diese Nachricht ist persönlich an Sie gerichtet. Bitte leiten Sie den Link nicht weiter.",
+};
+
+const EN: Words = Words {
+    subject_request: "Your consent: {purpose}",
+    subject_reminder: "Reminder: your consent – {purpose}",
+    greeting: "Dear {name},",
+    greeting_unnamed: "Hello,",
+    intro: "{company} would like to use your contact details for the following purpose: {purpose}. For this we ask for your consent.",
+    reminder_intro: "some time ago we asked for your consent and have not heard back yet. {company} would like to use your contact details for the following purpose: {purpose}.",
+    text_heading: "The text you would agree to:",
+    call: "Please answer through your personal link, where you can agree or decline:",
+    button: "Answer now",
+    valid_until: "The link is valid until {date}.",
+    no_answer: "If you do not agree, we will no longer use your data for this purpose.",
+    withdraw: "You can withdraw a consent at any time with effect for the future.",
+    regards: "Kind regards",
+    footer: "This message is addressed to you personally. Please do not forward the link.",
+};
+
+fn words(language: &str) -> &'static Words {
+    if language == "en" { &EN } else { &DE }
+}
+
+fn fill(template: &str, pairs: &[(&str, &str)]) -> String {
+    pairs.iter().fold(template.to_owned(), |out, (key, value)| {
+        out.replace(&format!("{{{key}}}"), value)
+    })
+}
+
+fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    // Part of the binary; a broken template fails the mail tests.
+    let _ = env.add_template("mail.txt", include_str!("../templates/mail.txt"));
+    let _ = env.add_template("mail.html", include_str!("../templates/mail.html"));
+    env
+}
+
+/// Builds the mail for one `send-request` action.
+fn compose(
+    conn: &Connection,
+    tenant_id: &str,
+    item: &Item,
+    from: &Mailbox,
+    now: DateTime<Utc>,
+) -> Result<Message, Unsendable> {
+    let tenant = tenants::require(conn, tenant_id).map_err(|_| Unsendable::Gone)?;
+    let (first, last, email): (String, String, Option<String>) = conn
+        .prepare_cached(
+            "SELECT first_name, last_name, email FROM contacts WHERE tenant = ?1 AND id = ?2",
+        )?
+        .query_row(params![tenant_id, item.contact], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .map_err(|_| Unsendable::Gone)?;
+    let email = email
+        .filter(|e| !e.trim().is_empty())
+        .ok_or(Unsendable::NoAddress)?;
+    let name = format!("{first} {last}").trim().to_owned();
+    let to = Mailbox::new(
+        (!name.is_empty()).then(|| name.clone()),
+        email
+            .trim()
+            .parse()
+            .map_err(|_| Unsendable::BadAddress(email.clone()))?,
+    );
+    let payload = &item.payload;
+    let text_field = |key: &str| payload.get(key).and_then(Value::as_str).unwrap_or("");
+    let language = texts::language_for(text_field("language"));
+    let version = payload
+        .get("text_version")
+        .and_then(Value::as_i64)
+        .ok_or(Unsendable::Gone)?;
+    let text =
+        texts::get(conn, tenant_id, &item.purpose, version, language)?.ok_or(Unsendable::Gone)?;
+    let purpose = tenants::purposes(conn, tenant_id)?
+        .into_iter()
+        .find(|(id, _)| id == &item.purpose)
+        .map_or_else(
+            || item.purpose.clone(),
+            |(id, d)| tenants::purpose_in(&id, &d, language),
+        );
+    let link = text_field("response_url").to_owned();
+    if link.is_empty() {
+        return Err(Unsendable::Gone);
+    }
+    let expires = payload
+        .get("link_expires_at")
+        .and_then(Value::as_i64)
+        .and_then(|t| DateTime::from_timestamp(t, 0))
+        .map(|t| t.with_timezone(&tenant.timezone))
+        .map(|t| match language {
+            "en" => t.format("%-d %B %Y").to_string(),
+            _ => t.format("%d.%m.%Y").to_string(),
+        })
+        .unwrap_or_default();
+    let reminder = text_field("template") == "reminder"
+        || payload.get("attempt").and_then(Value::as_i64).unwrap_or(1) > 1;
+    let w = words(language);
+    let company = tenant.name.as_str();
+    let subject = fill(
+        if reminder {
+            w.subject_reminder
+        } else {
+            w.subject_request
+        },
+        &[("purpose", &purpose)],
+    );
+    let greeting = if name.is_empty() {
+        w.greeting_unnamed.to_owned()
+    } else {
+        fill(w.greeting, &[("name", &name)])
+    };
+    let pairs = [("company", company), ("purpose", purpose.as_str())];
+    let intro = fill(if reminder { w.reminder_intro } else { w.intro }, &pairs);
+    let valid_until = fill(w.valid_until, &[("date", &expires)]);
+    // The link is klar's public URL and a hex token; shown unescaped so that
+    // mail clients display it as written (minijinja would escape each `/`).
+    let link = if link.contains(['"', '\'', '<', '>', '&']) {
+        minijinja::Value::from(link)
+    } else {
+        minijinja::Value::from_safe_string(link)
+    };
+    let ctx = context! {
+        lang => language, subject, greeting, intro, company, link,
+        text => text.body, version => text.version,
+        text_heading => w.text_heading, call => w.call, button => w.button,
+        valid_until, no_answer => w.no_answer, withdraw => w.withdraw,
+        regards => w.regards, footer => w.footer,
+    };
+    let env = environment();
+    let render = |name: &str| {
+        env.get_template(name)
+            .and_then(|t| t.render(&ctx))
+            .map_err(|e| Unsendable::Build(e.to_string()))
+    };
+    let (plain, html) = (render("mail.txt")?, render("mail.html")?);
+    // The action's id makes the Message-ID: a mail sent again after a lost
+    // acknowledgement is the same mail to the recipient's client.
+    let message_id = format!("<klar.{}@{}>", item.id, from.email.domain());
+    Message::builder()
+        .message_id(Some(message_id))
+        .from(from.clone())
+        .to(to)
+        .subject(subject)
+        .date(SystemTime::from(now))
+        .multipart(MultiPart::alternative_plain_html(plain, html))
+        .map_err(|e| Unsendable::Build(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_sender_or_relay_is_named() {
+        let mut from = BTreeMap::new();
+        from.insert("acme".to_owned(), "not an address".to_owned());
+        let err = Mailer::new(&MailConfig {
+            url: "smtp://127.0.0.1:2525".into(),
+            from,
+        })
+        .err()
+        .map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some(
+                "smtp.from.acme: \"not an address\" is not an address like \"Name <mail@example.de>\""
+            )
+        );
+        let err = Mailer::new(&MailConfig {
+            url: "http://127.0.0.1".into(),
+            from: BTreeMap::new(),
+        })
+        .err()
+        .map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.starts_with("smtp.url:")));
+    }
+
+    #[test]
+    fn placeholders_are_filled() {
+        assert_eq!(
+            fill(DE.subject_request, &[("purpose", "Newsletter")]),
+            "Ihre Einwilligung: Newsletter"
+        );
+    }
+}
