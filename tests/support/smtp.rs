@@ -7,6 +7,11 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use mail_parser::MessageParser;
+
+use super::Workspace;
+use super::server::{NOW, Server};
+
 pub struct SmtpSink {
     child: Child,
     pub port: u16,
@@ -111,4 +116,63 @@ impl Drop for SmtpSink {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+pub const CSV: &str = "external_id,first_name,last_name,email,phone,owner,source,created_at,language\n\
+C1,Jürgen,Groß,j.gross@example.de,,jk,web,2026-10-01,de\n\
+C2,Zoë,Hart,zoe.hart@example.com,,jk,web,2026-10-01,en\n";
+
+/// Tenants, contacts and a config naming the relay; then `klar serve` ticking
+/// and delivering every few hundred milliseconds.
+pub fn serve_with_smtp(smtp_url: &str, env: &[(&str, &str)]) -> Server {
+    let ws = Workspace::new(&[("contacts.csv", CSV)]);
+    ws.ok(&[
+        "tenant",
+        "add",
+        "acme",
+        "--name",
+        "Müller & Söhne GmbH",
+        "--now",
+        NOW,
+    ]);
+    ws.ok(&["tenant", "add", "other", "--name", "Other AG", "--now", NOW]);
+    ws.ok(&["import", "acme", "contacts.csv", "--now", NOW]);
+    ws.write(
+        "klar.toml",
+        &format!(
+            "deliver_ms = 200\n[smtp]\nurl = \"{smtp_url}\"\n[smtp.from]\nacme = \"Müller & Söhne GmbH <datenschutz@mueller.example>\"\n"
+        ),
+    );
+    Server::launch(ws, env, &["--config", "klar.toml", "--tick-seconds", "1"])
+}
+
+pub fn parse(raw: &[u8]) -> mail_parser::Message<'_> {
+    MessageParser::default()
+        .parse(raw)
+        .expect("a well-formed mail")
+}
+
+/// The personal link in a text: `http://…/r/TOKEN`.
+pub fn link_in(text: &str, base: &str) -> String {
+    let start = text
+        .find(&format!("{base}/r/"))
+        .unwrap_or_else(|| panic!("no response link in {text}"));
+    text[start..]
+        .split(|c: char| c.is_whitespace() || c == '"' || c == '<')
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+pub fn mail_to<'a>(mails: &'a [Vec<u8>], address: &str) -> &'a [u8] {
+    mails
+        .iter()
+        .find(|m| {
+            parse(m)
+                .to()
+                .and_then(|t| t.first())
+                .and_then(|a| a.address())
+                == Some(address)
+        })
+        .unwrap_or_else(|| panic!("no mail to {address}"))
 }

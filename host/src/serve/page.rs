@@ -104,10 +104,11 @@ struct LangQuery {
     lang: Option<String>,
 }
 
-/// `?lang=` wins; then the first German or English Accept-Language entry.
-fn language(query: &LangQuery, headers: &HeaderMap) -> &'static str {
+/// `?lang=` wins; then the first German or English Accept-Language entry;
+/// `None` if neither says (the link's own language applies then).
+fn asked_language(query: &LangQuery, headers: &HeaderMap) -> Option<&'static str> {
     if let Some(l) = &query.lang {
-        return if l.starts_with("en") { "en" } else { "de" };
+        return Some(if l.starts_with("en") { "en" } else { "de" });
     }
     let accept = headers
         .get(header::ACCEPT_LANGUAGE)
@@ -121,13 +122,17 @@ fn language(query: &LangQuery, headers: &HeaderMap) -> &'static str {
             .trim()
             .to_ascii_lowercase();
         if tag.starts_with("de") {
-            return "de";
+            return Some("de");
         }
         if tag.starts_with("en") {
-            return "en";
+            return Some("en");
         }
     }
-    "de"
+    None
+}
+
+fn language(query: &LangQuery, headers: &HeaderMap) -> &'static str {
+    asked_language(query, headers).unwrap_or("de")
 }
 
 fn texts(lang: &str) -> &'static Texts {
@@ -191,7 +196,7 @@ async fn show(
     Query(query): Query<LangQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let lang = language(&query, &headers);
+    let asked = asked_language(&query, &headers);
     let now = state.now().timestamp();
     let secret = token.clone();
     let found = with_store(&state, move |store| {
@@ -200,6 +205,9 @@ async fn show(
             return Ok(None);
         };
         let tenant = tenants::require(conn, &t.tenant).map_err(ApiError::internal)?;
+        // Without a wish from the browser, the page speaks the language the
+        // request was sent in.
+        let lang = asked.unwrap_or_else(|| texts::language_for(&t.language));
         let purpose = tenants::purposes(conn, &t.tenant)
             .map_err(ApiError::internal)?
             .into_iter()
@@ -210,12 +218,12 @@ async fn show(
             );
         let text = texts::get(conn, &t.tenant, &t.purpose, t.text_version, &t.language)
             .map_err(ApiError::internal)?;
-        Ok(Some((tenant.name, purpose, text)))
+        Ok(Some((lang, tenant.name, purpose, text)))
     })
     .await;
-    let (company, purpose, text) = match found {
-        Ok(Some((company, purpose, Some(text)))) => (company, purpose, text),
-        Ok(_) => return invalid(lang),
+    let (lang, company, purpose, text) = match found {
+        Ok(Some((lang, company, purpose, Some(text)))) => (lang, company, purpose, text),
+        Ok(_) => return invalid(asked.unwrap_or("de")),
         Err(err) => return err.into_response(),
     };
     let t = texts(lang);
