@@ -30,7 +30,7 @@ seq - 1. Rows of other contacts are not in this bundle, so only a row directly a
 one here can be checked for its link; chain.head_hash pins the whole chain at export time.";
 
 /// The contact as klar holds it; names and addresses are empty once erased.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ContactRecord {
     pub id: String,
     pub first_name: String,
@@ -45,7 +45,7 @@ pub struct ContactRecord {
 }
 
 /// An audit row as stored, plus its detail read as JSON for people.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct AuditRow {
     pub seq: i64,
     pub at: i64,
@@ -62,7 +62,7 @@ pub struct AuditRow {
 }
 
 /// A person's decision on a case (or a legal hold, an approval).
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct DecisionRecord {
     pub seq: i64,
     pub time: String,
@@ -74,7 +74,7 @@ pub struct DecisionRecord {
     pub to: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct PolicyRecord {
     pub sha256: String,
     /// None for the built-in default policy.
@@ -84,7 +84,7 @@ pub struct PolicyRecord {
     pub created_at: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Chain {
     pub head_seq: i64,
     pub head_hash: String,
@@ -94,7 +94,7 @@ pub struct Chain {
     pub how_to_verify: &'static str,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct TenantRecord {
     pub id: String,
     pub name: String,
@@ -102,7 +102,7 @@ pub struct TenantRecord {
 }
 
 /// The whole proof about one contact.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Bundle {
     pub format: &'static str,
     pub generated_at: String,

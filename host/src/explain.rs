@@ -11,7 +11,7 @@ use crate::bundle::{self, BundleError};
 use crate::store::tenants;
 
 /// One hook's answer (or one of klar's own rules) in a step.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Reason {
     /// The hook's name, or "klar" for the process's and host's own rules.
     pub by: String,
@@ -20,7 +20,7 @@ pub struct Reason {
 }
 
 /// One step of a case, explained.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Decision {
     pub seq: i64,
     pub time: String,

@@ -305,13 +305,10 @@ fn failure_text(failure: &StepFailure) -> String {
 fn run_file(
     session: &mut Session,
     file: &Path,
+    text: &str,
     exercised: &mut BTreeSet<String>,
 ) -> Result<FileReport, TestFileError> {
-    let text = std::fs::read_to_string(file).map_err(|source| TestFileError::Read {
-        file: file.display().to_string(),
-        source,
-    })?;
-    let parsed: TestFile = toml::from_str(&text).map_err(|e| {
+    let parsed: TestFile = toml::from_str(text).map_err(|e| {
         let at = e
             .span()
             .map(|span| {
@@ -375,10 +372,27 @@ pub fn run(
     source: &str,
     files: &[PathBuf],
 ) -> Result<Report, TestFileError> {
+    let mut texts = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(file).map_err(|source| TestFileError::Read {
+            file: file.display().to_string(),
+            source,
+        })?;
+        texts.push((file.clone(), text));
+    }
+    run_texts(session, source, &texts)
+}
+
+/// Like [`run`], with the test files' texts given (an API upload).
+pub fn run_texts(
+    session: &mut Session,
+    source: &str,
+    files: &[(PathBuf, String)],
+) -> Result<Report, TestFileError> {
     let mut exercised = BTreeSet::new();
     let mut reports = Vec::new();
-    for file in files {
-        reports.push(run_file(session, file, &mut exercised)?);
+    for (file, text) in files {
+        reports.push(run_file(session, file, text, &mut exercised)?);
     }
     // Which hooks the script defines, read natively; `business_days_only` is
     // answered once when the policy is compiled, so no step traces it.

@@ -36,7 +36,7 @@ pub struct Options {
 }
 
 /// What happened in one simulated week. Field names are part of the JSON.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Week {
     pub week: u32,
     pub from: String,
@@ -57,7 +57,7 @@ pub struct Fate {
     pub what: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Forecast {
     pub policy: String,
     pub weeks: Vec<Week>,

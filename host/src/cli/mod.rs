@@ -200,6 +200,10 @@ pub enum Command {
         json: bool,
     },
 
+    /// Prints the HTTP API's OpenAPI 3 document (as `klar serve` serves it at
+    /// /v1/openapi.json), e.g. to generate a client.
+    Openapi,
+
     /// Puts parked deliveries (webhook or mail) back in the queue, e.g. after
     /// the receiver or the mail relay is fixed; `klar serve` sends them again.
     Redeliver {
@@ -761,6 +765,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             parked,
             json,
         } => proof::outbox(&db, &tenant, contact.as_deref(), all, parked, json),
+        Command::Openapi => {
+            println!("{}", crate::serve::openapi_json());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Redeliver { tenant, id, now } => {
             proof::redeliver(&db, &tenant, id.as_deref(), &now)
         }

@@ -5,36 +5,41 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequestParts, Path, Query, State as AxumState};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, post, put};
+use axum::response::{IntoResponse, Response};
 use rusqlite::OptionalExtension;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use super::error::{ErrorBody, ErrorDetail};
 use super::{ApiError, State, with_store};
 use crate::plugin::{Band, Case, Contact, Event, State as CaseState};
 use crate::scheduler::{self, EventError};
 use crate::store::contacts::{self, Upsert};
-use crate::store::report::{self, CaseFilter};
+use crate::store::report::{self, CaseFilter, CaseLine};
 use crate::store::{apikeys, outbox, tenants};
 
-pub(super) fn routes() -> Router<State> {
-    Router::new()
-        .route("/v1/contacts", post(upsert_batch))
-        .route("/v1/contacts/{id}", put(upsert_contact))
-        .route("/v1/contacts/{id}/evidence", get(evidence))
-        .route("/v1/contacts/{id}/explanation", get(explanation))
-        .route("/v1/contacts/{id}/use", get(may_use))
-        .route("/v1/contacts/{id}/events", post(report_event))
-        .route("/v1/cases", get(list_cases))
-        .route("/v1/status", get(status))
-        .route("/v1/outbox", get(pending_actions))
-        .route("/v1/outbox/ack", post(acknowledge))
+/// Every route is registered through `routes!`, which also puts its
+/// documentation in the OpenAPI document: a route cannot exist undocumented.
+pub(super) fn routes() -> OpenApiRouter<State> {
+    OpenApiRouter::new()
+        .routes(routes!(upsert_batch))
+        .routes(routes!(upsert_contact))
+        .routes(routes!(evidence))
+        .routes(routes!(explanation))
+        .routes(routes!(may_use))
+        .routes(routes!(report_event))
+        .routes(routes!(list_cases))
+        .routes(routes!(status))
+        .routes(routes!(pending_actions))
+        .routes(routes!(acknowledge))
+        .routes(routes!(redeliver))
 }
 
 /// The tenant of the request's API key.
@@ -59,7 +64,7 @@ impl FromRequestParts<State> for TenantKey {
     }
 }
 
-fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+pub(super) fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| {
         ApiError::bad_request(format!(
             "the body is not valid JSON for this call (line {}, column {}): {e}",
@@ -78,22 +83,45 @@ fn valid_id(id: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-#[derive(Debug, Deserialize)]
+/// A contact as the CRM sends it.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ContactBody {
+pub(super) struct ContactBody {
     #[serde(default)]
     first_name: String,
     #[serde(default)]
     last_name: String,
     email: Option<String>,
     phone: Option<String>,
+    /// The responsible person; decisions on this contact go to them.
     owner: String,
+    /// Where the contact came from (default `api`); policies may use it.
     #[serde(default)]
     source: Option<String>,
+    /// `de` (default) or `en…`: the language of requests and the page.
     language: Option<String>,
+    /// When the contact was first recorded (a date or RFC 3339 time; default now).
     created_at: Option<String>,
+    /// Free attributes a policy can read with `attr("name")`.
     #[serde(default)]
     attributes: BTreeMap<String, String>,
+}
+
+/// What storing one contact did.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct ContactResult {
+    contact: String,
+    result: UpsertResult,
+    /// Cases opened for purposes the contact had none for.
+    cases_opened: usize,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum UpsertResult {
+    Added,
+    Updated,
+    Unchanged,
 }
 
 /// Checks a contact body; every problem, in words.
@@ -172,33 +200,49 @@ fn store_contacts(
     tenant: &str,
     list: &[Contact],
     at: i64,
-) -> Result<Vec<Value>, ApiError> {
+) -> Result<Vec<ContactResult>, ApiError> {
     store
         .transaction(|tx| {
             let mut out = Vec::new();
             for contact in list {
                 let result = match contacts::upsert(tx, tenant, contact, at)? {
-                    Upsert::Added => "added",
-                    Upsert::Updated => "updated",
-                    Upsert::Unchanged => "unchanged",
+                    Upsert::Added => UpsertResult::Added,
+                    Upsert::Updated => UpsertResult::Updated,
+                    Upsert::Unchanged => UpsertResult::Unchanged,
                 };
-                let opened = contacts::open_cases(tx, tenant, &contact.id, at)?;
-                out.push(
-                    json!({ "contact": contact.id, "result": result, "cases_opened": opened }),
-                );
+                let cases_opened = contacts::open_cases(tx, tenant, &contact.id, at)?;
+                out.push(ContactResult {
+                    contact: contact.id.clone(),
+                    result,
+                    cases_opened,
+                });
             }
             Ok::<_, rusqlite::Error>(out)
         })
         .map_err(ApiError::internal)
 }
 
-/// `PUT /v1/contacts/{id}`: add or update a contact; opens its cases.
+/// Add or update a contact; opens its cases.
+///
+/// An address that belongs to an erased contact is refused (409 `erased`).
+#[utoipa::path(
+    put, path = "/v1/contacts/{id}", tag = "contacts",
+    params(("id" = String, Path, description = "The CRM's id of the contact (1 to 200 characters)")),
+    request_body = ContactBody,
+    responses(
+        (status = 200, description = "Stored", body = ContactResult),
+        (status = 400, description = "Bad input, with the reason", body = ErrorBody),
+        (status = 401, description = "No live API key", body = ErrorBody),
+        (status = 409, description = "The address belongs to an erased contact (`erased`)", body = ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
 async fn upsert_contact(
     AxumState(state): AxumState<State>,
     TenantKey(tenant): TenantKey,
     Path(id): Path<String>,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ContactResult>, ApiError> {
     let body: ContactBody = parse_body(&body)?;
     let now = state.now();
     let contact = validate(&id, body, now).map_err(|p| ApiError::bad_request(p.join("; ")))?;
@@ -212,32 +256,69 @@ async fn upsert_contact(
             std::slice::from_ref(&contact),
             now.timestamp(),
         )?;
-        Ok(Json(results.pop().unwrap_or(Value::Null)))
+        results
+            .pop()
+            .map(Json)
+            .ok_or_else(|| ApiError::internal("no result for the stored contact"))
     })
     .await
 }
 
-#[derive(Debug, Deserialize)]
+/// One contact of a batch: its id and its fields.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct BatchItem {
+pub(super) struct BatchItem {
     id: String,
     #[serde(flatten)]
     contact: ContactBody,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Batch {
+pub(super) struct Batch {
+    /// Up to 10,000 contacts.
     contacts: Vec<BatchItem>,
 }
 
-/// `POST /v1/contacts`: many contacts at once, all or nothing. If any item is
-/// bad, nothing is stored and the answer lists every bad item.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct BatchResults {
+    results: Vec<ContactResult>,
+}
+
+/// A bad item of a batch: where it is and everything wrong with it.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct InvalidItem {
+    index: usize,
+    contact: String,
+    errors: Vec<String>,
+}
+
+/// A batch with bad items: nothing was stored.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct InvalidItems {
+    /// `invalid_items`.
+    error: ErrorDetail,
+    items: Vec<InvalidItem>,
+}
+
+/// Many contacts at once, all or nothing.
+///
+/// If any item is bad, nothing is stored and the answer lists every bad item.
+#[utoipa::path(
+    post, path = "/v1/contacts", tag = "contacts",
+    request_body = Batch,
+    responses(
+        (status = 200, description = "All stored", body = BatchResults),
+        (status = 400, description = "Bad items (`invalid_items`; nothing stored) or a bad body", body = InvalidItems),
+        (status = 401, description = "No live API key", body = ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
 async fn upsert_batch(
     AxumState(state): AxumState<State>,
     TenantKey(tenant): TenantKey,
     body: Bytes,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<Response, ApiError> {
     let batch: Batch = parse_body(&body)?;
     if batch.contacts.len() > 10_000 {
         return Err(ApiError::bad_request("at most 10,000 contacts per call"));
@@ -249,51 +330,71 @@ async fn upsert_batch(
     for (index, item) in batch.contacts.into_iter().enumerate() {
         let id = item.id.clone();
         if !seen.insert(id.clone()) {
-            bad.push(json!({ "index": index, "contact": id, "errors": ["the same id appears twice in this call"] }));
+            bad.push(InvalidItem {
+                index,
+                contact: id,
+                errors: vec!["the same id appears twice in this call".to_owned()],
+            });
             continue;
         }
         match validate(&item.id, item.contact, now) {
             Ok(c) => good.push((index, c)),
-            Err(errors) => bad.push(json!({ "index": index, "contact": id, "errors": errors })),
+            Err(errors) => bad.push(InvalidItem {
+                index,
+                contact: id,
+                errors,
+            }),
         }
     }
     with_store(&state, move |store| {
         for (index, contact) in &good {
             if let Some(why) = erased(store.connection(), &tenant, contact)? {
-                bad.push(json!({ "index": index, "contact": contact.id, "errors": [why] }));
+                bad.push(InvalidItem {
+                    index: *index,
+                    contact: contact.id.clone(),
+                    errors: vec![why],
+                });
             }
         }
         if !bad.is_empty() {
-            bad.sort_by_key(|b| b["index"].as_u64());
-            return Ok((
-                StatusCode::BAD_REQUEST,
-                Json(json!({
-                    "error": {
-                        "code": "invalid_items",
-                        "message": format!("{} contact(s) are invalid; nothing was stored", bad.len()),
-                    },
-                    "items": bad,
-                })),
-            ));
+            bad.sort_by_key(|b| b.index);
+            let body = InvalidItems {
+                error: ErrorDetail {
+                    code: "invalid_items".to_owned(),
+                    message: format!("{} contact(s) are invalid; nothing was stored", bad.len()),
+                },
+                items: bad,
+            };
+            return Ok((StatusCode::BAD_REQUEST, Json(body)).into_response());
         }
         let list: Vec<Contact> = good.into_iter().map(|(_, c)| c).collect();
         let results = store_contacts(store, &tenant, &list, now.timestamp())?;
-        Ok((StatusCode::OK, Json(json!({ "results": results }))))
+        Ok(Json(BatchResults { results }).into_response())
     })
     .await
 }
 
-/// `GET /v1/contacts/{id}/evidence`: the proof bundle, as `klar evidence export`.
+/// The proof bundle of a contact, as `klar evidence export`.
+#[utoipa::path(
+    get, path = "/v1/contacts/{id}/evidence", tag = "contacts",
+    params(("id" = String, Path, description = "The contact's id")),
+    responses(
+        (status = 200, description = "The bundle (`klar-evidence-bundle/1`)", body = crate::bundle::Bundle),
+        (status = 401, description = "No live API key", body = ErrorBody),
+        (status = 404, description = "No such contact", body = ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
 async fn evidence(
     AxumState(state): AxumState<State>,
     TenantKey(tenant): TenantKey,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<crate::bundle::Bundle>, ApiError> {
     let now = state.now().timestamp();
     with_store(&state, move |store| {
         let t = tenants::require(store.connection(), &tenant).map_err(ApiError::internal)?;
         match crate::bundle::export(store.connection(), &t, &id, now) {
-            Ok(b) => Ok(Json(serde_json::to_value(b).map_err(ApiError::internal)?)),
+            Ok(b) => Ok(Json(b)),
             Err(crate::bundle::BundleError::NoContact { .. }) => {
                 Err(ApiError::not_found(format!("no contact {id}")))
             }
@@ -303,15 +404,32 @@ async fn evidence(
     .await
 }
 
-/// `GET /v1/contacts/{id}/explanation`: each step in words, as `klar explain`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Explanation {
+    contact: String,
+    /// Oldest first.
+    steps: Vec<crate::explain::Decision>,
+}
+
+/// Why a contact's cases are where they are, each step in words, as `klar explain`.
+#[utoipa::path(
+    get, path = "/v1/contacts/{id}/explanation", tag = "contacts",
+    params(("id" = String, Path, description = "The contact's id")),
+    responses(
+        (status = 200, description = "The steps", body = Explanation),
+        (status = 401, description = "No live API key", body = ErrorBody),
+        (status = 404, description = "No such contact", body = ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
 async fn explanation(
     AxumState(state): AxumState<State>,
     TenantKey(tenant): TenantKey,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Explanation>, ApiError> {
     with_store(&state, move |store| {
         match crate::explain::explain(store.connection(), &tenant, &id) {
-            Ok(steps) => Ok(Json(json!({ "contact": id, "steps": steps }))),
+            Ok(steps) => Ok(Json(Explanation { contact: id, steps })),
             Err(crate::bundle::BundleError::NoContact { .. }) => {
                 Err(ApiError::not_found(format!("no contact {id}")))
             }
@@ -321,18 +439,56 @@ async fn explanation(
     .await
 }
 
-#[derive(Debug, Deserialize)]
-struct PurposeQuery {
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct PurposeQuery {
+    /// The purpose (default `contact-data`).
     purpose: Option<String>,
 }
 
-/// `GET /v1/contacts/{id}/use?purpose=P`: may the CRM use this contact?
+/// The answer to "may I use this contact for this purpose?".
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct UseAnswer {
+    contact: String,
+    purpose: String,
+    /// True only in the band `usable`.
+    may_use: bool,
+    /// `usable`, `to-clarify` or `removed`.
+    band: String,
+    /// The case's state, e.g. `consented`, `requested`, `purged`.
+    state: String,
+    /// Why use is allowed; null when it is not.
+    basis: Option<Basis>,
+}
+
+/// The legal basis of a usable case.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub(super) enum Basis {
+    /// The contact agreed, at `since` (RFC 3339).
+    Consent { since: Option<String> },
+    /// Another basis (a contract, a legal duty…), with the reason recorded.
+    Other { reason: Option<String> },
+}
+
+/// May the CRM use this contact for purpose P? The hottest call.
+#[utoipa::path(
+    get, path = "/v1/contacts/{id}/use", tag = "contacts",
+    params(("id" = String, Path, description = "The contact's id"), PurposeQuery),
+    responses(
+        (status = 200, description = "The band, state and basis", body = UseAnswer),
+        (status = 400, description = "Bad query", body = ErrorBody),
+        (status = 401, description = "No live API key", body = ErrorBody),
+        (status = 404, description = "No such contact or no case for the purpose", body = ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
 async fn may_use(
     AxumState(state): AxumState<State>,
     TenantKey(tenant): TenantKey,
     Path(id): Path<String>,
     q: Result<Query<PurposeQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<UseAnswer>, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let purpose = q
         .purpose
@@ -356,37 +512,62 @@ async fn may_use(
         };
         let case: Case = serde_json::from_str(&body).map_err(ApiError::internal)?;
         let basis = match case.state {
-            CaseState::Consented => json!({
-                "kind": "consent",
-                "since": case.consented_at.map(|t| t.to_rfc3339()),
+            CaseState::Consented => Some(Basis::Consent {
+                since: case.consented_at.map(|t| t.to_rfc3339()),
             }),
-            CaseState::OtherBasis => json!({ "kind": "other", "reason": case.basis }),
-            _ => Value::Null,
+            CaseState::OtherBasis => Some(Basis::Other {
+                reason: case.basis.clone(),
+            }),
+            _ => None,
         };
-        Ok(Json(json!({
-            "contact": id,
-            "purpose": purpose,
-            "may_use": case.state.band() == Band::Usable,
-            "band": contacts::band_name(case.state.band()),
-            "state": case.state,
-            "basis": basis,
-        })))
+        Ok(Json(UseAnswer {
+            contact: id,
+            purpose,
+            may_use: case.state.band() == Band::Usable,
+            band: contacts::band_name(case.state.band()).to_owned(),
+            state: case.state.as_str().to_owned(),
+            basis,
+        }))
     })
     .await
 }
 
-#[derive(Debug, Deserialize, Serialize)]
+/// Something that happened in the CRM.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct EventBody {
+pub(super) struct EventBody {
+    /// `withdraw`, `used`, `bounce`, `data-changed`, `hold-on` or `hold-off`.
     #[serde(rename = "type")]
     kind: String,
+    /// Only this purpose (default: all purposes; `used` and `bounce`: `contact-data`).
     purpose: Option<String>,
+    /// For `bounce`: the channel that bounced (default `email`).
     channel: Option<String>,
+    /// For `hold-on`/`hold-off`: who.
     by: Option<String>,
+    /// For `hold-on`/`hold-off`: why.
     reason: Option<String>,
 }
 
-use serde::Serialize;
+/// What the event did to each purpose's case: its new `state`, or why it was
+/// `rejected`, or the error that `failed` the step.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub(super) struct EventResult {
+    purpose: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    state: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rejected: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    failed: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub(super) struct EventResponse {
+    contact: String,
+    event: String,
+    results: Vec<EventResult>,
+}
 
 fn event_of(body: &EventBody) -> Result<Event, ApiError> {
     let need = |v: &Option<String>, what: &str| {
@@ -417,15 +598,34 @@ fn event_of(body: &EventBody) -> Result<Event, ApiError> {
     })
 }
 
-/// `POST /v1/contacts/{id}/events`: something happened in the CRM. An
-/// `Idempotency-Key` header makes a retried call return the first answer.
+/// Report an event: withdraw, used, bounce, data changed, legal hold.
+///
+/// An `Idempotency-Key` header makes a retried call return the first answer;
+/// the same key with a different request is a 422.
+#[utoipa::path(
+    post, path = "/v1/contacts/{id}/events", tag = "contacts",
+    params(
+        ("id" = String, Path, description = "The contact's id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the first answer"),
+    ),
+    request_body = EventBody,
+    responses(
+        (status = 200, description = "Applied to at least one case", body = EventResponse),
+        (status = 400, description = "Bad body or unknown event type", body = ErrorBody),
+        (status = 401, description = "No live API key", body = ErrorBody),
+        (status = 404, description = "No such contact", body = ErrorBody),
+        (status = 409, description = "Every case rejected the event (e.g. a withdrawal without consent)", body = EventResponse),
+        (status = 422, description = "The Idempotency-Key was used for another request (`idempotency_key_reused`)", body = ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
 async fn report_event(
     AxumState(state): AxumState<State>,
     TenantKey(tenant): TenantKey,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<EventResponse>), ApiError> {
     let parsed: EventBody = parse_body(&body)?;
     let event = event_of(&parsed)?;
     let idempotency = headers
@@ -457,7 +657,8 @@ async fn report_event(
                         "this Idempotency-Key was used for a different request",
                     ));
                 }
-                let value: Value = serde_json::from_str(&response).map_err(ApiError::internal)?;
+                let value: EventResponse =
+                    serde_json::from_str(&response).map_err(ApiError::internal)?;
                 let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
                 return Ok((status, Json(value)));
             }
@@ -495,18 +696,28 @@ async fn report_event(
                 event.clone(),
                 now,
             ) {
-                Ok(outcome) => results.push(json!({ "purpose": purpose, "state": outcome.case.state })),
+                Ok(outcome) => results.push(EventResult {
+                    state: Some(outcome.case.state.as_str().to_owned()),
+                    ..EventResult::for_purpose(purpose)
+                }),
                 Err(EventError::Rejected(why)) => {
                     rejected += 1;
-                    results.push(json!({ "purpose": purpose, "rejected": why }));
+                    results.push(EventResult {
+                        rejected: Some(why),
+                        ..EventResult::for_purpose(purpose)
+                    });
                 }
                 Err(EventError::NoCase { .. }) => {
                     rejected += 1;
-                    results.push(json!({ "purpose": purpose, "rejected": "no such case" }));
+                    results.push(EventResult {
+                        rejected: Some("no such case".to_owned()),
+                        ..EventResult::for_purpose(purpose)
+                    });
                 }
-                Err(EventError::Failed(why)) => {
-                    results.push(json!({ "purpose": purpose, "failed": why }));
-                }
+                Err(EventError::Failed(why)) => results.push(EventResult {
+                    failed: Some(why),
+                    ..EventResult::for_purpose(purpose)
+                }),
                 Err(EventError::Store(e)) => return Err(ApiError::internal(e)),
             }
         }
@@ -515,7 +726,11 @@ async fn report_event(
         } else {
             StatusCode::OK
         };
-        let response = json!({ "contact": id, "event": parsed.kind, "results": results });
+        let response = EventResponse {
+            contact: id,
+            event: parsed.kind,
+            results,
+        };
         if let Some(key) = &idempotency {
             store
                 .connection()
@@ -527,7 +742,7 @@ async fn report_event(
                         key,
                         request,
                         status.as_u16(),
-                        response.to_string(),
+                        serde_json::to_string(&response).map_err(ApiError::internal)?,
                         now.timestamp()
                     ],
                 )
@@ -538,24 +753,58 @@ async fn report_event(
     .await
 }
 
-#[derive(Debug, Deserialize)]
-struct CasesQuery {
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct CasesQuery {
+    /// Only cases in this state.
     state: Option<String>,
+    /// Only cases in this band (`usable`, `to-clarify`, `removed`).
     band: Option<String>,
+    /// Only this owner's contacts.
     owner: Option<String>,
+    /// Only cases whose next step is due but has not run.
     #[serde(default)]
     overdue: bool,
     /// The `next` of the previous page.
     after: Option<String>,
+    /// Cases per page, 1 to 1000 (default 100).
     limit: Option<usize>,
 }
 
-/// `GET /v1/cases`: filtered, in pages (`after` = the previous page's `next`).
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct CasesPage {
+    cases: Vec<CaseLine>,
+    /// Pass as `after` for the next page; null on the last page.
+    next: Option<String>,
+}
+
+impl EventResult {
+    fn for_purpose(purpose: &str) -> EventResult {
+        EventResult {
+            purpose: purpose.to_owned(),
+            state: None,
+            rejected: None,
+            failed: None,
+        }
+    }
+}
+
+/// The tenant's cases, filtered, a page at a time.
+#[utoipa::path(
+    get, path = "/v1/cases", tag = "cases",
+    params(CasesQuery),
+    responses(
+        (status = 200, description = "A page of case lines", body = CasesPage),
+        (status = 400, description = "Bad query or cursor", body = ErrorBody),
+        (status = 401, description = "No live API key", body = ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
 async fn list_cases(
     AxumState(state): AxumState<State>,
     TenantKey(tenant): TenantKey,
     q: Result<Query<CasesQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CasesPage>, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let after = match &q.after {
@@ -585,45 +834,74 @@ async fn list_cases(
         let all =
             report::cases(store.connection(), &tenant, &filter, now).map_err(ApiError::internal)?;
         let key = |c: &report::CaseLine| format!("{}\u{1f}{}", c.contact, c.purpose);
-        let page: Vec<&report::CaseLine> = all
-            .iter()
+        let cases: Vec<CaseLine> = all
+            .into_iter()
             .filter(|c| after.as_ref().is_none_or(|a| key(c).as_str() > a.as_str()))
             .take(limit)
             .collect();
-        let next = (page.len() == limit)
-            .then(|| page.last().map(|c| crate::hex(key(c).as_bytes())))
+        let next = (cases.len() == limit)
+            .then(|| cases.last().map(|c| crate::hex(key(c).as_bytes())))
             .flatten();
-        Ok(Json(json!({ "cases": page, "next": next })))
+        Ok(Json(CasesPage { cases, next }))
     })
     .await
 }
 
-/// `GET /v1/status`: the cockpit.
+/// The cockpit, as `klar status --json`.
+#[utoipa::path(
+    get, path = "/v1/status", tag = "cases",
+    responses(
+        (status = 200, description = "Bands, states, deadlines, attention, parked deliveries", body = report::Status),
+        (status = 401, description = "No live API key", body = ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
 async fn status(
     AxumState(state): AxumState<State>,
     TenantKey(tenant): TenantKey,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<report::Status>, ApiError> {
     let now = state.now().timestamp();
     with_store(&state, move |store| {
         let s = report::status(store.connection(), &tenant, now).map_err(ApiError::internal)?;
-        Ok(Json(serde_json::to_value(s).map_err(ApiError::internal)?))
+        Ok(Json(s))
     })
     .await
 }
 
-#[derive(Debug, Deserialize)]
-struct OutboxQuery {
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct OutboxQuery {
+    /// Only actions after this `seq` (the previous page's `next_after`).
     #[serde(default)]
     after: i64,
+    /// Actions per page, 1 to 1000 (default 100).
     limit: Option<usize>,
 }
 
-/// `GET /v1/outbox?after=SEQ`: actions not yet acknowledged, in order.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct OutboxPage {
+    actions: Vec<outbox::Item>,
+    /// Pass as `after` to continue.
+    next_after: i64,
+}
+
+/// Actions not yet acknowledged, in order: requests to send (with
+/// `payload.response_url`), tasks, cleanups. At least once: de-duplicate by `id`.
+#[utoipa::path(
+    get, path = "/v1/outbox", tag = "outbox",
+    params(OutboxQuery),
+    responses(
+        (status = 200, description = "A page of pending actions", body = OutboxPage),
+        (status = 400, description = "Bad query", body = ErrorBody),
+        (status = 401, description = "No live API key", body = ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
 async fn pending_actions(
     AxumState(state): AxumState<State>,
     TenantKey(tenant): TenantKey,
     q: Result<Query<OutboxQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<OutboxPage>, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let public_url = state.public_url.clone();
@@ -639,23 +917,43 @@ async fn pending_actions(
             outbox::add_response_url(item, &public_url);
         }
         let next_after = items.last().map_or(q.after, |i| i.seq);
-        Ok(Json(json!({ "actions": items, "next_after": next_after })))
+        Ok(Json(OutboxPage {
+            actions: items,
+            next_after,
+        }))
     })
     .await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct AckBody {
+pub(super) struct AckBody {
+    /// Action ids from the outbox.
     ids: Vec<String>,
 }
 
-/// `POST /v1/outbox/ack`: the CRM carried these actions out.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Acknowledged {
+    /// How many of the ids were pending (unknown or earlier acknowledged ids count 0).
+    acknowledged: usize,
+}
+
+/// The CRM carried these actions out.
+#[utoipa::path(
+    post, path = "/v1/outbox/ack", tag = "outbox",
+    request_body = AckBody,
+    responses(
+        (status = 200, description = "Acknowledged", body = Acknowledged),
+        (status = 400, description = "Bad body", body = ErrorBody),
+        (status = 401, description = "No live API key", body = ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
 async fn acknowledge(
     AxumState(state): AxumState<State>,
     TenantKey(tenant): TenantKey,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Acknowledged>, ApiError> {
     let body: AckBody = parse_body(&body)?;
     let now = state.now().timestamp();
     with_store(&state, move |store| {
@@ -671,7 +969,57 @@ async fn acknowledge(
                 Ok::<_, rusqlite::Error>(n)
             })
             .map_err(ApiError::internal)?;
-        Ok(Json(json!({ "acknowledged": acknowledged })))
+        Ok(Json(Acknowledged { acknowledged }))
+    })
+    .await
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RedeliverBody {
+    /// Only this action; default: every parked one.
+    id: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Requeued {
+    requeued: usize,
+}
+
+/// Put parked deliveries (webhook or mail) back in the queue, after the
+/// receiver is fixed. An empty body means all of them.
+#[utoipa::path(
+    post, path = "/v1/outbox/redeliver", tag = "outbox",
+    request_body(content = RedeliverBody, description = "Optional"),
+    responses(
+        (status = 200, description = "Queued again", body = Requeued),
+        (status = 400, description = "Bad body", body = ErrorBody),
+        (status = 401, description = "No live API key", body = ErrorBody),
+        (status = 404, description = "No parked action with this id", body = ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
+async fn redeliver(
+    AxumState(state): AxumState<State>,
+    TenantKey(tenant): TenantKey,
+    body: Bytes,
+) -> Result<Json<Requeued>, ApiError> {
+    let body: RedeliverBody = if body.iter().all(u8::is_ascii_whitespace) {
+        RedeliverBody::default()
+    } else {
+        parse_body(&body)?
+    };
+    let now = state.now().timestamp();
+    with_store(&state, move |store| {
+        let requeued = store
+            .transaction(|tx| crate::store::webhooks::requeue(tx, &tenant, body.id.as_deref(), now))
+            .map_err(ApiError::internal)?;
+        if requeued == 0
+            && let Some(id) = body.id
+        {
+            return Err(ApiError::not_found(format!("no parked action {id}")));
+        }
+        Ok(Json(Requeued { requeued }))
     })
     .await
 }

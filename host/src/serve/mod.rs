@@ -11,6 +11,7 @@ mod api;
 pub mod config;
 mod error;
 mod page;
+mod policy;
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
@@ -74,27 +75,112 @@ where
     .map_err(ApiError::internal)?
 }
 
-fn router(state: State) -> Router {
-    Router::new()
-        .route("/health", get(health))
+/// The API's description, completed by the routes registered with it.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "klar API",
+        description = "The CRM API of klar: contacts, \"may I use?\", events, cases, the \
+                       cockpit, evidence, policies, and the outbox of actions. Every `/v1` call \
+                       needs `Authorization: Bearer KEY` (`klar apikey create TENANT --name \
+                       NAME`) and only ever sees that key's tenant. Errors have the body \
+                       `{\"error\": {\"code\", \"message\"}}`. This document is served at \
+                       `/v1/openapi.json` (no key needed) and printed by `klar openapi`."
+    ),
+    modifiers(&BearerKey),
+    tags(
+        (name = "contacts", description = "Contacts, their use, events and proof"),
+        (name = "cases", description = "Case lists and the cockpit"),
+        (name = "outbox", description = "Actions for the CRM, by polling"),
+        (name = "policy", description = "The tenant's policy versions"),
+        (name = "service", description = "Health and this document"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerKey;
+
+impl utoipa::Modify for BearerKey {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("A tenant's API key, `klar_…`"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The routes and the OpenAPI document that describes them.
+pub(crate) fn api() -> (Router<State>, utoipa::openapi::OpenApi) {
+    use utoipa::OpenApi as _;
+    utoipa_axum::router::OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(utoipa_axum::routes!(health))
         .merge(api::routes())
+        .merge(policy::routes())
+        .split_for_parts()
+}
+
+/// The OpenAPI document as JSON (what `/v1/openapi.json` serves).
+pub fn openapi_json() -> String {
+    let mut doc = api().1;
+    // Documented under /v1/openapi.json itself, which has no handler docs.
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    doc.to_pretty_json().unwrap_or_default()
+}
+
+fn router(state: State) -> Router {
+    let (api, _) = api();
+    let document = Arc::new(openapi_json());
+    Router::new()
+        .merge(api)
+        .route(
+            "/v1/openapi.json",
+            get(move || {
+                let document = Arc::clone(&document);
+                async move {
+                    (
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        document.as_str().to_owned(),
+                    )
+                }
+            }),
+        )
         .merge(page::routes())
         .fallback(|| async { ApiError::not_found("no such route; the API is under /v1") })
         .with_state(state)
 }
 
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct Health {
+    /// `ok`.
+    status: String,
+    tenants: usize,
+    version: String,
+}
+
+/// Whether klar is up; needs no key.
+#[utoipa::path(
+    get, path = "/health", tag = "service",
+    responses((status = 200, description = "Up, with its database", body = Health)),
+)]
 async fn health(
     axum::extract::State(state): axum::extract::State<State>,
-) -> Result<axum::Json<serde_json::Value>, ApiError> {
+) -> Result<axum::Json<Health>, ApiError> {
     let tenants = with_store(&state, |store| {
         tenants::list(store.connection()).map_err(ApiError::internal)
     })
     .await?;
-    Ok(axum::Json(serde_json::json!({
-        "status": "ok",
-        "tenants": tenants.len(),
-        "version": env!("CARGO_PKG_VERSION"),
-    })))
+    Ok(axum::Json(Health {
+        status: "ok".to_owned(),
+        tenants: tenants.len(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+    }))
 }
 
 /// Ticks every tenant once (on a blocking thread).
@@ -153,26 +239,20 @@ fn log_deliveries(what: &str, result: Result<crate::webhook::Report, crate::stor
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is
+/// called, not when the future is first polled: a signal that arrives right
+/// after the server announced itself must not kill it mid-request.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {},
+            _ = terminate.recv() => {},
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-    tracing::info!("shutting down: finishing requests in flight");
+        tracing::info!("shutting down: finishing requests in flight");
+    })
 }
 
 /// Serves until SIGINT or SIGTERM; requests in flight finish first.
@@ -197,6 +277,7 @@ pub fn run(config: Config, plugin: Arc<LoadedPlugin>) -> Result<()> {
         .build()
         .context("failed to start the async runtime")?;
     runtime.block_on(async move {
+        let shutdown = shutdown_signal()?;
         let listener = tokio::net::TcpListener::bind(config.addr)
             .await
             .with_context(|| format!("failed to listen on {}", config.addr))?;
@@ -260,7 +341,7 @@ pub fn run(config: Config, plugin: Arc<LoadedPlugin>) -> Result<()> {
             listener,
             router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
         )
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(shutdown)
         .await
         .context("the server failed")?;
         println!("klar serve: stopped");

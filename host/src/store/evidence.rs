@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 /// One stored piece of evidence.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Record {
     pub id: i64,
     pub contact: String,

@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 /// One action. Field names are part of the JSON interface.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Item {
     pub id: String,
     pub seq: i64,

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::plugin::{Case, State};
 
 /// The cockpit of one tenant. Field names are part of the JSON interface.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Status {
     pub tenant: String,
     /// Cases per band: usable, to-clarify, removed.
@@ -31,7 +31,7 @@ pub struct Status {
 }
 
 /// A case whose last step failed, and why.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Attention {
     pub contact: String,
     pub purpose: String,
@@ -119,7 +119,7 @@ pub fn status(conn: &Connection, tenant: &str, now: i64) -> rusqlite::Result<Sta
 }
 
 /// One line of a case list. Field names are part of the JSON interface.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct CaseLine {
     pub tenant: String,
     pub contact: String,

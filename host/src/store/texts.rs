@@ -12,7 +12,7 @@ use serde::Serialize;
 pub const LANGUAGES: [&str; 2] = ["de", "en"];
 
 /// One version of a consent text.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ConsentText {
     pub purpose: String,
     pub version: i64,

@@ -1,0 +1,439 @@
+//! The tenant's policy over the API: list and read versions, upload a new
+//! one (checked and tested exactly as `klar policy set` does; a policy with
+//! errors or failing tests never becomes active), and simulate a policy on a
+//! copy of the tenant's cases.
+
+use std::path::PathBuf;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State as AxumState};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::api::{TenantKey, parse_body};
+use super::error::{ErrorBody, ErrorDetail};
+use super::{ApiError, State, with_store};
+use crate::plugin::{Diagnostic, Severity};
+use crate::policy_test::{self, Report};
+use crate::runtime::{OpenError, Session};
+use crate::simulate::{self, Forecast};
+use crate::store::tenants::{self, PolicyVersion};
+
+pub(super) fn routes() -> OpenApiRouter<State> {
+    OpenApiRouter::new()
+        .routes(routes!(list_versions, upload))
+        .routes(routes!(show_version))
+        .routes(routes!(simulate_policy))
+}
+
+fn time(at: i64) -> String {
+    chrono::DateTime::from_timestamp(at, 0)
+        .unwrap_or_default()
+        .to_rfc3339()
+}
+
+/// One stored version of the tenant's policy.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct VersionLine {
+    version: i64,
+    sha256: String,
+    author: String,
+    message: String,
+    /// RFC 3339.
+    created_at: String,
+    active: bool,
+}
+
+impl From<&PolicyVersion> for VersionLine {
+    fn from(v: &PolicyVersion) -> VersionLine {
+        VersionLine {
+            version: v.version,
+            sha256: v.sha256.clone(),
+            author: v.author.clone(),
+            message: v.message.clone(),
+            created_at: time(v.created_at),
+            active: v.active,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Versions {
+    /// The active version; null while the built-in default policy runs.
+    active: Option<i64>,
+    versions: Vec<VersionLine>,
+}
+
+/// The tenant's policy versions, oldest first.
+#[utoipa::path(
+    get, path = "/v1/policy/versions", tag = "policy",
+    responses(
+        (status = 200, description = "Every stored version", body = Versions),
+        (status = 401, description = "No live API key", body = ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
+async fn list_versions(
+    AxumState(state): AxumState<State>,
+    TenantKey(tenant): TenantKey,
+) -> Result<Json<Versions>, ApiError> {
+    with_store(&state, move |store| {
+        let all =
+            tenants::policy_versions(store.connection(), &tenant).map_err(ApiError::internal)?;
+        Ok(Json(Versions {
+            active: all.iter().find(|v| v.active).map(|v| v.version),
+            versions: all.iter().map(VersionLine::from).collect(),
+        }))
+    })
+    .await
+}
+
+/// A version's line and its script.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct VersionSource {
+    version: i64,
+    sha256: String,
+    author: String,
+    message: String,
+    /// RFC 3339.
+    created_at: String,
+    active: bool,
+    /// The policy script, as stored.
+    source: String,
+}
+
+/// One version with its script.
+#[utoipa::path(
+    get, path = "/v1/policy/versions/{version}", tag = "policy",
+    params(("version" = i64, Path, description = "The version number")),
+    responses(
+        (status = 200, description = "The version and its script", body = VersionSource),
+        (status = 400, description = "Not a version number", body = ErrorBody),
+        (status = 401, description = "No live API key", body = ErrorBody),
+        (status = 404, description = "No such version", body = ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
+async fn show_version(
+    AxumState(state): AxumState<State>,
+    TenantKey(tenant): TenantKey,
+    Path(version): Path<String>,
+) -> Result<Json<VersionSource>, ApiError> {
+    let number: i64 = version
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("{version:?} is not a version number")))?;
+    with_store(&state, move |store| {
+        let all =
+            tenants::policy_versions(store.connection(), &tenant).map_err(ApiError::internal)?;
+        let v = all.iter().find(|v| v.version == number).ok_or_else(|| {
+            ApiError::not_found(format!("{tenant} has no policy version {number}"))
+        })?;
+        let line = VersionLine::from(v);
+        Ok(Json(VersionSource {
+            version: line.version,
+            sha256: line.sha256,
+            author: line.author,
+            message: line.message,
+            created_at: line.created_at,
+            active: line.active,
+            source: v.source.clone(),
+        }))
+    })
+    .await
+}
+
+/// A new policy version.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Upload {
+    /// The policy script (rhai).
+    source: String,
+    /// Its tests, in the format of `klar policy test` (TOML). Without tests the
+    /// policy is only checked.
+    tests: Option<String>,
+    /// Who makes the change.
+    author: String,
+    /// Why, for the version log.
+    message: String,
+}
+
+/// A problem the check found, with its place in the script (1-based; 0: unknown).
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Problem {
+    /// `error` or `warning`.
+    severity: String,
+    line: u32,
+    column: u32,
+    message: String,
+}
+
+fn problems(found: &[Diagnostic]) -> Vec<Problem> {
+    found
+        .iter()
+        .map(|d| Problem {
+            severity: match d.severity {
+                Severity::Error => "error",
+                Severity::Warning => "warning",
+            }
+            .to_owned(),
+            line: d.line,
+            column: d.column,
+            message: d.message.clone(),
+        })
+        .collect()
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Failure {
+    test: String,
+    /// `expected X, got Y` lines.
+    differences: Vec<String>,
+}
+
+/// What the policy's tests found.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Tests {
+    passed: usize,
+    failed: usize,
+    failures: Vec<Failure>,
+    /// Hooks the policy defines that no test ran.
+    unexercised_hooks: Vec<String>,
+}
+
+impl From<&Report> for Tests {
+    fn from(report: &Report) -> Tests {
+        Tests {
+            passed: report.passed(),
+            failed: report.failed(),
+            failures: report
+                .files
+                .iter()
+                .flat_map(|f| f.results.iter())
+                .filter(|r| !r.differences.is_empty())
+                .map(|r| Failure {
+                    test: r.name.clone(),
+                    differences: r.differences.clone(),
+                })
+                .collect(),
+            unexercised_hooks: report.unexercised.iter().map(|h| (*h).to_owned()).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Accepted {
+    version: VersionLine,
+    warnings: Vec<Problem>,
+    /// Null when no tests came with the policy.
+    tests: Option<Tests>,
+}
+
+/// A policy that did not become active, and why.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Rejected {
+    /// `invalid_policy` or `failing_tests`.
+    error: ErrorDetail,
+    problems: Vec<Problem>,
+    /// The problems drawn under the script's lines, as `klar policy check` prints them.
+    rendered: String,
+    tests: Option<Tests>,
+}
+
+fn rejected(code: &str, message: String, source: &str, found: &[Diagnostic]) -> Rejected {
+    Rejected {
+        error: ErrorDetail {
+            code: code.to_owned(),
+            message,
+        },
+        problems: problems(found),
+        rendered: crate::diagnostics::render("policy.rhai", source, found, false),
+        tests: None,
+    }
+}
+
+/// Opens a session on `source`, or says why the policy is not valid.
+fn open(state: &State, source: &str) -> Result<Result<Session, Rejected>, ApiError> {
+    match state.plugin.open("policy.rhai", source) {
+        Ok(session) => Ok(Ok(session)),
+        Err(OpenError::Policy(found)) => Ok(Err(rejected(
+            "invalid_policy",
+            "the policy has errors; nothing was changed".to_owned(),
+            source,
+            &found,
+        ))),
+        Err(err @ OpenError::Trap(_)) => Err(ApiError::internal(err)),
+    }
+}
+
+/// Upload a new version: it is checked and its tests run, as `klar policy
+/// set` does; only a policy without errors and with every test passing
+/// becomes the active version.
+#[utoipa::path(
+    post, path = "/v1/policy/versions", tag = "policy",
+    request_body = Upload,
+    responses(
+        (status = 201, description = "Stored and active", body = Accepted),
+        (status = 400, description = "Bad body or a malformed test file", body = ErrorBody),
+        (status = 401, description = "No live API key", body = ErrorBody),
+        (status = 422, description = "Errors in the policy (`invalid_policy`) or failing tests (`failing_tests`); the active policy is unchanged", body = Rejected),
+    ),
+    security(("api_key" = [])),
+)]
+async fn upload(
+    AxumState(state): AxumState<State>,
+    TenantKey(tenant): TenantKey,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let upload: Upload = parse_body(&body)?;
+    if upload.author.trim().is_empty() || upload.message.trim().is_empty() {
+        return Err(ApiError::bad_request(
+            "a policy version needs an `author` and a `message`",
+        ));
+    }
+    let now = state.now().timestamp();
+    let shared = std::sync::Arc::clone(&state);
+    with_store(&state, move |store| {
+        let mut session = match open(&shared, &upload.source)? {
+            Ok(session) => session,
+            Err(why) => return Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(why)).into_response()),
+        };
+        let warnings = problems(session.warnings());
+        let tests = match &upload.tests {
+            None => None,
+            Some(text) => {
+                let files = [(PathBuf::from("tests.toml"), text.clone())];
+                let report = policy_test::run_texts(&mut session, &upload.source, &files)
+                    .map_err(|e| ApiError::bad_request(e.to_string()))?;
+                Some(Tests::from(&report))
+            }
+        };
+        if let Some(t) = tests.as_ref().filter(|t| t.failed > 0) {
+            let body = Rejected {
+                error: ErrorDetail {
+                    code: "failing_tests".to_owned(),
+                    message: format!(
+                        "{} of {} test(s) failed; the active policy is unchanged",
+                        t.failed,
+                        t.failed + t.passed
+                    ),
+                },
+                problems: warnings,
+                rendered: String::new(),
+                tests,
+            };
+            return Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response());
+        }
+        let version = store
+            .transaction(|tx| {
+                tenants::set_policy(
+                    tx,
+                    &tenant,
+                    &upload.source,
+                    upload.author.trim(),
+                    upload.message.trim(),
+                    now,
+                )
+            })
+            .map_err(ApiError::internal)?;
+        let body = Accepted {
+            version: VersionLine::from(&version),
+            warnings,
+            tests,
+        };
+        Ok((StatusCode::CREATED, Json(body)).into_response())
+    })
+    .await
+}
+
+/// A dry run.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SimulateBody {
+    /// A candidate script; default: the active policy.
+    source: Option<String>,
+    /// Simulated days, 1 to 730.
+    days: u32,
+    /// The chance that a contact answers a given request (default 0.3).
+    answer_rate: Option<f64>,
+    /// The chance that an answer is a refusal (default 0.2).
+    refuse_rate: Option<f64>,
+    /// The same seed gives the same forecast (default 1).
+    seed: Option<u64>,
+}
+
+/// Simulate a policy (default: the active one) on a copy of the tenant's
+/// cases, as `klar simulate`; nothing live changes.
+#[utoipa::path(
+    post, path = "/v1/policy/simulate", tag = "policy",
+    request_body = SimulateBody,
+    responses(
+        (status = 200, description = "A weekly forecast", body = Forecast),
+        (status = 400, description = "Bad body", body = ErrorBody),
+        (status = 401, description = "No live API key", body = ErrorBody),
+        (status = 422, description = "The candidate has errors (`invalid_policy`)", body = Rejected),
+    ),
+    security(("api_key" = [])),
+)]
+async fn simulate_policy(
+    AxumState(state): AxumState<State>,
+    TenantKey(tenant): TenantKey,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let body: SimulateBody = parse_body(&body)?;
+    let rate = |name: &str, value: Option<f64>, default: f64| {
+        let v = value.unwrap_or(default);
+        if (0.0..=1.0).contains(&v) {
+            Ok(v)
+        } else {
+            Err(ApiError::bad_request(format!(
+                "{name} is a chance from 0 to 1"
+            )))
+        }
+    };
+    let options = simulate::Options {
+        days: body.days,
+        answer_rate: rate("answer_rate", body.answer_rate, 0.3)?,
+        refuse_rate: rate("refuse_rate", body.refuse_rate, 0.2)?,
+        seed: body.seed.unwrap_or(1),
+        start: state.now(),
+    };
+    if !(1..=730).contains(&options.days) {
+        return Err(ApiError::bad_request("days is 1 to 730"));
+    }
+    let shared = std::sync::Arc::clone(&state);
+    tokio::task::spawn_blocking(move || {
+        let (name, source) = match body.source {
+            Some(source) => {
+                if let Err(why) = open(&shared, &source)? {
+                    return Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(why)).into_response());
+                }
+                ("the uploaded candidate".to_owned(), source)
+            }
+            None => {
+                let store = crate::store::Store::open(&shared.db).map_err(ApiError::internal)?;
+                match tenants::active_policy(store.connection(), &tenant)
+                    .map_err(ApiError::internal)?
+                {
+                    Some(v) => (format!("v{}", v.version), v.source),
+                    None => (
+                        "the built-in default policy".to_owned(),
+                        crate::DEFAULT_POLICY.to_owned(),
+                    ),
+                }
+            }
+        };
+        let scratch = tempfile::tempdir().map_err(ApiError::internal)?;
+        let copy = scratch.path().join("simulation.db");
+        simulate::copy_database(&shared.db, &copy).map_err(ApiError::internal)?;
+        let forecast = simulate::run(&copy, &shared.plugin, &tenant, (&name, &source), &options)
+            .map_err(ApiError::internal)?;
+        Ok(Json(forecast).into_response())
+    })
+    .await
+    .map_err(ApiError::internal)?
+}

@@ -1,0 +1,345 @@
+//! The OpenAPI document is true: `klar serve` serves it at
+//! `/v1/openapi.json`, and every operation in it is called here against the
+//! real server — every answer must carry a status the document lists for that
+//! operation and a body that validates against the document's schema for it,
+//! with no field the schema does not name. An operation added to the API but
+//! not exercised here fails the test.
+
+mod support;
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+
+use serde_json::{Value, json};
+use support::server::{NOW, Server};
+
+const B2B: &str = include_str!("../rules/examples/b2b.rhai");
+const B2B_TESTS: &str = include_str!("../rules/examples/b2b.tests.toml");
+
+/// The document, and which operations the test has seen answer.
+struct Contract {
+    doc: Value,
+    seen: RefCell<BTreeSet<(String, String)>>,
+}
+
+/// Forbids fields a schema does not name, so an answer cannot grow an
+/// undocumented field. `allOf` parts are closed at the `allOf` itself.
+fn close(schema: &mut Value, in_all_of: bool) {
+    match schema {
+        Value::Object(map) => {
+            let closes =
+                (map.contains_key("properties") && !in_all_of) || map.contains_key("allOf");
+            if closes && !map.contains_key("additionalProperties") {
+                map.insert("unevaluatedProperties".into(), Value::Bool(false));
+            }
+            for (key, child) in map.iter_mut() {
+                close(child, key == "allOf");
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                close(item, in_all_of);
+            }
+        }
+        _ => {}
+    }
+}
+
+impl Contract {
+    fn new(doc: Value) -> Contract {
+        Contract {
+            doc,
+            seen: RefCell::new(BTreeSet::new()),
+        }
+    }
+
+    fn operations(&self) -> BTreeSet<(String, String)> {
+        let mut all = BTreeSet::new();
+        for (path, item) in self.doc["paths"].as_object().expect("paths") {
+            for method in item.as_object().expect("a path item").keys() {
+                all.insert((method.to_uppercase(), path.clone()));
+            }
+        }
+        all
+    }
+
+    /// Insists that `status` and `body` are what the document says
+    /// `method path` answers.
+    fn check(&self, method: &str, path: &str, status: u16, body: &Value) {
+        let operation = &self.doc["paths"][path][method.to_lowercase()];
+        assert!(operation.is_object(), "{method} {path} is not documented");
+        let response = &operation["responses"][status.to_string()];
+        assert!(
+            response.is_object(),
+            "{method} {path} answered {status}, which the document does not list: {body}"
+        );
+        let mut schema = response["content"]["application/json"]["schema"].clone();
+        assert!(
+            schema.is_object(),
+            "{method} {path} {status} has no JSON schema"
+        );
+        let mut components = self.doc["components"].clone();
+        close(&mut components, false);
+        close(&mut schema, false);
+        if let Value::Object(map) = &mut schema {
+            map.insert("components".into(), components);
+        }
+        let validator = jsonschema::validator_for(&schema)
+            .unwrap_or_else(|e| panic!("{method} {path} {status}: a bad schema: {e}"));
+        let errors: Vec<String> = validator
+            .iter_errors(body)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "{method} {path} {status} does not match its schema:\n{}\nbody: {body:#}",
+            errors.join("\n")
+        );
+        self.seen
+            .borrow_mut()
+            .insert((method.to_owned(), path.to_owned()));
+    }
+}
+
+/// Calls the server and checks the answer against the document.
+fn call(
+    s: &Server,
+    contract: &Contract,
+    (method, template, path): (&str, &str, &str),
+    key: Option<&str>,
+    body: Option<Value>,
+    expected: u16,
+) -> Value {
+    let (status, answer) = s.call(method, path, key, body.as_ref());
+    assert_eq!(status, expected, "{method} {path}: {answer}");
+    contract.check(method, template, status, &answer);
+    answer
+}
+
+#[test]
+fn every_operation_answers_as_the_openapi_document_says() {
+    let s = Server::start();
+    let key = Some(s.keys.0.as_str());
+    let (status, doc) = s.call("GET", "/v1/openapi.json", None, None);
+    assert_eq!(status, 200);
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert_eq!(doc["info"]["title"], "klar API");
+    assert_eq!(
+        doc["components"]["securitySchemes"]["api_key"]["scheme"],
+        "bearer"
+    );
+    // `klar openapi` prints the same document.
+    let printed: Value = serde_json::from_str(&s.ws.ok(&["openapi"])).expect("JSON");
+    assert_eq!(printed, doc);
+    let c = Contract::new(doc);
+    for (method, path) in c.operations() {
+        let op = &c.doc["paths"][&path][method.to_lowercase()];
+        assert!(op["summary"].is_string(), "{method} {path} has no summary");
+        if path.starts_with("/v1/") {
+            assert_eq!(op["security"], json!([{"api_key": []}]), "{method} {path}");
+            assert!(
+                op["responses"]["401"].is_object(),
+                "{method} {path} does not document 401"
+            );
+        }
+    }
+
+    call(&s, &c, ("GET", "/health", "/health"), None, None, 200);
+
+    // Contacts.
+    let contact = json!({"first_name": "Jürgen", "last_name": "Groß", "email": "j.gross@example.de",
+                         "owner": "jk", "source": "web", "created_at": "2026-10-01",
+                         "attributes": {"fair": "CeBIT"}});
+    let put = ("PUT", "/v1/contacts/{id}", "/v1/contacts/C1");
+    call(&s, &c, put, key, Some(contact.clone()), 200);
+    call(&s, &c, put, None, Some(contact.clone()), 401);
+    call(&s, &c, put, key, Some(json!({"owner": ""})), 400);
+    let batch = ("POST", "/v1/contacts", "/v1/contacts");
+    let good = json!({"contacts": [{"id": "C2", "owner": "jk", "email": "b@example.de"},
+                                   {"id": "C3", "owner": "jk", "language": "en"}]});
+    call(&s, &c, batch, key, Some(good), 200);
+    let bad = json!({"contacts": [{"id": "C4", "owner": "jk", "email": "nope"}]});
+    let answer = call(&s, &c, batch, key, Some(bad), 400);
+    assert_eq!(answer["error"]["code"], "invalid_items");
+
+    let use_of = ("GET", "/v1/contacts/{id}/use", "/v1/contacts/C1/use");
+    let answer = call(&s, &c, use_of, key, None, 200);
+    assert_eq!(answer["basis"], Value::Null);
+    call(
+        &s,
+        &c,
+        (
+            "GET",
+            "/v1/contacts/{id}/use",
+            "/v1/contacts/C1/use?purpose=nope",
+        ),
+        key,
+        None,
+        404,
+    );
+
+    // A tick puts requests in the outbox.
+    s.ws.ok(&["tick", "--now", NOW]);
+    let outbox = ("GET", "/v1/outbox", "/v1/outbox?limit=2");
+    let page = call(&s, &c, outbox, key, None, 200);
+    let first = page["actions"][0]["id"]
+        .as_str()
+        .expect("an action")
+        .to_owned();
+    call(
+        &s,
+        &c,
+        ("GET", "/v1/outbox", "/v1/outbox?limit=many"),
+        key,
+        None,
+        400,
+    );
+    let ack = ("POST", "/v1/outbox/ack", "/v1/outbox/ack");
+    let answer = call(&s, &c, ack, key, Some(json!({"ids": [first]})), 200);
+    assert_eq!(answer["acknowledged"], 1);
+    let redeliver = ("POST", "/v1/outbox/redeliver", "/v1/outbox/redeliver");
+    call(&s, &c, redeliver, key, Some(json!({})), 200);
+    call(&s, &c, redeliver, key, Some(json!({"id": "acme-1-0"})), 404);
+
+    // Events, with an Idempotency-Key.
+    let events = ("POST", "/v1/contacts/{id}/events", "/v1/contacts/C1/events");
+    call(&s, &c, events, key, Some(json!({"type": "used"})), 200);
+    let no_case = json!({"type": "used", "purpose": "nope"});
+    let answer = call(&s, &c, events, key, Some(no_case), 409);
+    assert!(answer["results"][0]["rejected"].is_string(), "{answer}");
+    call(&s, &c, events, key, Some(json!({"type": "smile"})), 400);
+    let (status, _) = s.raw(
+        "POST",
+        "/v1/contacts/C1/events",
+        key,
+        Some(json!({"type": "used"}).to_string()),
+        &[("Idempotency-Key", "k1")],
+    );
+    assert_eq!(status, 200);
+    let (status, text) = s.raw(
+        "POST",
+        "/v1/contacts/C1/events",
+        key,
+        Some(json!({"type": "data-changed"}).to_string()),
+        &[("Idempotency-Key", "k1")],
+    );
+    c.check(
+        "POST",
+        "/v1/contacts/{id}/events",
+        status,
+        &serde_json::from_str(&text).expect("JSON"),
+    );
+    assert_eq!(status, 422);
+    let nobody = ("POST", "/v1/contacts/{id}/events", "/v1/contacts/C9/events");
+    call(&s, &c, nobody, key, Some(json!({"type": "used"})), 404);
+
+    // Cases, cockpit, proof.
+    let cases = ("GET", "/v1/cases", "/v1/cases?limit=2&band=to-clarify");
+    let page = call(&s, &c, cases, key, None, 200);
+    let next = page["next"].as_str().expect("a second page").to_owned();
+    let rest = format!("/v1/cases?limit=2&band=to-clarify&after={next}");
+    call(&s, &c, ("GET", "/v1/cases", &rest), key, None, 200);
+    call(
+        &s,
+        &c,
+        ("GET", "/v1/cases", "/v1/cases?after=zz"),
+        key,
+        None,
+        400,
+    );
+    call(&s, &c, ("GET", "/v1/status", "/v1/status"), key, None, 200);
+    let evidence = (
+        "GET",
+        "/v1/contacts/{id}/evidence",
+        "/v1/contacts/C1/evidence",
+    );
+    let bundle = call(&s, &c, evidence, key, None, 200);
+    assert_eq!(bundle["format"], "klar-evidence-bundle/1");
+    let missing = (
+        "GET",
+        "/v1/contacts/{id}/evidence",
+        "/v1/contacts/C9/evidence",
+    );
+    call(&s, &c, missing, key, None, 404);
+    let explain = (
+        "GET",
+        "/v1/contacts/{id}/explanation",
+        "/v1/contacts/C1/explanation",
+    );
+    call(&s, &c, explain, key, None, 200);
+
+    // Policies: a bad one and one failing its tests change nothing; a good one
+    // with passing tests becomes version 1.
+    let versions = ("GET", "/v1/policy/versions", "/v1/policy/versions");
+    let answer = call(&s, &c, versions, key, None, 200);
+    assert_eq!(answer, json!({"active": null, "versions": []}));
+    let upload = ("POST", "/v1/policy/versions", "/v1/policy/versions");
+    let broken = json!({"source": "fn reminder_days( {", "author": "dpo", "message": "typo"});
+    let answer = call(&s, &c, upload, key, Some(broken), 422);
+    assert_eq!(answer["error"]["code"], "invalid_policy");
+    assert_eq!(answer["problems"][0]["line"], 1, "{answer}");
+    let failing = json!({"source": B2B, "author": "dpo", "message": "b2b",
+                         "tests": B2B_TESTS.replacen("state = \"", "state = \"x", 1)});
+    let answer = call(&s, &c, upload, key, Some(failing), 422);
+    assert_eq!(answer["error"]["code"], "failing_tests", "{answer}");
+    assert_eq!(answer["tests"]["failed"], 1, "{answer}");
+    let malformed = json!({"source": B2B, "author": "dpo", "message": "b2b", "tests": "[[test]\n"});
+    call(&s, &c, upload, key, Some(malformed), 400);
+    let good = json!({"source": B2B, "author": "dpo", "message": "B2B rules", "tests": B2B_TESTS});
+    let answer = call(&s, &c, upload, key, Some(good), 201);
+    assert_eq!(answer["version"]["version"], 1);
+    assert_eq!(answer["tests"]["failed"], 0);
+    let answer = call(&s, &c, versions, key, None, 200);
+    assert_eq!(answer["active"], 1);
+    let one = (
+        "GET",
+        "/v1/policy/versions/{version}",
+        "/v1/policy/versions/1",
+    );
+    let answer = call(&s, &c, one, key, None, 200);
+    assert_eq!(answer["source"], B2B);
+    assert_eq!(answer["author"], "dpo");
+    let none = (
+        "GET",
+        "/v1/policy/versions/{version}",
+        "/v1/policy/versions/7",
+    );
+    call(&s, &c, none, key, None, 404);
+    // The other tenant sees none of it.
+    let (_, theirs) = s.call("GET", "/v1/policy/versions", Some(&s.keys.1), None);
+    assert_eq!(theirs["versions"], json!([]));
+
+    let simulate = ("POST", "/v1/policy/simulate", "/v1/policy/simulate");
+    let forecast = call(
+        &s,
+        &c,
+        simulate,
+        key,
+        Some(json!({"days": 21, "seed": 7})),
+        200,
+    );
+    assert_eq!(forecast["policy"], "v1");
+    assert_eq!(forecast["weeks"].as_array().map(Vec::len), Some(3));
+    call(
+        &s,
+        &c,
+        simulate,
+        key,
+        Some(json!({"days": 7, "source": "fn ("})),
+        422,
+    );
+    call(&s, &c, simulate, key, Some(json!({"days": 0})), 400);
+    // The dry runs changed nothing live.
+    let answer = call(&s, &c, versions, key, None, 200);
+    assert_eq!(answer["versions"].as_array().map(Vec::len), Some(1));
+
+    let missing: Vec<_> = c
+        .operations()
+        .difference(&c.seen.borrow())
+        .cloned()
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "operations in the document that this test never called: {missing:?}"
+    );
+}
