@@ -147,7 +147,7 @@ fn step_prints_the_outcome_and_answers_the_same_every_time() {
     assert_eq!(json["case"]["due_at"], "2026-12-18T08:00:00Z");
     assert_eq!(
         json["actions"],
-        serde_json::json!([{"type": "send-request", "channel": "email", "template": "request", "attempt": 1}])
+        serde_json::json!([{"type": "send-request", "channel": "email", "template": "request", "attempt": 1, "link_expires_at": "2027-05-29T08:00:00Z"}])
     );
     assert!(
         json["trace"]
@@ -210,7 +210,7 @@ fn a_second_start_uses_the_compiled_plugin_cache() {
     let first = info();
     assert_eq!(first["loaded_from"], "compiled");
     assert_eq!(first["name"], "klar-standard");
-    assert_eq!(first["contract"], "klar:consent@0.1.0");
+    assert_eq!(first["contract"], "klar:consent@0.2.0");
     let second = info();
     assert_eq!(second["loaded_from"], "cache");
 }

@@ -209,7 +209,8 @@ fn action() -> impl Strategy<Value = Action> {
         (1u32..5).prop_map(|attempt| Action::SendRequest {
             channel: "email".to_owned(),
             template: "request".to_owned(),
-            attempt
+            attempt,
+            link_expires_at: chrono::DateTime::UNIX_EPOCH,
         }),
         Just(Action::Cleanup {
             mode: CleanupMode::Delete,

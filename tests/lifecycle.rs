@@ -61,6 +61,7 @@ fn sent(o: &Outcome) -> Vec<(String, String, u32)> {
                 channel,
                 template,
                 attempt,
+                ..
             } => Some((channel.clone(), template.clone(), *attempt)),
             _ => None,
         })

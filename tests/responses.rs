@@ -317,6 +317,26 @@ fn a_link_works_once_and_not_for_strangers_or_after_it_expired() {
 }
 
 #[test]
+fn a_link_lasts_as_long_as_the_policy_says() {
+    let db = Db::new("fn reminder_days(contact) { [30] }\nfn link_valid_days(contact) { 10 }\n");
+    let outbox: Value = db.json(&["outbox", "acme", "--json"]);
+    let expires = (t0() + Duration::days(10)).timestamp();
+    assert!(
+        outbox.as_array().is_some_and(|all| all
+            .iter()
+            .all(|a| a["payload"]["link_expires_at"] == expires)),
+        "{outbox:#}"
+    );
+    let early = db.token("C00002", 1);
+    db.ok(&["respond", &early, "accept", "--now", &at(9)]);
+    assert_eq!(db.state("C00002"), "consented");
+    let late = db.token("C00001", 1);
+    let out = db.run(&["respond", &late, "accept", "--now", &at(11)]);
+    assert_eq!(stderr(&out), "klar: this link has expired\n");
+    assert_eq!(db.state("C00001"), "requested");
+}
+
+#[test]
 fn withdrawal_after_consent_blocks_use_and_closes_the_links() {
     let db = Db::new("fn reminder_days(contact) { [7] }\n");
     let token = db.token("C00001", 1);

@@ -542,10 +542,18 @@ fn apply(
         let id = format!("{tenant}-{}-{i}", row.seq);
         let mut payload = serde_json::to_value(action).unwrap_or_default();
         if let Action::SendRequest {
-            channel, attempt, ..
+            channel,
+            attempt,
+            link_expires_at,
+            ..
         } = action
         {
-            let link = request_sent(tx, tenant, contact, &case.purpose, channel, *attempt, now)?;
+            let request = Request {
+                channel,
+                attempt: *attempt,
+                expires_at: link_expires_at.timestamp(),
+            };
+            let link = request_sent(tx, tenant, contact, &case.purpose, &request, now)?;
             if let Some(object) = payload.as_object_mut() {
                 object.extend(link);
             }
@@ -591,15 +599,26 @@ fn apply(
 /// A request goes out: a fresh response link bound to this case, and evidence
 /// of what was sent. Returns what the outbox action carries for the sender:
 /// the link's secret, its id, and the consent text's version.
+struct Request<'a> {
+    channel: &'a str,
+    attempt: u32,
+    /// When the link stops working (the policy's `link_valid_days`).
+    expires_at: i64,
+}
+
 fn request_sent(
     tx: &Transaction<'_>,
     tenant: &str,
     contact: &str,
     purpose: &str,
-    channel: &str,
-    attempt: u32,
+    request: &Request<'_>,
     now: i64,
 ) -> Result<serde_json::Map<String, serde_json::Value>, StoreError> {
+    let Request {
+        channel,
+        attempt,
+        expires_at,
+    } = *request;
     let language: String = tx
         .prepare_cached("SELECT language FROM contacts WHERE tenant = ?1 AND id = ?2")?
         .query_row(params![tenant, contact], |r| r.get(0))?;
@@ -617,7 +636,8 @@ fn request_sent(
             text_version: text.version,
             language: language.to_owned(),
             created_at: now,
-            expires_at: now + tokens::LIFETIME_DAYS * 86_400,
+            // Never in the past, whatever a (hostile) plugin returns.
+            expires_at: expires_at.max(now + 3_600),
             used_at: None,
         },
     )?;
@@ -675,6 +695,7 @@ mod tests {
             channel: "email".into(),
             template: "request".into(),
             attempt: 1,
+            link_expires_at: t(180),
         };
         assert!(guardrail(&before, &outcome(after, vec![send]), 0).is_some());
     }

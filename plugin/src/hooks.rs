@@ -23,10 +23,11 @@ pub enum Hook {
     CleanupGraceDays,
     RequiresApproval,
     EvidenceRetentionDays,
+    LinkValidDays,
 }
 
 impl Hook {
-    pub const ALL: [Hook; 11] = [
+    pub const ALL: [Hook; 12] = [
         Hook::ReminderDays,
         Hook::Channel,
         Hook::AnswerDays,
@@ -38,6 +39,7 @@ impl Hook {
         Hook::CleanupGraceDays,
         Hook::RequiresApproval,
         Hook::EvidenceRetentionDays,
+        Hook::LinkValidDays,
     ];
 
     pub fn name(self) -> &'static str {
@@ -53,6 +55,7 @@ impl Hook {
             Hook::CleanupGraceDays => "cleanup_grace_days",
             Hook::RequiresApproval => "requires_approval",
             Hook::EvidenceRetentionDays => "evidence_retention_days",
+            Hook::LinkValidDays => "link_valid_days",
         }
     }
 
@@ -72,7 +75,8 @@ impl Hook {
             | Hook::AnswerDays
             | Hook::ConsentValidDays
             | Hook::StaleAfterDays
-            | Hook::CleanupGraceDays => &["contact"],
+            | Hook::CleanupGraceDays
+            | Hook::LinkValidDays => &["contact"],
         }
     }
 
@@ -111,6 +115,9 @@ impl Hook {
             Hook::EvidenceRetentionDays => {
                 "must return a whole number of days the evidence is kept after the erasure (counted from the later of the erasure and the last use)"
             }
+            Hook::LinkValidDays => {
+                "must return a whole number of days (at least 1) a response link works after it is sent"
+            }
         }
     }
 }
@@ -147,6 +154,10 @@ pub const DEFAULT_STALE_AFTER_DAYS: u32 = 365;
 pub const DEFAULT_GRACE_DAYS: u32 = 30;
 /// Three years: the regular limitation period of German civil law (§ 195 BGB).
 pub const DEFAULT_EVIDENCE_RETENTION_DAYS: u32 = 1095;
+
+/// How long a response link works by default: half a year, long enough for a
+/// contact who finds the mail late after a reminder round.
+pub const DEFAULT_LINK_VALID_DAYS: u32 = 180;
 
 /// The most days any hook may return: ten years.
 const MAX_DAYS: i64 = 3_660;

@@ -317,6 +317,9 @@ pub enum Action {
         channel: String,
         template: String,
         attempt: u32,
+        /// The request's response link stops working then (the policy's
+        /// `link_valid_days`).
+        link_expires_at: Timestamp,
     },
     CreateTask {
         assignee: String,

@@ -159,7 +159,9 @@ impl Policy {
                     .find(|r| r.is_err())
                     .unwrap_or(Ok(())),
                 Hook::ReminderDays => self.probe_one(hook, &one, hooks::reminder_days),
-                Hook::AnswerDays => self.probe_one(hook, &one, |v| hooks::whole_days(v, 1)),
+                Hook::AnswerDays | Hook::LinkValidDays => {
+                    self.probe_one(hook, &one, |v| hooks::whole_days(v, 1))
+                }
                 Hook::ConsentValidDays | Hook::StaleAfterDays | Hook::CleanupGraceDays => {
                     self.probe_one(hook, &one, |v| hooks::whole_days(v, 0))
                 }

@@ -301,15 +301,23 @@ impl Step<'_> {
         self.send(1, template, &reminders)
     }
 
-    /// Sends request number `attempt` and schedules what follows it.
-    fn send(&mut self, attempt: u32, template: &str, reminders: &[u32]) -> Result<(), StepError> {
+    /// Request number `attempt`: its channel and how long its link works.
+    fn request(&mut self, attempt: u32, template: &str) -> Result<Action, StepError> {
         let channel = self.channel(attempt)?;
-        self.case.attempt = attempt;
-        self.actions.push(Action::SendRequest {
+        let days = self.days_hook(Hook::LinkValidDays, 1, hooks::DEFAULT_LINK_VALID_DAYS)?;
+        Ok(Action::SendRequest {
             channel,
             template: template.to_owned(),
             attempt,
-        });
+            link_expires_at: self.now() + Duration::days(i64::from(days)),
+        })
+    }
+
+    /// Sends request number `attempt` and schedules what follows it.
+    fn send(&mut self, attempt: u32, template: &str, reminders: &[u32]) -> Result<(), StepError> {
+        let request = self.request(attempt, template)?;
+        self.case.attempt = attempt;
+        self.actions.push(request);
         let now = self.now();
         let offset = self.clock.utc_offset_minutes;
         let next = match reminders.get(attempt as usize - 1) {
@@ -730,13 +738,9 @@ impl Step<'_> {
             return Ok(());
         }
         let attempt = self.case.attempt;
-        let channel = self.channel(attempt)?;
         let template = if attempt == 1 { "request" } else { "reminder" };
-        self.actions.push(Action::SendRequest {
-            channel,
-            template: template.to_owned(),
-            attempt,
-        });
+        let request = self.request(attempt, template)?;
+        self.actions.push(request);
         self.note(
             "data changed",
             "the current request is sent again to the new address",

@@ -244,10 +244,12 @@ fn action_to_wire(a: m::Action) -> w::Action {
             channel,
             template,
             attempt,
+            link_expires_at,
         } => w::Action::SendRequest(w::SendRequest {
             channel,
             template,
             attempt,
+            link_expires_at: link_expires_at.timestamp(),
         }),
         m::Action::CreateTask {
             assignee,
@@ -278,6 +280,7 @@ fn action_from_wire(a: w::Action) -> Result<m::Action, String> {
             channel: r.channel,
             template: r.template,
             attempt: r.attempt,
+            link_expires_at: time_from_wire(r.link_expires_at)?,
         },
         w::Action::CreateTask(t) => m::Action::CreateTask {
             assignee: t.assignee,

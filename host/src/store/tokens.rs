@@ -1,15 +1,12 @@
 //! Personal response links. Every request sent gets its own token: 160 random
-//! bits from the operating system's generator, bound to one case, valid for
-//! [`LIFETIME_DAYS`] and for one answer. klar stores only the token's SHA-256,
+//! bits from the operating system's generator, bound to one case, valid as
+//! long as the policy's `link_valid_days` says (default 180 days) and for one
+//! answer. klar stores only the token's SHA-256,
 //! so a copy of the database cannot answer in anyone's name; the token itself
 //! travels once, in the outbox action that asks the CRM (or mailer) to send it.
 
 use rand::RngExt;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
-
-/// How long a link works after it was sent. A contact who answers the first
-/// mail after the second reminder is still heard.
-pub const LIFETIME_DAYS: i64 = 180;
 
 /// A token as stored, without the secret.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -100,6 +100,7 @@ fn sends(o: &Outcome) -> Vec<(String, String, u32)> {
                 channel,
                 template,
                 attempt,
+                ..
             } => Some((channel.clone(), template.clone(), *attempt)),
             _ => None,
         })
@@ -606,4 +607,26 @@ fn the_same_input_gives_the_same_output() {
     let a = run.try_at(t0(), Event::Tick);
     let b = run.try_at(t0(), Event::Tick);
     assert_eq!(a, b);
+}
+
+#[test]
+fn a_request_link_lasts_as_long_as_the_policy_says() {
+    let link_expiry = |o: &Outcome| {
+        o.actions.iter().find_map(|a| match a {
+            Action::SendRequest {
+                link_expires_at, ..
+            } => Some(*link_expires_at),
+            _ => None,
+        })
+    };
+    let mut run = Run::new("");
+    assert_eq!(
+        link_expiry(&run.tick(t0())),
+        Some(t0() + chrono::Duration::days(180))
+    );
+    let mut run = Run::new("fn link_valid_days(contact) { 21 }");
+    assert_eq!(
+        link_expiry(&run.tick(t0())),
+        Some(t0() + chrono::Duration::days(21))
+    );
 }
