@@ -264,4 +264,27 @@ fn the_store_benchmarks_print_their_baselines() {
     for key in ["sqlite_import_s", "klar_import_s", "klar_speed_vs_sqlite"] {
         assert!(json[key].as_f64().is_some_and(|v| v > 0.0), "{key}: {json}");
     }
+
+    // The API load benchmark, briefly: wrk against a real `klar serve`.
+    let out = klar()
+        .args(["bench", "api", "--contacts", "200", "--seconds", "1"])
+        .args(["--connections", "4", "--json"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    for run in ["health", "may_i_use"] {
+        assert!(
+            json[run]["requests_per_s"]
+                .as_f64()
+                .is_some_and(|v| v > 0.0),
+            "{run}: {json}"
+        );
+        assert_eq!(json[run]["errors"], 0, "{run}: {json}");
+    }
+    assert!(
+        json["may_i_use_vs_health"]
+            .as_f64()
+            .is_some_and(|v| v > 0.0)
+    );
 }

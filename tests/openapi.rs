@@ -186,6 +186,10 @@ fn every_operation_answers_as_the_openapi_document_says() {
         .as_str()
         .expect("an action")
         .to_owned();
+    let second = page["actions"][1]["id"]
+        .as_str()
+        .expect("two actions")
+        .to_owned();
     call(
         &s,
         &c,
@@ -305,9 +309,29 @@ fn every_operation_answers_as_the_openapi_document_says() {
         "/v1/policy/versions/7",
     );
     call(&s, &c, none, key, None, 404);
-    // The other tenant sees none of it.
-    let (_, theirs) = s.call("GET", "/v1/policy/versions", Some(&s.keys.1), None);
+    // The other tenant's key sees none of it.
+    let other = Some(s.keys.1.as_str());
+    let (_, theirs) = s.call("GET", "/v1/policy/versions", other, None);
     assert_eq!(theirs["versions"], json!([]));
+    for path in [
+        "/v1/policy/versions/1",
+        "/v1/contacts/C1/evidence",
+        "/v1/contacts/C1/explanation",
+        "/v1/contacts/C1/use",
+    ] {
+        let (status, _) = s.call("GET", path, other, None);
+        assert_eq!(status, 404, "{path} with another tenant's key");
+    }
+    let (_, page) = s.call("GET", "/v1/outbox", other, None);
+    assert_eq!(page["actions"], json!([]));
+    let ids = json!({ "ids": [second] });
+    let (_, acked) = s.call("POST", "/v1/outbox/ack", other, Some(&ids));
+    assert_eq!(
+        acked["acknowledged"], 0,
+        "another tenant cannot acknowledge"
+    );
+    let (_, acked) = s.call("POST", "/v1/outbox/ack", key, Some(&ids));
+    assert_eq!(acked["acknowledged"], 1);
 
     let simulate = ("POST", "/v1/policy/simulate", "/v1/policy/simulate");
     let forecast = call(

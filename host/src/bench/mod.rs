@@ -6,7 +6,9 @@
 //!   library compiled natively.
 //! - `import`: a generated CSV through `klar import` vs SQLite's own `.import`.
 //! - `sweep`: one `tick` over many due cases vs SQLite updating as many rows.
+//! - `api`: "may I use?" under load vs the same server's `/health`.
 
+mod api;
 mod steps;
 mod store;
 
@@ -15,6 +17,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
+pub use api::{ApiArgs, Load, parse_wrk};
 pub use steps::{StepsArgs, workload};
 pub use store::{ImportArgs, SweepArgs};
 
@@ -35,6 +38,8 @@ pub enum BenchWhat {
     Import(ImportArgs),
     /// Sweep many due cases with one tick, vs a bulk SQLite UPDATE.
     Sweep(SweepArgs),
+    /// "May I use?" over HTTP under wrk's load, vs the same server's /health.
+    Api(ApiArgs),
 }
 
 pub fn run(plugin: Option<&Path>, cli: &BenchCli) -> Result<ExitCode> {
@@ -43,5 +48,6 @@ pub fn run(plugin: Option<&Path>, cli: &BenchCli) -> Result<ExitCode> {
         Some(BenchWhat::Steps(args)) => steps::run(plugin, args),
         Some(BenchWhat::Import(args)) => store::import(plugin, args),
         Some(BenchWhat::Sweep(args)) => store::sweep(plugin, args),
+        Some(BenchWhat::Api(args)) => api::run(args),
     }
 }

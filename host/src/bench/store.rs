@@ -46,7 +46,7 @@ pub struct SweepArgs {
 }
 
 /// A scratch folder that is removed afterwards unless the user named it.
-fn scratch(dir: Option<&Path>) -> Result<(Option<tempfile::TempDir>, PathBuf)> {
+pub(super) fn scratch(dir: Option<&Path>) -> Result<(Option<tempfile::TempDir>, PathBuf)> {
     match dir {
         Some(d) => {
             std::fs::create_dir_all(d)
@@ -61,7 +61,7 @@ fn scratch(dir: Option<&Path>) -> Result<(Option<tempfile::TempDir>, PathBuf)> {
     }
 }
 
-fn remove_db(path: &Path) -> Result<()> {
+pub(super) fn remove_db(path: &Path) -> Result<()> {
     crate::store::remove_database(path)
         .map_err(|(file, e)| anyhow::anyhow!("failed to remove {}: {e}", file.display()))
 }
@@ -79,7 +79,7 @@ fn reset_peak_rss() -> bool {
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 
-fn bench_now() -> chrono::DateTime<Utc> {
+pub(super) fn bench_now() -> chrono::DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 12, 1, 8, 0, 0)
         .single()
         .unwrap_or_default()

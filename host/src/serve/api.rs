@@ -19,7 +19,7 @@ use utoipa_axum::routes;
 
 use super::error::{ErrorBody, ErrorDetail};
 use super::{ApiError, State, with_store};
-use crate::plugin::{Band, Case, Contact, Event, State as CaseState};
+use crate::plugin::{Band, Contact, Event, State as CaseState};
 use crate::scheduler::{self, EventError};
 use crate::store::contacts::{self, Upsert};
 use crate::store::report::{self, CaseFilter, CaseLine};
@@ -42,6 +42,31 @@ pub(super) fn routes() -> OpenApiRouter<State> {
         .routes(routes!(redeliver))
 }
 
+/// The request's bearer key, read but not yet checked: the "may I use?" call
+/// checks it in the same trip to the database as its query.
+pub(crate) struct Bearer(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Bearer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(|k| Bearer(k.trim().to_owned()))
+            .ok_or_else(ApiError::unauthorized)
+    }
+}
+
+/// The tenant of a live API key.
+fn tenant_of(conn: &rusqlite::Connection, key: &str) -> Result<String, ApiError> {
+    apikeys::tenant_of(conn, key)
+        .map_err(ApiError::internal)?
+        .ok_or_else(ApiError::unauthorized)
+}
+
 /// The tenant of the request's API key.
 pub(crate) struct TenantKey(pub String);
 
@@ -49,18 +74,9 @@ impl FromRequestParts<State> for TenantKey {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &State) -> Result<Self, ApiError> {
-        let key = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(|k| k.trim().to_owned())
-            .ok_or_else(ApiError::unauthorized)?;
-        let tenant = with_store(state, move |store| {
-            apikeys::tenant_of(store.connection(), &key).map_err(ApiError::internal)
-        })
-        .await?;
-        tenant.map(TenantKey).ok_or_else(ApiError::unauthorized)
+        let Bearer(key) = Bearer::from_request_parts(parts, state).await?;
+        let tenant = with_store(state, move |store| tenant_of(store.connection(), &key)).await?;
+        Ok(TenantKey(tenant))
     }
 }
 
@@ -485,47 +501,56 @@ pub(super) enum Basis {
 )]
 async fn may_use(
     AxumState(state): AxumState<State>,
-    TenantKey(tenant): TenantKey,
+    Bearer(key): Bearer,
     Path(id): Path<String>,
     q: Result<Query<PurposeQuery>, QueryRejection>,
 ) -> Result<Json<UseAnswer>, ApiError> {
-    let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let purpose = q
-        .purpose
-        .unwrap_or_else(|| tenants::DEFAULT_PURPOSE.to_owned());
+        .map(|Query(q)| {
+            q.purpose
+                .unwrap_or_else(|| tenants::DEFAULT_PURPOSE.to_owned())
+        })
+        .map_err(|e| ApiError::bad_request(e.body_text()));
+    // The hottest call: the key and the case in one trip to the database, and
+    // only the columns the answer needs.
     with_store(&state, move |store| {
-        let body: Option<String> = store
-            .connection()
+        let conn = store.connection();
+        let tenant = tenant_of(conn, &key)?;
+        let purpose = purpose?;
+        type Row = (String, String, Option<String>, Option<String>);
+        let row: Option<Row> = conn
             .prepare_cached(
-                "SELECT body FROM cases WHERE tenant = ?1 AND contact = ?2 AND purpose = ?3",
+                "SELECT state, band, json_extract(body, '$.consented_at'), json_extract(body, '$.basis')
+                 FROM cases WHERE tenant = ?1 AND contact = ?2 AND purpose = ?3",
             )
             .and_then(|mut s| {
-                rusqlite::OptionalExtension::optional(
-                    s.query_row(rusqlite::params![tenant, id, purpose], |r| r.get(0)),
-                )
+                s.query_row(rusqlite::params![tenant, id, purpose], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })
+                .optional()
             })
             .map_err(ApiError::internal)?;
-        let Some(body) = body else {
+        let Some((case_state, band, consented_at, reason)) = row else {
             return Err(ApiError::not_found(format!(
                 "no case for contact {id} and purpose {purpose}"
             )));
         };
-        let case: Case = serde_json::from_str(&body).map_err(ApiError::internal)?;
-        let basis = match case.state {
-            CaseState::Consented => Some(Basis::Consent {
-                since: case.consented_at.map(|t| t.to_rfc3339()),
-            }),
-            CaseState::OtherBasis => Some(Basis::Other {
-                reason: case.basis.clone(),
-            }),
-            _ => None,
+        let basis = if case_state == CaseState::Consented.as_str() {
+            let since = consented_at
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+                .map(|t| t.with_timezone(&chrono::Utc).to_rfc3339());
+            Some(Basis::Consent { since })
+        } else if case_state == CaseState::OtherBasis.as_str() {
+            Some(Basis::Other { reason })
+        } else {
+            None
         };
         Ok(Json(UseAnswer {
             contact: id,
             purpose,
-            may_use: case.state.band() == Band::Usable,
-            band: contacts::band_name(case.state.band()).to_owned(),
-            state: case.state.as_str().to_owned(),
+            may_use: band == contacts::band_name(Band::Usable),
+            band,
+            state: case_state,
             basis,
         }))
     })
