@@ -357,6 +357,60 @@ fn every_operation_answers_as_the_openapi_document_says() {
     let answer = call(&s, &c, versions, key, None, 200);
     assert_eq!(answer["versions"].as_array().map(Vec::len), Some(1));
 
+    // Setup with a key: another key (used, then revoked), and the webhook.
+    let keys = ("GET", "/v1/keys", "/v1/keys");
+    let answer = call(&s, &c, keys, key, None, 200);
+    assert_eq!(answer["keys"].as_array().map(Vec::len), Some(1));
+    let create = ("POST", "/v1/keys", "/v1/keys");
+    let created = call(&s, &c, create, key, Some(json!({"name": "crm-2"})), 201);
+    call(&s, &c, create, key, Some(json!({"name": " "})), 400);
+    let new_key = created["key"].as_str().expect("a key").to_owned();
+    let (status, _) = s.call("GET", "/v1/status", Some(&new_key), None);
+    assert_eq!(status, 200, "the new key works");
+    let id = created["id"].as_str().expect("an id");
+    let revoke = ("DELETE", "/v1/keys/{id}", &*format!("/v1/keys/{id}"));
+    call(&s, &c, revoke, key, None, 200);
+    call(&s, &c, revoke, key, None, 404);
+    let (status, _) = s.call("GET", "/v1/status", Some(&new_key), None);
+    assert_eq!(status, 401, "a revoked key stops at once");
+    let (status, _) = s.call("DELETE", &format!("/v1/keys/{id}"), other, None);
+    assert_eq!(
+        status, 404,
+        "another tenant cannot touch this tenant's keys"
+    );
+
+    let hook = ("GET", "/v1/webhook", "/v1/webhook");
+    call(&s, &c, hook, key, None, 404);
+    let set = ("PUT", "/v1/webhook", "/v1/webhook");
+    call(
+        &s,
+        &c,
+        set,
+        key,
+        Some(json!({"url": "ftp://crm.example"})),
+        400,
+    );
+    let answer = call(
+        &s,
+        &c,
+        set,
+        key,
+        Some(json!({"url": "http://127.0.0.1:9/klar"})),
+        200,
+    );
+    assert!(
+        answer["secret"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("whsec_"))
+    );
+    let answer = call(&s, &c, hook, key, None, 200);
+    assert_eq!(answer, json!({"url": "http://127.0.0.1:9/klar"}));
+    let (status, _) = s.call("GET", "/v1/webhook", other, None);
+    assert_eq!(status, 404, "another tenant sees no webhook");
+    let remove = ("DELETE", "/v1/webhook", "/v1/webhook");
+    call(&s, &c, remove, key, None, 200);
+    call(&s, &c, remove, key, None, 404);
+
     let missing: Vec<_> = c
         .operations()
         .difference(&c.seen.borrow())

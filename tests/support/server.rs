@@ -114,8 +114,12 @@ impl Server {
         let agent = Server::agent();
         let auth = key.map(|k| format!("Bearer {k}"));
         let response = match method {
-            "GET" => {
-                let mut r = agent.get(&url);
+            "GET" | "DELETE" => {
+                let mut r = if method == "GET" {
+                    agent.get(&url)
+                } else {
+                    agent.delete(&url)
+                };
                 if let Some(a) = &auth {
                     r = r.header("Authorization", a);
                 }

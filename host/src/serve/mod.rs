@@ -7,6 +7,7 @@
 //! the database. The plugin's compiled component is shared; each request that
 //! steps a case opens a session on the tenant's policy.
 
+mod account;
 mod api;
 pub mod config;
 mod error;
@@ -93,6 +94,7 @@ where
         (name = "cases", description = "Case lists and the cockpit"),
         (name = "outbox", description = "Actions for the CRM, by polling"),
         (name = "policy", description = "The tenant's policy versions"),
+        (name = "setup", description = "Keys and the webhook, managed with a key"),
         (name = "service", description = "Health and this document"),
     )
 )]
@@ -123,6 +125,7 @@ pub(crate) fn api() -> (Router<State>, utoipa::openapi::OpenApi) {
         .routes(utoipa_axum::routes!(health))
         .merge(api::routes())
         .merge(policy::routes())
+        .merge(account::routes())
         .split_for_parts()
 }
 
