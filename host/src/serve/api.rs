@@ -930,10 +930,12 @@ async fn pending_actions(
     let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let public_url = state.public_url.clone();
+    let mailed = state.mailed.contains(&tenant);
     with_store(&state, move |store| {
         let filter = outbox::Filter {
             after: q.after,
             limit: Some(limit),
+            without_mails: mailed,
             ..outbox::Filter::default()
         };
         let mut items =

@@ -38,6 +38,9 @@ pub(crate) struct Shared {
     pub fixed_now: Option<DateTime<Utc>>,
     /// Where the response page is reachable, for links in API answers.
     pub public_url: String,
+    /// Tenants whose e-mail requests klar mails itself (`[smtp.from]`); the
+    /// CRM does not see those in the outbox, so nobody sends them twice.
+    pub mailed: std::collections::BTreeSet<String>,
 }
 
 impl Shared {
@@ -294,6 +297,11 @@ pub fn run(config: Config, plugin: Arc<LoadedPlugin>) -> Result<()> {
             plugin: Arc::clone(&plugin),
             fixed_now: config.now,
             public_url,
+            mailed: config
+                .smtp
+                .as_ref()
+                .map(|smtp| smtp.from.keys().cloned().collect())
+                .unwrap_or_default(),
         });
         // Tests wait for this line to learn the port.
         println!("klar serve: listening on http://{addr}");

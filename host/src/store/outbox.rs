@@ -34,6 +34,8 @@ pub struct Filter<'a> {
     pub all: bool,
     /// Only parked ones (klar gave up delivering them).
     pub parked: bool,
+    /// Leave out e-mail requests (klar mails them itself for this tenant).
+    pub without_mails: bool,
     /// Only those after this `seq` (a cursor; 0 for all).
     pub after: i64,
     pub limit: Option<usize>,
@@ -68,6 +70,7 @@ pub fn list(conn: &Connection, tenant: &str, filter: &Filter<'_>) -> rusqlite::R
         "SELECT {COLUMNS} FROM outbox
          WHERE tenant = ?1 AND seq > ?4 AND (?2 IS NULL OR contact = ?2) AND (?3 OR acked_at IS NULL)
            AND (NOT ?6 OR parked_at IS NOT NULL)
+           AND NOT (?7 AND kind = 'send-request' AND json_extract(payload, '$.channel') IS 'email')
          ORDER BY seq LIMIT ?5"
     ))?;
     let rows = stmt.query_map(
@@ -77,7 +80,8 @@ pub fn list(conn: &Connection, tenant: &str, filter: &Filter<'_>) -> rusqlite::R
             filter.all,
             filter.after,
             limit,
-            filter.parked
+            filter.parked,
+            filter.without_mails
         ],
         read,
     )?;

@@ -26,7 +26,7 @@ pub struct Status {
     pub needs_attention: i64,
     /// The first of them (up to 20), with the error, for a person to look at.
     pub attention: Vec<Attention>,
-    /// Outbox actions whose webhook delivery klar gave up on.
+    /// Outbox actions whose delivery (webhook or mail) klar gave up on.
     pub delivery_parked: i64,
 }
 
