@@ -242,7 +242,19 @@ fn every_operation_answers_as_the_openapi_document_says() {
     let page = call(&s, &c, cases, key, None, 200);
     let next = page["next"].as_str().expect("a second page").to_owned();
     let rest = format!("/v1/cases?limit=2&band=to-clarify&after={next}");
-    call(&s, &c, ("GET", "/v1/cases", &rest), key, None, 200);
+    let last = call(&s, &c, ("GET", "/v1/cases", &rest), key, None, 200);
+    let contacts = |p: &Value| -> Vec<String> {
+        p["cases"]
+            .as_array()
+            .map(|all| all.iter().map(|c| c["contact"].to_string()).collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        [contacts(&page), contacts(&last)].concat(),
+        ["\"C1\"", "\"C2\"", "\"C3\""],
+        "two pages hold every case once, in order"
+    );
+    assert_eq!(last["next"], Value::Null, "the last page has no cursor");
     call(
         &s,
         &c,

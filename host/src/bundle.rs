@@ -342,10 +342,11 @@ pub fn export(
             consent_texts.push(text);
         }
     }
-    let cases = report::cases(conn, &tenant.id, &report::CaseFilter::default(), now)?
-        .into_iter()
-        .filter(|c| c.contact == contact)
-        .collect();
+    let only_this_contact = report::CaseFilter {
+        contact: Some(contact.to_owned()),
+        ..report::CaseFilter::default()
+    };
+    let cases = report::cases(conn, &tenant.id, &only_this_contact, now)?;
     let used: BTreeSet<&str> = audit
         .iter()
         .filter_map(|r| r.policy_sha256.as_deref())

@@ -858,6 +858,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 band,
                 owner,
                 overdue,
+                ..Default::default()
             };
             cases(&db, &tenant, &filter, json, &now)
         }

@@ -140,6 +140,11 @@ pub struct CaseFilter {
     pub band: Option<String>,
     pub owner: Option<String>,
     pub overdue: bool,
+    /// Only this contact's cases.
+    pub contact: Option<String>,
+    /// Only cases after this (contact, purpose), in that order: a page cursor.
+    pub after: Option<(String, String)>,
+    pub limit: Option<usize>,
 }
 
 pub fn cases(
@@ -156,8 +161,15 @@ pub fn cases(
            AND (?3 IS NULL OR c.band = ?3)
            AND (?4 IS NULL OR k.owner = ?4)
            AND (?5 = 0 OR (c.due_at IS NOT NULL AND c.due_at < ?6))
-         ORDER BY c.contact, c.purpose",
+           AND (?7 IS NULL OR c.contact = ?7)
+           AND (?8 IS NULL OR (c.contact, c.purpose) > (?8, ?9))
+         ORDER BY c.contact, c.purpose
+         LIMIT ?10",
     )?;
+    let (after_contact, after_purpose) = filter.after.clone().unzip();
+    let limit = filter
+        .limit
+        .map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
     let rows = stmt.query_map(
         params![
             tenant,
@@ -165,7 +177,11 @@ pub fn cases(
             filter.band,
             filter.owner,
             filter.overdue,
-            now
+            now,
+            filter.contact,
+            after_contact,
+            after_purpose,
+            limit
         ],
         |r| {
             let body: String = r.get(4)?;
