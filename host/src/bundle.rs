@@ -131,7 +131,8 @@ pub enum BundleError {
     Sql(#[from] rusqlite::Error),
 }
 
-fn time(at: i64) -> String {
+/// Unix seconds as RFC 3339, as every JSON answer shows times.
+pub(crate) fn time(at: i64) -> String {
     chrono::DateTime::from_timestamp(at, 0)
         .unwrap_or_default()
         .to_rfc3339()

@@ -110,19 +110,8 @@ impl Mailer {
                     Ok(message) => message,
                     Err(Unsendable::Store(err)) => return Err(err.into()),
                     Err(err) => {
-                        let parked = Retry {
-                            max_attempts: 1,
-                            ..*retry
-                        };
                         let key = (tenant.as_str(), item.id.as_str());
-                        record_failure(
-                            store.connection(),
-                            &parked,
-                            key,
-                            0,
-                            &err.to_string(),
-                            now_ms,
-                        )?;
+                        park(store, retry, key, &err.to_string(), now_ms)?;
                         report.parked += 1;
                         continue;
                     }
@@ -149,21 +138,15 @@ impl Mailer {
                         report.delivered += 1;
                     }
                     Err(err) => {
-                        // A permanent refusal (5xx) will not change on retry.
-                        let retry = if err.is_permanent() {
-                            Retry {
-                                max_attempts: 1,
-                                ..*retry
-                            }
-                        } else {
-                            *retry
-                        };
-                        let attempts = if err.is_permanent() { 0 } else { attempts };
                         let error = format!("the mail relay refused or failed: {err}");
                         let key = (tenant.as_str(), item.id.as_str());
-                        if record_failure(
+                        // A permanent refusal (5xx) will not change on retry.
+                        if err.is_permanent() {
+                            park(store, retry, key, &error, now_ms)?;
+                            report.parked += 1;
+                        } else if record_failure(
                             store.connection(),
-                            &retry,
+                            retry,
                             key,
                             attempts,
                             &error,
@@ -179,6 +162,21 @@ impl Mailer {
         }
         Ok(report)
     }
+}
+
+/// Parks an action at once: retrying cannot help.
+fn park(
+    store: &Store,
+    retry: &Retry,
+    key: (&str, &str),
+    error: &str,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    let once = Retry {
+        max_attempts: 1,
+        ..*retry
+    };
+    record_failure(store.connection(), &once, key, 0, error, now_ms).map(|_| ())
 }
 
 /// Acknowledges the action and writes what proves the mail went out.

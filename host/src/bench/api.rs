@@ -7,13 +7,11 @@
 //! the same threads, connections and duration. "may I use?" asks for a random
 //! contact each time (a Lua script), so the answers come from the whole table.
 
-use std::io::{BufRead, BufReader, BufWriter};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 
 use anyhow::{Context, Result, bail};
-use rand::SeedableRng;
-use rand::rngs::StdRng;
 
 use crate::store::{Store, apikeys, tenants};
 
@@ -178,19 +176,7 @@ pub fn run(args: &ApiArgs) -> Result<ExitCode> {
     super::store::remove_db(&db)?;
     let now = super::store::bench_now();
     let csv = dir.join("contacts.csv");
-    {
-        let file = std::fs::File::create(&csv)
-            .with_context(|| format!("failed to create {}", csv.display()))?;
-        let mut out = BufWriter::new(file);
-        crate::demo::write_contacts_csv(
-            &mut out,
-            &mut StdRng::seed_from_u64(1),
-            args.contacts,
-            now,
-        )
-        .context("failed to write the CSV")?;
-        std::io::Write::flush(&mut out)?;
-    }
+    super::store::write_csv(&csv, args.contacts, now)?;
     let mut store = Store::open(&db)?;
     let key = store.transaction(|tx| {
         tenants::add(

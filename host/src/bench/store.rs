@@ -85,6 +85,17 @@ pub(super) fn bench_now() -> chrono::DateTime<Utc> {
         .unwrap_or_default()
 }
 
+/// Writes `rows` generated contacts (the demo's names) to `path`.
+pub(super) fn write_csv(path: &Path, rows: usize, now: chrono::DateTime<Utc>) -> Result<()> {
+    let file = std::fs::File::create(path)
+        .with_context(|| format!("failed to create {}", path.display()))?;
+    let mut out = BufWriter::new(file);
+    crate::demo::write_contacts_csv(&mut out, &mut StdRng::seed_from_u64(1), rows, now)
+        .context("failed to write the CSV")?;
+    std::io::Write::flush(&mut out)?;
+    Ok(())
+}
+
 /// `klar bench import`
 pub fn import(_plugin: Option<&Path>, args: &ImportArgs) -> Result<ExitCode> {
     if args.rows == 0 {
@@ -93,14 +104,7 @@ pub fn import(_plugin: Option<&Path>, args: &ImportArgs) -> Result<ExitCode> {
     let (_keep, dir) = scratch(args.dir.as_deref())?;
     let csv = dir.join("contacts.csv");
     let now = bench_now();
-    {
-        let file = std::fs::File::create(&csv)
-            .with_context(|| format!("failed to create {}", csv.display()))?;
-        let mut out = BufWriter::new(file);
-        crate::demo::write_contacts_csv(&mut out, &mut StdRng::seed_from_u64(1), args.rows, now)
-            .context("failed to write the CSV")?;
-        std::io::Write::flush(&mut out)?;
-    }
+    write_csv(&csv, args.rows, now)?;
     let size_mib = std::fs::metadata(&csv)?.len() as f64 / 1_048_576.0;
 
     // Baseline: SQLite's own CSV import into one table, no checks.

@@ -14,6 +14,7 @@ use utoipa_axum::routes;
 use super::api::{TenantKey, parse_body};
 use super::error::ErrorBody;
 use super::{ApiError, State, with_store};
+use crate::bundle::time;
 use crate::store::{apikeys, webhooks};
 
 pub(super) fn routes() -> OpenApiRouter<State> {
@@ -21,12 +22,6 @@ pub(super) fn routes() -> OpenApiRouter<State> {
         .routes(routes!(list_keys, create_key))
         .routes(routes!(revoke_key))
         .routes(routes!(show_webhook, set_webhook, remove_webhook))
-}
-
-fn time(at: i64) -> String {
-    chrono::DateTime::from_timestamp(at, 0)
-        .unwrap_or_default()
-        .to_rfc3339()
 }
 
 /// A key as listed; never the secret.

@@ -134,15 +134,16 @@ pub(crate) fn api() -> (Router<State>, utoipa::openapi::OpenApi) {
 
 /// The OpenAPI document as JSON (what `/v1/openapi.json` serves).
 pub fn openapi_json() -> String {
-    let mut doc = api().1;
-    // Documented under /v1/openapi.json itself, which has no handler docs.
-    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    document_json(&api().1)
+}
+
+fn document_json(doc: &utoipa::openapi::OpenApi) -> String {
     doc.to_pretty_json().unwrap_or_default()
 }
 
 fn router(state: State) -> Router {
-    let (api, _) = api();
-    let document = Arc::new(openapi_json());
+    let (api, doc) = api();
+    let document = Arc::new(document_json(&doc));
     Router::new()
         .merge(api)
         .route(

@@ -18,6 +18,7 @@ use utoipa_axum::routes;
 use super::api::{TenantKey, parse_body};
 use super::error::{ErrorBody, ErrorDetail};
 use super::{ApiError, State, with_store};
+use crate::bundle::time;
 use crate::plugin::{Diagnostic, Severity};
 use crate::policy_test::{self, Report};
 use crate::runtime::{OpenError, Session};
@@ -29,12 +30,6 @@ pub(super) fn routes() -> OpenApiRouter<State> {
         .routes(routes!(list_versions, upload))
         .routes(routes!(show_version))
         .routes(routes!(simulate_policy))
-}
-
-fn time(at: i64) -> String {
-    chrono::DateTime::from_timestamp(at, 0)
-        .unwrap_or_default()
-        .to_rfc3339()
 }
 
 /// One stored version of the tenant's policy.
