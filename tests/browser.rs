@@ -34,7 +34,7 @@ impl Browser {
         assert!(
             std::path::Path::new(&chromium).exists(),
             "the browser tests need Chromium at {chromium}: `apt-get install chromium \
-             chromium-driver`, as .ci/run does (or set KLAR_TEST_CHROMIUM)"
+             chromium-driver`, as scripts/test does (or set KLAR_TEST_CHROMIUM)"
         );
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())

@@ -97,3 +97,23 @@ fn the_demo_never_replaces_a_database_with_real_tenants() {
     );
     ws.ok(&["cases", "acme"]);
 }
+
+/// Without `--now` the demo ends at the system clock; the `--now` its
+/// "explore it" hint prints must be one a person can type: whole seconds, and
+/// the command it is part of must run as printed.
+#[test]
+fn the_explore_hint_is_a_command_a_person_can_type() {
+    let ws = Workspace::new(&[]);
+    let out = ws.ok(&["--db", "demo.db", "demo", "--contacts", "20", "--days", "3"]);
+    let line = out
+        .lines()
+        .find(|l| l.contains("cases demo --state awaiting-decision --now "))
+        .unwrap_or_else(|| panic!("no hint with --now in:\n{out}"));
+    let now = line.rsplit(' ').next().unwrap_or_default();
+    assert!(
+        !now.contains('.') && now.ends_with('Z') && now.len() == "2026-12-01T21:20:35Z".len(),
+        "{line}"
+    );
+    let args: Vec<&str> = line.split_whitespace().skip(1).collect();
+    ws.ok(&args);
+}

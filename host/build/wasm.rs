@@ -9,7 +9,7 @@
 use std::env;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 pub const TARGET: &str = "wasm32-wasip2";
 pub const PROFILE: &str = "plugin";
@@ -31,6 +31,7 @@ pub fn build_component(package: &str) -> PathBuf {
         .unwrap_or(&out_dir)
         .join("wasm-plugins");
 
+    ensure_target();
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(workspace)
@@ -50,24 +51,25 @@ pub fn build_component(package: &str) -> PathBuf {
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_BUILD_RUSTFLAGS")
         .env_remove("RUSTC_WORKSPACE_WRAPPER");
-    let status = cmd
-        .status()
-        .unwrap_or_else(|e| panic!("failed to run cargo to build {package}: {e}"));
+    let status = match cmd.status() {
+        Ok(status) => status,
+        Err(e) => fail(&format!("failed to run cargo to build {package}: {e}")),
+    };
     if !status.success() {
-        panic!(
-            "failed to build {package} for {TARGET} (exit {status}); is the target installed? \
-             `rustup target add {TARGET}`"
-        );
+        fail(&format!(
+            "failed to build {package} for {TARGET} ({status}); the compiler's errors are above"
+        ));
     }
 
     let artifact = package.replace('-', "_");
     let out = target_dir.join(TARGET).join(PROFILE);
     let wasm = out.join(format!("{artifact}.wasm"));
-    assert!(
-        wasm.exists(),
-        "the build of {package} produced no {}",
-        wasm.display()
-    );
+    if !wasm.exists() {
+        fail(&format!(
+            "the build of {package} produced no {}",
+            wasm.display()
+        ));
+    }
     rerun_for_sources(&out.join(format!("{artifact}.d")));
     println!("cargo:rerun-if-changed={}", workspace.join("wit").display());
     println!(
@@ -101,4 +103,74 @@ fn rerun_for_sources(dep_info: &Path) {
             }
         }
     }
+}
+
+/// Makes sure the compiler cargo runs has the standard library for [`TARGET`].
+///
+/// rustup installs the targets named in `rust-toolchain.toml` only when it
+/// installs the toolchain itself; a machine that already had 1.95.0 lacks
+/// `wasm32-wasip2` (rustup 1.29). A new user must not meet that as a compiler
+/// error, so the build adds the target for the toolchain cargo runs with.
+fn ensure_target() {
+    let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let sysroot = Command::new(&rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    let Some(sysroot) = sysroot else {
+        // Without a sysroot we cannot tell; the nested build will say what is wrong.
+        return;
+    };
+    if sysroot
+        .join("lib/rustlib")
+        .join(TARGET)
+        .join("lib")
+        .is_dir()
+    {
+        return;
+    }
+    // rustup names the toolchain it runs in RUSTUP_TOOLCHAIN; the sysroot's
+    // folder name is the same name when cargo was started another way.
+    let toolchain = env::var("RUSTUP_TOOLCHAIN").ok().or_else(|| {
+        sysroot
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+    });
+    let Some(toolchain) = toolchain else {
+        fail(&format!(
+            "the Rust standard library for {TARGET} is missing in {}; install it with \
+             `rustup target add {TARGET}`",
+            sysroot.display()
+        ));
+    };
+    // rustup reports its progress on stderr; its stdout must not reach cargo,
+    // which reads a build script's stdout as instructions.
+    let added = Command::new("rustup")
+        .args(["target", "add", TARGET, "--toolchain", &toolchain])
+        .stdout(Stdio::null())
+        .status();
+    match added {
+        Ok(status) if status.success() => println!(
+            "cargo:warning=the {TARGET} target was missing for toolchain {toolchain}; \
+             added it with `rustup target add {TARGET} --toolchain {toolchain}`"
+        ),
+        Ok(status) => fail(&format!(
+            "`rustup target add {TARGET} --toolchain {toolchain}` failed ({status}); \
+             run it by hand, then build again"
+        )),
+        Err(_) => fail(&format!(
+            "the Rust standard library for {TARGET} is missing and rustup is not on PATH; \
+             install the target for the compiler at {} (with rustup: \
+             `rustup target add {TARGET}`), then build again",
+            sysroot.display()
+        )),
+    }
+}
+
+/// Stops the build script with one sentence instead of a panic and backtrace.
+fn fail(message: &str) -> ! {
+    eprintln!("error: {message}");
+    std::process::exit(1);
 }

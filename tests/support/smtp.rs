@@ -1,5 +1,5 @@
 //! A real SMTP server for the mail tests: Python's aiosmtpd (Debian's
-//! `python3-aiosmtpd`, installed by `.ci/run`) on a free loopback port,
+//! `python3-aiosmtpd`, installed by `scripts/test`) on a free loopback port,
 //! storing every mail it accepts in a Maildir.
 
 use std::net::{TcpListener, TcpStream};
@@ -35,7 +35,7 @@ fn python() -> String {
     }
     panic!(
         "the mail tests need a real SMTP server: install aiosmtpd \
-         (`apt-get install python3-aiosmtpd`, as .ci/run does) or set KLAR_TEST_PYTHON"
+         (`apt-get install python3-aiosmtpd`, as scripts/test does) or set KLAR_TEST_PYTHON"
     );
 }
 

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use clap::{Parser, Subcommand};
 use serde::de::DeserializeOwned;
 
@@ -1309,7 +1309,8 @@ fn demo(
     seed: u64,
     now: &NowArg,
 ) -> Result<ExitCode> {
-    let end = now.resolve()?;
+    // Whole seconds: the end is printed as a `--now` to type in again.
+    let end = now.resolve()?.trunc_subsecs(0);
     crate::demo::prepare_database(db)?;
     let mut store = open_store(db)?;
     let plugin = load_plugin(plugin)?;
@@ -1355,7 +1356,7 @@ fn demo(
     println!("explore it:");
     println!(
         "  klar --db {shown} cases demo --state awaiting-decision --now {}",
-        end.to_rfc3339()
+        end.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     );
     println!("  klar --db {shown} audit show demo C00001");
     println!("  klar --db {shown} evidence export demo C00001");
