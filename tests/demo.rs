@@ -117,3 +117,63 @@ fn the_explore_hint_is_a_command_a_person_can_type() {
     let args: Vec<&str> = line.split_whitespace().skip(1).collect();
     ws.ok(&args);
 }
+
+/// A year of the demo: once a person is erased every purpose of theirs is
+/// purged, and no contact ever got two messages within a day.
+#[test]
+fn a_year_of_the_demo_erases_people_whole_and_sends_one_message_a_day() {
+    let ws = Workspace::new(&[]);
+    ws.ok(&[
+        "--db",
+        "year.db",
+        "demo",
+        "--contacts",
+        "300",
+        "--days",
+        "365",
+        "--seed",
+        "11",
+        "--now",
+        END,
+    ]);
+    let store = klar::store::Store::open(&ws.path().join("year.db")).expect("the demo database");
+    let conn = store.connection();
+    let left: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM cases c JOIN contacts k ON k.tenant = c.tenant AND k.id = c.contact
+             WHERE k.erased_at IS NOT NULL AND c.state != 'purged'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    let erased: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM contacts WHERE erased_at IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert!(erased > 0, "the demo erased nobody in a year");
+    assert_eq!(left, 0, "cases of erased people outside purged");
+    let mut stmt = conn
+        .prepare(
+            "SELECT contact, COALESCE(deliver_after, created_at) AS at FROM outbox
+             WHERE kind = 'send-request' ORDER BY contact, at",
+        )
+        .expect("prepare");
+    let sent: Vec<(String, i64)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert!(sent.len() > 300, "{} messages", sent.len());
+    for pair in sent.windows(2) {
+        if pair[0].0 == pair[1].0 {
+            assert!(
+                pair[1].1 - pair[0].1 >= 86_400,
+                "{} got two messages within a day: {pair:?}",
+                pair[0].0
+            );
+        }
+    }
+}

@@ -1,12 +1,14 @@
 //! Property tests of the host's guardrails.
 //!
 //! 1. Random event sequences (answers, withdrawals, holds, decisions, ticks at
-//!    random times) through the real component, scheduler and SQLite store,
-//!    with policies drawn from a few shapes. After every event the stored
-//!    case, outbox and audit log must show: no request to a refused,
-//!    withdrawn or removed case; no cleanup on hold or before the grace period
-//!    ends; purged is final; every state change has its audit row; the audit
-//!    chain is intact.
+//!    random times) for a contact with two purposes, through the real
+//!    component, scheduler and SQLite store, with policies drawn from a few
+//!    shapes. After every event the stored cases, outbox and audit log must
+//!    show: no request to a refused, withdrawn or removed case; no cleanup on
+//!    hold or before the grace period ends; purged is final; every state
+//!    change has its audit row; once the person is erased, every purpose is
+//!    purged, nothing may be used and no request goes out again; at most one
+//!    message a day; the audit chain is intact.
 //! 2. Arbitrary outcomes, as a broken or hostile plugin might return them,
 //!    against `scheduler::guardrail`: each forbidden outcome is refused.
 
@@ -67,63 +69,117 @@ fn event() -> impl Strategy<Value = Event> {
     ]
 }
 
+const PURPOSES: [&str; 2] = ["contact-data", "newsletter"];
+
 struct Seen {
     outbox_seq: i64,
     state_changes: i64,
+    erased: bool,
+    last_message: Option<i64>,
 }
 
-fn stored(store: &klar::store::Store) -> (Case, Option<String>) {
+fn stored(store: &klar::store::Store, purpose: &str) -> (Case, Option<String>) {
     store
         .connection()
         .query_row(
-            "SELECT body, needs_attention FROM cases WHERE contact = 'C1'",
-            [],
+            "SELECT body, needs_attention FROM cases WHERE contact = 'C1' AND purpose = ?1",
+            [purpose],
             |r| Ok((r.get::<_, String>(0)?, r.get(1)?)),
         )
         .map(|(body, attention)| (serde_json::from_str(&body).expect("case JSON"), attention))
         .expect("the case")
 }
 
+fn all_stored(store: &klar::store::Store) -> Vec<Case> {
+    PURPOSES.iter().map(|p| stored(store, p).0).collect()
+}
+
 fn check(
     store: &klar::store::Store,
-    before: &Case,
+    before: &[Case],
     now: i64,
     seen: &mut Seen,
     what: &str,
-) -> Result<Case, TestCaseError> {
-    let (after, attention) = stored(store);
-    prop_assert_eq!(
-        attention,
-        None,
-        "{}: the standard plugin tripped a guardrail",
-        what
-    );
+) -> Result<Vec<Case>, TestCaseError> {
+    let mut after = Vec::new();
+    for purpose in PURPOSES {
+        let (case, attention) = stored(store, purpose);
+        prop_assert_eq!(
+            attention,
+            None,
+            "{}: the standard plugin tripped a guardrail ({})",
+            what,
+            purpose
+        );
+        after.push(case);
+    }
+    let state_of = |purpose: &str| {
+        before
+            .iter()
+            .find(|c| c.purpose == purpose)
+            .map(|c| c.state)
+            .unwrap_or(State::Unclarified)
+    };
     let conn = store.connection();
     let mut stmt = conn
-        .prepare("SELECT seq, kind, payload FROM outbox WHERE seq > ?1 ORDER BY seq")
+        .prepare("SELECT seq, kind, purpose, payload, COALESCE(deliver_after, created_at) FROM outbox WHERE seq > ?1 ORDER BY seq")
         .expect("prepare");
-    let new: Vec<(i64, String, String)> = stmt
-        .query_map([seen.outbox_seq], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+    let new: Vec<(i64, String, String, String, i64)> = stmt
+        .query_map([seen.outbox_seq], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
         .expect("query")
         .collect::<Result<_, _>>()
         .expect("rows");
-    for (seq, kind, payload) in &new {
+    for (seq, kind, purpose, payload, created_at) in &new {
         seen.outbox_seq = *seq;
         if kind == "send-request" {
             prop_assert!(
-                !matches!(
-                    before.state,
-                    State::Refused | State::Withdrawn | State::CleanupPending | State::Purged
-                ),
-                "{}: a request went to a {} case: {}",
+                !seen.erased,
+                "{}: a request to an erased person: {}",
                 what,
-                before.state,
                 payload
             );
+            let body: serde_json::Value = serde_json::from_str(payload).expect("payload");
+            let asked: Vec<String> = body["purposes"]
+                .as_array()
+                .map(|l| {
+                    l.iter()
+                        .filter_map(|p| p["purpose"].as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_else(|| vec![purpose.clone()]);
+            for purpose in &asked {
+                let state = state_of(purpose);
+                prop_assert!(
+                    !matches!(
+                        state,
+                        State::Refused | State::Withdrawn | State::CleanupPending | State::Purged
+                    ),
+                    "{}: a request went to a {} case: {}",
+                    what,
+                    state,
+                    payload
+                );
+            }
+            if let Some(last) = seen.last_message {
+                prop_assert!(
+                    *created_at >= last + 86_400,
+                    "{}: two messages within a day (delivered from {} and {})",
+                    what,
+                    last,
+                    created_at
+                );
+            }
+            seen.last_message = Some(*created_at);
         }
         if kind == "cleanup" {
-            prop_assert!(!before.legal_hold, "{}: cleanup on legal hold", what);
-            let plan = before.cleanup.as_ref();
+            let case = before
+                .iter()
+                .find(|c| &c.purpose == purpose)
+                .expect("its case");
+            prop_assert!(!case.legal_hold, "{}: cleanup on legal hold", what);
+            let plan = case.cleanup.as_ref();
             prop_assert!(
                 plan.is_some_and(|p| p.not_before.timestamp() <= now),
                 "{}: cleanup before the grace period ended ({:?})",
@@ -132,8 +188,36 @@ fn check(
             );
         }
     }
-    if before.state == State::Purged {
-        prop_assert_eq!(&after, before, "{}: purged is final", what);
+    for (b, a) in before.iter().zip(&after) {
+        if b.state == State::Purged {
+            prop_assert_eq!(a, b, "{}: purged is final", what);
+        }
+    }
+    let erased: Option<i64> = conn
+        .query_row("SELECT erased_at FROM contacts WHERE id = 'C1'", [], |r| {
+            r.get(0)
+        })
+        .expect("the contact");
+    if erased.is_some() {
+        seen.erased = true;
+        for purpose in PURPOSES {
+            let use_ = klar::store::cases::usage(conn, "acme", "C1", purpose)
+                .expect("usage")
+                .expect("a case");
+            prop_assert!(
+                !use_.may_use(),
+                "{}: {} usable after erasure",
+                what,
+                purpose
+            );
+            prop_assert_eq!(
+                use_.state.as_str(),
+                "purged",
+                "{}: {} not purged after erasure",
+                what,
+                purpose
+            );
+        }
     }
     let changes: i64 = conn
         .query_row(
@@ -142,7 +226,12 @@ fn check(
             |r| r.get(0),
         )
         .expect("count");
-    let expected = seen.state_changes + i64::from(after.state != before.state);
+    let moved = before
+        .iter()
+        .zip(&after)
+        .filter(|(b, a)| a.state != b.state)
+        .count();
+    let expected = seen.state_changes + moved as i64;
     prop_assert_eq!(
         changes,
         expected,
@@ -159,7 +248,7 @@ proptest! {
     #[test]
     fn random_event_sequences_never_break_a_guardrail(
         policy in 0..POLICIES.len(),
-        steps in proptest::collection::vec((0i64..20, event()), 1..30),
+        steps in proptest::collection::vec((0i64..20, event(), 0..PURPOSES.len()), 1..30),
     ) {
         let plugin = standard_plugin();
         let dir = tempfile::tempdir().expect("temp dir");
@@ -167,6 +256,7 @@ proptest! {
         let source = if POLICIES[policy].is_empty() { klar::DEFAULT_POLICY } else { POLICIES[policy] };
         store.transaction(|tx| {
             tenants::add(tx, "acme", "ACME", "Europe/Berlin", "de", t0().timestamp())?;
+            tenants::add_purpose(tx, "acme", "newsletter", "Newsletter", t0().timestamp())?;
             tenants::set_policy(tx, "acme", source, "test", "property", t0().timestamp())?;
             let mut c = contact("C1");
             c.id = "C1".to_owned();
@@ -178,17 +268,18 @@ proptest! {
         let (mut session, sha) = scheduler::tenant_session(&store, &plugin, &tenant).expect("session");
 
         let mut now = t0();
-        let mut seen = Seen { outbox_seq: 0, state_changes: 0 };
-        let (mut before, _) = stored(&store);
-        for (i, (days, event)) in steps.into_iter().enumerate() {
+        let mut seen = Seen { outbox_seq: 0, state_changes: 0, erased: false, last_message: None };
+        let mut before = all_stored(&store);
+        for (i, (days, event, purpose)) in steps.into_iter().enumerate() {
             now += Duration::days(days) + Duration::hours(1);
-            let what = format!("step {i} ({}) at {now}", event.describe());
+            let purpose = PURPOSES[purpose];
+            let what = format!("step {i} ({} on {purpose}) at {now}", event.describe());
             match event {
                 Event::Tick => {
                     scheduler::tick(&mut store, &mut session, &tenant, &sha, now, 50).expect("tick");
                 }
                 event => {
-                    match scheduler::step_event(&mut store, &mut session, &tenant, &sha, "C1", "contact-data", event, now) {
+                    match scheduler::step_event(&mut store, &mut session, &tenant, &sha, "C1", purpose, event, now) {
                         Ok(_) | Err(scheduler::EventError::Rejected(_)) => {}
                         Err(err) => prop_assert!(false, "{}: {}", what, err),
                     }

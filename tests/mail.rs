@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use mail_parser::MimeHeaders;
 use serde_json::Value;
 use support::server::NOW;
-use support::smtp::{SmtpSink, link_in, mail_to, parse, serve_with_smtp};
+use support::smtp::{SmtpSink, link_in, mail_to, parse, serve_with_smtp, serve_with_smtp_purposes};
 use support::*;
 
 #[test]
@@ -153,4 +153,49 @@ fn a_relay_that_is_down_keeps_the_requests_parks_them_and_redelivers_them_once_i
     assert_eq!(status["delivery_parked"], 0);
     let again = s.ws.run(&["redeliver", "acme", "--id", "nope"]);
     assert_eq!(stderr(&again), "klar: acme has no parked action nope\n");
+}
+
+/// Two purposes due together: one mail per contact asks about both, each
+/// with its own consent text, and its one link shows both on the page.
+#[test]
+fn two_purposes_due_together_arrive_as_one_mail_with_both_texts() {
+    let sink = SmtpSink::start();
+    let s = serve_with_smtp_purposes(&sink.url(), &[], &[("newsletter", "Newsletter")]);
+    let mails = sink.wait_for(2);
+    // Two contacts, two purposes: two messages in the outbox, both mailed.
+    let all: Value =
+        serde_json::from_str(&s.ws.ok(&["outbox", "acme", "--all", "--json"])).expect("outbox");
+    let requests = all
+        .as_array()
+        .map(|a| a.iter().filter(|i| i["kind"] == "send-request").count());
+    assert_eq!(
+        requests,
+        Some(2),
+        "one mail per contact, not one per purpose: {all}"
+    );
+    assert_eq!(mails.len(), 2);
+    let mail = parse(mail_to(&mails, "j.gross@example.de"));
+    let subject = mail.subject().unwrap_or_default().to_owned();
+    assert!(subject.contains("Newsletter"), "{subject}");
+    assert!(
+        subject.contains("Pflege des geschäftlichen Kontakts"),
+        "{subject}"
+    );
+    let text = mail.body_text(0).expect("a text part").into_owned();
+    assert!(text.contains("für folgende Zwecke verwenden"), "{text}");
+    assert_eq!(text.matches("„").count(), 2, "two consent texts: {text}");
+    let html = mail.body_html(0).expect("an HTML part").into_owned();
+    assert_eq!(html.matches("<blockquote").count(), 2, "{html}");
+    let link = link_in(&text, &s.url);
+    let (status, page) = s.raw("GET", &link.replacen(&s.url, "", 1), None, None, &[]);
+    assert_eq!(status, 200);
+    assert!(page.contains(r#"name="answer.newsletter""#), "{page}");
+    let bundle: Value =
+        serde_json::from_str(&s.ws.ok(&["evidence", "export", "acme", "C1", "--now", NOW]))
+            .expect("a bundle");
+    let purposes: Vec<&str> = bundle["deliveries"]
+        .as_array()
+        .map(|d| d.iter().filter_map(|x| x["purpose"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(purposes, ["contact-data", "newsletter"], "{bundle:#}");
 }

@@ -198,6 +198,30 @@ pub fn summary(kind: &str, detail: &str) -> String {
             text("message_id").unwrap_or_default()
         );
     }
+    if kind == "step-deferred" {
+        let until = v
+            .get("until")
+            .and_then(Value::as_i64)
+            .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+            .map(|t| t.to_rfc3339())
+            .unwrap_or_default();
+        out = format!(
+            "deferred until {until}: {}",
+            text("reason").unwrap_or_default()
+        );
+    }
+    if kind == "action-cancelled" {
+        out = format!(
+            "{} withdrawn before delivery: {}{}",
+            text("action").unwrap_or_default(),
+            text("reason").unwrap_or_default(),
+            if v.get("crm_told").and_then(Value::as_bool) == Some(true) {
+                " (the CRM was told to cancel it)"
+            } else {
+                ""
+            }
+        );
+    }
     if kind == "evidence-expired"
         && let Some(n) = v.get("deleted_records").and_then(Value::as_i64)
     {

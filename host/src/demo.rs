@@ -306,8 +306,6 @@ pub fn prepare_database(path: &Path) -> Result<(), DemoError> {
 struct Pending {
     secret: String,
     answer: Answer,
-    contact: String,
-    purpose: String,
     withdraws_after: Option<i64>,
 }
 
@@ -419,7 +417,13 @@ pub fn run(
             after: seen_outbox,
             ..outbox::Filter::default()
         };
-        for item in outbox::list(store.connection(), TENANT, &new)? {
+        let items = outbox::list(store.connection(), TENANT, &new)?;
+        // The CRM carries out what the morning brought: mails and letters go
+        // out, owners see their tasks. (What is still waiting when a case
+        // moves on is withdrawn instead; see the scheduler.)
+        let ids: Vec<String> = items.iter().map(|i| i.id.clone()).collect();
+        store.transaction(|tx| outbox::acknowledge(tx, TENANT, &ids, morning.timestamp()))?;
+        for item in items {
             seen_outbox = item.seq;
             if item.kind != "send-request" {
                 continue;
@@ -443,8 +447,6 @@ pub fn run(
                 answers.entry(day + delay_days).or_default().push(Pending {
                     secret: secret.to_owned(),
                     answer,
-                    contact: item.contact,
-                    purpose: item.purpose,
                     withdraws_after,
                 });
             }
@@ -468,18 +470,22 @@ pub fn run(
                 user_agent: Some(USER_AGENTS[rng.random_range(0..USER_AGENTS.len())].to_owned()),
             };
             match respond::respond(store, plugin, &pending.secret, pending.answer, &origin, at) {
-                Ok(_) => match pending.answer {
-                    Answer::Accept => {
-                        summary.accepted += 1;
-                        if let Some(after) = pending.withdraws_after {
-                            withdrawals
-                                .entry(day + after)
-                                .or_default()
-                                .push((pending.contact, pending.purpose));
+                Ok(recorded) => {
+                    for r in recorded {
+                        match pending.answer {
+                            Answer::Accept => {
+                                summary.accepted += 1;
+                                if let Some(after) = pending.withdraws_after {
+                                    withdrawals
+                                        .entry(day + after)
+                                        .or_default()
+                                        .push((r.contact, r.purpose));
+                                }
+                            }
+                            Answer::Refuse => summary.refused += 1,
                         }
                     }
-                    Answer::Refuse => summary.refused += 1,
-                },
+                }
                 Err(RespondError::Token(_) | RespondError::Rejected(_)) => {
                     summary.answers_turned_down += 1;
                 }

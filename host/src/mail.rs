@@ -103,7 +103,13 @@ impl Mailer {
     ) -> Result<Report, StoreError> {
         let mut report = Report::default();
         for (tenant, from) in &self.from {
-            let due = webhooks::due(store.connection(), tenant, now_ms, 100, Take::Mails)?;
+            let due = webhooks::due(
+                store.connection(),
+                tenant,
+                (now.timestamp(), now_ms),
+                100,
+                Take::Mails,
+            )?;
             for (mut item, attempts) in due {
                 outbox::add_response_url(&mut item, public_url);
                 let message = match compose(store.connection(), tenant, &item, from, now) {
@@ -191,23 +197,39 @@ fn sent(
     store.transaction(|tx| {
         webhooks::delivered(tx, tenant, &item.id, at)?;
         let field = |key: &str| item.payload.get(key).cloned().unwrap_or(Value::Null);
-        evidence::add(
-            tx,
-            tenant,
-            &item.contact,
-            &item.purpose,
-            "mail-sent",
-            at,
-            &serde_json::json!({
-                "outbox_id": item.id,
-                "to": to,
-                "message_id": message_id,
-                "relay_answer": answer,
-                "token_id": field("token_id"),
-                "attempt": field("attempt"),
-                "language": field("language"),
-            }),
-        )?;
+        // Evidence for every purpose the mail asked about, each with its own
+        // link token and attempt.
+        let asked: Vec<(String, Value, Value)> =
+            match item.payload.get("purposes").and_then(Value::as_array) {
+                Some(list) => list
+                    .iter()
+                    .map(|p| {
+                        let get = |k: &str| p.get(k).cloned().unwrap_or(Value::Null);
+                        let purpose = p.get("purpose").and_then(Value::as_str).unwrap_or_default();
+                        (purpose.to_owned(), get("token_id"), get("attempt"))
+                    })
+                    .collect(),
+                None => vec![(item.purpose.clone(), field("token_id"), field("attempt"))],
+            };
+        for (purpose, token_id, attempt) in asked {
+            evidence::add(
+                tx,
+                tenant,
+                &item.contact,
+                &purpose,
+                "mail-sent",
+                at,
+                &serde_json::json!({
+                    "outbox_id": item.id,
+                    "to": to,
+                    "message_id": message_id,
+                    "relay_answer": answer,
+                    "token_id": token_id,
+                    "attempt": attempt,
+                    "language": field("language"),
+                }),
+            )?;
+        }
         // The audit log outlives erasure, so it names the mail, not the address.
         audit::append(
             tx,
@@ -240,6 +262,9 @@ struct Words {
     greeting_unnamed: &'static str,
     intro: &'static str,
     reminder_intro: &'static str,
+    intro_several: &'static str,
+    reminder_intro_several: &'static str,
+    and: &'static str,
     text_heading: &'static str,
     call: &'static str,
     button: &'static str,
@@ -257,6 +282,9 @@ const DE: Words = Words {
     greeting_unnamed: "Guten Tag,",
     intro: "{company} möchte Ihre Kontaktdaten für folgenden Zweck verwenden: {purpose}. Dafür bitten wir Sie um Ihre Einwilligung.",
     reminder_intro: "vor einiger Zeit haben wir Sie um Ihre Einwilligung gebeten und noch keine Antwort erhalten. {company} möchte Ihre Kontaktdaten für folgenden Zweck verwenden: {purpose}.",
+    intro_several: "{company} möchte Ihre Kontaktdaten für folgende Zwecke verwenden: {purpose}. Dafür bitten wir Sie um Ihre Einwilligung; Sie können jedem Zweck einzeln zustimmen.",
+    reminder_intro_several: "vor einiger Zeit haben wir Sie um Ihre Einwilligung gebeten und noch keine Antwort erhalten. {company} möchte Ihre Kontaktdaten für folgende Zwecke verwenden: {purpose}.",
+    and: "und",
     text_heading: "Der Text, dem Sie zustimmen würden:",
     call: "Bitte antworten Sie über Ihren persönlichen Link. Dort können Sie zustimmen oder ablehnen:",
     button: "Jetzt antworten",
@@ -274,6 +302,9 @@ const EN: Words = Words {
     greeting_unnamed: "Hello,",
     intro: "{company} would like to use your contact details for the following purpose: {purpose}. For this we ask for your consent.",
     reminder_intro: "some time ago we asked for your consent and have not heard back yet. {company} would like to use your contact details for the following purpose: {purpose}.",
+    intro_several: "{company} would like to use your contact details for the following purposes: {purpose}. For this we ask for your consent; you can agree to each purpose separately.",
+    reminder_intro_several: "some time ago we asked for your consent and have not heard back yet. {company} would like to use your contact details for the following purposes: {purpose}.",
+    and: "and",
     text_heading: "The text you would agree to:",
     call: "Please answer through your personal link, where you can agree or decline:",
     button: "Answer now",
@@ -333,19 +364,46 @@ fn compose(
     let payload = &item.payload;
     let text_field = |key: &str| payload.get(key).and_then(Value::as_str).unwrap_or("");
     let language = texts::language_for(text_field("language"));
-    let version = payload
-        .get("text_version")
-        .and_then(Value::as_i64)
-        .ok_or(Unsendable::Gone)?;
-    let text =
-        texts::get(conn, tenant_id, &item.purpose, version, language)?.ok_or(Unsendable::Gone)?;
-    let purpose = tenants::purposes(conn, tenant_id)?
-        .into_iter()
-        .find(|(id, _)| id == &item.purpose)
-        .map_or_else(
-            || item.purpose.clone(),
-            |(id, d)| tenants::purpose_in(&id, &d, language),
-        );
+    let purposes = tenants::purposes(conn, tenant_id)?;
+    // A message may ask about several purposes, each with its own text.
+    let asked: Vec<(String, i64)> = match payload.get("purposes").and_then(Value::as_array) {
+        Some(list) => list
+            .iter()
+            .map(|p| {
+                let purpose = p.get("purpose").and_then(Value::as_str).unwrap_or_default();
+                let version = p.get("text_version").and_then(Value::as_i64).unwrap_or(0);
+                (purpose.to_owned(), version)
+            })
+            .collect(),
+        None => vec![(
+            item.purpose.clone(),
+            payload
+                .get("text_version")
+                .and_then(Value::as_i64)
+                .ok_or(Unsendable::Gone)?,
+        )],
+    };
+    let mut shown = Vec::with_capacity(asked.len());
+    for (purpose_id, version) in &asked {
+        let text =
+            texts::get(conn, tenant_id, purpose_id, *version, language)?.ok_or(Unsendable::Gone)?;
+        let name = purposes
+            .iter()
+            .find(|(id, _)| id == purpose_id)
+            .map_or_else(
+                || purpose_id.clone(),
+                |(id, d)| tenants::purpose_in(id, d, language),
+            );
+        shown.push((name, text));
+    }
+    let w = words(language);
+    let names: Vec<&str> = shown.iter().map(|(name, _)| name.as_str()).collect();
+    let purpose = match names.as_slice() {
+        [] => item.purpose.clone(),
+        [one] => (*one).to_owned(),
+        [rest @ .., last] => format!("{} {} {last}", rest.join(", "), w.and),
+    };
+    let several = shown.len() > 1;
     let link = text_field("response_url").to_owned();
     if link.is_empty() {
         return Err(Unsendable::Gone);
@@ -362,7 +420,6 @@ fn compose(
         .unwrap_or_default();
     let reminder = text_field("template") == "reminder"
         || payload.get("attempt").and_then(Value::as_i64).unwrap_or(1) > 1;
-    let w = words(language);
     let company = tenant.name.as_str();
     let subject = fill(
         if reminder {
@@ -378,7 +435,15 @@ fn compose(
         fill(w.greeting, &[("name", &name)])
     };
     let pairs = [("company", company), ("purpose", purpose.as_str())];
-    let intro = fill(if reminder { w.reminder_intro } else { w.intro }, &pairs);
+    let intro = fill(
+        match (reminder, several) {
+            (false, false) => w.intro,
+            (true, false) => w.reminder_intro,
+            (false, true) => w.intro_several,
+            (true, true) => w.reminder_intro_several,
+        },
+        &pairs,
+    );
     let valid_until = fill(w.valid_until, &[("date", &expires)]);
     // The link is klar's public URL and a hex token; shown unescaped so that
     // mail clients display it as written (minijinja would escape each `/`).
@@ -389,7 +454,10 @@ fn compose(
     };
     let ctx = context! {
         lang => language, subject, greeting, intro, company, link,
-        text => text.body, version => text.version,
+        texts => shown
+            .iter()
+            .map(|(purpose, text)| context! { purpose, text => text.body, version => text.version })
+            .collect::<Vec<_>>(),
         text_heading => w.text_heading, call => w.call, button => w.button,
         valid_until, no_answer => w.no_answer, withdraw => w.withdraw,
         regards => w.regards, footer => w.footer,

@@ -1,8 +1,10 @@
-//! A contact's answer through their personal link: `klar respond` today, the
-//! response page of `klar serve` later. The answer is stepped through the
-//! tenant's policy like any event; the evidence (time, channel, token id, the
-//! consent text's version and SHA-256, IP, user agent) and the closing of the
-//! case's links are written in the same transaction as the step.
+//! A contact's answer through their personal link: `klar respond` and the
+//! response page of `klar serve`. One link may ask about several purposes
+//! (one message per contact); the contact answers each purpose, or all of
+//! them at once. Each answer is stepped through the tenant's policy like any
+//! event; its evidence (time, channel, token id, the consent text's version
+//! and SHA-256, IP, user agent) and the closing of the case's links are
+//! written in the same transaction as its step.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -63,7 +65,16 @@ impl From<TokenLookupError> for RespondError {
     }
 }
 
-/// Records `answer` for the case behind the link `secret`.
+/// What the contact answered through one link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Choice {
+    /// The same answer for every purpose the link still asks about.
+    All(Answer),
+    /// An answer per purpose; purposes left out stay open.
+    Each(Vec<(String, Answer)>),
+}
+
+/// Records `answer` for every purpose the link `secret` still asks about.
 pub fn respond(
     store: &mut Store,
     plugin: &Arc<LoadedPlugin>,
@@ -71,11 +82,73 @@ pub fn respond(
     answer: Answer,
     origin: &Origin,
     now: DateTime<Utc>,
+) -> Result<Vec<Recorded>, RespondError> {
+    respond_to(store, plugin, secret, &Choice::All(answer), origin, now)
+}
+
+/// Records the contact's choice for the purposes behind the link `secret`,
+/// one step and one piece of evidence per purpose, in the order of the
+/// purposes. A purpose the link does not ask about (any more) is refused
+/// before anything is written.
+pub fn respond_to(
+    store: &mut Store,
+    plugin: &Arc<LoadedPlugin>,
+    secret: &str,
+    choice: &Choice,
+    origin: &Origin,
+    now: DateTime<Utc>,
+) -> Result<Vec<Recorded>, RespondError> {
+    let open = tokens::redeemable(store.connection(), secret, now.timestamp())?;
+    let answers: Vec<(tokens::Token, Answer)> = match choice {
+        Choice::All(answer) => open.into_iter().map(|t| (t, *answer)).collect(),
+        Choice::Each(list) => {
+            let mut out = Vec::with_capacity(list.len());
+            for (purpose, answer) in list {
+                let Some(token) = open.iter().find(|t| &t.purpose == purpose) else {
+                    return Err(RespondError::Rejected(format!(
+                        "this link does not ask about {purpose} (any more)"
+                    )));
+                };
+                out.push((token.clone(), *answer));
+            }
+            if out.is_empty() {
+                return Err(RespondError::Rejected("no answer was given".to_owned()));
+            }
+            out
+        }
+    };
+    let Some((first, _)) = answers.first() else {
+        return Err(TokenError::Used.into());
+    };
+    let tenant = tenants::require(store.connection(), &first.tenant)
+        .map_err(|e| RespondError::Rejected(e.to_string()))?;
+    let (mut session, policy_sha256) = scheduler::tenant_session(store, plugin, &tenant)?;
+    let mut recorded = Vec::with_capacity(answers.len());
+    for (token, answer) in answers {
+        recorded.push(record(
+            store,
+            &mut session,
+            (&tenant, &policy_sha256),
+            token,
+            answer,
+            origin,
+            now,
+        )?);
+    }
+    Ok(recorded)
+}
+
+/// One purpose's answer: its step, its evidence, its links closed.
+fn record(
+    store: &mut Store,
+    session: &mut crate::runtime::Session,
+    (tenant, policy_sha256): (&tenants::Tenant, &str),
+    token: tokens::Token,
+    answer: Answer,
+    origin: &Origin,
+    now: DateTime<Utc>,
 ) -> Result<Recorded, RespondError> {
     let at = now.timestamp();
-    let token = tokens::redeemable(store.connection(), secret, at)?;
-    let tenant = tenants::require(store.connection(), &token.tenant)
-        .map_err(|e| RespondError::Rejected(e.to_string()))?;
     let text = texts::get(
         store.connection(),
         &tenant.id,
@@ -85,7 +158,6 @@ pub fn respond(
     )
     .map_err(StoreError::from)?;
     let text_sha256 = text.map(|t| t.sha256).unwrap_or_default();
-    let (mut session, policy_sha256) = scheduler::tenant_session(store, plugin, &tenant)?;
     let user_agent = origin
         .user_agent
         .as_deref()
@@ -94,6 +166,7 @@ pub fn respond(
         "answer": answer,
         "channel": token.channel,
         "token_id": token.id,
+        "message": token.message,
         "attempt": token.attempt,
         "text_version": token.text_version,
         "text_sha256": text_sha256,
@@ -103,9 +176,9 @@ pub fn respond(
     });
     let outcome = scheduler::step_event_then(
         store,
-        &mut session,
-        &tenant,
-        &policy_sha256,
+        session,
+        tenant,
+        policy_sha256,
         (&token.contact, &token.purpose),
         Event::Response { answer },
         now,

@@ -6,6 +6,13 @@
 //! (policy error, plugin trap, a guardrail) is marked `needs_attention` with
 //! the reason and left out of later ticks until a person clears it; the sweep
 //! goes on. Ticking twice at the same `now` changes nothing the second time.
+//!
+//! Steps are applied per contact, because some rules span a contact's
+//! purposes: requests due together become one message that asks about all of
+//! them, a contact gets at most one message a day, owner tasks of one contact
+//! become one task, and erasing the person ends every purpose at once.
+//! Actions still waiting in the outbox whose case moved on are withdrawn in
+//! the step that moved it.
 
 use chrono::{DateTime, Offset, TimeZone, Utc};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
@@ -15,10 +22,10 @@ use std::sync::Arc;
 
 use crate::runtime::{LoadedPlugin, Session, StepFailure};
 use crate::store::audit::{self, Entry};
-use crate::store::contacts::{self, band_name};
+use crate::store::contacts;
 use crate::store::tenants::Tenant;
 use crate::store::{Store, StoreError};
-use crate::store::{evidence, tenants, texts, tokens};
+use crate::store::{cases, evidence, outbox, tenants, texts, tokens};
 
 /// What one tick did for one tenant.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -27,6 +34,9 @@ pub struct TickReport {
     pub changed: usize,
     pub failed: usize,
     pub actions: usize,
+    /// Requests held back because the contact had a message less than a day
+    /// before, or another channel's message goes out now.
+    pub deferred: usize,
 }
 
 /// The tenant's clock at `now`: its UTC offset decides the local calendar day.
@@ -42,31 +52,44 @@ pub fn clock(tenant: &Tenant, now: DateTime<Utc>) -> Clock {
     }
 }
 
-/// The due cases of a tenant, oldest deadline first, as row ids: 8 bytes a
-/// case, so a sweep of millions stays small in memory.
-fn due_rows(conn: &Connection, tenant: &str, now: i64) -> rusqlite::Result<Vec<i64>> {
+/// The due cases of a tenant, as row ids grouped by contact (a contact's
+/// purposes are stepped together), each with whether it starts a contact's
+/// group: 16 bytes a case, so a sweep of millions stays small in memory.
+fn due_rows(conn: &Connection, tenant: &str, now: i64) -> rusqlite::Result<Vec<(i64, bool)>> {
     let mut stmt = conn.prepare(
-        "SELECT rowid FROM cases INDEXED BY cases_due
+        "SELECT rowid, contact FROM cases INDEXED BY cases_due
          WHERE tenant = ?1 AND due_at IS NOT NULL AND due_at <= ?2 AND needs_attention IS NULL
-         ORDER BY due_at, contact, purpose",
+         ORDER BY contact, purpose",
     )?;
-    let rows = stmt.query_map(params![tenant, now], |r| r.get(0))?;
-    rows.collect()
+    let mut last: Option<String> = None;
+    let mut out = Vec::new();
+    let mut rows = stmt.query(params![tenant, now])?;
+    while let Some(row) = rows.next()? {
+        let contact: String = row.get(1)?;
+        let first = last.as_deref() != Some(contact.as_str());
+        if first {
+            last = Some(contact);
+        }
+        out.push((row.get(0)?, first));
+    }
+    Ok(out)
 }
 
-/// A due case and its contact; none if it is no longer due (a person acted
-/// on it meanwhile) or its contact is gone.
+/// A due case and its contact with when it was last sent a message; none if
+/// it is no longer due (a person acted on it meanwhile), its contact is gone,
+/// or the contact was erased (nothing steps for an erased person).
 fn load_due(
     conn: &Connection,
     rowid: i64,
     now: i64,
-) -> Result<Option<(Case, Contact)>, StoreError> {
+) -> Result<Option<(Case, Contact, Option<i64>)>, StoreError> {
     // "Still due?" is checked here and not in SQL: a bound value compared with
     // a column of the partial index `cases_due` makes SQLite re-plan the
     // statement on every call.
     let row = conn
         .prepare_cached(&format!(
-            "SELECT c.body, c.due_at, c.needs_attention IS NULL, {} FROM cases c
+            "SELECT c.body, c.due_at, c.needs_attention IS NULL AND k.erased_at IS NULL,
+                    k.last_message_at, {} FROM cases c
              JOIN contacts k ON k.tenant = c.tenant AND k.id = c.contact
              WHERE c.rowid = ?1",
             contacts::COLUMNS
@@ -76,43 +99,21 @@ fn load_due(
                 r.get::<_, String>(0)?,
                 r.get::<_, Option<i64>>(1)?,
                 r.get::<_, bool>(2)?,
-                contacts::read(r, 3)?,
+                r.get::<_, Option<i64>>(3)?,
+                contacts::read(r, 4)?,
             ))
         })
         .optional()?;
     match row {
-        Some((body, Some(due), true, contact)) if due <= now => {
-            Ok(Some((parse_case(&body)?, contact)))
+        Some((body, Some(due), true, last_message, contact)) if due <= now => {
+            Ok(Some((cases::parse(&body)?, contact, last_message)))
         }
         _ => Ok(None),
     }
 }
 
-fn parse_case(body: &str) -> Result<Case, StoreError> {
-    serde_json::from_str(body).map_err(|e| {
-        StoreError::Sql(rusqlite::Error::FromSqlConversionFailure(
-            0,
-            rusqlite::types::Type::Text,
-            Box::new(e),
-        ))
-    })
-}
-
-fn load_case(
-    conn: &Connection,
-    tenant: &str,
-    contact: &str,
-    purpose: &str,
-) -> Result<Case, StoreError> {
-    let body: String = conn
-        .prepare_cached(
-            "SELECT body FROM cases WHERE tenant = ?1 AND contact = ?2 AND purpose = ?3",
-        )?
-        .query_row(params![tenant, contact, purpose], |r| r.get(0))?;
-    parse_case(&body)
-}
-
-/// Steps every due case of `tenant` in batches of `batch`.
+/// Steps every due case of `tenant` in batches of about `batch` (a
+/// contact's cases are never split across batches).
 pub fn tick(
     store: &mut Store,
     session: &mut Session,
@@ -122,40 +123,65 @@ pub fn tick(
     batch: usize,
 ) -> Result<TickReport, StoreError> {
     let clock = clock(tenant, now);
-    store.transaction(|tx| expire_evidence(tx, &tenant.id, now.timestamp()))?;
+    store.transaction(|tx| {
+        expire_evidence(tx, &tenant.id, now.timestamp())?;
+        purge_left_after_erasure(tx, tenant, now.timestamp())
+    })?;
     let rows = due_rows(store.connection(), &tenant.id, now.timestamp())?;
     let mut report = TickReport {
         due: rows.len(),
         ..TickReport::default()
     };
-    for chunk in rows.chunks(batch.max(1)) {
-        let mut inputs = Vec::with_capacity(chunk.len());
-        for &rowid in chunk {
-            if let Some((case, contact)) = load_due(store.connection(), rowid, now.timestamp())? {
+    let mut start = 0;
+    while start < rows.len() {
+        // Extend the batch to the end of its last contact's group.
+        let mut end = (start + batch.max(1)).min(rows.len());
+        while end < rows.len() && !rows[end].1 {
+            end += 1;
+        }
+        let mut inputs = Vec::with_capacity(end - start);
+        let mut last_messages = Vec::with_capacity(end - start);
+        for &(rowid, _) in &rows[start..end] {
+            if let Some((case, contact, last)) =
+                load_due(store.connection(), rowid, now.timestamp())?
+            {
                 inputs.push((case, contact, Event::Tick));
+                last_messages.push(last);
             }
         }
-        let results = session.step_batch(&inputs, &clock);
+        start = end;
+        let mut results = session.step_batch(&inputs, &clock).into_iter();
         // One transaction per batch: each step's writes land together with
         // the others of its batch or not at all, and the batch pays for one
         // commit instead of hundreds.
         let applied = store.transaction(|tx| {
-            inputs
-                .iter()
-                .zip(results)
-                .map(|((case, contact, event), result)| {
-                    apply(
-                        tx,
-                        &tenant.id,
-                        &contact.id,
-                        case,
+            let mut applied = Vec::with_capacity(inputs.len());
+            let mut i = 0;
+            while i < inputs.len() {
+                let contact = &inputs[i].1;
+                let mut j = i + 1;
+                while j < inputs.len() && inputs[j].1.id == contact.id {
+                    j += 1;
+                }
+                let steps: Vec<Step<'_>> = inputs[i..j]
+                    .iter()
+                    .zip(results.by_ref())
+                    .map(|((case, _, event), result)| Step {
+                        before: case,
                         event,
                         result,
-                        policy_sha256,
-                        now.timestamp(),
-                    )
-                })
-                .collect::<Result<Vec<Applied>, StoreError>>()
+                    })
+                    .collect();
+                let ctx = StepContext {
+                    tenant,
+                    policy_sha256,
+                    now: now.timestamp(),
+                    last_message_at: last_messages[i],
+                };
+                applied.extend(apply_contact(tx, &ctx, contact, steps)?);
+                i = j;
+            }
+            Ok::<_, StoreError>(applied)
         })?;
         for applied in applied {
             match applied {
@@ -164,7 +190,8 @@ pub fn tick(
                     report.actions += actions;
                 }
                 Applied::Unchanged => {}
-                Applied::Failed => report.failed += 1,
+                Applied::Deferred => report.deferred += 1,
+                Applied::Failed(_) => report.failed += 1,
             }
         }
     }
@@ -357,59 +384,86 @@ pub fn step_event_then(
         contact: contact_id.to_owned(),
         purpose: purpose.to_owned(),
     };
-    let Some(contact) =
-        contacts::get(store.connection(), &tenant.id, contact_id).map_err(StoreError::from)?
+    let conn = store.connection();
+    let Some((contact, erased_at, last_message_at)) =
+        contacts::get_with_state(conn, &tenant.id, contact_id).map_err(StoreError::from)?
     else {
         return Err(no_case());
     };
-    let case = match load_case(store.connection(), &tenant.id, contact_id, purpose) {
-        Ok(case) => case,
-        Err(StoreError::Sql(rusqlite::Error::QueryReturnedNoRows)) => return Err(no_case()),
-        Err(err) => return Err(err.into()),
+    // A guardrail: nothing steps for an erased person, whatever the plugin
+    // would answer.
+    if erased_at.is_some() {
+        return Err(EventError::Rejected(format!(
+            "{contact_id} was erased; nothing changes its cases any more"
+        )));
+    }
+    let Some(case) = cases::get(conn, &tenant.id, contact_id, purpose)? else {
+        return Err(no_case());
     };
     let result = session.step(&case, &contact, &event, &clock(tenant, now));
     if let Err(StepFailure::Step(crate::plugin::StepError::Rejected { reason })) = &result {
         return Err(EventError::Rejected(reason.clone()));
     }
     let outcome = result.as_ref().ok().cloned();
+    let ctx = StepContext {
+        tenant,
+        policy_sha256,
+        now: now.timestamp(),
+        last_message_at,
+    };
     let applied = store.transaction(|tx| {
-        let applied = apply(
-            tx,
-            &tenant.id,
-            contact_id,
-            &case,
-            &event,
+        let step = Step {
+            before: &case,
+            event: &event,
             result,
-            policy_sha256,
-            now.timestamp(),
-        )?;
-        if let (Some(outcome), false) = (&outcome, applied == Applied::Failed) {
+        };
+        let applied = apply_contact(tx, &ctx, &contact, vec![step])?
+            .pop()
+            .unwrap_or(Applied::Unchanged);
+        if let (Some(outcome), false) = (&outcome, matches!(applied, Applied::Failed(_))) {
             then(tx, outcome)?;
         }
         Ok::<_, StoreError>(applied)
     })?;
     match (applied, outcome) {
-        (Applied::Failed, _) | (_, None) => {
-            let why: Option<String> = store
-                .connection()
-                .query_row(
-                    "SELECT needs_attention FROM cases WHERE tenant = ?1 AND contact = ?2 AND purpose = ?3",
-                    params![tenant.id, contact_id, purpose],
-                    |r| r.get(0),
-                )
-                .map_err(StoreError::from)?;
-            Err(EventError::Failed(why.unwrap_or_default()))
-        }
+        (Applied::Failed(why), _) => Err(EventError::Failed(why)),
+        (_, None) => Err(EventError::Failed(String::new())),
         (_, Some(outcome)) => Ok(outcome),
     }
 }
 
 /// What applying one step did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Applied {
-    Changed { actions: usize },
+    Changed {
+        actions: usize,
+    },
     Unchanged,
-    Failed,
+    /// Held back (a request for the contact's message spacing, an erasure
+    /// for a legal hold on another purpose); the case is due again later.
+    Deferred,
+    /// The step failed or tripped a guardrail; the case is marked with why.
+    Failed(String),
+}
+
+/// At least this long between two messages to the same contact, across all
+/// of its purposes (and never twice on one local calendar day).
+pub const MESSAGE_GAP_SECONDS: i64 = 86_400;
+
+/// When the next message to a contact may go out, after one at `last`: a
+/// day later, and on a later local calendar day (a day on which summer time
+/// ends has 25 hours).
+pub fn next_message_at(tz: chrono_tz::Tz, last: i64) -> i64 {
+    let next = last + MESSAGE_GAP_SECONDS;
+    let day = |t: i64| DateTime::from_timestamp(t, 0).map(|d| d.with_timezone(&tz).date_naive());
+    match (day(last), day(next)) {
+        (Some(a), Some(b)) if a == b => a
+            .succ_opt()
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .and_then(|d| tz.from_local_datetime(&d).earliest())
+            .map_or(next + 3_600, |d| d.timestamp()),
+        _ => next,
+    }
 }
 
 /// The host's guardrails: rules no plugin or policy can override. Returns why
@@ -456,145 +510,550 @@ pub fn guardrail(before: &Case, outcome: &Outcome, now: i64) -> Option<String> {
     None
 }
 
-#[allow(clippy::too_many_arguments)] // The step's whole context.
-fn apply(
+/// One case's step, as the plugin answered it.
+struct Step<'a> {
+    before: &'a Case,
+    event: &'a Event,
+    result: Result<Outcome, StepFailure>,
+}
+
+/// What every step of one apply shares.
+struct StepContext<'a> {
+    tenant: &'a Tenant,
+    policy_sha256: &'a str,
+    now: i64,
+    /// When the contact was last sent a message, for the spacing.
+    last_message_at: Option<i64>,
+}
+
+/// What happens to one step of a contact's group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Plan {
+    Apply,
+    /// Hold the step back until then, for this reason.
+    Defer(i64, String),
+    /// Its case is purged with the person by another step of the group.
+    Skip,
+}
+
+fn first_request(outcome: &Outcome) -> Option<&str> {
+    outcome.actions.iter().find_map(|a| match a {
+        Action::SendRequest { channel, .. } => Some(channel.as_str()),
+        _ => None,
+    })
+}
+
+/// Whether applying the outcome erases the person: only the purge of
+/// `contact-data` does; purging another purpose ends just that use.
+fn erases(outcome: &Outcome) -> bool {
+    outcome.case.purpose == tenants::DEFAULT_PURPOSE
+        && outcome
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::Cleanup { .. }))
+}
+
+/// The message being put together in one apply: one request for every
+/// purpose that asks on its channel now.
+struct Message {
+    id: String,
+    purpose: String,
+    payload: serde_json::Value,
+    purposes: Vec<serde_json::Value>,
+    link: Option<String>,
+}
+
+/// The owner's task being put together: one per contact, assignee and kind.
+struct Task {
+    id: String,
+    purpose: String,
+    payload: serde_json::Value,
+    purposes: Vec<String>,
+}
+
+/// Applies the steps of one contact's cases in one transaction, with the
+/// rules that span its purposes (see the module's header).
+fn apply_contact(
+    tx: &Transaction<'_>,
+    ctx: &StepContext<'_>,
+    contact: &Contact,
+    steps: Vec<Step<'_>>,
+) -> Result<Vec<Applied>, StoreError> {
+    let tenant = ctx.tenant.id.as_str();
+    let now = ctx.now;
+    let mut verdicts = Vec::with_capacity(steps.len());
+    for step in steps {
+        let verdict = match step.result {
+            Ok(outcome) => match guardrail(step.before, &outcome, now) {
+                Some(why) => Err(format!("guardrail: {why}")),
+                None => Ok(outcome),
+            },
+            Err(err) => Err(err.to_string()),
+        };
+        verdicts.push((step.before, step.event, verdict));
+    }
+
+    const ONE_A_DAY: &str = "one message a day to the same contact";
+    let mut plans = vec![Plan::Apply; verdicts.len()];
+    let eraser = verdicts
+        .iter()
+        .position(|(_, _, v)| v.as_ref().is_ok_and(erases));
+    let held = match eraser {
+        Some(_) => held_elsewhere(tx, tenant, &contact.id)?,
+        None => None,
+    };
+    if let (Some(e), Some(purpose)) = (eraser, &held) {
+        // The person is not erased while any of their cases is on legal
+        // hold; the cleanup waits and is tried again each day, as a cleanup
+        // waits for a hold on its own case.
+        plans[e] = Plan::Defer(
+            now + MESSAGE_GAP_SECONDS,
+            format!(
+                "the {purpose} case of this contact is on legal hold; the person is erased once it is lifted"
+            ),
+        );
+    } else if let Some(e) = eraser {
+        for (k, plan) in plans.iter_mut().enumerate() {
+            if k != e && verdicts[k].2.is_ok() {
+                *plan = Plan::Skip;
+            }
+        }
+    } else {
+        // One message per contact and moment, at most one a day.
+        let tz = ctx.tenant.timezone;
+        let wait = ctx
+            .last_message_at
+            .map(|t| next_message_at(tz, t))
+            .filter(|&until| until > now);
+        let mut channel: Option<&str> = None;
+        for (k, (_, event, verdict)) in verdicts.iter().enumerate() {
+            let Some(asks) = verdict.as_ref().ok().and_then(first_request) else {
+                continue;
+            };
+            if **event != Event::Tick {
+                // An event's request (the current one sent again to a new
+                // address, say) is applied now and held in the outbox.
+                continue;
+            }
+            if let Some(until) = wait {
+                plans[k] = Plan::Defer(until, ONE_A_DAY.to_owned());
+            } else if channel.is_some_and(|c| c != asks) {
+                plans[k] = Plan::Defer(next_message_at(tz, now), ONE_A_DAY.to_owned());
+            } else {
+                channel = Some(asks);
+            }
+        }
+    }
+
+    let mut applied = Vec::with_capacity(verdicts.len());
+    let mut message: Option<Message> = None;
+    let mut tasks: Vec<Task> = Vec::new();
+    for ((before, event, verdict), plan) in verdicts.into_iter().zip(plans) {
+        let outcome = match verdict {
+            Err(why) => {
+                cases::mark_failed(tx, tenant, &contact.id, &before.purpose, &why)?;
+                audit::append(
+                    tx,
+                    tenant,
+                    Entry {
+                        at: now,
+                        contact: Some(contact.id.clone()),
+                        purpose: Some(before.purpose.clone()),
+                        kind: "step-failed".to_owned(),
+                        detail: serde_json::json!({ "event": event, "error": why }).to_string(),
+                        policy_sha256: Some(ctx.policy_sha256.to_owned()),
+                    },
+                )?;
+                applied.push(Applied::Failed(why));
+                continue;
+            }
+            Ok(outcome) => outcome,
+        };
+        match plan {
+            Plan::Skip => {
+                applied.push(Applied::Unchanged);
+                continue;
+            }
+            Plan::Defer(until, reason) => {
+                cases::postpone(tx, tenant, &contact.id, before, until)?;
+                audit::append(
+                    tx,
+                    tenant,
+                    Entry {
+                        at: now,
+                        contact: Some(contact.id.clone()),
+                        purpose: Some(before.purpose.clone()),
+                        kind: "step-deferred".to_owned(),
+                        detail: serde_json::json!({
+                            "event": event,
+                            "until": until,
+                            "reason": reason,
+                        })
+                        .to_string(),
+                        policy_sha256: Some(ctx.policy_sha256.to_owned()),
+                    },
+                )?;
+                applied.push(Applied::Deferred);
+                continue;
+            }
+            Plan::Apply => {}
+        }
+        if outcome.case == *before && outcome.actions.is_empty() {
+            applied.push(Applied::Unchanged);
+            continue;
+        }
+        let case = &outcome.case;
+        cases::write(tx, tenant, &contact.id, case, now)?;
+        let row = audit::append(
+            tx,
+            tenant,
+            Entry {
+                at: now,
+                contact: Some(contact.id.clone()),
+                purpose: Some(case.purpose.clone()),
+                kind: if case.state != before.state {
+                    "state-change".to_owned()
+                } else {
+                    "step".to_owned()
+                },
+                detail: serde_json::json!({
+                    "event": event,
+                    "from": before.state,
+                    "to": case.state,
+                    "actions": outcome.actions,
+                    "trace": outcome.trace,
+                })
+                .to_string(),
+                policy_sha256: Some(ctx.policy_sha256.to_owned()),
+            },
+        )?;
+        withdraw_stale(tx, ctx, &contact.id, before, &outcome)?;
+        for (i, action) in outcome.actions.iter().enumerate() {
+            // Stable: the same audit row and position always give the same
+            // id, so a CRM can de-duplicate deliveries.
+            let id = format!("{tenant}-{}-{i}", row.seq);
+            let payload = serde_json::to_value(action).unwrap_or_default();
+            match action {
+                Action::SendRequest {
+                    channel,
+                    attempt,
+                    link_expires_at,
+                    template,
+                } => {
+                    let request = Request {
+                        channel,
+                        attempt: *attempt,
+                        expires_at: link_expires_at.timestamp(),
+                    };
+                    let message = message.get_or_insert_with(|| Message {
+                        id,
+                        purpose: case.purpose.clone(),
+                        payload,
+                        purposes: Vec::new(),
+                        link: None,
+                    });
+                    let link = request_sent(
+                        tx,
+                        tenant,
+                        contact,
+                        &case.purpose,
+                        &request,
+                        message.link.as_deref(),
+                        now,
+                    )?;
+                    let token_id = link.get("token_id").cloned().unwrap_or_default();
+                    message.purposes.push(serde_json::json!({
+                        "purpose": case.purpose,
+                        "attempt": attempt,
+                        "template": template,
+                        "token_id": token_id,
+                        "text_version": link.get("text_version"),
+                        "link_expires_at": link.get("link_expires_at"),
+                    }));
+                    if message.link.is_none() {
+                        message.link = token_id.as_str().map(str::to_owned);
+                        if let Some(object) = message.payload.as_object_mut() {
+                            object.extend(link);
+                        }
+                    }
+                }
+                Action::CreateTask { assignee, kind, .. } => {
+                    let same = |t: &&mut Task| {
+                        t.payload.get("assignee").and_then(|v| v.as_str()) == Some(assignee)
+                            && t.payload.get("kind").and_then(|v| v.as_str()) == Some(kind)
+                    };
+                    match tasks.iter_mut().find(same) {
+                        Some(task) => task.purposes.push(case.purpose.clone()),
+                        None => tasks.push(Task {
+                            id,
+                            purpose: case.purpose.clone(),
+                            payload,
+                            purposes: vec![case.purpose.clone()],
+                        }),
+                    }
+                }
+                _ => {
+                    let kind = action_kind(&payload);
+                    outbox::insert(
+                        tx,
+                        tenant,
+                        &id,
+                        (&contact.id, &case.purpose),
+                        &kind,
+                        &payload,
+                        now,
+                    )?;
+                }
+            }
+        }
+        for action in &outcome.actions {
+            if let Action::Cleanup {
+                mode,
+                keep_evidence_until,
+            } = action
+            {
+                // The case's evidence is kept as long as its policy says.
+                evidence::start_retention(
+                    tx,
+                    tenant,
+                    (&contact.id, &case.purpose),
+                    keep_evidence_until.timestamp(),
+                )?;
+                if erases(&outcome) {
+                    contacts::erase(tx, tenant, &contact.id, *mode, now)?;
+                    end_every_purpose(
+                        tx,
+                        tenant,
+                        &contact.id,
+                        keep_evidence_until.timestamp(),
+                        now,
+                    )?;
+                }
+            }
+        }
+        applied.push(Applied::Changed {
+            actions: outcome.actions.len(),
+        });
+    }
+    if let Some(mut message) = message {
+        if let Some(object) = message.payload.as_object_mut() {
+            object.insert("purposes".into(), message.purposes.into());
+        }
+        let key = (contact.id.as_str(), message.purpose.as_str());
+        outbox::insert(
+            tx,
+            tenant,
+            &message.id,
+            key,
+            "send-request",
+            &message.payload,
+            now,
+        )?;
+        // Only an event's request can come sooner than the spacing allows
+        // (a tick's is deferred above): it waits in the outbox until then.
+        let tz = ctx.tenant.timezone;
+        let sent_at = match ctx.last_message_at.map(|t| next_message_at(tz, t)) {
+            Some(until) if until > now => {
+                outbox::deliver_after(tx, tenant, &message.id, until)?;
+                until
+            }
+            _ => now,
+        };
+        contacts::set_last_message(tx, tenant, &contact.id, sent_at)?;
+    }
+    for mut task in tasks {
+        if let Some(object) = task.payload.as_object_mut() {
+            object.insert("purposes".into(), task.purposes.into());
+        }
+        let key = (contact.id.as_str(), task.purpose.as_str());
+        outbox::insert(tx, tenant, &task.id, key, "create-task", &task.payload, now)?;
+    }
+    Ok(applied)
+}
+
+/// The `type` of an action's JSON, which is the outbox row's kind.
+fn action_kind(payload: &serde_json::Value) -> String {
+    payload
+        .get("type")
+        .and_then(|t| t.as_str())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Another purpose of the contact that is on legal hold, if one is: the
+/// person is not erased while any of their cases is held.
+fn held_elsewhere(
     tx: &Transaction<'_>,
     tenant: &str,
     contact: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(cases::of_contact(tx, tenant, contact)?
+        .into_iter()
+        .find(|c| c.legal_hold && c.purpose != tenants::DEFAULT_PURPOSE)
+        .map(|c| c.purpose))
+}
+
+/// Why a case's pending requests no longer fit it, if they do not.
+fn stale_request_reason(case: &Case) -> Option<String> {
+    if case.legal_hold {
+        Some("the case is on legal hold".to_owned())
+    } else if case.state != State::Requested {
+        Some(format!("the case is now {}", case.state))
+    } else {
+        None
+    }
+}
+
+/// Withdraws what waits in the outbox for a case that this step moved on: its
+/// requests once it is no longer being asked (or a newer request replaces
+/// them), and the owner's tasks once its state changed.
+fn withdraw_stale(
+    tx: &Transaction<'_>,
+    ctx: &StepContext<'_>,
+    contact: &str,
     before: &Case,
-    event: &Event,
-    result: Result<Outcome, StepFailure>,
-    policy_sha256: &str,
+    outcome: &Outcome,
+) -> Result<(), StoreError> {
+    let tenant = ctx.tenant.id.as_str();
+    let case = &outcome.case;
+    let reason = stale_request_reason(case)
+        .or_else(|| first_request(outcome).map(|_| "a newer request replaces it".to_owned()));
+    if let Some(reason) = reason {
+        for pending in outbox::pending(tx, tenant, contact, "send-request")? {
+            if !pending.purposes.iter().any(|p| p == &case.purpose) {
+                continue;
+            }
+            // A message that asks about other purposes still goes out for
+            // them while any of them is being asked.
+            let mut still_asks = false;
+            for other in pending.purposes.iter().filter(|p| **p != case.purpose) {
+                still_asks |= cases::get(tx, tenant, contact, other)?
+                    .is_some_and(|c| stale_request_reason(&c).is_none());
+            }
+            if !still_asks {
+                cancel(tx, tenant, contact, &pending, &reason, ctx.now)?;
+            }
+        }
+    }
+    if case.state != before.state {
+        let reason = format!("the case is now {}", case.state);
+        for pending in outbox::pending(tx, tenant, contact, "create-task")? {
+            if pending.purposes.iter().all(|p| p == &case.purpose) {
+                cancel(tx, tenant, contact, &pending, &reason, ctx.now)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Withdraws one pending action, with an audit row.
+fn cancel(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    contact: &str,
+    pending: &outbox::Pending,
+    reason: &str,
     now: i64,
-) -> Result<Applied, StoreError> {
-    let failure = match &result {
-        Ok(outcome) => guardrail(before, outcome, now).map(|why| format!("guardrail: {why}")),
-        Err(err) => Some(err.to_string()),
-    };
-    if let Some(why) = failure {
-        tx.prepare_cached("UPDATE cases SET needs_attention = ?4 WHERE tenant = ?1 AND contact = ?2 AND purpose = ?3")?
-        .execute(params![tenant, contact, before.purpose, why],
-        )?;
+) -> Result<(), StoreError> {
+    let notified = outbox::cancel(tx, tenant, pending, reason, now)?;
+    audit::append(
+        tx,
+        tenant,
+        Entry {
+            at: now,
+            contact: Some(contact.to_owned()),
+            purpose: Some(pending.purpose.clone()),
+            kind: "action-cancelled".to_owned(),
+            detail: serde_json::json!({
+                "outbox_id": pending.id,
+                "action": pending.kind,
+                "reason": reason,
+                "crm_told": notified,
+            })
+            .to_string(),
+            policy_sha256: None,
+        },
+    )?;
+    Ok(())
+}
+
+/// The person was erased with their `contact-data` case: every other purpose
+/// ends in the same transaction. Each case is purged (with an audit row), its
+/// links closed and its evidence put on the same retention; whatever still
+/// waits in the outbox for the contact is withdrawn.
+fn end_every_purpose(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    contact: &str,
+    keep_evidence_until: i64,
+    now: i64,
+) -> Result<(), StoreError> {
+    for before in cases::of_contact(tx, tenant, contact)? {
+        if before.state == State::Purged {
+            continue;
+        }
+        let mut case = before.clone();
+        case.state = State::Purged;
+        case.due_at = None;
+        case.cleanup = None;
+        case.assigned_to = None;
+        case.updated_at = DateTime::from_timestamp(now, 0);
+        cases::write(tx, tenant, contact, &case, now)?;
+        tokens::close_for_case(tx, tenant, contact, &case.purpose, now)?;
+        evidence::start_retention(tx, tenant, (contact, &case.purpose), keep_evidence_until)?;
         audit::append(
             tx,
             tenant,
             Entry {
                 at: now,
                 contact: Some(contact.to_owned()),
-                purpose: Some(before.purpose.clone()),
-                kind: "step-failed".to_owned(),
-                detail: serde_json::json!({ "event": event, "error": why }).to_string(),
-                policy_sha256: Some(policy_sha256.to_owned()),
+                purpose: Some(case.purpose.clone()),
+                kind: "state-change".to_owned(),
+                detail: serde_json::json!({
+                    "event": { "type": "contact-erased" },
+                    "from": before.state,
+                    "to": case.state,
+                    "actions": [],
+                    "trace": [{
+                        "hook": "klar",
+                        "input": "the person was erased",
+                        "output": "every purpose ends with the person",
+                    }],
+                })
+                .to_string(),
+                policy_sha256: None,
             },
         )?;
-        return Ok(Applied::Failed);
     }
-    let Ok(outcome) = result else {
-        return Ok(Applied::Failed);
-    };
-    if outcome.case == *before && outcome.actions.is_empty() {
-        return Ok(Applied::Unchanged);
-    }
-    let case = &outcome.case;
-    tx.prepare_cached("UPDATE cases SET state = ?4, band = ?5, body = ?6, due_at = ?7, updated_at = ?8, needs_attention = NULL
-         WHERE tenant = ?1 AND contact = ?2 AND purpose = ?3")?
-        .execute(params![
-            tenant,
-            contact,
-            case.purpose,
-            case.state.as_str(),
-            band_name(case.state.band()),
-            serde_json::to_string(case).unwrap_or_default(),
-            case.due_at.map(|t| t.timestamp()),
-            now
-        ],
-    )?;
-    let row = audit::append(
-        tx,
-        tenant,
-        Entry {
-            at: now,
-            contact: Some(contact.to_owned()),
-            purpose: Some(case.purpose.clone()),
-            kind: if case.state != before.state {
-                "state-change".to_owned()
-            } else {
-                "step".to_owned()
-            },
-            detail: serde_json::json!({
-                "event": event,
-                "from": before.state,
-                "to": case.state,
-                "actions": outcome.actions,
-                "trace": outcome.trace,
-            })
-            .to_string(),
-            policy_sha256: Some(policy_sha256.to_owned()),
-        },
-    )?;
-    for (i, action) in outcome.actions.iter().enumerate() {
-        let kind = serde_json::to_value(action)
-            .ok()
-            .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_owned))
-            .unwrap_or_default();
-        // Stable: the same audit row and position always give the same id, so
-        // a CRM can de-duplicate deliveries.
-        let id = format!("{tenant}-{}-{i}", row.seq);
-        let mut payload = serde_json::to_value(action).unwrap_or_default();
-        if let Action::SendRequest {
-            channel,
-            attempt,
-            link_expires_at,
-            ..
-        } = action
-        {
-            let request = Request {
-                channel,
-                attempt: *attempt,
-                expires_at: link_expires_at.timestamp(),
-            };
-            let link = request_sent(tx, tenant, contact, &case.purpose, &request, now)?;
-            if let Some(object) = payload.as_object_mut() {
-                object.extend(link);
-            }
-        }
-        tx.prepare_cached("INSERT INTO outbox (id, tenant, seq, contact, purpose, kind, payload, created_at)
-             VALUES (?1, ?2, (SELECT COALESCE(MAX(seq), 0) + 1 FROM outbox WHERE tenant = ?2), ?3, ?4, ?5, ?6, ?7)")?
-        .execute(params![
-                id,
-                tenant,
-                contact,
-                case.purpose,
-                kind,
-                payload.to_string(),
-                now
-            ],
-        )?;
-    }
-    for action in &outcome.actions {
-        if let Action::Cleanup {
-            mode,
-            keep_evidence_until,
-        } = action
-        {
-            // The case's evidence is kept as long as its policy says.
-            evidence::start_retention(
-                tx,
-                tenant,
-                (contact, &case.purpose),
-                keep_evidence_until.timestamp(),
-            )?;
-            // Only the purge of `contact-data` erases the person; purging another
-            // purpose (say, the newsletter) ends just that use.
-            if case.purpose == crate::store::tenants::DEFAULT_PURPOSE {
-                contacts::erase(tx, tenant, contact, *mode, now)?;
-            }
+    for kind in ["send-request", "create-task"] {
+        for pending in outbox::pending(tx, tenant, contact, kind)? {
+            cancel(tx, tenant, contact, &pending, "the contact was erased", now)?;
         }
     }
-    Ok(Applied::Changed {
-        actions: outcome.actions.len(),
-    })
+    Ok(())
 }
+
+/// Ends the cases an erasure left behind in a store written before erasure
+/// ended every purpose (and anything a bug might leave): run before each tick.
+fn purge_left_after_erasure(
+    tx: &Transaction<'_>,
+    tenant: &Tenant,
+    now: i64,
+) -> Result<(), StoreError> {
+    let mut done = std::collections::BTreeSet::new();
+    for (contact, _) in cases::left_after_erasure(tx, &tenant.id)? {
+        if done.insert(contact.clone()) {
+            // Keep the evidence as long as the person's own evidence.
+            let until = evidence::retained_until(tx, &tenant.id, &contact)?
+                .unwrap_or(now + DEFAULT_RETENTION_SECONDS);
+            end_every_purpose(tx, &tenant.id, &contact, until, now)?;
+        }
+    }
+    Ok(())
+}
+
+/// Three years (§ 195 BGB), when an erased contact's own retention is unknown.
+const DEFAULT_RETENTION_SECONDS: i64 = 3 * 365 * 86_400;
 
 /// A request goes out: a fresh response link bound to this case, and evidence
 /// of what was sent. Returns what the outbox action carries for the sender:
@@ -606,12 +1065,15 @@ struct Request<'a> {
     expires_at: i64,
 }
 
+/// `message` is the id of the link token of the message this request joins;
+/// none for the first request of a message, whose secret is the one sent.
 fn request_sent(
     tx: &Transaction<'_>,
     tenant: &str,
-    contact: &str,
+    contact: &Contact,
     purpose: &str,
     request: &Request<'_>,
+    message: Option<&str>,
     now: i64,
 ) -> Result<serde_json::Map<String, serde_json::Value>, StoreError> {
     let Request {
@@ -619,17 +1081,14 @@ fn request_sent(
         attempt,
         expires_at,
     } = *request;
-    let language: String = tx
-        .prepare_cached("SELECT language FROM contacts WHERE tenant = ?1 AND id = ?2")?
-        .query_row(params![tenant, contact], |r| r.get(0))?;
-    let language = texts::language_for(&language);
+    let language = texts::language_for(&contact.language);
     let text = texts::current_or_standard(tx, tenant, purpose, language, now)?;
     let (secret, token) = tokens::issue(
         tx,
         tokens::Token {
             id: String::new(),
             tenant: tenant.to_owned(),
-            contact: contact.to_owned(),
+            contact: contact.id.clone(),
             purpose: purpose.to_owned(),
             attempt: i64::from(attempt),
             channel: channel.to_owned(),
@@ -639,12 +1098,13 @@ fn request_sent(
             // Never in the past, whatever a (hostile) plugin returns.
             expires_at: expires_at.max(now + 3_600),
             used_at: None,
+            message: message.map(str::to_owned),
         },
     )?;
     evidence::add(
         tx,
         tenant,
-        contact,
+        &contact.id,
         purpose,
         "request",
         now,
@@ -652,6 +1112,7 @@ fn request_sent(
             "channel": channel,
             "attempt": attempt,
             "token_id": token.id,
+            "message": token.message,
             "text_version": text.version,
             "text_sha256": text.sha256,
             "language": language,
@@ -659,7 +1120,11 @@ fn request_sent(
         }),
     )?;
     let mut link = serde_json::Map::new();
-    link.insert("token".into(), secret.into());
+    // Only the message's own link travels; the tokens of the purposes that
+    // join it are reached through it.
+    if message.is_none() {
+        link.insert("token".into(), secret.into());
+    }
     link.insert("token_id".into(), token.id.into());
     link.insert("language".into(), language.into());
     link.insert("text_version".into(), text.version.into());

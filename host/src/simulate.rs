@@ -229,20 +229,22 @@ pub fn run(
                 at,
             ) {
                 Ok(recorded) => {
-                    let week = &mut weeks[week_no];
-                    let verb = match pending.answer {
-                        Answer::Accept => {
-                            week.consents += 1;
-                            "consent"
-                        }
-                        Answer::Refuse => {
-                            week.refusals += 1;
-                            "refusal"
-                        }
-                    };
-                    fates
-                        .entry((recorded.contact, recorded.purpose))
-                        .or_insert_with(|| format!("{verb} on {}", at.format("%Y-%m-%d")));
+                    for recorded in recorded {
+                        let week = &mut weeks[week_no];
+                        let verb = match pending.answer {
+                            Answer::Accept => {
+                                week.consents += 1;
+                                "consent"
+                            }
+                            Answer::Refuse => {
+                                week.refusals += 1;
+                                "refusal"
+                            }
+                        };
+                        fates
+                            .entry((recorded.contact, recorded.purpose))
+                            .or_insert_with(|| format!("{verb} on {}", at.format("%Y-%m-%d")));
+                    }
                 }
                 Err(RespondError::Token(_) | RespondError::Rejected(_)) => {}
                 Err(err) => return Err(SimulateError::Step(err.to_string())),

@@ -92,7 +92,7 @@ pub fn deliver_due(
     store: &Store,
     retry: &Retry,
     public_url: &str,
-    now_ms: i64,
+    (now, now_ms): (i64, i64),
     mailed: impl Fn(&str) -> bool,
 ) -> Result<Report, StoreError> {
     let conn = store.connection();
@@ -108,7 +108,7 @@ pub fn deliver_due(
         } else {
             webhooks::Take::Everything
         };
-        for (mut item, attempts) in webhooks::due(conn, &hook.tenant, now_ms, 100, take)? {
+        for (mut item, attempts) in webhooks::due(conn, &hook.tenant, (now, now_ms), 100, take)? {
             outbox::add_response_url(&mut item, public_url);
             let body = serde_json::to_string(&item).unwrap_or_default();
             let timestamp = now_ms / 1000;

@@ -125,6 +125,16 @@ C2,Zoë,Hart,zoe.hart@example.com,,jk,web,2026-10-01,en\n";
 /// Tenants, contacts and a config naming the relay; then `klar serve` ticking
 /// and delivering every few hundred milliseconds.
 pub fn serve_with_smtp(smtp_url: &str, env: &[(&str, &str)]) -> Server {
+    serve_with_smtp_purposes(smtp_url, env, &[])
+}
+
+/// As [`serve_with_smtp`], with more purposes (`id`, description) than
+/// `contact-data` added before the import.
+pub fn serve_with_smtp_purposes(
+    smtp_url: &str,
+    env: &[(&str, &str)],
+    purposes: &[(&str, &str)],
+) -> Server {
     let ws = Workspace::new(&[("contacts.csv", CSV)]);
     ws.ok(&[
         "tenant",
@@ -136,6 +146,18 @@ pub fn serve_with_smtp(smtp_url: &str, env: &[(&str, &str)]) -> Server {
         NOW,
     ]);
     ws.ok(&["tenant", "add", "other", "--name", "Other AG", "--now", NOW]);
+    for (id, description) in purposes {
+        ws.ok(&[
+            "purpose",
+            "add",
+            "acme",
+            id,
+            "--description",
+            description,
+            "--now",
+            NOW,
+        ]);
+    }
     ws.ok(&["import", "acme", "contacts.csv", "--now", NOW]);
     ws.write(
         "klar.toml",

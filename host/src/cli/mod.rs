@@ -1292,8 +1292,15 @@ fn tick(plugin: Option<&Path>, db: &Path, batch: usize, now: &NowArg) -> Result<
     let mut store = open_store(db)?;
     let plugin = load_plugin(plugin)?;
     for (tenant, r) in crate::scheduler::tick_all(&mut store, &plugin, now, batch)? {
+        // Deferred requests are named only when there are some, so that the
+        // usual line stays as it was.
+        let deferred = if r.deferred > 0 {
+            format!(", {} deferred", r.deferred)
+        } else {
+            String::new()
+        };
         println!(
-            "{tenant}: {} due, {} changed, {} failed, {} action(s) queued",
+            "{tenant}: {} due, {} changed, {} failed, {} action(s) queued{deferred}",
             r.due, r.changed, r.failed, r.actions
         );
     }

@@ -27,18 +27,25 @@ pub fn respond(
     match respond::respond(&mut store, &plugin, token, answer, origin, now) {
         Ok(recorded) => {
             if json {
-                println!("{}", serde_json::to_string_pretty(&recorded)?);
+                // One link used to answer one purpose; keep that shape for
+                // it, and list the answers of a link that asked about several.
+                match recorded.as_slice() {
+                    [one] => println!("{}", serde_json::to_string_pretty(one)?),
+                    many => println!("{}", serde_json::to_string_pretty(many)?),
+                }
             } else {
-                println!(
-                    "{} {} {}: {} (link {}, consent text v{} sha256 {})",
-                    recorded.tenant,
-                    recorded.contact,
-                    recorded.purpose,
-                    recorded.state,
-                    recorded.token_id,
-                    recorded.text_version,
-                    &recorded.text_sha256.get(..12).unwrap_or_default()
-                );
+                for recorded in &recorded {
+                    println!(
+                        "{} {} {}: {} (link {}, consent text v{} sha256 {})",
+                        recorded.tenant,
+                        recorded.contact,
+                        recorded.purpose,
+                        recorded.state,
+                        recorded.token_id,
+                        recorded.text_version,
+                        &recorded.text_sha256.get(..12).unwrap_or_default()
+                    );
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

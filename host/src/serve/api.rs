@@ -19,11 +19,11 @@ use utoipa_axum::routes;
 
 use super::error::{ErrorBody, ErrorDetail};
 use super::{ApiError, State, with_store};
-use crate::plugin::{Band, Contact, Event, State as CaseState};
+use crate::plugin::{Contact, Event, State as CaseState};
 use crate::scheduler::{self, EventError};
 use crate::store::contacts::{self, Upsert};
 use crate::store::report::{self, CaseFilter, CaseLine};
-use crate::store::{apikeys, outbox, tenants};
+use crate::store::{apikeys, cases, outbox, tenants};
 
 /// Every route is registered through `routes!`, which also puts its
 /// documentation in the OpenAPI document: a route cannot exist undocumented.
@@ -517,25 +517,20 @@ async fn may_use(
         let conn = store.connection();
         let tenant = tenant_of(conn, &key)?;
         let purpose = purpose?;
-        type Row = (String, String, Option<String>, Option<String>);
-        let row: Option<Row> = conn
-            .prepare_cached(
-                "SELECT state, band, json_extract(body, '$.consented_at'), json_extract(body, '$.basis')
-                 FROM cases WHERE tenant = ?1 AND contact = ?2 AND purpose = ?3",
-            )
-            .and_then(|mut s| {
-                s.query_row(rusqlite::params![tenant, id, purpose], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-                })
-                .optional()
-            })
-            .map_err(ApiError::internal)?;
-        let Some((case_state, band, consented_at, reason)) = row else {
+        let row = cases::usage(conn, &tenant, &id, &purpose).map_err(ApiError::internal)?;
+        let Some(row) = row else {
             return Err(ApiError::not_found(format!(
                 "no case for contact {id} and purpose {purpose}"
             )));
         };
-        let basis = if case_state == CaseState::Consented.as_str() {
+        // A guardrail: an erased person is used for nothing, whatever a
+        // case says.
+        let usable = row.may_use();
+        let (case_state, band, consented_at, reason) =
+            (row.state, row.band, row.consented_at, row.basis);
+        let basis = if !usable {
+            None
+        } else if case_state == CaseState::Consented.as_str() {
             let since = consented_at
                 .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
                 .map(|t| t.with_timezone(&chrono::Utc).to_rfc3339());
@@ -548,7 +543,7 @@ async fn may_use(
         Ok(Json(UseAnswer {
             contact: id,
             purpose,
-            may_use: band == contacts::band_name(Band::Usable),
+            may_use: usable,
             band,
             state: case_state,
             basis,
@@ -935,15 +930,19 @@ async fn pending_actions(
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let public_url = state.public_url.clone();
     let mailed = state.mailed.contains(&tenant);
+    let now = state.now().timestamp();
     with_store(&state, move |store| {
         let filter = outbox::Filter {
             after: q.after,
             limit: Some(limit),
             without_mails: mailed,
+            deliverable_at: Some(now),
             ..outbox::Filter::default()
         };
         let mut items =
             outbox::list(store.connection(), &tenant, &filter).map_err(ApiError::internal)?;
+        let ids: Vec<&str> = items.iter().map(|i| i.id.as_str()).collect();
+        outbox::mark_offered(store.connection(), &tenant, &ids, now).map_err(ApiError::internal)?;
         for item in &mut items {
             outbox::add_response_url(item, &public_url);
         }
@@ -989,16 +988,7 @@ async fn acknowledge(
     let now = state.now().timestamp();
     with_store(&state, move |store| {
         let acknowledged = store
-            .transaction(|tx| {
-                let mut n = 0;
-                for id in &body.ids {
-                    n += tx.execute(
-                        "UPDATE outbox SET acked_at = ?3 WHERE tenant = ?1 AND id = ?2 AND acked_at IS NULL",
-                        rusqlite::params![tenant, id, now],
-                    )?;
-                }
-                Ok::<_, rusqlite::Error>(n)
-            })
+            .transaction(|tx| outbox::acknowledge(tx, &tenant, &body.ids, now))
             .map_err(ApiError::internal)?;
         Ok(Json(Acknowledged { acknowledged }))
     })

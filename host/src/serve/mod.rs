@@ -229,7 +229,8 @@ fn deliver(
         log_deliveries("mails", mails);
     }
     let mailed = |tenant: &str| mailer.as_ref().is_some_and(|m| m.mails_for(tenant));
-    let hooks = crate::webhook::deliver_due(&store, retry, public_url, now_ms, mailed);
+    let clock = (now.timestamp(), now_ms);
+    let hooks = crate::webhook::deliver_due(&store, retry, public_url, clock, mailed);
     log_deliveries("webhooks", hooks);
 }
 

@@ -1,8 +1,11 @@
 //! The contacts' response page: `GET /r/{token}` shows the company, the
 //! purpose, the consent text the request named and two buttons; `POST`
 //! records the answer through [`crate::respond`] with the IP and user agent as
-//! evidence. German and English (Accept-Language, `?lang=` to switch). No
-//! script, no external assets.
+//! evidence. A link whose message asks about several purposes shows each
+//! purpose with its own text and choice, and "all yes" / "all no" buttons;
+//! each answer becomes evidence for its own case and text version. German
+//! and English (Accept-Language, `?lang=` to switch). No script, no external
+//! assets.
 //!
 //! An unknown, used or expired link gets the same friendly page with the same
 //! status, so the page reveals nothing about whether a link ever existed.
@@ -53,6 +56,12 @@ struct Texts {
     thanks_refuse_heading: &'static str,
     thanks_refuse_body: &'static str,
     not_now_heading: &'static str,
+    several: &'static str,
+    accept_all: &'static str,
+    refuse_all: &'static str,
+    save_each: &'static str,
+    thanks_mixed_heading: &'static str,
+    thanks_mixed_body: &'static str,
 }
 
 const DE: Texts = Texts {
@@ -75,6 +84,12 @@ const DE: Texts = Texts {
     thanks_refuse_heading: "Ihre Antwort ist gespeichert",
     thanks_refuse_body: "Wir verwenden Ihre Daten für diesen Zweck nicht mehr.",
     not_now_heading: "Ihre Antwort konnte nicht gespeichert werden",
+    several: "Wir fragen nach mehreren Zwecken. Sie können jedem einzeln zustimmen oder ihn ablehnen, oder allen auf einmal antworten.",
+    accept_all: "Allen Zwecken zustimmen",
+    refuse_all: "Alle Zwecke ablehnen",
+    save_each: "Meine Auswahl speichern",
+    thanks_mixed_heading: "Ihre Antworten sind gespeichert",
+    thanks_mixed_body: "Vielen Dank. Eine Einwilligung können Sie jederzeit mit Wirkung für die Zukunft widerrufen; Zwecke, die Sie abgelehnt haben, verfolgen wir nicht weiter.",
 };
 
 const EN: Texts = Texts {
@@ -97,6 +112,12 @@ const EN: Texts = Texts {
     thanks_refuse_heading: "Your answer is recorded",
     thanks_refuse_body: "We no longer use your data for this purpose.",
     not_now_heading: "Your answer could not be recorded",
+    several: "We are asking about several purposes. You can agree to or decline each of them, or answer all of them at once.",
+    accept_all: "Agree to all purposes",
+    refuse_all: "Decline all purposes",
+    save_each: "Save my choices",
+    thanks_mixed_heading: "Your answers are recorded",
+    thanks_mixed_body: "Thank you. You can withdraw a consent at any time with effect for the future; we no longer pursue the purposes you declined.",
 };
 
 #[derive(Debug, Deserialize)]
@@ -189,6 +210,16 @@ fn invalid(lang: &str) -> Response {
     )
 }
 
+/// One purpose the link asks about, as the page shows it.
+#[derive(Debug, serde::Serialize)]
+struct Item {
+    id: String,
+    purpose: String,
+    text: String,
+    version: i64,
+    sha_short: String,
+}
+
 /// `GET /r/{token}`
 async fn show(
     AxumState(state): AxumState<State>,
@@ -201,29 +232,45 @@ async fn show(
     let secret = token.clone();
     let found = with_store(&state, move |store| {
         let conn = store.connection();
-        let Ok(t) = tokens::redeemable(conn, &secret, now) else {
+        let Ok(open) = tokens::redeemable(conn, &secret, now) else {
             return Ok(None);
         };
-        let tenant = tenants::require(conn, &t.tenant).map_err(ApiError::internal)?;
+        let Some(first) = open.first() else {
+            return Ok(None);
+        };
+        let tenant = tenants::require(conn, &first.tenant).map_err(ApiError::internal)?;
         // Without a wish from the browser, the page speaks the language the
         // request was sent in.
-        let lang = asked.unwrap_or_else(|| texts::language_for(&t.language));
-        let purpose = tenants::purposes(conn, &t.tenant)
-            .map_err(ApiError::internal)?
-            .into_iter()
-            .find(|(id, _)| id == &t.purpose)
-            .map_or_else(
-                || t.purpose.clone(),
-                |(id, d)| tenants::purpose_in(&id, &d, lang),
-            );
-        let text = texts::get(conn, &t.tenant, &t.purpose, t.text_version, &t.language)
-            .map_err(ApiError::internal)?;
-        Ok(Some((lang, tenant.name, purpose, text)))
+        let lang = asked.unwrap_or_else(|| texts::language_for(&first.language));
+        let purposes = tenants::purposes(conn, &first.tenant).map_err(ApiError::internal)?;
+        let mut items = Vec::with_capacity(open.len());
+        for t in &open {
+            let purpose = purposes
+                .iter()
+                .find(|(id, _)| id == &t.purpose)
+                .map_or_else(
+                    || t.purpose.clone(),
+                    |(id, d)| tenants::purpose_in(id, d, lang),
+                );
+            let Some(text) = texts::get(conn, &t.tenant, &t.purpose, t.text_version, &t.language)
+                .map_err(ApiError::internal)?
+            else {
+                return Ok(None);
+            };
+            items.push(Item {
+                id: t.purpose.clone(),
+                purpose,
+                sha_short: text.sha256.get(..12).unwrap_or_default().to_owned(),
+                text: text.body,
+                version: text.version,
+            });
+        }
+        Ok(Some((lang, tenant.name, items)))
     })
     .await;
-    let (lang, company, purpose, text) = match found {
-        Ok(Some((lang, company, purpose, Some(text)))) => (lang, company, purpose, text),
-        Ok(_) => return invalid(asked.unwrap_or("de")),
+    let (lang, company, items) = match found {
+        Ok(Some(found)) => found,
+        Ok(None) => return invalid(asked.unwrap_or("de")),
         Err(err) => return err.into_response(),
     };
     let t = texts(lang);
@@ -233,16 +280,15 @@ async fn show(
             lang,
             other_lang => if lang == "de" { "en" } else { "de" },
             company,
-            purpose,
+            items,
             token,
             csrf,
-            text => text.body,
-            version => text.version,
-            sha_short => text.sha256.get(..12).unwrap_or_default(),
             t => context! {
                 title => t.title, heading => t.heading, intro => t.intro, purpose => t.purpose,
                 version => t.version, question => t.question, accept => t.accept,
                 refuse => t.refuse, language => t.language, switch => t.switch,
+                several => t.several, accept_all => t.accept_all, refuse_all => t.refuse_all,
+                save_each => t.save_each,
             },
         })
     });
@@ -259,10 +305,51 @@ async fn show(
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// The form's fields: `csrf`, `answer` (`accept` or `refuse` for every
+/// purpose, `each` for the choices), and `answer.PURPOSE` per purpose.
+#[derive(Debug, Default)]
 struct AnswerForm {
     answer: String,
     csrf: String,
+    each: Vec<(String, String)>,
+}
+
+impl AnswerForm {
+    fn from_fields(fields: Vec<(String, String)>) -> AnswerForm {
+        let mut form = AnswerForm::default();
+        for (key, value) in fields {
+            match key.as_str() {
+                "answer" => form.answer = value,
+                "csrf" => form.csrf = value,
+                _ => {
+                    if let Some(purpose) = key.strip_prefix("answer.") {
+                        form.each.push((purpose.to_owned(), value));
+                    }
+                }
+            }
+        }
+        form
+    }
+
+    /// What the contact chose; none for a form that is not ours.
+    fn choice(&self) -> Option<respond::Choice> {
+        let one = |v: &str| match v {
+            "accept" => Some(Answer::Accept),
+            "refuse" => Some(Answer::Refuse),
+            _ => None,
+        };
+        match self.answer.as_str() {
+            "each" => self
+                .each
+                .iter()
+                .filter(|(_, v)| !v.is_empty())
+                .map(|(p, v)| one(v).map(|a| (p.clone(), a)))
+                .collect::<Option<Vec<_>>>()
+                .filter(|list| !list.is_empty())
+                .map(respond::Choice::Each),
+            other => one(other).map(respond::Choice::All),
+        }
+    }
 }
 
 fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -283,18 +370,25 @@ async fn answer(
     Query(query): Query<LangQuery>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    Form(form): Form<AnswerForm>,
+    Form(fields): Form<Vec<(String, String)>>,
 ) -> Response {
+    let form = AnswerForm::from_fields(fields);
     let lang = language(&query, &headers);
     let t = texts(lang);
     let same = cookie(&headers, CSRF_COOKIE).is_some_and(|c| !c.is_empty() && c == form.csrf);
     if !same {
         return message(StatusCode::FORBIDDEN, lang, t.stale_heading, t.stale_body);
     }
-    let answer = match form.answer.as_str() {
-        "accept" => Answer::Accept,
-        "refuse" => Answer::Refuse,
-        _ => return message(StatusCode::BAD_REQUEST, lang, t.stale_heading, t.stale_body),
+    let Some(choice) = form.choice() else {
+        return message(StatusCode::BAD_REQUEST, lang, t.stale_heading, t.stale_body);
+    };
+    // (some accepted, some refused): which thanks the page says.
+    let answers = match &choice {
+        respond::Choice::All(a) => (*a == Answer::Accept, *a == Answer::Refuse),
+        respond::Choice::Each(list) => (
+            list.iter().any(|(_, a)| *a == Answer::Accept),
+            list.iter().any(|(_, a)| *a == Answer::Refuse),
+        ),
     };
     let origin = Origin {
         ip: Some(peer.ip()),
@@ -306,26 +400,20 @@ async fn answer(
     let now = state.now();
     let plugin = std::sync::Arc::clone(&state.plugin);
     let result = with_store(&state, move |store| {
-        Ok(respond::respond(
-            store, &plugin, &token, answer, &origin, now,
+        Ok(respond::respond_to(
+            store, &plugin, &token, &choice, &origin, now,
         ))
     })
     .await;
     match result {
-        Ok(Ok(_)) => match answer {
-            Answer::Accept => message(
-                StatusCode::OK,
-                lang,
-                t.thanks_accept_heading,
-                t.thanks_accept_body,
-            ),
-            Answer::Refuse => message(
-                StatusCode::OK,
-                lang,
-                t.thanks_refuse_heading,
-                t.thanks_refuse_body,
-            ),
-        },
+        Ok(Ok(_)) => {
+            let (heading, body) = match answers {
+                (true, false) => (t.thanks_accept_heading, t.thanks_accept_body),
+                (false, true) => (t.thanks_refuse_heading, t.thanks_refuse_body),
+                _ => (t.thanks_mixed_heading, t.thanks_mixed_body),
+            };
+            message(StatusCode::OK, lang, heading, body)
+        }
         Ok(Err(RespondError::Token(
             TokenError::Unknown | TokenError::Used | TokenError::Expired,
         ))) => invalid(lang),

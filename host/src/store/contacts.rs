@@ -84,6 +84,38 @@ pub fn get(conn: &Connection, tenant: &str, id: &str) -> rusqlite::Result<Option
     .optional()
 }
 
+/// A contact with when it was erased and when it was last sent a message.
+pub type WithState = (Contact, Option<i64>, Option<i64>);
+
+/// A contact as [`WithState`].
+pub fn get_with_state(
+    conn: &Connection,
+    tenant: &str,
+    id: &str,
+) -> rusqlite::Result<Option<WithState>> {
+    conn.prepare_cached(&format!(
+        "SELECT {COLUMNS}, k.erased_at, k.last_message_at FROM contacts k
+         WHERE k.tenant = ?1 AND k.id = ?2"
+    ))?
+    .query_row(params![tenant, id], |r| {
+        Ok((read(r, 0)?, r.get(10)?, r.get(11)?))
+    })
+    .optional()
+}
+
+/// A message went to the contact now; the next one waits (see
+/// `scheduler::next_message_at`).
+pub fn set_last_message(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    id: &str,
+    now: i64,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached("UPDATE contacts SET last_message_at = ?3 WHERE tenant = ?1 AND id = ?2")?
+        .execute(params![tenant, id, now])?;
+    Ok(())
+}
+
 /// Adds or updates a contact (by its CRM id), auditing any change.
 pub fn upsert(
     tx: &Transaction<'_>,

@@ -79,6 +79,18 @@ pub fn start_retention(
     .execute(params![tenant, contact, purpose, until])
 }
 
+/// Until when the contact's evidence is kept, if its retention started.
+pub fn retained_until(
+    conn: &Connection,
+    tenant: &str,
+    contact: &str,
+) -> rusqlite::Result<Option<i64>> {
+    conn.prepare_cached(
+        "SELECT MAX(retain_until) FROM evidence WHERE tenant = ?1 AND contact = ?2",
+    )?
+    .query_row(params![tenant, contact], |r| r.get(0))
+}
+
 /// Deletes the tenant's evidence whose retention ended by `now`; returns the
 /// number of rows deleted per contact.
 pub fn expire(

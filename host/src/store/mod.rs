@@ -8,6 +8,7 @@
 
 pub mod apikeys;
 pub mod audit;
+pub mod cases;
 pub mod contacts;
 pub mod evidence;
 pub mod outbox;
@@ -31,6 +32,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ),
     ("003_api", include_str!("migrations/003_api.sql")),
     ("004_webhooks", include_str!("migrations/004_webhooks.sql")),
+    ("005_messages", include_str!("migrations/005_messages.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]

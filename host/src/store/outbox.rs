@@ -1,7 +1,7 @@
 //! The outbox: actions for the CRM (requests to send, tasks, cleanups), each
 //! with a stable id so a receiver can de-duplicate, delivered at least once.
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, Transaction, params};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -23,6 +23,15 @@ pub struct Item {
     pub parked_at: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// When klar withdrew it before delivery because its case moved on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cancelled_at: Option<i64>,
+    /// Why it was withdrawn, e.g. "the case is now consented".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cancel_reason: Option<String>,
+    /// A message held for the contact's spacing is delivered from then on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deliver_after: Option<i64>,
 }
 
 /// Which actions [`list`] returns.
@@ -38,11 +47,14 @@ pub struct Filter<'a> {
     pub without_mails: bool,
     /// Only those after this `seq` (a cursor; 0 for all).
     pub after: i64,
+    /// Leave out messages held for the contact's spacing until after this
+    /// time (a deliverer's view); none shows them with their `deliver_after`.
+    pub deliverable_at: Option<i64>,
     pub limit: Option<usize>,
 }
 
 /// The columns [`read`] expects, in order.
-pub(crate) const COLUMNS: &str = "id, seq, contact, purpose, kind, payload, created_at, acked_at, attempts, parked_at, last_error";
+pub(crate) const COLUMNS: &str = "id, seq, contact, purpose, kind, payload, created_at, acked_at, attempts, parked_at, last_error, cancelled_at, cancel_reason, deliver_after";
 
 pub(crate) fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Item> {
     let payload: String = r.get(5)?;
@@ -58,6 +70,9 @@ pub(crate) fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Item> {
         attempts: r.get(8)?,
         parked_at: r.get(9)?,
         last_error: r.get(10)?,
+        cancelled_at: r.get(11)?,
+        cancel_reason: r.get(12)?,
+        deliver_after: r.get(13)?,
     })
 }
 
@@ -71,6 +86,7 @@ pub fn list(conn: &Connection, tenant: &str, filter: &Filter<'_>) -> rusqlite::R
          WHERE tenant = ?1 AND seq > ?4 AND (?2 IS NULL OR contact = ?2) AND (?3 OR acked_at IS NULL)
            AND (NOT ?6 OR parked_at IS NOT NULL)
            AND NOT (?7 AND kind = 'send-request' AND json_extract(payload, '$.channel') IS 'email')
+           AND (?8 IS NULL OR deliver_after IS NULL OR deliver_after <= ?8)
          ORDER BY seq LIMIT ?5"
     ))?;
     let rows = stmt.query_map(
@@ -81,7 +97,8 @@ pub fn list(conn: &Connection, tenant: &str, filter: &Filter<'_>) -> rusqlite::R
             filter.after,
             limit,
             filter.parked,
-            filter.without_mails
+            filter.without_mails,
+            filter.deliverable_at
         ],
         read,
     )?;
@@ -99,4 +116,168 @@ pub fn add_response_url(item: &mut Item, public_url: &str) {
     if let (Some(url), Some(object)) = (url, item.payload.as_object_mut()) {
         object.insert("response_url".to_owned(), Value::String(url));
     }
+}
+
+/// Queues one action for the CRM (or klar's mailer) with the next sequence
+/// number of the tenant.
+pub fn insert(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    id: &str,
+    (contact, purpose): (&str, &str),
+    kind: &str,
+    payload: &Value,
+    now: i64,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO outbox (id, tenant, seq, contact, purpose, kind, payload, created_at)
+         VALUES (?1, ?2, (SELECT COALESCE(MAX(seq), 0) + 1 FROM outbox WHERE tenant = ?2), ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![id, tenant, contact, purpose, kind, payload.to_string(), now])?;
+    Ok(())
+}
+
+/// Holds a queued message back until `until` (the contact's spacing).
+pub fn deliver_after(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    id: &str,
+    until: i64,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached("UPDATE outbox SET deliver_after = ?3 WHERE tenant = ?1 AND id = ?2")?
+        .execute(params![tenant, id, until])?;
+    Ok(())
+}
+
+/// The CRM carried these actions out; returns how many were pending.
+pub fn acknowledge(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    ids: &[String],
+    now: i64,
+) -> rusqlite::Result<usize> {
+    let mut n = 0;
+    for id in ids {
+        n += tx
+            .prepare_cached(
+                "UPDATE outbox SET acked_at = ?3 WHERE tenant = ?1 AND id = ?2 AND acked_at IS NULL",
+            )?
+            .execute(params![tenant, id, now])?;
+    }
+    Ok(n)
+}
+
+/// The CRM has seen these actions (it polled them, or a webhook delivery
+/// was attempted): withdrawing one later tells the CRM with a `cancel` action.
+pub fn mark_offered(
+    conn: &Connection,
+    tenant: &str,
+    ids: &[&str],
+    now: i64,
+) -> rusqlite::Result<()> {
+    for id in ids {
+        conn.prepare_cached(
+            "UPDATE outbox SET offered_at = ?3 WHERE tenant = ?1 AND id = ?2 AND offered_at IS NULL",
+        )?
+        .execute(params![tenant, id, now])?;
+    }
+    Ok(())
+}
+
+/// An action still waiting for delivery, as withdrawing it needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    pub id: String,
+    /// The purpose of the row (for a message: the first it asks about).
+    pub purpose: String,
+    pub kind: String,
+    /// Every purpose it concerns: a message or task may span several.
+    pub purposes: Vec<String>,
+    /// The CRM may have seen it (polled, or a delivery was attempted).
+    pub seen: bool,
+    token_id: Value,
+}
+
+/// The contact's actions of `kind` still waiting for delivery, in order.
+pub fn pending(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    contact: &str,
+    kind: &str,
+) -> rusqlite::Result<Vec<Pending>> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT id, purpose, kind, offered_at IS NOT NULL OR attempts > 0, payload FROM outbox
+         INDEXED BY outbox_pending_by_contact
+         WHERE tenant = ?1 AND contact = ?2 AND acked_at IS NULL AND kind = ?3
+         ORDER BY seq",
+    )?;
+    let rows = stmt.query_map(params![tenant, contact, kind], |r| {
+        let purpose: String = r.get(1)?;
+        let payload: String = r.get(4)?;
+        let payload: Value = serde_json::from_str(&payload).unwrap_or(Value::Null);
+        let mut purposes: Vec<String> = payload
+            .get("purposes")
+            .and_then(Value::as_array)
+            .map(|list| {
+                list.iter()
+                    .filter_map(|p| p.get("purpose").and_then(Value::as_str).or(p.as_str()))
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        if purposes.is_empty() {
+            purposes.push(purpose.clone());
+        }
+        Ok(Pending {
+            id: r.get(0)?,
+            purpose,
+            kind: r.get(2)?,
+            purposes,
+            seen: r.get(3)?,
+            token_id: payload.get("token_id").cloned().unwrap_or(Value::Null),
+        })
+    })?;
+    rows.collect()
+}
+
+/// Withdraws a pending action before delivery, with `reason`; it then counts
+/// as acknowledged, so no deliverer takes it. One the CRM may have seen gets
+/// a `cancel` action after it, so that the CRM can stop it too (a letter
+/// being printed, a call planned). Returns whether that notice was queued.
+pub fn cancel(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    pending: &Pending,
+    reason: &str,
+    now: i64,
+) -> rusqlite::Result<bool> {
+    tx.prepare_cached(
+        "UPDATE outbox SET acked_at = ?3, cancelled_at = ?3, cancel_reason = ?4
+         WHERE tenant = ?1 AND id = ?2",
+    )?
+    .execute(params![tenant, pending.id, now, reason])?;
+    if pending.seen {
+        let contact: String = tx
+            .prepare_cached("SELECT contact FROM outbox WHERE tenant = ?1 AND id = ?2")?
+            .query_row(params![tenant, pending.id], |r| r.get(0))?;
+        let notice = serde_json::json!({
+            "type": "cancel",
+            "cancels": pending.id,
+            "cancelled_kind": pending.kind,
+            "token_id": pending.token_id,
+            "purposes": pending.purposes,
+            "reason": reason,
+        });
+        let id = format!("{}-cancel", pending.id);
+        insert(
+            tx,
+            tenant,
+            &id,
+            (&contact, &pending.purpose),
+            "cancel",
+            &notice,
+            now,
+        )?;
+    }
+    Ok(pending.seen)
 }

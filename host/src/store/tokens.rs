@@ -22,6 +22,10 @@ pub struct Token {
     pub created_at: i64,
     pub expires_at: i64,
     pub used_at: Option<i64>,
+    /// The id of the token whose link was sent: a message asking about
+    /// several purposes has one link and a token per purpose behind it.
+    /// Its own id for the link token itself.
+    pub message: Option<String>,
 }
 
 /// Why a token cannot be answered. The messages say nothing about any contact.
@@ -51,13 +55,18 @@ pub fn id_of(secret: &str) -> String {
 }
 
 /// Issues a token for a request just sent; returns the secret and the row.
+/// A token that joins a message (`token.message` set) gets a secret of its
+/// own that is never sent: it is reached through the message's link.
 pub fn issue(tx: &Transaction<'_>, mut token: Token) -> rusqlite::Result<(String, Token)> {
     let secret = generate();
     token.id = id_of(&secret);
+    if token.message.is_none() {
+        token.message = Some(token.id.clone());
+    }
     tx.prepare_cached(
         "INSERT INTO response_tokens (id, hash, tenant, contact, purpose, attempt, channel,
-                                      text_version, language, created_at, expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                                      text_version, language, created_at, expires_at, message)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )?
     .execute(params![
         token.id,
@@ -70,53 +79,98 @@ pub fn issue(tx: &Transaction<'_>, mut token: Token) -> rusqlite::Result<(String
         token.text_version,
         token.language,
         token.created_at,
-        token.expires_at
+        token.expires_at,
+        token.message
     ])?;
     Ok((secret, token))
 }
 
-/// The token behind `secret`, if it may still be answered at `now`.
-pub fn redeemable(conn: &Connection, secret: &str, now: i64) -> Result<Token, TokenLookupError> {
-    let token = conn
-        .prepare_cached(
-            "SELECT id, tenant, contact, purpose, attempt, channel, text_version, language,
-                    created_at, expires_at, used_at
-             FROM response_tokens WHERE hash = ?1",
-        )?
-        .query_row([hash(secret)], |r| {
-            Ok(Token {
-                id: r.get(0)?,
-                tenant: r.get(1)?,
-                contact: r.get(2)?,
-                purpose: r.get(3)?,
-                attempt: r.get(4)?,
-                channel: r.get(5)?,
-                text_version: r.get(6)?,
-                language: r.get(7)?,
-                created_at: r.get(8)?,
-                expires_at: r.get(9)?,
-                used_at: r.get(10)?,
-            })
-        })
+const TOKEN_COLUMNS: &str =
+    "id, tenant, contact, purpose, attempt, channel, text_version, language,
+     created_at, expires_at, used_at, message";
+
+fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Token> {
+    Ok(Token {
+        id: r.get(0)?,
+        tenant: r.get(1)?,
+        contact: r.get(2)?,
+        purpose: r.get(3)?,
+        attempt: r.get(4)?,
+        channel: r.get(5)?,
+        text_version: r.get(6)?,
+        language: r.get(7)?,
+        created_at: r.get(8)?,
+        expires_at: r.get(9)?,
+        used_at: r.get(10)?,
+        message: r.get(11)?,
+    })
+}
+
+/// The tokens behind the link `secret` that may still be answered at `now`:
+/// one per purpose the message asked about and nobody has answered yet, in
+/// the order of the purposes. The link works while any of them is open.
+pub fn redeemable(
+    conn: &Connection,
+    secret: &str,
+    now: i64,
+) -> Result<Vec<Token>, TokenLookupError> {
+    let link = conn
+        .prepare_cached(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM response_tokens WHERE hash = ?1"
+        ))?
+        .query_row([hash(secret)], read)
         .optional()?
         .ok_or(TokenError::Unknown)?;
-    if token.used_at.is_some() {
-        return Err(TokenError::Used.into());
+    let tokens = match &link.message {
+        // Links from before messages could span purposes are their own message.
+        None => vec![link],
+        Some(message) => {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {TOKEN_COLUMNS} FROM response_tokens INDEXED BY response_tokens_by_message
+                 WHERE message = ?1 ORDER BY purpose"
+            ))?;
+            let rows = stmt.query_map([message], read)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()?
+        }
+    };
+    let open: Vec<Token> = tokens
+        .iter()
+        .filter(|t| t.used_at.is_none() && now < t.expires_at)
+        .cloned()
+        .collect();
+    if open.is_empty() {
+        let used = tokens
+            .iter()
+            .any(|t| t.used_at.is_some() && now < t.expires_at);
+        return Err(if used {
+            TokenError::Used
+        } else {
+            TokenError::Expired
+        }
+        .into());
     }
-    if now >= token.expires_at {
-        return Err(TokenError::Expired.into());
-    }
-    Ok(token)
+    Ok(open)
+}
+
+/// Closes every open link of a case (it was purged with its person).
+pub fn close_for_case(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    contact: &str,
+    purpose: &str,
+    now: i64,
+) -> rusqlite::Result<usize> {
+    tx.prepare_cached(
+        "UPDATE response_tokens SET used_at = ?4
+         WHERE tenant = ?1 AND contact = ?2 AND purpose = ?3 AND used_at IS NULL",
+    )?
+    .execute(params![tenant, contact, purpose, now])
 }
 
 /// Marks every open token of the token's case as used: one answer per case,
 /// whichever of its links the contact clicked.
 pub fn close_case(tx: &Transaction<'_>, token: &Token, now: i64) -> rusqlite::Result<usize> {
-    tx.prepare_cached(
-        "UPDATE response_tokens SET used_at = ?4
-         WHERE tenant = ?1 AND contact = ?2 AND purpose = ?3 AND used_at IS NULL",
-    )?
-    .execute(params![token.tenant, token.contact, token.purpose, now])
+    close_for_case(tx, &token.tenant, &token.contact, &token.purpose, now)
 }
 
 /// A lookup that failed because of the token or because of the database.

@@ -72,11 +72,12 @@ pub enum Take {
 }
 
 /// Actions of `tenant` to deliver now, in order, with their failed attempts:
-/// not acknowledged, not parked, due.
+/// not acknowledged, not parked, due, and not held for the contact's spacing
+/// past `now` (klar's clock, seconds; `now_ms` is the wall clock of retries).
 pub fn due(
     conn: &Connection,
     tenant: &str,
-    now_ms: i64,
+    (now, now_ms): (i64, i64),
     limit: usize,
     take: Take,
 ) -> rusqlite::Result<Vec<(Item, i64)>> {
@@ -89,6 +90,7 @@ pub fn due(
         "SELECT {} FROM outbox
          WHERE tenant = ?1 AND acked_at IS NULL AND parked_at IS NULL
            AND (next_attempt_ms IS NULL OR next_attempt_ms <= ?2)
+           AND (deliver_after IS NULL OR deliver_after <= ?5)
            AND (?4 = 0 OR (?4 = 1) = (kind = 'send-request'
                                       AND json_extract(payload, '$.channel') IS 'email'))
          ORDER BY seq LIMIT ?3",
@@ -99,7 +101,8 @@ pub fn due(
             tenant,
             now_ms,
             i64::try_from(limit).unwrap_or(i64::MAX),
-            take
+            take,
+            now
         ],
         |r| {
             let item = super::outbox::read(r)?;

@@ -1,0 +1,185 @@
+//! Cases as stored: one row per contact and purpose, the whole case as JSON
+//! in `body`, with its state, band and due time in columns for the queries.
+
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+use super::StoreError;
+use super::contacts::band_name;
+use crate::plugin::Case;
+
+pub(crate) fn parse(body: &str) -> Result<Case, StoreError> {
+    serde_json::from_str(body).map_err(|e| {
+        StoreError::Sql(rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Text,
+            Box::new(e),
+        ))
+    })
+}
+
+/// One case of a contact, if it has one for `purpose`.
+pub fn get(
+    conn: &Connection,
+    tenant: &str,
+    contact: &str,
+    purpose: &str,
+) -> Result<Option<Case>, StoreError> {
+    let body: Option<String> = conn
+        .prepare_cached(
+            "SELECT body FROM cases WHERE tenant = ?1 AND contact = ?2 AND purpose = ?3",
+        )?
+        .query_row(params![tenant, contact, purpose], |r| r.get(0))
+        .optional()?;
+    body.as_deref().map(parse).transpose()
+}
+
+/// Every case of a contact, by purpose.
+pub fn of_contact(conn: &Connection, tenant: &str, contact: &str) -> Result<Vec<Case>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT body FROM cases WHERE tenant = ?1 AND contact = ?2 ORDER BY purpose",
+    )?;
+    let bodies = stmt
+        .query_map(params![tenant, contact], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    bodies.iter().map(|b| parse(b)).collect()
+}
+
+/// Writes a case after a step and clears a failure mark.
+pub fn write(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    contact: &str,
+    case: &Case,
+    now: i64,
+) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "UPDATE cases SET state = ?4, band = ?5, body = ?6, due_at = ?7, updated_at = ?8, needs_attention = NULL
+         WHERE tenant = ?1 AND contact = ?2 AND purpose = ?3",
+    )?
+    .execute(params![
+        tenant,
+        contact,
+        case.purpose,
+        case.state.as_str(),
+        band_name(case.state.band()),
+        serde_json::to_string(case).unwrap_or_default(),
+        case.due_at.map(|t| t.timestamp()),
+        now
+    ])?;
+    Ok(())
+}
+
+/// Moves a case's next step without changing anything else (a request that
+/// must wait for the contact's message spacing).
+pub fn postpone(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    contact: &str,
+    case: &Case,
+    until: i64,
+) -> Result<(), StoreError> {
+    let mut case = case.clone();
+    case.due_at = chrono::DateTime::from_timestamp(until, 0);
+    tx.prepare_cached(
+        "UPDATE cases SET body = ?4, due_at = ?5 WHERE tenant = ?1 AND contact = ?2 AND purpose = ?3",
+    )?
+    .execute(params![
+        tenant,
+        contact,
+        case.purpose,
+        serde_json::to_string(&case).unwrap_or_default(),
+        until
+    ])?;
+    Ok(())
+}
+
+/// Marks a case as failed with the reason; it keeps its state.
+pub fn mark_failed(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    contact: &str,
+    purpose: &str,
+    why: &str,
+) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "UPDATE cases SET needs_attention = ?4 WHERE tenant = ?1 AND contact = ?2 AND purpose = ?3",
+    )?
+    .execute(params![tenant, contact, purpose, why])?;
+    Ok(())
+}
+
+/// Why a case's last step failed, if it did.
+pub fn attention(
+    conn: &Connection,
+    tenant: &str,
+    contact: &str,
+    purpose: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT needs_attention FROM cases WHERE tenant = ?1 AND contact = ?2 AND purpose = ?3",
+        )?
+        .query_row(params![tenant, contact, purpose], |r| r.get(0))
+        .optional()?
+        .flatten())
+}
+
+/// The cases of erased contacts that are not purged yet (a store from before
+/// erasure ended every purpose): `(contact, purpose)`.
+pub fn left_after_erasure(
+    conn: &Connection,
+    tenant: &str,
+) -> Result<Vec<(String, String)>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT c.contact, c.purpose FROM contacts k INDEXED BY contacts_erased
+         JOIN cases c ON c.tenant = k.tenant AND c.contact = k.id
+         WHERE k.tenant = ?1 AND k.erased_at IS NOT NULL AND c.state != 'purged'
+         ORDER BY c.contact, c.purpose",
+    )?;
+    let rows = stmt.query_map([tenant], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// What "may I use this contact for this purpose?" reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Use {
+    pub state: String,
+    pub band: String,
+    pub consented_at: Option<String>,
+    pub basis: Option<String>,
+    /// The contact was erased: nothing may be used, whatever the case says.
+    pub erased: bool,
+}
+
+impl Use {
+    /// Only a usable case of a person who was not erased may be used: the
+    /// erasure check is a guardrail, whatever the case says.
+    pub fn may_use(&self) -> bool {
+        !self.erased && self.band == band_name(crate::plugin::Band::Usable)
+    }
+}
+
+/// The hottest read: one row, only the columns the answer needs.
+pub fn usage(
+    conn: &Connection,
+    tenant: &str,
+    contact: &str,
+    purpose: &str,
+) -> rusqlite::Result<Option<Use>> {
+    conn.prepare_cached(
+        "SELECT c.state, c.band, json_extract(c.body, '$.consented_at'), json_extract(c.body, '$.basis'),
+                k.erased_at IS NOT NULL
+         FROM cases c JOIN contacts k ON k.tenant = c.tenant AND k.id = c.contact
+         WHERE c.tenant = ?1 AND c.contact = ?2 AND c.purpose = ?3",
+    )?
+    .query_row(params![tenant, contact, purpose], |r| {
+        Ok(Use {
+            state: r.get(0)?,
+            band: r.get(1)?,
+            consented_at: r.get(2)?,
+            basis: r.get(3)?,
+            erased: r.get(4)?,
+        })
+    })
+    .optional()
+}
