@@ -88,14 +88,34 @@ pub fn outbox(
     for item in &items {
         let p = &item.payload;
         let field = |k: &str| p.get(k).and_then(|v| v.as_str()).unwrap_or("").to_owned();
+        let purposes = |key: &str| {
+            p.get("purposes")
+                .and_then(|v| v.as_array())
+                .filter(|list| list.len() > 1)
+                .map(|list| {
+                    let names: Vec<&str> = list
+                        .iter()
+                        .filter_map(|x| x.get(key).and_then(|v| v.as_str()).or(x.as_str()))
+                        .collect();
+                    format!(" ({})", names.join(", "))
+                })
+                .unwrap_or_default()
+        };
         let detail = match item.kind.as_str() {
             "send-request" => format!(
-                "{} attempt {} link {}",
+                "{} attempt {} link {}{}",
                 field("channel"),
                 p.get("attempt").and_then(|v| v.as_u64()).unwrap_or(0),
-                field("token")
+                field("token"),
+                purposes("purpose")
             ),
-            "create-task" => format!("{} for {}", field("kind"), field("assignee")),
+            "cancel" => format!("withdraws {}: {}", field("cancels"), field("reason")),
+            "create-task" => format!(
+                "{} for {}{}",
+                field("kind"),
+                field("assignee"),
+                purposes("purpose")
+            ),
             "cleanup" => field("mode"),
             "notify" => format!("to {}: {}", field("recipient"), field("message")),
             _ => String::new(),
@@ -104,6 +124,19 @@ pub fn outbox(
             "{:<18} {:<14} {:<16} {:<13} {detail}",
             item.id, item.contact, item.purpose, item.kind
         );
+        if let Some(reason) = &item.cancel_reason {
+            println!("{:<18} withdrawn before delivery: {reason}", "");
+        }
+        if let Some(until) = item
+            .deliver_after
+            .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+        {
+            println!(
+                "{:<18} held until {} (one message a day to the same contact)",
+                "",
+                until.to_rfc3339()
+            );
+        }
         if let Some(error) = &item.last_error {
             let state = if item.parked_at.is_some() {
                 "parked"
