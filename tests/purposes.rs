@@ -412,3 +412,24 @@ fn a_request_an_event_raises_within_the_day_waits_in_the_outbox() {
         "a second message on the same day: {polled}"
     );
 }
+
+#[test]
+fn a_reminder_for_every_purpose_replaces_the_message_still_waiting() {
+    let ws = Workspace::new(&[]);
+    ws.ok(&["tenant", "add", "acme", "--name", "ACME GmbH", "--now", NOW]);
+    two_purposes(&ws);
+    ws.ok(&["tick", "--now", NOW]);
+    // Nobody carried the first message out; the reminders are due (14
+    // business days in the standard policy).
+    ws.ok(&["tick", "--now", &at(25 * 24)]);
+    let pending = outbox(&ws, false);
+    let requests = of_kind(&pending, "send-request");
+    assert_eq!(requests.len(), 1, "{pending:?}");
+    assert_eq!(requests[0]["payload"]["attempt"], 2);
+    let all = outbox(&ws, true);
+    let first = of_kind(&all, "send-request")[0];
+    assert_eq!(
+        first["cancel_reason"], "a newer request replaces it",
+        "{first}"
+    );
+}

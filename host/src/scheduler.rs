@@ -860,6 +860,7 @@ fn apply_contact(
             _ => now,
         };
         contacts::set_last_message(tx, tenant, &contact.id, sent_at)?;
+        replace_older_messages(tx, ctx, &contact.id, &message.id)?;
     }
     for mut task in tasks {
         if let Some(object) = task.payload.as_object_mut() {
@@ -905,8 +906,8 @@ fn stale_request_reason(case: &Case) -> Option<String> {
 }
 
 /// Withdraws what waits in the outbox for a case that this step moved on: its
-/// requests once it is no longer being asked (or a newer request replaces
-/// them), and the owner's tasks once its state changed.
+/// requests once it is no longer being asked, and the owner's tasks once its
+/// state changed.
 fn withdraw_stale(
     tx: &Transaction<'_>,
     ctx: &StepContext<'_>,
@@ -916,9 +917,9 @@ fn withdraw_stale(
 ) -> Result<(), StoreError> {
     let tenant = ctx.tenant.id.as_str();
     let case = &outcome.case;
-    let reason = stale_request_reason(case)
-        .or_else(|| first_request(outcome).map(|_| "a newer request replaces it".to_owned()));
-    if let Some(reason) = reason {
+    // A newer request's message replaces older ones once it is queued (see
+    // `replace_older_messages`).
+    if let Some(reason) = stale_request_reason(case) {
         for pending in outbox::pending(tx, tenant, contact, "send-request")? {
             if !pending.purposes.iter().any(|p| p == &case.purpose) {
                 continue;
@@ -941,6 +942,40 @@ fn withdraw_stale(
             if pending.purposes.iter().all(|p| p == &case.purpose) {
                 cancel(tx, tenant, contact, &pending, &reason, ctx.now)?;
             }
+        }
+    }
+    Ok(())
+}
+
+/// Withdraws the contact's older pending messages that the new one
+/// replaces: those whose every purpose it asks about again or that is no
+/// longer being asked.
+fn replace_older_messages(
+    tx: &Transaction<'_>,
+    ctx: &StepContext<'_>,
+    contact: &str,
+    newest: &str,
+) -> Result<(), StoreError> {
+    let tenant = ctx.tenant.id.as_str();
+    let pending = outbox::pending(tx, tenant, contact, "send-request")?;
+    let Some(new) = pending.iter().find(|p| p.id == newest) else {
+        return Ok(());
+    };
+    for older in pending.iter().filter(|p| p.id != newest) {
+        let mut still_asks = false;
+        for purpose in older.purposes.iter().filter(|p| !new.purposes.contains(p)) {
+            still_asks |= cases::get(tx, tenant, contact, purpose)?
+                .is_some_and(|c| stale_request_reason(&c).is_none());
+        }
+        if !still_asks {
+            cancel(
+                tx,
+                tenant,
+                contact,
+                older,
+                "a newer request replaces it",
+                ctx.now,
+            )?;
         }
     }
     Ok(())
