@@ -407,7 +407,7 @@ fn a_policy_that_hits_a_limit_marks_only_its_cases_and_status_says_so() {
     assert!(status.contains("needs attention: 1"), "{status}");
     assert!(
         status.contains(
-            "  needs attention: C2 contact-data: policy error at 4:16: in hook `channel`: Too many operations"
+            "  needs attention: C2 contact-data: policy error at 4:16: in hook `channel`: the policy ran too long and was stopped"
         ),
         "the limit error names the policy's line: {status}"
     );

@@ -4,8 +4,9 @@
 //! defined hook once on a sample contact so that a wrong return type or a runaway
 //! loop is found before the policy goes live, and warns about functions that look
 //! like misspelt hooks. At run time each hook call is traced, so a step can be
-//! explained later.
+//! explained later. Errors read in plain words (see `plain.rs`).
 
+use std::cell::OnceCell;
 use std::rc::Rc;
 
 use chrono::{TimeZone, Utc};
@@ -13,6 +14,7 @@ use rhai::{AST, CallFnOptions, Dynamic, Engine, EvalAltResult, Position, Scope};
 
 use crate::hooks::{self, Hook, Mismatch};
 use crate::model::{Case, Contact, Diagnostic, Severity, State, StepError, TraceEntry};
+use crate::plain::{self, Names, edit_distance};
 use crate::script::{self, CaseView, ContactView};
 
 /// Where each hook is defined in the source (1-based line and column).
@@ -30,6 +32,8 @@ pub struct Policy {
     warnings: Vec<Diagnostic>,
     /// `business_days_only()` takes no arguments, so it is evaluated once here.
     business_days_only: bool,
+    /// What error messages may suggest; gathered on the first error only.
+    names: OnceCell<Names>,
 }
 
 /// A silent log sink, for native use and tests.
@@ -46,7 +50,15 @@ impl Policy {
         let engine = script::engine(log);
         let ast = engine.compile(source).map_err(|err| {
             let (line, column) = place(err.1);
-            vec![Diagnostic::error(line, column, err.0.to_string())]
+            let names = Names {
+                variables: Names::declared_in(source),
+                ..Names::default()
+            };
+            vec![Diagnostic::error(
+                line,
+                column,
+                plain::parse(&err.0, &names),
+            )]
         })?;
 
         let mut diagnostics = Vec::new();
@@ -104,6 +116,7 @@ impl Policy {
             defined,
             warnings: Vec::new(),
             business_days_only: false,
+            names: OnceCell::new(),
         };
         if diagnostics.iter().all(|d| d.severity == Severity::Warning) {
             policy.probe(&mut diagnostics);
@@ -310,15 +323,57 @@ impl Policy {
             }
             known => known,
         };
+        // Which of the policy's own functions the error happened in, if not
+        // in the hook itself.
+        let mut within = Vec::new();
+        let mut outer = err;
+        while let EvalAltResult::ErrorInFunctionCall(name, _, next, _) = outer {
+            if name != hook.name() && !within.contains(name) {
+                within.push(name.clone());
+            }
+            outer = next;
+        }
+        let place = match within.as_slice() {
+            [] => format!("in hook `{}`", hook.name()),
+            names => format!(
+                "in hook `{}`, in function `{}`",
+                hook.name(),
+                names.join("` → `")
+            ),
+        };
+        let names = self.names.get_or_init(|| self.gather_names());
         Diagnostic::error(
             line,
             column,
-            format!(
-                "in hook `{}`: {}",
-                hook.name(),
-                without_position(&inner.to_string())
-            ),
+            format!("{place}: {}", plain::runtime(inner, names)),
         )
+    }
+
+    /// The functions and variables a suggestion may name.
+    fn gather_names(&self) -> Names {
+        let is_name = |n: &str| {
+            n.chars()
+                .next()
+                .is_some_and(|c| c.is_alphabetic() || c == '_')
+                && n.chars().all(|c| c.is_alphanumeric() || c == '_')
+        };
+        let mut functions: Vec<String> = self.engine.collect_fn_metadata(
+            None,
+            |info| Some(info.metadata.name.to_string()),
+            true,
+        );
+        functions.retain(|n| is_name(n));
+        functions.sort();
+        functions.dedup();
+        Names {
+            functions,
+            scripted: self
+                .ast
+                .iter_functions()
+                .map(|f| (f.name.to_owned(), f.params.len()))
+                .collect(),
+            variables: Names::declared_in(&self.source),
+        }
     }
 }
 
@@ -329,15 +384,6 @@ fn index(hook: Hook) -> usize {
 fn place(pos: Position) -> (u32, u32) {
     let n = |v: Option<usize>| v.and_then(|v| u32::try_from(v).ok()).unwrap_or(0);
     (n(pos.line()), n(pos.position()))
-}
-
-/// rhai appends " (line L, position P)" to its messages; diagnostics carry the
-/// place separately.
-fn without_position(message: &str) -> &str {
-    match message.rfind(" (line ") {
-        Some(i) if message.ends_with(')') => &message[..i],
-        _ => message,
-    }
 }
 
 /// The place of `fn NAME` in the source: rhai's function metadata has no position.
@@ -405,23 +451,6 @@ fn is_called(source: &str, name: &str) -> bool {
         rest = &rest[i + name.len()..];
     }
     count > 1
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let above = row[j + 1];
-            row[j + 1] = (above + 1)
-                .min(row[j] + 1)
-                .min(diagonal + usize::from(ca != *cb));
-            diagonal = above;
-        }
-    }
-    row[b.len()]
 }
 
 fn sample_contact() -> Contact {
@@ -527,7 +556,7 @@ mod tests {
         let started = std::time::Instant::now();
         let d = errors("fn answer_days(contact) {\n  let n = 0;\n  loop { n += 1; }\n}");
         assert!(
-            d[0].message.contains("Too many operations"),
+            d[0].message.contains("the policy ran too long"),
             "{}",
             d[0].message
         );
@@ -546,23 +575,25 @@ mod tests {
     #[test]
     fn deep_recursion_is_stopped() {
         let d = errors("fn f(n) { f(n + 1) }\nfn answer_days(contact) { f(0) }");
-        assert!(
-            d[0].message.to_lowercase().contains("stack overflow"),
-            "{}",
-            d[0].message
-        );
+        assert!(d[0].message.contains("levels deep"), "{}", d[0].message);
     }
 
     #[test]
     fn huge_strings_and_arrays_are_stopped() {
         let d = errors("fn answer_days(contact) { let s = \"x\"; loop { s += s; } }");
         assert!(
-            d[0].message.contains("Length of string"),
+            d[0].message
+                .contains("a text grew longer than 4096 characters"),
             "{}",
             d[0].message
         );
         let d = errors("fn reminder_days(contact) { let a = []; loop { a.push(1); } }");
-        assert!(d[0].message.contains("Size of array"), "{}", d[0].message);
+        assert!(
+            d[0].message
+                .contains("a list grew longer than 1000 entries"),
+            "{}",
+            d[0].message
+        );
     }
 
     /// rhai 1.27 does not apply its map-size limit to `m[key] = value` (seen
@@ -574,7 +605,7 @@ mod tests {
             "fn answer_days(contact) { let m = #{}; let i = 0; loop { m[i.to_string()] = 0; i += 1; } }",
         );
         assert!(
-            d[0].message.contains("Too many operations"),
+            d[0].message.contains("the policy ran too long"),
             "{}",
             d[0].message
         );
@@ -620,12 +651,5 @@ mod tests {
                 .business_days_only()
         );
         assert!(!Policy::compile("").expect("ok").business_days_only());
-    }
-
-    #[test]
-    fn edit_distance_counts_edits() {
-        assert_eq!(edit_distance("reminder_days", "reminder_day"), 1);
-        assert_eq!(edit_distance("channel", "chanel"), 1);
-        assert_eq!(edit_distance("abc", "xyz"), 3);
     }
 }
