@@ -57,7 +57,8 @@ pub fn checked_and_tested_to(
     } else {
         tests.to_vec()
     };
-    let report = policy_test::run(&mut session, &source, &files)?;
+    let texts = policy_test::read_files(&files)?;
+    let report = policy_test::run_texts(&mut session, &texts)?;
     print_report(out, &report)?;
     Ok((report.failed() == 0).then_some(source))
 }

@@ -302,7 +302,7 @@ async fn upload(
             None => None,
             Some(text) => {
                 let files = [(PathBuf::from("tests.toml"), text.clone())];
-                let report = policy_test::run_texts(&mut session, &upload.source, &files)
+                let report = policy_test::run_texts(&mut session, &files)
                     .map_err(|e| ApiError::bad_request(e.to_string()))?;
                 Some(Tests::from(&report))
             }
