@@ -95,6 +95,38 @@ fn a_trap_in_a_batch_marks_only_its_own_case() {
 }
 
 #[test]
+fn a_trap_while_trying_a_policy_on_contacts_names_only_its_contact() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut store = klar::store::Store::open(&dir.path().join("klar.db")).expect("opens");
+    store
+        .transaction(|tx| -> Result<(), klar::store::tenants::TenantError> {
+            klar::store::tenants::add(tx, "acme", "ACME", "UTC", "de", 1)?;
+            for id in ["C1", "loop", "C3", "reject:no phone", "trap"] {
+                klar::store::contacts::upsert(tx, "acme", &contact(id), 1)?;
+            }
+            Ok(())
+        })
+        .expect("fills");
+    let mut session = rogue();
+    let sweep =
+        klar::activation::run_sweep(&store, &mut session, "acme", &mut |_, _| {}).expect("sweeps");
+    assert_eq!((sweep.total, sweep.probed), (5, 5));
+    let found: Vec<(&str, &str)> = sweep
+        .problems
+        .iter()
+        .map(|p| (p.contact.as_str(), p.diagnostic.message.as_str()))
+        .collect();
+    assert_eq!(found.len(), 3, "{found:?}");
+    assert_eq!(found[0].0, "loop");
+    assert!(found[0].1.starts_with("the plugin failed: "), "{found:?}");
+    assert_eq!(found[1], ("reject:no phone", "no phone"));
+    assert_eq!(found[2].0, "trap");
+    assert!(found[2].1.contains("unreachable"), "{found:?}");
+    // The session carries on with a fresh store.
+    assert!(step_as(&mut session, "C1").is_ok());
+}
+
+#[test]
 fn a_plugin_cannot_read_files() {
     let dir = files(&[("secret.txt", "Kundendaten")]);
     let path = dir.path().join("secret.txt");
