@@ -95,6 +95,38 @@ fn a_trap_in_a_batch_marks_only_its_own_case() {
 }
 
 #[test]
+fn a_trap_while_trying_a_policy_on_contacts_names_only_its_contact() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut store = klar::store::Store::open(&dir.path().join("klar.db")).expect("opens");
+    store
+        .transaction(|tx| -> Result<(), klar::store::tenants::TenantError> {
+            klar::store::tenants::add(tx, "acme", "ACME", "UTC", "de", 1)?;
+            for id in ["C1", "loop", "C3", "reject:no phone", "trap"] {
+                klar::store::contacts::upsert(tx, "acme", &contact(id), 1)?;
+            }
+            Ok(())
+        })
+        .expect("fills");
+    let mut session = rogue();
+    let sweep =
+        klar::activation::run_sweep(&store, &mut session, "acme", &mut |_, _| {}).expect("sweeps");
+    assert_eq!((sweep.total, sweep.probed), (5, 5));
+    let found: Vec<(&str, &str)> = sweep
+        .problems
+        .iter()
+        .map(|p| (p.contact.as_str(), p.diagnostic.message.as_str()))
+        .collect();
+    assert_eq!(found.len(), 3, "{found:?}");
+    assert_eq!(found[0].0, "loop");
+    assert!(found[0].1.starts_with("the plugin failed: "), "{found:?}");
+    assert_eq!(found[1], ("reject:no phone", "no phone"));
+    assert_eq!(found[2].0, "trap");
+    assert!(found[2].1.contains("unreachable"), "{found:?}");
+    // The session carries on with a fresh store.
+    assert!(step_as(&mut session, "C1").is_ok());
+}
+
+#[test]
 fn a_plugin_cannot_read_files() {
     let dir = files(&[("secret.txt", "Kundendaten")]);
     let path = dir.path().join("secret.txt");
@@ -127,7 +159,7 @@ fn a_plugin_for_another_contract_version_is_refused_with_a_clear_message() {
     let wat = r#"(component
         (core module $m)
         (instance $i)
-        (export "klar:consent/process@0.3.0" (instance $i))
+        (export "klar:consent/process@0.4.0" (instance $i))
     )"#;
     let wasm = wat::parse_str(wat).expect("valid component text");
     let err = strict_runtime()
@@ -137,7 +169,7 @@ fn a_plugin_for_another_contract_version_is_refused_with_a_clear_message() {
     assert!(matches!(err, RuntimeError::Incompatible { .. }), "{err:?}");
     assert_eq!(
         err.to_string(),
-        "future.wasm was built for contract klar:consent@0.3.0, but this klar supports klar:consent@0.2.0; rebuild the plugin against this klar's wit/"
+        "future.wasm was built for contract klar:consent@0.4.0, but this klar supports klar:consent@0.3.0; rebuild the plugin against this klar's wit/"
     );
 }
 
@@ -155,7 +187,7 @@ fn something_that_is_not_a_plugin_is_refused() {
         .expect("refused");
     assert_eq!(
         err.to_string(),
-        "empty.wasm is not a klar plugin: it does not export `klar:consent/process@0.2.0`"
+        "empty.wasm is not a klar plugin: it does not export `klar:consent/process@0.3.0`"
     );
 }
 

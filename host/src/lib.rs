@@ -5,6 +5,7 @@
 //! policy errors for people; `bench` measures the plugin against its native
 //! build; `cli` is the `klar` command.
 
+pub mod activation;
 pub mod bench;
 pub mod bundle;
 pub mod cli;

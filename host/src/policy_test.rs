@@ -27,7 +27,8 @@ use chrono::{DateTime, FixedOffset, Utc};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::plugin::{self, Action, Case, Clock, Contact, Event, Outcome, StepError};
+use crate::plugin::hooks::Hook;
+use crate::plugin::{Action, Case, Clock, Contact, Event, Outcome, StepError};
 use crate::runtime::{Session, StepFailure};
 
 #[derive(Debug, Default, Deserialize)]
@@ -118,6 +119,8 @@ pub enum TestFileError {
     },
     #[error("{file}: {message}")]
     Malformed { file: String, message: String },
+    #[error("the plugin failed while running the tests: {0}")]
+    Plugin(String),
 }
 
 /// The test file that belongs to a policy: `x.rhai` → `x.tests.toml`.
@@ -366,27 +369,24 @@ fn run_file(
     })
 }
 
-/// Runs the test files of a policy whose source `session` runs.
-pub fn run(
-    session: &mut Session,
-    source: &str,
-    files: &[PathBuf],
-) -> Result<Report, TestFileError> {
-    let mut texts = Vec::new();
-    for file in files {
-        let text = std::fs::read_to_string(file).map_err(|source| TestFileError::Read {
-            file: file.display().to_string(),
-            source,
-        })?;
-        texts.push((file.clone(), text));
-    }
-    run_texts(session, source, &texts)
+/// Reads test files, for [`run_texts`].
+pub fn read_files(files: &[PathBuf]) -> Result<Vec<(PathBuf, String)>, TestFileError> {
+    files
+        .iter()
+        .map(|file| {
+            std::fs::read_to_string(file)
+                .map(|text| (file.clone(), text))
+                .map_err(|source| TestFileError::Read {
+                    file: file.display().to_string(),
+                    source,
+                })
+        })
+        .collect()
 }
 
-/// Like [`run`], with the test files' texts given (an API upload).
+/// Runs test files (name and text) against the policy `session` runs.
 pub fn run_texts(
     session: &mut Session,
-    source: &str,
     files: &[(PathBuf, String)],
 ) -> Result<Report, TestFileError> {
     let mut exercised = BTreeSet::new();
@@ -394,19 +394,17 @@ pub fn run_texts(
     for (file, text) in files {
         reports.push(run_file(session, file, text, &mut exercised)?);
     }
-    // Which hooks the script defines, read natively; `business_days_only` is
-    // answered once when the policy is compiled, so no step traces it.
-    let defined: Vec<plugin::hooks::Hook> = match plugin::Policy::compile(source) {
-        Ok(policy) => plugin::hooks::Hook::ALL
-            .into_iter()
-            .filter(|h| policy.defines(*h))
-            .collect(),
-        Err(_) => Vec::new(),
-    };
+    // Which hooks the policy defines, as the plugin says: the policy runs
+    // only in the sandbox. `business_days_only` is answered once when the
+    // policy is compiled, so no step traces it.
+    let defined = session
+        .defined_hooks()
+        .map_err(|f| TestFileError::Plugin(f.to_string()))?;
     let unexercised = defined
-        .into_iter()
-        .filter(|h| *h != plugin::hooks::Hook::BusinessDaysOnly && !exercised.contains(h.name()))
-        .map(plugin::hooks::Hook::name)
+        .iter()
+        .filter_map(|name| Hook::from_name(name))
+        .filter(|h| *h != Hook::BusinessDaysOnly && !exercised.contains(h.name()))
+        .map(Hook::name)
         .collect();
     Ok(Report {
         files: reports,
@@ -441,7 +439,7 @@ mod tests {
     fn differences_name_expected_and_actual() {
         let clock = parse_now("2026-12-01T09:00:00+01:00").expect("time");
         let mut case = Case::new("contact-data");
-        case.state = plugin::State::Requested;
+        case.state = crate::plugin::State::Requested;
         let outcome = Outcome {
             case,
             actions: vec![Action::BlockUse],

@@ -88,6 +88,51 @@ impl GuestPolicy for PolicyResource {
                 .collect(),
         }
     }
+
+    fn defined_hooks(&self) -> Vec<String> {
+        self.policy
+            .defined_hooks()
+            .into_iter()
+            .map(|h| h.name().to_owned())
+            .collect()
+    }
+
+    fn probe(&self, inputs: Vec<w::ProbeInput>) -> Vec<w::ProbeProblem> {
+        let mut out = Vec::new();
+        for (index, input) in inputs.into_iter().enumerate() {
+            let index = u32::try_from(index).unwrap_or(u32::MAX);
+            // An input that does not convert (a time out of range) is a
+            // problem of that contact, not of the whole batch.
+            let converted = wire::contact_from_wire(input.contact).and_then(|contact| {
+                let cases = input
+                    .cases
+                    .into_iter()
+                    .map(wire::case_from_wire)
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok((contact, cases))
+            });
+            match converted {
+                Ok((contact, cases)) => out.extend(
+                    self.policy
+                        .probe(&Rc::new(contact), &cases)
+                        .into_iter()
+                        .map(|p| wire::probe_problem_to_wire(m::ProbeProblem { index, ..p })),
+                ),
+                Err(reason) => out.push(w::ProbeProblem {
+                    index,
+                    hook: String::new(),
+                    purpose: None,
+                    diagnostic: w::Diagnostic {
+                        severity: w::Severity::Error,
+                        line: 0,
+                        column: 0,
+                        message: reason,
+                    },
+                }),
+            }
+        }
+        out
+    }
 }
 
 fn step_one(

@@ -9,6 +9,7 @@
 pub mod calendar;
 pub mod hooks;
 pub mod model;
+pub mod plain;
 pub mod policy;
 pub mod process;
 pub mod script;

@@ -417,6 +417,18 @@ impl StepError {
     }
 }
 
+/// A hook that fails for one contact, found by a probe: which contact (its
+/// place in the probe's input), which hook, for which purpose, and the error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeProblem {
+    pub index: u32,
+    pub hook: String,
+    /// The purpose of the case the hook was given; `None` for a hook that
+    /// takes the contact alone.
+    pub purpose: Option<String>,
+    pub diagnostic: Diagnostic,
+}
+
 /// The plugin's self-description.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PluginInfo {

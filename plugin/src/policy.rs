@@ -3,16 +3,22 @@
 //! Compiling does more than parse. It checks each hook's parameters, runs every
 //! defined hook once on a sample contact so that a wrong return type or a runaway
 //! loop is found before the policy goes live, and warns about functions that look
-//! like misspelt hooks. At run time each hook call is traced, so a step can be
-//! explained later.
+//! like misspelt hooks. [`Policy::probe`] runs every hook the same way for real
+//! contacts, which is what the host does with a tenant's contacts before a
+//! version becomes active. At run time each hook call is traced, so a step can
+//! be explained later. Errors read in plain words (see `plain.rs`).
 
+use std::cell::OnceCell;
 use std::rc::Rc;
 
 use chrono::{TimeZone, Utc};
 use rhai::{AST, CallFnOptions, Dynamic, Engine, EvalAltResult, Position, Scope};
 
 use crate::hooks::{self, Hook, Mismatch};
-use crate::model::{Case, Contact, Diagnostic, Severity, State, StepError, TraceEntry};
+use crate::model::{
+    Case, Contact, Diagnostic, ProbeProblem, Severity, State, StepError, TraceEntry,
+};
+use crate::plain::{self, Names, edit_distance};
 use crate::script::{self, CaseView, ContactView};
 
 /// Where each hook is defined in the source (1-based line and column).
@@ -30,6 +36,21 @@ pub struct Policy {
     warnings: Vec<Diagnostic>,
     /// `business_days_only()` takes no arguments, so it is evaluated once here.
     business_days_only: bool,
+    /// What error messages may suggest; gathered on the first error only.
+    names: OnceCell<Names>,
+}
+
+/// The most attempts a probe asks `channel` about: a policy with more
+/// reminders than this is checked up to here.
+const MAX_PROBED_ATTEMPTS: usize = 64;
+
+/// One hook that failed during a probe.
+struct Found {
+    hook: Hook,
+    purpose: Option<String>,
+    diagnostic: Diagnostic,
+    /// A `throw` of the policy's own, not a mistake in it.
+    thrown: bool,
 }
 
 /// A silent log sink, for native use and tests.
@@ -46,7 +67,15 @@ impl Policy {
         let engine = script::engine(log);
         let ast = engine.compile(source).map_err(|err| {
             let (line, column) = place(err.1);
-            vec![Diagnostic::error(line, column, err.0.to_string())]
+            let names = Names {
+                variables: Names::declared_in(source),
+                ..Names::default()
+            };
+            vec![Diagnostic::error(
+                line,
+                column,
+                plain::parse(&err.0, &names),
+            )]
         })?;
 
         let mut diagnostics = Vec::new();
@@ -104,9 +133,10 @@ impl Policy {
             defined,
             warnings: Vec::new(),
             business_days_only: false,
+            names: OnceCell::new(),
         };
         if diagnostics.iter().all(|d| d.severity == Severity::Warning) {
-            policy.probe(&mut diagnostics);
+            policy.check_with_sample(&mut diagnostics);
         }
         if diagnostics.iter().any(|d| d.severity == Severity::Error) {
             return Err(diagnostics);
@@ -132,73 +162,170 @@ impl Policy {
         self.business_days_only
     }
 
+    /// The hooks this policy defines, in the order of [`Hook::ALL`].
+    pub fn defined_hooks(&self) -> Vec<Hook> {
+        Hook::ALL.into_iter().filter(|h| self.defines(*h)).collect()
+    }
+
     /// Runs every defined hook once on a sample contact and case, so that wrong
     /// return types and runaway scripts are errors before the policy is used.
-    fn probe(&self, diagnostics: &mut Vec<Diagnostic>) {
-        let contact = Dynamic::from(ContactView(Rc::new(sample_contact())));
-        let mut case = Case::new("contact-data");
-        case.state = State::Requested;
-        case.attempt = 1;
-        let case = Dynamic::from(CaseView(Rc::new(case)));
-        let one = [contact.clone()];
-        let two = [contact.clone(), case];
-        for hook in Hook::ALL {
-            if !self.defines(hook) {
-                continue;
+    /// A deliberate `throw` may depend on the contact, so with the sample it is
+    /// only a warning; anything else (a typo, a limit, a wrong operation) fails
+    /// for real contacts too.
+    fn check_with_sample(&self, diagnostics: &mut Vec<Diagnostic>) {
+        let mut found = Vec::new();
+        if let Err(failure) = self.try_hook(Hook::BusinessDaysOnly, &[], hooks::flag) {
+            found.push(failure);
+        }
+        let contact = Rc::new(sample_contact());
+        found.extend(self.probe_contact(&contact, &[Case::new("contact-data")]));
+        for f in found {
+            let mut diagnostic = f.diagnostic;
+            if f.thrown {
+                diagnostic.severity = Severity::Warning;
+                diagnostic.message = format!("{} (seen with a sample contact)", diagnostic.message);
             }
-            let checked = match hook {
-                Hook::BusinessDaysOnly => self.probe_one(hook, &[], hooks::flag),
-                Hook::Channel => (1..=4_i64)
-                    .map(|attempt| {
-                        self.probe_one(
-                            hook,
-                            &[contact.clone(), Dynamic::from(attempt)],
-                            hooks::channel,
-                        )
-                    })
-                    .find(|r| r.is_err())
-                    .unwrap_or(Ok(())),
-                Hook::ReminderDays => self.probe_one(hook, &one, hooks::reminder_days),
-                Hook::AnswerDays | Hook::LinkValidDays => {
-                    self.probe_one(hook, &one, |v| hooks::whole_days(v, 1))
-                }
-                Hook::ConsentValidDays | Hook::StaleAfterDays | Hook::CleanupGraceDays => {
-                    self.probe_one(hook, &one, |v| hooks::whole_days(v, 0))
-                }
-                Hook::OnNoResponse => self.probe_one(hook, &two, hooks::no_response),
-                Hook::OnRefusal => self.probe_one(hook, &two, hooks::refusal),
-                Hook::RequiresApproval => self.probe_one(hook, &two, hooks::flag),
-                Hook::EvidenceRetentionDays => {
-                    self.probe_one(hook, &two, |v| hooks::whole_days(v, 0))
-                }
-            };
-            if let Err(diagnostic) = checked {
-                diagnostics.push(diagnostic);
-            }
+            diagnostics.push(diagnostic);
         }
     }
 
-    fn probe_one<T, const N: usize>(
+    /// Runs every hook the policy defines for one contact and each of its
+    /// cases, with the inputs klar gives the hook at the moment it asks: for
+    /// example `on_no_response` sees the case after its last reminder, and
+    /// `on_refusal` a refused and a withdrawn case. Every problem found is
+    /// one a real step for this contact can run into, a `throw` included.
+    /// `business_days_only()` takes no contact; the check at compile time
+    /// covers it. Purged cases are skipped: no hook runs for them again.
+    pub fn probe(&self, contact: &Rc<Contact>, cases: &[Case]) -> Vec<ProbeProblem> {
+        self.probe_contact(contact, cases)
+            .into_iter()
+            .map(|f| ProbeProblem {
+                index: 0,
+                hook: f.hook.name().to_owned(),
+                purpose: f.purpose,
+                diagnostic: f.diagnostic,
+            })
+            .collect()
+    }
+
+    fn probe_contact(&self, contact: &Rc<Contact>, cases: &[Case]) -> Vec<Found> {
+        let view = Dynamic::from(ContactView(Rc::clone(contact)));
+        let one = [view.clone()];
+        let mut found = Vec::new();
+        let reminders = match self.try_hook(Hook::ReminderDays, &one, hooks::reminder_days) {
+            Ok(Some(days)) => days.len(),
+            Ok(None) => hooks::DEFAULT_REMINDER_DAYS.len(),
+            Err(failure) => {
+                found.push(failure);
+                hooks::DEFAULT_REMINDER_DAYS.len()
+            }
+        };
+        for (hook, min) in [
+            (Hook::AnswerDays, 1),
+            (Hook::LinkValidDays, 1),
+            (Hook::ConsentValidDays, 0),
+            (Hook::StaleAfterDays, 0),
+            (Hook::CleanupGraceDays, 0),
+        ] {
+            if let Err(failure) = self.try_hook(hook, &one, |v| hooks::whole_days(v, min)) {
+                found.push(failure);
+            }
+        }
+        // The first request is attempt 1; each reminder adds one.
+        let attempts = (reminders + 1).min(MAX_PROBED_ATTEMPTS);
+        for attempt in 1..=attempts {
+            let args = [view.clone(), Dynamic::from(attempt as i64)];
+            if let Err(failure) = self.try_hook(Hook::Channel, &args, hooks::channel) {
+                found.push(failure);
+                break;
+            }
+        }
+        for case in cases.iter().filter(|c| c.state != State::Purged) {
+            let at = |state: State, attempt: Option<usize>| {
+                let mut moment = case.clone();
+                moment.state = state;
+                if let Some(attempt) = attempt {
+                    moment.attempt = u32::try_from(attempt).unwrap_or(u32::MAX);
+                }
+                Dynamic::from(CaseView(Rc::new(moment)))
+            };
+            // After the last reminder went unanswered.
+            let unanswered = at(State::Requested, Some(reminders + 1));
+            let refused = at(State::Refused, None);
+            let withdrawn = at(State::Withdrawn, None);
+            let moments: [(Hook, Vec<Dynamic>); 4] = [
+                (Hook::OnNoResponse, vec![unanswered.clone()]),
+                (Hook::OnRefusal, vec![refused.clone(), withdrawn.clone()]),
+                (
+                    Hook::RequiresApproval,
+                    vec![
+                        refused,
+                        withdrawn,
+                        unanswered,
+                        at(State::AwaitingDecision, None),
+                    ],
+                ),
+                (
+                    Hook::EvidenceRetentionDays,
+                    vec![at(State::CleanupPending, None)],
+                ),
+            ];
+            for (hook, moments) in moments {
+                for moment in moments {
+                    let args = [view.clone(), moment];
+                    let checked = match hook {
+                        Hook::OnNoResponse => {
+                            self.try_hook(hook, &args, hooks::no_response).map(drop)
+                        }
+                        Hook::OnRefusal => self.try_hook(hook, &args, hooks::refusal).map(drop),
+                        Hook::RequiresApproval => self.try_hook(hook, &args, hooks::flag).map(drop),
+                        _ => self
+                            .try_hook(hook, &args, |v| hooks::whole_days(v, 0))
+                            .map(drop),
+                    };
+                    if let Err(mut failure) = checked {
+                        failure.purpose = Some(case.purpose.clone());
+                        found.push(failure);
+                        break;
+                    }
+                }
+            }
+        }
+        // The same mistake seen for two purposes is one problem.
+        let mut seen = Vec::new();
+        found.retain(|f| {
+            let key = (f.hook, f.diagnostic.clone());
+            let new = !seen.contains(&key);
+            if new {
+                seen.push(key);
+            }
+            new
+        });
+        found
+    }
+
+    /// Calls a hook and reads its value; `Ok(None)` if the policy does not
+    /// define it.
+    fn try_hook<T, const N: usize>(
         &self,
         hook: Hook,
         args: &[Dynamic; N],
         read: impl Fn(&Dynamic) -> Result<T, Mismatch>,
-    ) -> Result<(), Diagnostic> {
+    ) -> Result<Option<T>, Found> {
+        let fail = |diagnostic, thrown| Found {
+            hook,
+            purpose: None,
+            diagnostic,
+            thrown,
+        };
         match self.call(hook, args) {
             Ok(Some(value)) => read(&value)
-                .map(|_| ())
-                .map_err(|mismatch| self.contract_error(hook, &mismatch)),
-            Ok(None) => Ok(()),
+                .map(Some)
+                .map_err(|mismatch| fail(self.contract_error(hook, &mismatch), false)),
+            Ok(None) => Ok(None),
             Err(err) => {
-                let mut diagnostic = self.eval_error(hook, &err);
-                // A deliberate `throw` may depend on the contact; anything else
-                // (a typo, a limit, a wrong operation) fails for real contacts too.
-                if matches!(err.unwrap_inner(), EvalAltResult::ErrorRuntime(..)) {
-                    diagnostic.severity = Severity::Warning;
-                    diagnostic.message =
-                        format!("{} (seen with a sample contact)", diagnostic.message);
-                }
-                Err(diagnostic)
+                let thrown = matches!(err.unwrap_inner(), EvalAltResult::ErrorRuntime(..));
+                Err(fail(self.eval_error(hook, &err), thrown))
             }
         }
     }
@@ -310,15 +437,57 @@ impl Policy {
             }
             known => known,
         };
+        // Which of the policy's own functions the error happened in, if not
+        // in the hook itself.
+        let mut within = Vec::new();
+        let mut outer = err;
+        while let EvalAltResult::ErrorInFunctionCall(name, _, next, _) = outer {
+            if name != hook.name() && !within.contains(name) {
+                within.push(name.clone());
+            }
+            outer = next;
+        }
+        let place = match within.as_slice() {
+            [] => format!("in hook `{}`", hook.name()),
+            names => format!(
+                "in hook `{}`, in function `{}`",
+                hook.name(),
+                names.join("` → `")
+            ),
+        };
+        let names = self.names.get_or_init(|| self.gather_names());
         Diagnostic::error(
             line,
             column,
-            format!(
-                "in hook `{}`: {}",
-                hook.name(),
-                without_position(&inner.to_string())
-            ),
+            format!("{place}: {}", plain::runtime(inner, names)),
         )
+    }
+
+    /// The functions and variables a suggestion may name.
+    fn gather_names(&self) -> Names {
+        let is_name = |n: &str| {
+            n.chars()
+                .next()
+                .is_some_and(|c| c.is_alphabetic() || c == '_')
+                && n.chars().all(|c| c.is_alphanumeric() || c == '_')
+        };
+        let mut functions: Vec<String> = self.engine.collect_fn_metadata(
+            None,
+            |info| Some(info.metadata.name.to_string()),
+            true,
+        );
+        functions.retain(|n| is_name(n));
+        functions.sort();
+        functions.dedup();
+        Names {
+            functions,
+            scripted: self
+                .ast
+                .iter_functions()
+                .map(|f| (f.name.to_owned(), f.params.len()))
+                .collect(),
+            variables: Names::declared_in(&self.source),
+        }
     }
 }
 
@@ -329,15 +498,6 @@ fn index(hook: Hook) -> usize {
 fn place(pos: Position) -> (u32, u32) {
     let n = |v: Option<usize>| v.and_then(|v| u32::try_from(v).ok()).unwrap_or(0);
     (n(pos.line()), n(pos.position()))
-}
-
-/// rhai appends " (line L, position P)" to its messages; diagnostics carry the
-/// place separately.
-fn without_position(message: &str) -> &str {
-    match message.rfind(" (line ") {
-        Some(i) if message.ends_with(')') => &message[..i],
-        _ => message,
-    }
 }
 
 /// The place of `fn NAME` in the source: rhai's function metadata has no position.
@@ -405,23 +565,6 @@ fn is_called(source: &str, name: &str) -> bool {
         rest = &rest[i + name.len()..];
     }
     count > 1
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let above = row[j + 1];
-            row[j + 1] = (above + 1)
-                .min(row[j] + 1)
-                .min(diagonal + usize::from(ca != *cb));
-            diagonal = above;
-        }
-    }
-    row[b.len()]
 }
 
 fn sample_contact() -> Contact {
@@ -527,7 +670,7 @@ mod tests {
         let started = std::time::Instant::now();
         let d = errors("fn answer_days(contact) {\n  let n = 0;\n  loop { n += 1; }\n}");
         assert!(
-            d[0].message.contains("Too many operations"),
+            d[0].message.contains("the policy ran too long"),
             "{}",
             d[0].message
         );
@@ -546,23 +689,25 @@ mod tests {
     #[test]
     fn deep_recursion_is_stopped() {
         let d = errors("fn f(n) { f(n + 1) }\nfn answer_days(contact) { f(0) }");
-        assert!(
-            d[0].message.to_lowercase().contains("stack overflow"),
-            "{}",
-            d[0].message
-        );
+        assert!(d[0].message.contains("levels deep"), "{}", d[0].message);
     }
 
     #[test]
     fn huge_strings_and_arrays_are_stopped() {
         let d = errors("fn answer_days(contact) { let s = \"x\"; loop { s += s; } }");
         assert!(
-            d[0].message.contains("Length of string"),
+            d[0].message
+                .contains("a text grew longer than 4096 characters"),
             "{}",
             d[0].message
         );
         let d = errors("fn reminder_days(contact) { let a = []; loop { a.push(1); } }");
-        assert!(d[0].message.contains("Size of array"), "{}", d[0].message);
+        assert!(
+            d[0].message
+                .contains("a list grew longer than 1000 entries"),
+            "{}",
+            d[0].message
+        );
     }
 
     /// rhai 1.27 does not apply its map-size limit to `m[key] = value` (seen
@@ -574,7 +719,7 @@ mod tests {
             "fn answer_days(contact) { let m = #{}; let i = 0; loop { m[i.to_string()] = 0; i += 1; } }",
         );
         assert!(
-            d[0].message.contains("Too many operations"),
+            d[0].message.contains("the policy ran too long"),
             "{}",
             d[0].message
         );
@@ -622,10 +767,126 @@ mod tests {
         assert!(!Policy::compile("").expect("ok").business_days_only());
     }
 
+    fn contact(id: &str, source: &str, phone: Option<&str>) -> Rc<Contact> {
+        Rc::new(Contact {
+            id: id.to_owned(),
+            source: source.to_owned(),
+            phone: phone.map(str::to_owned),
+            ..sample_contact()
+        })
+    }
+
     #[test]
-    fn edit_distance_counts_edits() {
-        assert_eq!(edit_distance("reminder_days", "reminder_day"), 1);
-        assert_eq!(edit_distance("channel", "chanel"), 1);
-        assert_eq!(edit_distance("abc", "xyz"), 3);
+    fn the_probe_finds_an_error_that_only_some_contacts_reach() {
+        let source = "fn on_no_response(contact, case) {\n    if contact.source == \"purchased-list\" {\n        #{ action: \"delete\" }\n    } else {\n        #{ action: \"manual\" }\n    }\n}\n";
+        let policy = Policy::compile(source).expect("the sample contact passes");
+        let cases = [Case::new("contact-data"), Case::new("newsletter")];
+        assert!(
+            policy
+                .probe(&contact("C1", "web-form", None), &cases)
+                .is_empty()
+        );
+        let found = policy.probe(&contact("C2", "purchased-list", None), &cases);
+        assert_eq!(
+            found.len(),
+            1,
+            "one problem, not one per purpose: {found:?}"
+        );
+        assert_eq!(found[0].hook, "on_no_response");
+        assert_eq!(found[0].purpose.as_deref(), Some("contact-data"));
+        assert_eq!(
+            (found[0].diagnostic.line, found[0].diagnostic.column),
+            (1, 1)
+        );
+        assert!(
+            found[0]
+                .diagnostic
+                .message
+                .ends_with(r#"but `action` is "delete", not "manual", "restart" or "cleanup""#),
+            "{}",
+            found[0].diagnostic.message
+        );
+    }
+
+    #[test]
+    fn the_probe_says_which_value_is_missing() {
+        let policy = Policy::compile(
+            "fn answer_days(contact) {\n  if contact.phone.len() > 3 { 14 } else { 7 }\n}",
+        )
+        .expect("the sample contact has a phone number");
+        let found = policy.probe(&contact("C3", "web-form", None), &[]);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].purpose, None);
+        assert_eq!(found[0].diagnostic.line, 2);
+        assert_eq!(
+            found[0].diagnostic.message,
+            "in hook `answer_days`: `len` was used on nothing: a value is missing here (a contact without an e-mail address or phone number has nothing there); check it first, e.g. `if contact.email != () { … }`"
+        );
+    }
+
+    #[test]
+    fn a_throw_for_a_real_contact_is_a_problem() {
+        let policy = Policy::compile(
+            "fn answer_days(contact) { if contact.source == \"import\" { throw \"check imports by hand\" } 14 }",
+        )
+        .expect("compiles");
+        let found = policy.probe(&contact("C4", "import", None), &[]);
+        assert_eq!(
+            found[0].diagnostic.message,
+            "in hook `answer_days`: the policy stopped itself with `throw`: check imports by hand"
+        );
+    }
+
+    #[test]
+    fn hooks_see_the_case_as_klar_gives_it_to_them() {
+        // on_refusal only ever sees refused or withdrawn cases, on_no_response
+        // a case after its last reminder, evidence_retention_days a case
+        // whose cleanup is pending.
+        let policy = Policy::compile(
+            r#"fn reminder_days(contact) { [7, 14, 21] }
+fn on_refusal(contact, case) {
+    if case.state == "refused" || case.state == "withdrawn" { "block" } else { "nonsense" }
+}
+fn on_no_response(contact, case) {
+    if case.state == "requested" && case.attempt == 4 { "manual" } else { "nonsense" }
+}
+fn evidence_retention_days(contact, case) {
+    if case.state == "cleanup-pending" { 365 } else { "nonsense" }
+}
+fn channel(contact, attempt) { if attempt <= 4 { "email" } else { "nonsense" } }
+"#,
+        )
+        .expect("compiles");
+        let mut consented = Case::new("contact-data");
+        consented.state = State::Consented;
+        assert_eq!(
+            policy.probe(&contact("C5", "web-form", None), &[consented]),
+            []
+        );
+    }
+
+    #[test]
+    fn purged_cases_are_not_probed() {
+        let policy = Policy::compile(
+            "fn on_refusal(contact, case) { if case.purpose == \"old\" { \"x\" } else { \"block\" } }",
+        )
+        .expect("compiles");
+        let mut purged = Case::new("old");
+        purged.state = State::Purged;
+        assert_eq!(policy.probe(&contact("C6", "web", None), &[purged]), []);
+        let live = Case::new("old");
+        assert_eq!(policy.probe(&contact("C6", "web", None), &[live]).len(), 1);
+    }
+
+    #[test]
+    fn the_defined_hooks_are_listed() {
+        let policy = Policy::compile(
+            "fn channel(contact, attempt) { \"email\" }\nfn business_days_only() { true }",
+        )
+        .expect("compiles");
+        assert_eq!(
+            policy.defined_hooks(),
+            [Hook::Channel, Hook::BusinessDaysOnly]
+        );
     }
 }

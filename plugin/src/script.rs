@@ -76,6 +76,34 @@ fn text_or_unit(s: &Option<String>) -> Dynamic {
     }
 }
 
+/// The fields a policy can read on a contact, as registered below; error
+/// messages suggest from this list (a unit test keeps the two in step).
+pub const CONTACT_FIELDS: [&str; 10] = [
+    "id",
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "owner",
+    "source",
+    "language",
+    "created_at",
+    "attributes",
+];
+
+/// The fields a policy can read on a case, as registered below.
+pub const CASE_FIELDS: [&str; 9] = [
+    "purpose",
+    "state",
+    "attempt",
+    "reminders_sent",
+    "legal_hold",
+    "requested_at",
+    "consented_at",
+    "last_used_at",
+    "assigned_to",
+];
+
 /// The contact as a policy sees it: read-only fields, shared rather than copied
 /// for each hook call.
 #[derive(Clone)]
@@ -146,4 +174,42 @@ fn register_case(engine: &mut Engine) {
         .register_fn("to_debug", |c: &mut CaseView| {
             format!("case {} ({})", c.0.purpose, c.0.state)
         });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(expr: &str) -> Result<Dynamic, Box<rhai::EvalAltResult>> {
+        let engine = engine(|_, _| {});
+        let mut scope = rhai::Scope::new();
+        let contact = Contact {
+            id: "C1".to_owned(),
+            first_name: String::new(),
+            last_name: String::new(),
+            email: None,
+            phone: None,
+            owner: String::new(),
+            source: String::new(),
+            language: "de".to_owned(),
+            created_at: chrono::DateTime::default(),
+            attributes: Default::default(),
+        };
+        scope.push("contact", ContactView(Rc::new(contact)));
+        scope.push("case", CaseView(Rc::new(Case::new("contact-data"))));
+        engine.eval_with_scope::<Dynamic>(&mut scope, expr)
+    }
+
+    /// The lists that error messages suggest from are exactly the getters.
+    #[test]
+    fn the_field_lists_match_the_registered_getters() {
+        for field in CONTACT_FIELDS {
+            assert!(read(&format!("contact.{field}")).is_ok(), "contact.{field}");
+        }
+        for field in CASE_FIELDS {
+            assert!(read(&format!("case.{field}")).is_ok(), "case.{field}");
+        }
+        assert!(read("contact.nonsense").is_err());
+        assert!(read("case.nonsense").is_err());
+    }
 }

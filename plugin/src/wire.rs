@@ -374,3 +374,21 @@ pub fn step_error_from_wire(e: w::StepError) -> m::StepError {
         w::StepError::Rejected(reason) => m::StepError::Rejected { reason },
     }
 }
+
+pub fn probe_problem_to_wire(p: m::ProbeProblem) -> w::ProbeProblem {
+    w::ProbeProblem {
+        index: p.index,
+        hook: p.hook,
+        purpose: p.purpose,
+        diagnostic: diagnostic_to_wire(p.diagnostic),
+    }
+}
+
+pub fn probe_problem_from_wire(p: w::ProbeProblem) -> m::ProbeProblem {
+    m::ProbeProblem {
+        index: p.index,
+        hook: p.hook,
+        purpose: p.purpose,
+        diagnostic: diagnostic_from_wire(p.diagnostic),
+    }
+}

@@ -374,7 +374,8 @@ pub enum PolicyCommand {
     },
     /// What changed between two versions, as a unified diff.
     Diff { tenant: String, from: i64, to: i64 },
-    /// Make an old version's text active again, as a new version.
+    /// Make an old version's text active again, as a new version (checked,
+    /// tested and tried on the tenant's contacts like `set`).
     Rollback {
         tenant: String,
         version: i64,
@@ -383,11 +384,16 @@ pub enum PolicyCommand {
         #[arg(long, default_value = "")]
         message: String,
         #[command(flatten)]
+        untested: UntestedArg,
+        #[command(flatten)]
         now: NowArg,
     },
-    /// Check a policy, run its tests (NAME.tests.toml next to it, if any) and
-    /// make it the tenant's active version. A policy with errors or a failing
-    /// test is never stored; there is no way to force it.
+    /// Check a policy, run its tests (NAME.tests.toml next to it, if any), run
+    /// every hook for the tenant's contacts (all, or a sample of at least
+    /// 10,000) and make it the tenant's active version. A policy with errors,
+    /// a failing test or an error for any contact is never stored; there is no
+    /// way to force it. A policy without tests replaces a tested one only with
+    /// --untested --reason.
     Set {
         tenant: String,
         file: PathBuf,
@@ -398,8 +404,28 @@ pub enum PolicyCommand {
         #[arg(long, default_value = "")]
         message: String,
         #[command(flatten)]
+        untested: UntestedArg,
+        #[command(flatten)]
         now: NowArg,
     },
+}
+
+/// `--untested --reason TEXT`: a policy without tests replaces a tested one.
+#[derive(Debug, Clone, clap::Args)]
+pub struct UntestedArg {
+    /// Activate a policy without tests over a tested one; needs --reason,
+    /// which the audit log records.
+    #[arg(long, requires = "reason")]
+    pub untested: bool,
+    /// Why the policy goes live without tests.
+    #[arg(long, requires = "untested")]
+    pub reason: Option<String>,
+}
+
+impl UntestedArg {
+    fn reason(&self) -> Option<&str> {
+        self.reason.as_deref().filter(|_| self.untested)
+    }
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -873,8 +899,17 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             file,
             author,
             message,
+            untested,
             now,
-        }) => policy_set(plugin, &db, &tenant, &file, &author, &message, &now),
+        }) => policy_set(
+            plugin,
+            &db,
+            &tenant,
+            &file,
+            (&author, &message),
+            untested.reason(),
+            &now,
+        ),
         Command::Policy(PolicyCommand::Check { file, json }) => policy_check(plugin, &file, json),
         Command::Policy(PolicyCommand::Test { file, tests }) => policy::test(plugin, &file, &tests),
         Command::Policy(PolicyCommand::Log { tenant, json }) => policy::log(&db, &tenant, json),
@@ -889,8 +924,18 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             version,
             author,
             message,
+            untested,
             now,
-        }) => policy::rollback(plugin, &db, &tenant, version, &author, &message, &now),
+        }) => policy::rollback(
+            plugin,
+            &db,
+            &tenant,
+            version,
+            &author,
+            &message,
+            untested.reason(),
+            &now,
+        ),
         Command::Step(args) => step(plugin, &args),
         Command::Demo {
             contacts,
@@ -1065,23 +1110,12 @@ fn init(db: &Path) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Checks a policy with the plugin; prints its diagnostics. `Ok(None)` means it
-/// has errors and must not be used.
-fn set_checked_policy(
-    tx: &rusqlite::Transaction<'_>,
-    tenant: &str,
-    source: &str,
-    author: &str,
-    message: &str,
-    now: i64,
-) -> Result<()> {
-    let version = tenants::set_policy(tx, tenant, source, author, message, now)?;
+fn print_active(tenant: &str, version: &crate::store::tenants::PolicyVersion) {
     println!(
         "{tenant}: policy version {} is active (sha256 {})",
         version.version,
-        &version.sha256[..12]
+        &version.sha256[..12.min(version.sha256.len())]
     );
-    Ok(())
 }
 
 /// `klar tenant add`
@@ -1097,10 +1131,10 @@ fn tenant_add(
     now: &NowArg,
 ) -> Result<ExitCode> {
     let now = now.resolve()?.timestamp();
-    let source = match policy {
+    let checked = match policy {
         None => None,
         Some(file) => match policy::checked_and_tested(plugin, file, &[])? {
-            Some(source) => Some(source),
+            Some(checked) => Some((file, checked)),
             None => {
                 println!("{}: has errors; the tenant was not added", file.display());
                 return Ok(ExitCode::from(1));
@@ -1111,11 +1145,31 @@ fn tenant_add(
     store.transaction(|tx| -> Result<()> {
         tenants::add(tx, id, name, timezone, locale, now)?;
         println!("added tenant {id} ({name}, {timezone})");
-        if let Some(source) = &source {
-            set_checked_policy(tx, id, source, "klar tenant add", "initial policy", now)?;
-        }
         Ok(())
     })?;
+    // A new tenant has no contacts and no tested version yet, so the rules
+    // of activation let any checked policy through; they run all the same,
+    // so that the version is stored and audited like any other.
+    if let Some((file, checked)) = checked {
+        let tests = checked.stored_tests().map(str::to_owned);
+        let policy::Checked {
+            source,
+            mut session,
+            ..
+        } = checked;
+        let candidate = crate::activation::Candidate {
+            source: &source,
+            tests: tests.as_deref(),
+            author: "klar tenant add",
+            message: "initial policy",
+            untested_reason: None,
+        };
+        let shown = file.display().to_string();
+        match policy::activate_and_report(&mut store, &mut session, id, &candidate, now, &shown)? {
+            Some(version) => print_active(id, &version),
+            None => return Ok(ExitCode::from(1)),
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -1140,23 +1194,48 @@ fn policy_set(
     db: &Path,
     tenant: &str,
     file: &Path,
-    author: &str,
-    message: &str,
+    (author, message): (&str, &str),
+    untested_reason: Option<&str>,
     now: &NowArg,
 ) -> Result<ExitCode> {
     let now = now.resolve()?.timestamp();
     let mut store = open_store(db)?;
     // An unknown tenant is reported before the (slower) policy check.
     tenants::require(store.connection(), tenant)?;
-    let Some(source) = policy::checked_and_tested(plugin, file, &[])? else {
+    let Some(checked) = policy::checked_and_tested(plugin, file, &[])? else {
         println!(
             "{}: has errors or failing tests; the active policy of {tenant} is unchanged",
             file.display()
         );
         return Ok(ExitCode::from(1));
     };
-    store.transaction(|tx| set_checked_policy(tx, tenant, &source, author, message, now))?;
-    Ok(ExitCode::SUCCESS)
+    let tests = checked.stored_tests().map(str::to_owned);
+    if untested_reason.is_some() && tests.is_some() {
+        println!(
+            "{}: its tests passed, so --untested is not needed and is ignored",
+            file.display()
+        );
+    }
+    let policy::Checked {
+        source,
+        mut session,
+        ..
+    } = checked;
+    let candidate = crate::activation::Candidate {
+        source: &source,
+        tests: tests.as_deref(),
+        author,
+        message,
+        untested_reason,
+    };
+    let shown = file.display().to_string();
+    match policy::activate_and_report(&mut store, &mut session, tenant, &candidate, now, &shown)? {
+        Some(version) => {
+            print_active(tenant, &version);
+            Ok(ExitCode::SUCCESS)
+        }
+        None => Ok(ExitCode::from(1)),
+    }
 }
 
 /// `klar import`

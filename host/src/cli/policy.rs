@@ -8,19 +8,37 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 
 use super::{NowArg, load_plugin, open_store, read_text};
+use crate::activation::{self, ActivationError, Candidate, Refusal, grouped, problem_line};
 use crate::diagnostics;
 use crate::policy_test::{self, Report};
-use crate::runtime::OpenError;
+use crate::runtime::{OpenError, Session};
+use crate::store::Store;
 use crate::store::tenants::{self, PolicyVersion};
 
-/// Checks a policy and runs its tests; prints what it found. `Some(source)`
-/// only if the policy has no errors and every test passed. `tests` empty means
-/// the file next to the policy, if there is one.
+/// A policy that passed its check and its tests, with the session that runs it.
+pub struct Checked {
+    pub source: String,
+    pub session: Session,
+    /// The test files it passed, with their texts; empty if it has none.
+    pub tests: Vec<(PathBuf, String)>,
+}
+
+impl Checked {
+    /// The tests to keep with the version: `policy set` and `tenant add` run
+    /// only the one file next to the policy.
+    pub fn stored_tests(&self) -> Option<&str> {
+        self.tests.first().map(|(_, text)| text.as_str())
+    }
+}
+
+/// Checks a policy and runs its tests; prints what it found. `Some` only if
+/// the policy has no errors and every test passed. `tests` empty means the
+/// file next to the policy, if there is one.
 pub fn checked_and_tested(
     plugin: Option<&Path>,
     file: &Path,
     tests: &[PathBuf],
-) -> Result<Option<String>> {
+) -> Result<Option<Checked>> {
     checked_and_tested_to(plugin, file, tests, &mut std::io::stdout())
 }
 
@@ -31,7 +49,7 @@ pub fn checked_and_tested_to(
     file: &Path,
     tests: &[PathBuf],
     out: &mut dyn Write,
-) -> Result<Option<String>> {
+) -> Result<Option<Checked>> {
     let source = read_text(file, "policy")?;
     let name = file.display().to_string();
     let mut session = match load_plugin(plugin)?.open(&name, &source) {
@@ -51,15 +69,132 @@ pub fn checked_and_tested_to(
                 "{name}: no tests ({} does not exist); consider writing some",
                 next_to.display()
             )?;
-            return Ok(Some(source));
+            return Ok(Some(Checked {
+                source,
+                session,
+                tests: Vec::new(),
+            }));
         }
         vec![next_to]
     } else {
         tests.to_vec()
     };
-    let report = policy_test::run(&mut session, &source, &files)?;
+    let texts = policy_test::read_files(&files)?;
+    let report = policy_test::run_texts(&mut session, &texts)?;
     print_report(out, &report)?;
-    Ok((report.failed() == 0).then_some(source))
+    Ok((report.failed() == 0).then_some(Checked {
+        source,
+        session,
+        tests: texts,
+    }))
+}
+
+/// Activates a checked version through [`activation::activate`] and prints
+/// the outcome: the new version, or why it was refused (exit code 1).
+/// `shown` is how the refusal names the policy (a file, or `acme v3`).
+pub fn activate_and_report(
+    store: &mut Store,
+    session: &mut Session,
+    tenant: &str,
+    candidate: &Candidate<'_>,
+    now: i64,
+    shown: &str,
+) -> Result<Option<PolicyVersion>> {
+    let bar = if std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::new(0).with_message("contacts tried")
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let mut progress = |done: usize, todo: usize| {
+        bar.set_length(todo as u64);
+        bar.set_position(done as u64);
+    };
+    let result = activation::activate(store, session, tenant, candidate, now, &mut progress);
+    bar.finish_and_clear();
+    match result {
+        Ok(activated) => {
+            let sweep = &activated.sweep;
+            if sweep.probed > 0 {
+                let tried = if sweep.probed == sweep.total {
+                    format!("all {} contact(s)", sweep.total)
+                } else {
+                    format!("{} of its {} contacts", sweep.probed, sweep.total)
+                };
+                println!(
+                    "{tenant}: every hook ran without error for {tried} ({:.1} s)",
+                    sweep.elapsed.as_secs_f64()
+                );
+            }
+            Ok(Some(activated.version))
+        }
+        Err(ActivationError::Refused(refusal)) => {
+            print_refusal(
+                &mut std::io::stdout(),
+                tenant,
+                shown,
+                candidate.source,
+                &refusal,
+            )?;
+            Ok(None)
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// At most this many different problems are printed; the rest are counted.
+const SHOWN_PROBLEMS: usize = 5;
+
+fn print_refusal(
+    out: &mut dyn Write,
+    tenant: &str,
+    shown: &str,
+    source: &str,
+    refusal: &Refusal,
+) -> std::io::Result<()> {
+    let sweep = match refusal {
+        Refusal::Untested { .. } => {
+            writeln!(out, "klar: refused: {refusal}")?;
+            return writeln!(out, "{shown}: the active policy of {tenant} is unchanged");
+        }
+        Refusal::FailsForContacts(sweep) => sweep,
+    };
+    let groups = grouped(&sweep.problems);
+    for (p, n) in groups.iter().take(SHOWN_PROBLEMS) {
+        writeln!(
+            out,
+            "klar: refused: the policy fails for {}",
+            problem_line(p)
+        )?;
+        if *n > 1 {
+            writeln!(out, "  … and the same for {} other contact(s)", n - 1)?;
+        }
+        if p.diagnostic.line > 0 {
+            let color = std::io::stdout().is_terminal();
+            let drawn =
+                diagnostics::render(shown, source, std::slice::from_ref(&p.diagnostic), color);
+            // The first line repeats the message; the drawing under it shows the place.
+            for line in drawn.lines().skip(1) {
+                writeln!(out, "{line}")?;
+            }
+        }
+    }
+    if groups.len() > SHOWN_PROBLEMS {
+        writeln!(
+            out,
+            "  … and {} other problem(s)",
+            groups.len() - SHOWN_PROBLEMS
+        )?;
+    }
+    let tried = if sweep.probed == sweep.total {
+        format!("all {} contact(s)", sweep.total)
+    } else {
+        format!("{} of its {} contacts", sweep.probed, sweep.total)
+    };
+    writeln!(
+        out,
+        "{shown}: fails for {} of {tenant}'s contacts (every hook tried for {tried}); the active policy of {tenant} is unchanged",
+        refusal.failing_contacts()
+    )
 }
 
 fn print_diagnostics(
@@ -222,7 +357,9 @@ pub fn diff(db: &Path, tenant: &str, from: i64, to: i64) -> Result<ExitCode> {
 }
 
 /// `klar policy rollback`: the old text becomes a new version, after the same
-/// check as any other; history is never rewritten.
+/// check as any other (its tests, if it was stored with some, run again, and
+/// it is tried on the tenant's contacts); history is never rewritten.
+#[allow(clippy::too_many_arguments)] // One per flag of the command.
 pub fn rollback(
     plugin: Option<&Path>,
     db: &Path,
@@ -230,6 +367,7 @@ pub fn rollback(
     number: i64,
     author: &str,
     message: &str,
+    untested_reason: Option<&str>,
     now: &NowArg,
 ) -> Result<ExitCode> {
     let now = now.resolve()?.timestamp();
@@ -241,22 +379,44 @@ pub fn rollback(
         number,
     )?;
     let name = format!("{tenant} policy v{number}");
-    match load_plugin(plugin)?.open(&name, &old.source) {
-        Ok(_) => {}
+    let mut session = match load_plugin(plugin)?.open(&name, &old.source) {
+        Ok(session) => session,
         Err(OpenError::Policy(found)) => {
             print_diagnostics(&mut std::io::stdout(), &name, &old.source, &found)?;
             println!("v{number} no longer passes the check; the active policy is unchanged");
             return Ok(ExitCode::from(1));
         }
         Err(err @ OpenError::Trap(_)) => return Err(err.into()),
+    };
+    // The plugin may have changed since v{number} passed its tests.
+    if let Some(text) = &old.tests {
+        let files = [(
+            PathBuf::from(format!("the tests of v{number}")),
+            text.clone(),
+        )];
+        let report = policy_test::run_texts(&mut session, &files)?;
+        if report.failed() > 0 {
+            print_report(&mut std::io::stdout(), &report)?;
+            println!("v{number} no longer passes its tests; the active policy is unchanged");
+            return Ok(ExitCode::from(1));
+        }
     }
     let message = if message.is_empty() {
         format!("rollback to v{number}")
     } else {
         format!("rollback to v{number}: {message}")
     };
-    let new = store
-        .transaction(|tx| tenants::set_policy(tx, tenant, &old.source, author, &message, now))?;
+    let candidate = Candidate {
+        source: &old.source,
+        tests: old.tests.as_deref(),
+        author,
+        message: &message,
+        untested_reason,
+    };
+    let Some(new) = activate_and_report(&mut store, &mut session, tenant, &candidate, now, &name)?
+    else {
+        return Ok(ExitCode::from(1));
+    };
     println!(
         "{tenant}: policy version {} (the text of v{number}) is active (sha256 {})",
         new.version,
@@ -345,7 +505,7 @@ pub fn simulate(
                 Box::new(std::io::stdout())
             };
             match checked_and_tested_to(plugin, file, &[], &mut notes)? {
-                Some(source) => (file.display().to_string(), source),
+                Some(checked) => (file.display().to_string(), checked.source),
                 None => {
                     writeln!(
                         notes,

@@ -11,10 +11,10 @@ use std::sync::Arc;
 use wasmtime::Store;
 use wasmtime::component::ResourceAny;
 
-use super::bindings::types::StepInput;
+use super::bindings::types::{ProbeInput, StepInput};
 use super::bindings::{Plugin, PluginState};
 use super::{LoadedPlugin, convert};
-use crate::plugin::{Case, Clock, Contact, Diagnostic, Event, Outcome, StepError};
+use crate::plugin::{Case, Clock, Contact, Diagnostic, Event, Outcome, ProbeProblem, StepError};
 
 /// Why a step gave no outcome.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -224,6 +224,60 @@ impl Session {
                     .iter()
                     .map(|(case, contact, event)| self.step(case, contact, event, clock))
                     .collect()
+            }
+        }
+    }
+
+    /// The hooks the policy defines, as the plugin reports them.
+    pub fn defined_hooks(&mut self) -> Result<Vec<String>, StepFailure> {
+        let plugin = Arc::clone(&self.plugin);
+        let live = self.live()?;
+        plugin.set_deadline(&mut live.store, 0);
+        let result = live
+            .bindings
+            .klar_consent_process()
+            .policy()
+            .call_defined_hooks(&mut live.store, live.policy);
+        result.map_err(|err| {
+            self.live = None;
+            StepFailure::Trap(trap_text(&err))
+        })
+    }
+
+    /// Runs every hook of the policy for each contact with its cases, in one
+    /// call into the plugin; see `probe` in `wit/consent.wit`. Each problem
+    /// names its contact by its place in `inputs`. A trap fails the whole
+    /// call (the caller can narrow it down); the store is rebuilt on the next
+    /// call. `weight` is how many hook calls the batch makes, roughly: the
+    /// deadline grows with it as it does with the cases of a step batch.
+    pub fn probe(
+        &mut self,
+        inputs: &[(Contact, Vec<Case>)],
+        weight: usize,
+    ) -> Result<Vec<ProbeProblem>, StepFailure> {
+        let batch: Vec<ProbeInput> = inputs
+            .iter()
+            .map(|(contact, cases)| ProbeInput {
+                contact: convert::contact_to_wire(contact.clone()),
+                cases: cases.iter().cloned().map(convert::case_to_wire).collect(),
+            })
+            .collect();
+        let plugin = Arc::clone(&self.plugin);
+        let live = self.live()?;
+        plugin.set_deadline(&mut live.store, weight);
+        let result = live.bindings.klar_consent_process().policy().call_probe(
+            &mut live.store,
+            live.policy,
+            &batch,
+        );
+        match result {
+            Ok(problems) => Ok(problems
+                .into_iter()
+                .map(convert::probe_problem_from_wire)
+                .collect()),
+            Err(err) => {
+                self.live = None;
+                Err(StepFailure::Trap(trap_text(&err)))
             }
         }
     }

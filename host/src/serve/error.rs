@@ -19,7 +19,7 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// Machine-readable and stable: `bad_request`, `unauthorized`, `not_found`,
     /// `erased`, `invalid_items`, `idempotency_key_reused`, `invalid_policy`,
-    /// `failing_tests`, `internal`.
+    /// `failing_tests`, `untested`, `internal`.
     pub code: String,
     /// The reason, for people.
     pub message: String,

@@ -1,7 +1,8 @@
 //! The tenant's policy over the API: list and read versions, upload a new
-//! one (checked and tested exactly as `klar policy set` does; a policy with
-//! errors or failing tests never becomes active), and simulate a policy on a
-//! copy of the tenant's cases.
+//! one (checked, tested and tried on the tenant's contacts exactly as `klar
+//! policy set` does, through `crate::activation`; a policy with errors,
+//! failing tests or an error for any contact never becomes active), and
+//! simulate a policy on a copy of the tenant's cases.
 
 use std::path::PathBuf;
 
@@ -18,6 +19,7 @@ use utoipa_axum::routes;
 use super::api::{TenantKey, parse_body};
 use super::error::{ErrorBody, ErrorDetail};
 use super::{ApiError, State, with_store};
+use crate::activation::{self, ActivationError, Candidate, ContactProblem, Refusal};
 use crate::bundle::time;
 use crate::plugin::{Diagnostic, Severity};
 use crate::policy_test::{self, Report};
@@ -155,6 +157,10 @@ pub(super) struct Upload {
     author: String,
     /// Why, for the version log.
     message: String,
+    /// Why a policy without tests may replace the active version although
+    /// that one has tests (as `klar policy set --untested --reason`); the
+    /// audit log records it. Not needed over an untested version.
+    untested_reason: Option<String>,
 }
 
 /// A problem the check found, with its place in the script (1-based; 0: unknown).
@@ -165,6 +171,39 @@ pub(super) struct Problem {
     line: u32,
     column: u32,
     message: String,
+    /// The contact the policy fails for, when trying it on the tenant's
+    /// contacts found the problem.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    contact: Option<String>,
+    /// That contact's source.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<String>,
+    /// The hook that failed for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hook: Option<String>,
+    /// The purpose of the case the hook was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    purpose: Option<String>,
+    /// How many of the tenant's contacts have this same problem.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    contacts_affected: Option<usize>,
+}
+
+fn contact_problems(problems: &[ContactProblem]) -> Vec<Problem> {
+    activation::grouped(problems)
+        .into_iter()
+        .map(|(p, n)| Problem {
+            severity: "error".to_owned(),
+            line: p.diagnostic.line,
+            column: p.diagnostic.column,
+            message: p.diagnostic.message.clone(),
+            contact: Some(p.contact.clone()),
+            source: Some(p.source.clone()),
+            hook: Some(p.hook.clone()),
+            purpose: p.purpose.clone(),
+            contacts_affected: Some(n),
+        })
+        .collect()
 }
 
 fn problems(found: &[Diagnostic]) -> Vec<Problem> {
@@ -179,6 +218,11 @@ fn problems(found: &[Diagnostic]) -> Vec<Problem> {
             line: d.line,
             column: d.column,
             message: d.message.clone(),
+            contact: None,
+            source: None,
+            hook: None,
+            purpose: None,
+            contacts_affected: None,
         })
         .collect()
 }
@@ -231,7 +275,8 @@ pub(super) struct Accepted {
 /// A policy that did not become active, and why.
 #[derive(Debug, Serialize, ToSchema)]
 pub(super) struct Rejected {
-    /// `invalid_policy` or `failing_tests`.
+    /// `invalid_policy` (errors in the script, or for some of the tenant's
+    /// contacts: then each problem names one), `failing_tests` or `untested`.
     error: ErrorDetail,
     problems: Vec<Problem>,
     /// The problems drawn under the script's lines, as `klar policy check` prints them.
@@ -265,9 +310,11 @@ fn open(state: &State, source: &str) -> Result<Result<Session, Rejected>, ApiErr
     }
 }
 
-/// Upload a new version: it is checked and its tests run, as `klar policy
-/// set` does; only a policy without errors and with every test passing
-/// becomes the active version.
+/// Upload a new version: it is checked, its tests run, and every hook runs
+/// for the tenant's contacts (all, or a sample of at least 10,000), as `klar
+/// policy set` does; only a policy without errors, with every test passing
+/// and without an error for any contact becomes the active version. Without
+/// `tests` it replaces a tested active version only with `untested_reason`.
 #[utoipa::path(
     post, path = "/v1/policy/versions", tag = "policy",
     request_body = Upload,
@@ -275,7 +322,7 @@ fn open(state: &State, source: &str) -> Result<Result<Session, Rejected>, ApiErr
         (status = 201, description = "Stored and active", body = Accepted),
         (status = 400, description = "Bad body or a malformed test file", body = ErrorBody),
         (status = 401, description = "No live API key", body = ErrorBody),
-        (status = 422, description = "Errors in the policy (`invalid_policy`) or failing tests (`failing_tests`); the active policy is unchanged", body = Rejected),
+        (status = 422, description = "Errors in the policy or for some of the tenant's contacts (`invalid_policy`, each problem naming its contact), failing tests (`failing_tests`), or no tests to replace a tested version without `untested_reason` (`untested`); the active policy is unchanged", body = Rejected),
     ),
     security(("api_key" = [])),
 )]
@@ -302,7 +349,7 @@ async fn upload(
             None => None,
             Some(text) => {
                 let files = [(PathBuf::from("tests.toml"), text.clone())];
-                let report = policy_test::run_texts(&mut session, &upload.source, &files)
+                let report = policy_test::run_texts(&mut session, &files)
                     .map_err(|e| ApiError::bad_request(e.to_string()))?;
                 Some(Tests::from(&report))
             }
@@ -323,18 +370,29 @@ async fn upload(
             };
             return Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response());
         }
-        let version = store
-            .transaction(|tx| {
-                tenants::set_policy(
-                    tx,
-                    &tenant,
-                    &upload.source,
-                    upload.author.trim(),
-                    upload.message.trim(),
-                    now,
-                )
-            })
-            .map_err(ApiError::internal)?;
+        let candidate = Candidate {
+            source: &upload.source,
+            tests: upload.tests.as_deref(),
+            author: upload.author.trim(),
+            message: upload.message.trim(),
+            untested_reason: upload.untested_reason.as_deref(),
+        };
+        let activated = activation::activate(
+            store,
+            &mut session,
+            &tenant,
+            &candidate,
+            now,
+            &mut |_, _| {},
+        );
+        let version = match activated {
+            Ok(activated) => activated.version,
+            Err(ActivationError::Refused(refusal)) => {
+                let body = refused(&refusal, &upload.source, warnings, tests);
+                return Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response());
+            }
+            Err(other) => return Err(ApiError::internal(other)),
+        };
         let body = Accepted {
             version: VersionLine::from(&version),
             warnings,
@@ -343,6 +401,45 @@ async fn upload(
         Ok((StatusCode::CREATED, Json(body)).into_response())
     })
     .await
+}
+
+/// The answer to a candidate that the rules of activation refused.
+fn refused(
+    refusal: &Refusal,
+    source: &str,
+    warnings: Vec<Problem>,
+    tests: Option<Tests>,
+) -> Rejected {
+    match refusal {
+        Refusal::Untested { .. } => Rejected {
+            error: ErrorDetail {
+                code: "untested".to_owned(),
+                message: format!("{refusal}; in the API: `untested_reason`"),
+            },
+            problems: warnings,
+            rendered: String::new(),
+            tests,
+        },
+        Refusal::FailsForContacts(sweep) => {
+            let groups = activation::grouped(&sweep.problems);
+            let drawn: Vec<Diagnostic> = groups
+                .iter()
+                .map(|(p, _)| Diagnostic {
+                    message: activation::problem_line(p),
+                    ..p.diagnostic.clone()
+                })
+                .collect();
+            Rejected {
+                error: ErrorDetail {
+                    code: "invalid_policy".to_owned(),
+                    message: format!("{refusal}; nothing was changed"),
+                },
+                problems: contact_problems(&sweep.problems),
+                rendered: crate::diagnostics::render("policy.rhai", source, &drawn, false),
+                tests,
+            }
+        }
+    }
 }
 
 /// A dry run.

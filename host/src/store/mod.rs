@@ -13,6 +13,7 @@ pub mod contacts;
 pub mod evidence;
 pub mod outbox;
 pub mod report;
+pub mod sweep;
 pub mod tenants;
 pub mod texts;
 pub mod tokens;
@@ -33,6 +34,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("003_api", include_str!("migrations/003_api.sql")),
     ("004_webhooks", include_str!("migrations/004_webhooks.sql")),
     ("005_messages", include_str!("migrations/005_messages.sql")),
+    (
+        "006_policy_tests",
+        include_str!("migrations/006_policy_tests.sql"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]

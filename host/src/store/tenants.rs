@@ -26,6 +26,30 @@ pub struct PolicyVersion {
     pub message: String,
     pub created_at: i64,
     pub active: bool,
+    /// The tests (TOML) the version passed when it became active; `None`
+    /// if it became active without tests.
+    pub tests: Option<String>,
+}
+
+impl PolicyVersion {
+    pub fn tested(&self) -> bool {
+        self.tests.is_some()
+    }
+}
+
+/// A version about to be stored and made active, with what was checked.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NewVersion<'a> {
+    pub source: &'a str,
+    /// The tests it passed (TOML), if it has any.
+    pub tests: Option<&'a str>,
+    pub author: &'a str,
+    pub message: &'a str,
+    /// Why a version without tests replaces a tested one (`--untested
+    /// --reason`); the audit row says so.
+    pub untested_reason: Option<&'a str>,
+    /// How many of the tenant's contacts every hook ran for before.
+    pub probed_contacts: Option<usize>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -216,8 +240,33 @@ pub fn set_policy(
     message: &str,
     now: i64,
 ) -> Result<PolicyVersion, TenantError> {
+    store_version(
+        tx,
+        tenant,
+        &NewVersion {
+            source,
+            author,
+            message,
+            ..NewVersion::default()
+        },
+        now,
+    )
+}
+
+/// Stores a new policy version with its tests and makes it the active one,
+/// with one audit row: `policy-set`, or `policy-set-untested` (carrying the
+/// reason and the tested version it replaces) when a version without tests
+/// replaces a tested one. The activation rules are the caller's
+/// (`crate::activation`); this only records.
+pub fn store_version(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    new: &NewVersion<'_>,
+    now: i64,
+) -> Result<PolicyVersion, TenantError> {
     require(tx, tenant)?;
-    let sha256 = crate::sha256_hex(source.as_bytes());
+    let replaced = active_policy(tx, tenant)?;
+    let sha256 = crate::sha256_hex(new.source.as_bytes());
     let version: i64 = tx.query_row(
         "SELECT COALESCE(MAX(version), 0) + 1 FROM policy_versions WHERE tenant = ?1",
         [tenant],
@@ -228,10 +277,37 @@ pub fn set_policy(
         [tenant],
     )?;
     tx.execute(
-        "INSERT INTO policy_versions (tenant, version, source, sha256, author, message, created_at, active)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1)",
-        params![tenant, version, source, sha256, author, message, now],
+        "INSERT INTO policy_versions (tenant, version, source, sha256, author, message, created_at, active, tests)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8)",
+        params![
+            tenant,
+            version,
+            new.source,
+            sha256,
+            new.author,
+            new.message,
+            now,
+            new.tests
+        ],
     )?;
+    let mut detail = serde_json::json!({
+        "version": version,
+        "author": new.author,
+        "message": new.message,
+        "tested": new.tests.is_some(),
+    });
+    if let Some(n) = new.probed_contacts {
+        detail["probed_contacts"] = serde_json::json!(n);
+    }
+    let untested_over_tested = new.tests.is_none() && replaced.as_ref().is_some_and(|r| r.tested());
+    let kind = match (untested_over_tested, new.untested_reason) {
+        (true, reason) => {
+            detail["reason"] = serde_json::json!(reason.unwrap_or_default());
+            detail["replaces"] = serde_json::json!(replaced.as_ref().map(|r| r.version));
+            "policy-set-untested"
+        }
+        (false, _) => "policy-set",
+    };
     audit::append(
         tx,
         tenant,
@@ -239,26 +315,26 @@ pub fn set_policy(
             at: now,
             contact: None,
             purpose: None,
-            kind: "policy-set".to_owned(),
-            detail: serde_json::json!({ "version": version, "author": author, "message": message })
-                .to_string(),
+            kind: kind.to_owned(),
+            detail: detail.to_string(),
             policy_sha256: Some(sha256.clone()),
         },
     )?;
     Ok(PolicyVersion {
         version,
-        source: source.to_owned(),
+        source: new.source.to_owned(),
         sha256,
-        author: author.to_owned(),
-        message: message.to_owned(),
+        author: new.author.to_owned(),
+        message: new.message.to_owned(),
         created_at: now,
         active: true,
+        tests: new.tests.map(str::to_owned),
     })
 }
 
 pub fn policy_versions(conn: &Connection, tenant: &str) -> rusqlite::Result<Vec<PolicyVersion>> {
     let mut stmt = conn.prepare(
-        "SELECT version, source, sha256, author, message, created_at, active
+        "SELECT version, source, sha256, author, message, created_at, active, tests
          FROM policy_versions WHERE tenant = ?1 ORDER BY version",
     )?;
     let rows = stmt.query_map([tenant], |r| {
@@ -270,6 +346,7 @@ pub fn policy_versions(conn: &Connection, tenant: &str) -> rusqlite::Result<Vec<
             message: r.get(4)?,
             created_at: r.get(5)?,
             active: r.get::<_, i64>(6)? == 1,
+            tests: r.get(7)?,
         })
     })?;
     rows.collect()
@@ -342,5 +419,43 @@ mod tests {
             audit::verify(store.connection(), "acme").expect("verifies"),
             []
         );
+    }
+
+    #[test]
+    fn an_untested_version_over_a_tested_one_is_audited_with_its_reason() {
+        let (_dir, mut store) = store();
+        let tested = NewVersion {
+            source: "fn answer_days(c) { 7 }",
+            tests: Some("[[test]]"),
+            author: "jd",
+            message: "tested",
+            ..NewVersion::default()
+        };
+        let untested = NewVersion {
+            source: "fn answer_days(c) { 9 }",
+            author: "jd",
+            message: "hotfix",
+            untested_reason: Some("the DPO asked for it today"),
+            probed_contacts: Some(3),
+            ..NewVersion::default()
+        };
+        store
+            .transaction(|tx| {
+                add(tx, "acme", "ACME", "UTC", "en", 1)?;
+                store_version(tx, "acme", &tested, 2)?;
+                store_version(tx, "acme", &untested, 3)
+            })
+            .expect("stores");
+        let versions = policy_versions(store.connection(), "acme").expect("versions");
+        assert!(versions[0].tested());
+        assert!(!versions[1].tested());
+        let rows = audit::rows(store.connection(), "acme", None).expect("rows");
+        let last = rows.last().expect("a row");
+        assert_eq!(last.entry.kind, "policy-set-untested");
+        let detail: serde_json::Value = serde_json::from_str(&last.entry.detail).expect("JSON");
+        assert_eq!(detail["reason"], "the DPO asked for it today");
+        assert_eq!(detail["replaces"], 1);
+        assert_eq!(detail["probed_contacts"], 3);
+        assert_eq!(rows[rows.len() - 2].entry.kind, "policy-set");
     }
 }

@@ -8,6 +8,9 @@
 //! - `read:PATH`: tries to read a file and reports what happened;
 //! - `env`: reports the environment variables it can see;
 //! - anything else: returns the case unchanged.
+//!
+//! Its `probe` misbehaves in the same ways for the same contact ids, and
+//! reports `reject:REASON` as a problem of that contact.
 
 #[cfg(target_arch = "wasm32")]
 mod component {
@@ -63,6 +66,57 @@ mod component {
                 .into_iter()
                 .map(|i| misbehave(i.case, &i.contact.id))
                 .collect()
+        }
+
+        fn defined_hooks(&self) -> Vec<String> {
+            Vec::new()
+        }
+
+        fn probe(&self, inputs: Vec<w::ProbeInput>) -> Vec<w::ProbeProblem> {
+            let mut problems = Vec::new();
+            for (index, input) in inputs.into_iter().enumerate() {
+                let id = input.contact.id.as_str();
+                let reason = match id.strip_prefix("reject:") {
+                    Some(reason) => Err(w::StepError::Rejected(reason.to_owned())),
+                    None => misbehave(empty_case(), id).map(drop),
+                };
+                if let Err(
+                    w::StepError::Rejected(message)
+                    | w::StepError::Policy(w::Diagnostic { message, .. }),
+                ) = reason
+                {
+                    problems.push(w::ProbeProblem {
+                        index: u32::try_from(index).unwrap_or(u32::MAX),
+                        hook: "rogue".to_owned(),
+                        purpose: None,
+                        diagnostic: w::Diagnostic {
+                            severity: w::Severity::Error,
+                            line: 1,
+                            column: 1,
+                            message,
+                        },
+                    });
+                }
+            }
+            problems
+        }
+    }
+
+    fn empty_case() -> w::Case {
+        w::Case {
+            purpose: "contact-data".to_owned(),
+            state: w::State::Unclarified,
+            attempt: 0,
+            requested_at: None,
+            due_at: None,
+            consented_at: None,
+            review_at: None,
+            last_used_at: None,
+            assigned_to: None,
+            basis: None,
+            legal_hold: false,
+            cleanup: None,
+            updated_at: None,
         }
     }
 
