@@ -184,3 +184,23 @@ fn an_erased_address_cannot_be_imported_again() {
     );
     assert_eq!(t.counts().0, 0);
 }
+
+#[test]
+fn a_file_with_crlf_line_ends_names_the_same_lines() {
+    let t = Tenant::new();
+    let rows = [
+        HEADER,
+        "C1,Anna,Schmidt,anna@example.de,,jk,web,,",
+        "C2,Ben,Braun,ben(at)example.de,,jk,web,,",
+        "C3,Carla,Hoffmann,,,,web,,",
+    ];
+    t.write("windows.csv", &(rows.join("\r\n") + "\r\n"));
+    let out = t.run(&["import", "acme", "windows.csv"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stdout(&out),
+        "windows.csv:3: email \"ben(at)example.de\" is not an e-mail address\n\
+         windows.csv:4: owner is empty: every contact needs a responsible person\n\
+         windows.csv: nothing was imported: 2 row(s) have problems; fix them, or import the others with --skip-invalid\n"
+    );
+}

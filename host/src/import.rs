@@ -85,11 +85,12 @@ pub fn parse(bytes: &[u8], language: &str, now: DateTime<Utc>) -> Result<Parsed,
 
     let mut parsed = Parsed::default();
     let mut first_line: HashMap<String, u64> = HashMap::new();
+    let lines = LineStarts::of(bytes);
     for record in reader.byte_records() {
         let record = match record {
             Ok(record) => record,
             Err(err) => {
-                let line = err.position().map_or(0, |p| p.line());
+                let line = err.position().map_or(0, |p| lines.line_of(p.byte()));
                 parsed.problems.push(RowProblem {
                     line,
                     message: format!("cannot be read: {err}"),
@@ -97,7 +98,7 @@ pub fn parse(bytes: &[u8], language: &str, now: DateTime<Utc>) -> Result<Parsed,
                 continue;
             }
         };
-        let line = record.position().map_or(0, |p| p.line());
+        let line = record.position().map_or(0, |p| lines.line_of(p.byte()));
         let problem = |message: String| RowProblem { line, message };
         if record.len() != names.len() {
             parsed.problems.push(problem(format!(
@@ -149,6 +150,48 @@ pub fn parse(bytes: &[u8], language: &str, now: DateTime<Utc>) -> Result<Parsed,
         }
     }
     Ok(parsed)
+}
+
+/// Where each line of the file starts, to name a record's line. The csv
+/// reader's own count, and the byte offset it gives a record, stop one short
+/// in a file with CRLF line ends: a record "starts" at the `\n` of the line
+/// before. So the line is found from the first byte at or after that offset
+/// that ends no line; lines end in `\n`, `\r\n` or a lone `\r`.
+struct LineStarts<'a> {
+    bytes: &'a [u8],
+    starts: Vec<usize>,
+}
+
+impl LineStarts<'_> {
+    fn of(bytes: &[u8]) -> LineStarts<'_> {
+        let mut starts = vec![0];
+        let mut i = 0;
+        while i < bytes.len() {
+            let end = match (bytes[i], bytes.get(i + 1)) {
+                (b'\r', Some(b'\n')) => Some(i + 2),
+                (b'\r' | b'\n', _) => Some(i + 1),
+                _ => None,
+            };
+            i = end.unwrap_or(i + 1);
+            if let Some(next) = end {
+                starts.push(next);
+            }
+        }
+        LineStarts { bytes, starts }
+    }
+
+    /// The 1-based line of the record the csv reader places at `offset`.
+    fn line_of(&self, offset: u64) -> u64 {
+        let mut at = usize::try_from(offset).unwrap_or(usize::MAX);
+        while self
+            .bytes
+            .get(at)
+            .is_some_and(|b| matches!(b, b'\r' | b'\n'))
+        {
+            at += 1;
+        }
+        self.starts.partition_point(|&start| start <= at) as u64
+    }
 }
 
 /// One record, its fields found by column name.
@@ -334,6 +377,25 @@ mod tests {
         assert_eq!(second.source, "import");
         assert_eq!(second.created_at, now());
         assert!(second.attributes.is_empty());
+    }
+
+    #[test]
+    fn lines_are_counted_the_same_whatever_the_line_ends() {
+        // The second data row is bad; a quoted field spans two lines before it.
+        let rows = [
+            HEADER.trim_end(),
+            "C1,\"Anna\nMaria\",B,,,jk,web,,",
+            "C2,A,B,not-an-address,,jk,web,,",
+            "C3,A,B,,,jk,web,,",
+        ];
+        for end in ["\n", "\r\n", "\r"] {
+            let csv = rows.join(end) + end;
+            let parsed = parse(csv.as_bytes(), "de", now()).expect("parses");
+            let lines: Vec<u64> = parsed.problems.iter().map(|p| p.line).collect();
+            assert_eq!(lines, [4], "line ends {end:?}");
+            let good: Vec<u64> = parsed.contacts.iter().map(|(l, _)| *l).collect();
+            assert_eq!(good, [2, 5], "line ends {end:?}");
+        }
     }
 
     #[test]
