@@ -1,5 +1,6 @@
 //! Policy diagnostics for people: `FILE:LINE:COL: message`, then the line of the
-//! policy with a caret under the place (drawn by ariadne).
+//! policy with a caret under the place (drawn by ariadne). The message is
+//! written once, in that first line; the drawing only shows the place.
 
 use std::ops::Range;
 
@@ -39,19 +40,16 @@ fn render_one(file: &str, source: &str, d: &Diagnostic, color: bool) -> String {
                 .with_color(color)
                 .with_index_type(IndexType::Char),
         )
-        .with_message(&d.message)
-        .with_label(Label::new((id.clone(), span)).with_message(short(&d.message)))
+        .with_label(Label::new((id.clone(), span)).with_message("here"))
         .finish()
         .write((id, Source::from(source)), &mut buf);
     if written.is_ok() {
-        out.push_str(&String::from_utf8_lossy(&buf));
+        // ariadne's first line is its own header ("Error: …"), which would
+        // say the message a second time.
+        let drawn = String::from_utf8_lossy(&buf);
+        out.push_str(drawn.split_once('\n').map_or("", |(_, place)| place));
     }
     out
-}
-
-/// The label under the caret: the message's first clause, to keep it short.
-fn short(message: &str) -> &str {
-    message.split(", but ").next().unwrap_or(message)
 }
 
 /// The character range of one character at LINE:COL (1-based), if it exists.
@@ -88,6 +86,11 @@ mod tests {
         );
         assert!(text.contains("3 │ }"), "{text}");
         assert!(text.contains('┬') || text.contains('^'), "{text}");
+        assert_eq!(
+            text.matches("Expecting ']'").count(),
+            1,
+            "the message once, not again in a box: {text}"
+        );
     }
 
     #[test]
