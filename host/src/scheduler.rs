@@ -15,7 +15,7 @@
 //! the step that moved it.
 
 use chrono::{DateTime, Offset, TimeZone, Utc};
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::Transaction;
 
 use crate::plugin::{Action, Band, Case, Clock, Contact, Event, Outcome, State};
 use std::sync::Arc;
@@ -52,66 +52,6 @@ pub fn clock(tenant: &Tenant, now: DateTime<Utc>) -> Clock {
     }
 }
 
-/// The due cases of a tenant, as row ids grouped by contact (a contact's
-/// purposes are stepped together), each with whether it starts a contact's
-/// group: 16 bytes a case, so a sweep of millions stays small in memory.
-fn due_rows(conn: &Connection, tenant: &str, now: i64) -> rusqlite::Result<Vec<(i64, bool)>> {
-    let mut stmt = conn.prepare(
-        "SELECT rowid, contact FROM cases INDEXED BY cases_due
-         WHERE tenant = ?1 AND due_at IS NOT NULL AND due_at <= ?2 AND needs_attention IS NULL
-         ORDER BY contact, purpose",
-    )?;
-    let mut last: Option<String> = None;
-    let mut out = Vec::new();
-    let mut rows = stmt.query(params![tenant, now])?;
-    while let Some(row) = rows.next()? {
-        let contact: String = row.get(1)?;
-        let first = last.as_deref() != Some(contact.as_str());
-        if first {
-            last = Some(contact);
-        }
-        out.push((row.get(0)?, first));
-    }
-    Ok(out)
-}
-
-/// A due case and its contact with when it was last sent a message; none if
-/// it is no longer due (a person acted on it meanwhile), its contact is gone,
-/// or the contact was erased (nothing steps for an erased person).
-fn load_due(
-    conn: &Connection,
-    rowid: i64,
-    now: i64,
-) -> Result<Option<(Case, Contact, Option<i64>)>, StoreError> {
-    // "Still due?" is checked here and not in SQL: a bound value compared with
-    // a column of the partial index `cases_due` makes SQLite re-plan the
-    // statement on every call.
-    let row = conn
-        .prepare_cached(&format!(
-            "SELECT c.body, c.due_at, c.needs_attention IS NULL AND k.erased_at IS NULL,
-                    k.last_message_at, {} FROM cases c
-             JOIN contacts k ON k.tenant = c.tenant AND k.id = c.contact
-             WHERE c.rowid = ?1",
-            contacts::COLUMNS
-        ))?
-        .query_row([rowid], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, Option<i64>>(1)?,
-                r.get::<_, bool>(2)?,
-                r.get::<_, Option<i64>>(3)?,
-                contacts::read(r, 4)?,
-            ))
-        })
-        .optional()?;
-    match row {
-        Some((body, Some(due), true, last_message, contact)) if due <= now => {
-            Ok(Some((cases::parse(&body)?, contact, last_message)))
-        }
-        _ => Ok(None),
-    }
-}
-
 /// Steps every due case of `tenant` in batches of about `batch` (a
 /// contact's cases are never split across batches).
 pub fn tick(
@@ -127,7 +67,7 @@ pub fn tick(
         expire_evidence(tx, &tenant.id, now.timestamp())?;
         purge_left_after_erasure(tx, tenant, now.timestamp())
     })?;
-    let rows = due_rows(store.connection(), &tenant.id, now.timestamp())?;
+    let rows = cases::due_rows(store.connection(), &tenant.id, now.timestamp())?;
     let mut report = TickReport {
         due: rows.len(),
         ..TickReport::default()
@@ -143,7 +83,7 @@ pub fn tick(
         let mut last_messages = Vec::with_capacity(end - start);
         for &(rowid, _) in &rows[start..end] {
             if let Some((case, contact, last)) =
-                load_due(store.connection(), rowid, now.timestamp())?
+                cases::load_due(store.connection(), rowid, now.timestamp())?
             {
                 inputs.push((case, contact, Event::Tick));
                 last_messages.push(last);
@@ -278,20 +218,10 @@ pub fn clear_attention(
     now: i64,
 ) -> Result<bool, StoreError> {
     store.transaction(|tx| {
-        let error: Option<String> = tx
-            .prepare_cached("SELECT needs_attention FROM cases WHERE tenant = ?1 AND contact = ?2 AND purpose = ?3")?
-        .query_row(params![tenant, contact, purpose],
-                |r| r.get(0),
-            )
-            .optional()?
-            .flatten();
-        let Some(error) = error else {
+        let Some(error) = cases::attention(tx, tenant, contact, purpose)? else {
             return Ok(false);
         };
-        tx.prepare_cached("UPDATE cases SET needs_attention = NULL, updated_at = ?4
-             WHERE tenant = ?1 AND contact = ?2 AND purpose = ?3")?
-        .execute(params![tenant, contact, purpose, now],
-        )?;
+        cases::clear_attention(tx, tenant, (contact, purpose), now)?;
         audit::append(
             tx,
             tenant,

@@ -4,8 +4,8 @@
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::StoreError;
-use super::contacts::band_name;
-use crate::plugin::Case;
+use super::contacts::{self, band_name};
+use crate::plugin::{Case, Contact};
 
 pub(crate) fn parse(body: &str) -> Result<Case, StoreError> {
     serde_json::from_str(body).map_err(|e| {
@@ -182,4 +182,83 @@ pub fn usage(
         })
     })
     .optional()
+}
+
+/// The due cases of a tenant, as row ids grouped by contact (a contact's
+/// purposes are stepped together), each with whether it starts a contact's
+/// group: 16 bytes a case, so a sweep of millions stays small in memory.
+pub(crate) fn due_rows(
+    conn: &Connection,
+    tenant: &str,
+    now: i64,
+) -> rusqlite::Result<Vec<(i64, bool)>> {
+    let mut stmt = conn.prepare(
+        "SELECT rowid, contact FROM cases INDEXED BY cases_due
+         WHERE tenant = ?1 AND due_at IS NOT NULL AND due_at <= ?2 AND needs_attention IS NULL
+         ORDER BY contact, purpose",
+    )?;
+    let mut last: Option<String> = None;
+    let mut out = Vec::new();
+    let mut rows = stmt.query(params![tenant, now])?;
+    while let Some(row) = rows.next()? {
+        let contact: String = row.get(1)?;
+        let first = last.as_deref() != Some(contact.as_str());
+        if first {
+            last = Some(contact);
+        }
+        out.push((row.get(0)?, first));
+    }
+    Ok(out)
+}
+
+/// A due case and its contact with when it was last sent a message; none if
+/// it is no longer due (a person acted on it meanwhile), its contact is gone,
+/// or the contact was erased (nothing steps for an erased person).
+pub(crate) fn load_due(
+    conn: &Connection,
+    rowid: i64,
+    now: i64,
+) -> Result<Option<(Case, Contact, Option<i64>)>, StoreError> {
+    // "Still due?" is checked here and not in SQL: a bound value compared with
+    // a column of the partial index `cases_due` makes SQLite re-plan the
+    // statement on every call.
+    let row = conn
+        .prepare_cached(&format!(
+            "SELECT c.body, c.due_at, c.needs_attention IS NULL AND k.erased_at IS NULL,
+                    k.last_message_at, {} FROM cases c
+             JOIN contacts k ON k.tenant = c.tenant AND k.id = c.contact
+             WHERE c.rowid = ?1",
+            contacts::COLUMNS
+        ))?
+        .query_row([rowid], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Option<i64>>(1)?,
+                r.get::<_, bool>(2)?,
+                r.get::<_, Option<i64>>(3)?,
+                contacts::read(r, 4)?,
+            ))
+        })
+        .optional()?;
+    match row {
+        Some((body, Some(due), true, last_message, contact)) if due <= now => {
+            Ok(Some((parse(&body)?, contact, last_message)))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// A person took up a failed case again: the scheduler steps it again.
+pub fn clear_attention(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    (contact, purpose): (&str, &str),
+    now: i64,
+) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "UPDATE cases SET needs_attention = NULL, updated_at = ?4
+         WHERE tenant = ?1 AND contact = ?2 AND purpose = ?3",
+    )?
+    .execute(params![tenant, contact, purpose, now])?;
+    Ok(())
 }
