@@ -42,8 +42,37 @@ fn the_demo_ends_in_a_cockpit_that_adds_up_and_replays() {
     let out = demo(&ws, "demo.db");
     assert!(
         out.starts_with(
-            "demo: 150 contacts, 90 simulated days up to 2026-11-30 08:00 UTC (seed 7)"
+            "demo: 150 contacts, 90 simulated days up to 2026-11-30 09:00 CET (seed 7)"
         ),
+        "{out}"
+    );
+    // The words add up: the refusals are counted again where they went.
+    let count_before = |line: &str, word: &str| -> i64 {
+        line.split(';')
+            .flat_map(|part| part.split(','))
+            .find_map(|part| part.trim().strip_suffix(word))
+            .and_then(|n| n.trim().rsplit(' ').next()?.parse().ok())
+            .unwrap_or(-1)
+    };
+    let told = out.lines().nth(1).unwrap_or_default();
+    let went = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("refused → now "))
+        .unwrap_or_else(|| panic!("no line on where the refusals went: {out}"));
+    let (refusals, withdrawals) = went
+        .trim_start()
+        .trim_start_matches("refused → now ")
+        .split_once("; withdrawn → now ")
+        .unwrap_or_else(|| panic!("{went}"));
+    let total = |list: &str| -> i64 {
+        list.split(", ")
+            .filter_map(|p| p.rsplit(' ').next()?.parse::<i64>().ok())
+            .sum()
+    };
+    assert_eq!(total(refusals), count_before(told, "refused"), "{out}");
+    assert_eq!(
+        total(withdrawals),
+        count_before(told, "withdrew later"),
         "{out}"
     );
     assert!(out.contains("demo: audit chain intact"), "{out}");

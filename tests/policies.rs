@@ -163,7 +163,7 @@ fn versions_can_be_listed_shown_compared_and_rolled_back() {
     let lines: Vec<&str> = log.lines().collect();
     assert_eq!(lines.len(), 3, "{log}");
     assert!(
-        lines[1].starts_with("   2  active 2026-12-01 08:00  dpo"),
+        lines[1].starts_with("   2  active 2026-12-01 09:00 CET  dpo"),
         "{log}"
     );
     assert!(lines[1].ends_with("a second reminder"), "{log}");

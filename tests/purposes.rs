@@ -399,11 +399,8 @@ fn a_request_an_event_raises_within_the_day_waits_in_the_outbox() {
         .first()
         .map(|i| (*i).clone())
         .expect("the request sent again");
-    let until = chrono::DateTime::parse_from_rfc3339(NOW)
-        .expect("NOW")
-        .timestamp()
-        + 86_400;
-    assert_eq!(held["deliver_after"], until, "{held}");
+    let until = chrono::DateTime::parse_from_rfc3339(NOW).expect("NOW") + chrono::Duration::days(1);
+    assert_eq!(held["deliver_after"], until.to_rfc3339(), "{held}");
     let (_, polled) = server.call("GET", "/v1/outbox", key, None);
     assert!(
         polled["actions"]

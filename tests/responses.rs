@@ -162,7 +162,7 @@ fn consent_after_the_second_reminder_with_its_evidence() {
     assert_eq!(evidence["token_id"], requests[2]["detail"]["token_id"]);
     assert_eq!(
         responses[0]["at"],
-        (second + Duration::hours(5)).timestamp()
+        (second + Duration::hours(5)).to_rfc3339()
     );
     // The text the contact agreed to is in the bundle, word for word, and its
     // hash is the one the evidence names.
@@ -192,7 +192,12 @@ fn the_bundle_s_audit_rows_verify_on_their_own() {
     for row in rows {
         let text = |k: &str| row[k].as_str().map(str::to_owned);
         let entry = klar::store::audit::Entry {
-            at: row["at"].as_i64().unwrap_or_default(),
+            // JSON shows RFC 3339; the hash covers the Unix seconds.
+            at: row["at"]
+                .as_str()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.timestamp())
+                .unwrap_or_default(),
             contact: text("contact"),
             purpose: text("purpose"),
             kind: text("kind").unwrap_or_default(),
@@ -256,8 +261,9 @@ fn refusal_then_cleanup_after_grace_then_purge_then_reimport_is_refused() {
     );
     assert!(
         response["retain_until"]
-            .as_i64()
-            .is_some_and(|t| t > (t0() + Duration::days(1000)).timestamp())
+            .as_str()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .is_some_and(|t| t > t0() + Duration::days(1000))
     );
     let kinds = db.outbox_kinds("C00001");
     assert!(kinds.contains(&"cleanup".to_owned()), "{kinds:?}");
@@ -320,7 +326,7 @@ fn a_link_works_once_and_not_for_strangers_or_after_it_expired() {
 fn a_link_lasts_as_long_as_the_policy_says() {
     let db = Db::new("fn reminder_days(contact) { [30] }\nfn link_valid_days(contact) { 10 }\n");
     let outbox: Value = db.json(&["outbox", "acme", "--json"]);
-    let expires = (t0() + Duration::days(10)).timestamp();
+    let expires = (t0() + Duration::days(10)).to_rfc3339();
     assert!(
         outbox.as_array().is_some_and(|all| all
             .iter()

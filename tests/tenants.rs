@@ -31,7 +31,7 @@ fn a_tenant_with_a_checked_policy_and_a_purpose() {
     assert_eq!(
         stdout(&out),
         format!(
-            "{}: ready (schema version 6)\n",
+            "{}: ready (schema version 7)\n",
             dir.path().join("klar.db").display()
         )
     );
@@ -94,6 +94,7 @@ fn a_policy_with_errors_is_never_activated() {
         ("good.rhai", DEFAULT_POLICY),
         ("bad.rhai", "fn answer_days(contact) {\n    \"soon\"\n}\n"),
     ]);
+    init(dir.path());
     let db = dir.path().join("klar.db");
     let out = klar_in(dir.path())
         .args([
@@ -153,6 +154,7 @@ fn a_policy_with_errors_is_never_activated() {
 #[test]
 fn a_tenant_with_a_bad_policy_is_not_added() {
     let dir = files(&[("bad.rhai", "fn reminder_days(contact) { [7, 14\n")]);
+    init(dir.path());
     let out = klar_in(dir.path())
         .args([
             "tenant", "add", "acme", "--name", "ACME", "--policy", "bad.rhai",
@@ -172,6 +174,7 @@ fn a_tenant_with_a_bad_policy_is_not_added() {
 #[test]
 fn mistakes_get_clear_messages() {
     let dir = files(&[]);
+    init(dir.path());
     let run = |args: &[&str]| {
         let out = klar_in(dir.path()).args(args).output().expect("runs");
         (out.status.code(), stderr(&out))

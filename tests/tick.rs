@@ -14,6 +14,7 @@ C00003,José,Núñez,jose@example.es,,jk,import,2026-10-03\n";
 
 fn setup(policy: &str) -> tempfile::TempDir {
     let dir = files(&[("contacts.csv", CSV), ("policy.rhai", policy)]);
+    init(dir.path());
     for args in [
         &[
             "tenant",

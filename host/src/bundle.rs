@@ -17,13 +17,14 @@ use crate::store::audit::{self, Row};
 use crate::store::evidence::{self, Record};
 use crate::store::report::{self, CaseLine};
 use crate::store::tenants::{self, Tenant};
+use crate::times::rfc3339;
 
 /// Bumped whenever a field changes meaning.
 pub const FORMAT: &str = "klar-evidence-bundle/1";
 
 const HOW_TO_VERIFY: &str = "Each audit row's hash is the SHA-256 over these fields, in this order, \
 each written as its length in bytes (8-byte big-endian) followed by its bytes: tenant id (UTF-8), \
-seq (8-byte big-endian), at (8-byte big-endian Unix seconds), contact, purpose, kind, detail, \
+seq (8-byte big-endian), at (the row's `at` as Unix seconds, 8-byte big-endian), contact, purpose, kind, detail, \
 policy_sha256 (UTF-8; a missing value is the single byte 0x00), prev_hash (hex text). The first \
 row of a tenant has prev_hash of 64 zeros; every other row's prev_hash is the hash of the row with \
 seq - 1. Rows of other contacts are not in this bundle, so only a row directly after another \
@@ -48,7 +49,11 @@ pub struct ContactRecord {
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct AuditRow {
     pub seq: i64,
+    /// When it happened (the hash covers it as Unix seconds).
+    #[serde(serialize_with = "crate::times::json")]
+    #[schema(value_type = String, format = DateTime)]
     pub at: i64,
+    /// The same time as `at` (kept for readers of earlier bundles).
     pub time: String,
     pub contact: Option<String>,
     pub purpose: Option<String>,
@@ -131,13 +136,6 @@ pub enum BundleError {
     Sql(#[from] rusqlite::Error),
 }
 
-/// Unix seconds as RFC 3339, as every JSON answer shows times.
-pub(crate) fn time(at: i64) -> String {
-    chrono::DateTime::from_timestamp(at, 0)
-        .unwrap_or_default()
-        .to_rfc3339()
-}
-
 fn contact_record(
     conn: &Connection,
     tenant: &str,
@@ -157,8 +155,8 @@ fn contact_record(
                 owner: r.get(5)?,
                 source: r.get(6)?,
                 language: r.get(7)?,
-                created_at: time(r.get(8)?),
-                erased_at: r.get::<_, Option<i64>>(9)?.map(time),
+                created_at: rfc3339(r.get(8)?),
+                erased_at: r.get::<_, Option<i64>>(9)?.map(rfc3339),
             })
         },
     )
@@ -278,7 +276,7 @@ fn audit_row(row: Row) -> AuditRow {
         summary: summary(&row.entry.kind, &row.entry.detail),
         seq: row.seq,
         at: row.entry.at,
-        time: time(row.entry.at),
+        time: rfc3339(row.entry.at),
         contact: row.entry.contact,
         purpose: row.entry.purpose,
         kind: row.entry.kind,
@@ -385,7 +383,7 @@ pub fn export(
                 version: Some(v.version),
                 author: Some(v.author.clone()),
                 message: Some(v.message.clone()),
-                created_at: Some(time(v.created_at)),
+                created_at: Some(rfc3339(v.created_at)),
             },
             None => PolicyRecord {
                 sha256: sha.to_owned(),
@@ -410,7 +408,7 @@ pub fn export(
         .collect();
     Ok(Bundle {
         format: FORMAT,
-        generated_at: time(now),
+        generated_at: rfc3339(now),
         tenant: TenantRecord {
             id: tenant.id.clone(),
             name: tenant.name.clone(),

@@ -9,7 +9,7 @@
 //! so the same seed, size and end time give the same database every time
 //! (apart from the link secrets, which always come from the OS generator).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::sync::Arc;
@@ -50,6 +50,12 @@ pub struct Summary {
     pub holds: usize,
     /// Answers refused by klar (e.g. a link used after the case moved on).
     pub answers_turned_down: usize,
+    /// Where the cases that were refused are at the end, by state: a refusal
+    /// leads on to a cleanup, so `refused` in the cockpit is not the count
+    /// of refusals.
+    pub refused_now: BTreeMap<String, usize>,
+    /// Where the cases whose consent was withdrawn are at the end, by state.
+    pub withdrawn_now: BTreeMap<String, usize>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -376,6 +382,7 @@ pub fn run(
         ..Summary::default()
     };
     let mut answers: BTreeMap<i64, Vec<Pending>> = BTreeMap::new();
+    let (mut refused, mut withdrawn) = (BTreeSet::new(), BTreeSet::new());
     let mut withdrawals: BTreeMap<i64, Vec<(String, String)>> = BTreeMap::new();
     let mut seen_outbox = 0_i64;
     progress.set_length(u64::from(options.days) + 1);
@@ -482,7 +489,10 @@ pub fn run(
                                         .push((r.contact, r.purpose));
                                 }
                             }
-                            Answer::Refuse => summary.refused += 1,
+                            Answer::Refuse => {
+                                summary.refused += 1;
+                                refused.insert((r.contact, r.purpose));
+                            }
                         }
                     }
                 }
@@ -503,6 +513,7 @@ pub fn run(
                 at,
             )? {
                 summary.withdrawn += 1;
+                withdrawn.insert((contact, purpose));
             }
         }
 
@@ -554,7 +565,24 @@ pub fn run(
         }
         progress.inc(1);
     }
+    summary.refused_now = states_now(store, &refused)?;
+    summary.withdrawn_now = states_now(store, &withdrawn)?;
     Ok(summary)
+}
+
+/// How many of these cases are in each state now.
+fn states_now(
+    store: &Store,
+    keys: &BTreeSet<(String, String)>,
+) -> Result<BTreeMap<String, usize>, DemoError> {
+    let mut counts = BTreeMap::new();
+    for (contact, purpose) in keys {
+        if let Some(case) = crate::store::cases::get(store.connection(), TENANT, contact, purpose)?
+        {
+            *counts.entry(case.state.as_str().to_owned()).or_default() += 1;
+        }
+    }
+    Ok(counts)
 }
 
 /// Cases waiting for a person since before `since`: (contact, purpose, assignee).

@@ -95,10 +95,14 @@ pub fn explain(
 }
 
 /// The explanation as text for people.
-pub fn render(contact: &str, decisions: &[Decision]) -> String {
+/// Times are the tenant's local time with its zone.
+pub fn render(contact: &str, decisions: &[Decision], tz: chrono_tz::Tz) -> String {
     let mut out = String::new();
     for d in decisions {
-        let time = d.time.get(..16).unwrap_or(&d.time).replace('T', " ");
+        let time = chrono::DateTime::parse_from_rfc3339(&d.time).map_or_else(
+            |_| d.time.clone(),
+            |t| crate::times::local(t.with_timezone(&chrono::Utc), tz),
+        );
         let by = match (&d.policy, &d.policy_sha256) {
             (Some(p), Some(sha)) => format!("  [{p}, sha256 {}]", &sha[..12.min(sha.len())]),
             _ => String::new(),

@@ -21,6 +21,7 @@ pub mod scheduler;
 pub mod serve;
 pub mod simulate;
 pub mod store;
+pub mod times;
 pub mod webhook;
 
 pub use klar_plugin as plugin;

@@ -410,8 +410,7 @@ fn compose(
     }
     let expires = payload
         .get("link_expires_at")
-        .and_then(Value::as_i64)
-        .and_then(|t| DateTime::from_timestamp(t, 0))
+        .and_then(crate::times::from_json)
         .map(|t| t.with_timezone(&tenant.timezone))
         .map(|t| match language {
             "en" => t.format("%-d %B %Y").to_string(),

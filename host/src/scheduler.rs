@@ -1081,7 +1081,7 @@ fn request_sent(
             "text_version": text.version,
             "text_sha256": text.sha256,
             "language": language,
-            "link_expires_at": token.expires_at,
+            "link_expires_at": crate::times::rfc3339(token.expires_at),
         }),
     )?;
     let mut link = serde_json::Map::new();
@@ -1093,7 +1093,10 @@ fn request_sent(
     link.insert("token_id".into(), token.id.into());
     link.insert("language".into(), language.into());
     link.insert("text_version".into(), text.version.into());
-    link.insert("link_expires_at".into(), token.expires_at.into());
+    link.insert(
+        "link_expires_at".into(),
+        crate::times::rfc3339(token.expires_at).into(),
+    );
     Ok(link)
 }
 

@@ -24,10 +24,11 @@ pub enum Hook {
     RequiresApproval,
     EvidenceRetentionDays,
     LinkValidDays,
+    DecisionDays,
 }
 
 impl Hook {
-    pub const ALL: [Hook; 12] = [
+    pub const ALL: [Hook; 13] = [
         Hook::ReminderDays,
         Hook::Channel,
         Hook::AnswerDays,
@@ -40,6 +41,7 @@ impl Hook {
         Hook::RequiresApproval,
         Hook::EvidenceRetentionDays,
         Hook::LinkValidDays,
+        Hook::DecisionDays,
     ];
 
     pub fn name(self) -> &'static str {
@@ -56,6 +58,7 @@ impl Hook {
             Hook::RequiresApproval => "requires_approval",
             Hook::EvidenceRetentionDays => "evidence_retention_days",
             Hook::LinkValidDays => "link_valid_days",
+            Hook::DecisionDays => "decision_days",
         }
     }
 
@@ -76,7 +79,8 @@ impl Hook {
             | Hook::ConsentValidDays
             | Hook::StaleAfterDays
             | Hook::CleanupGraceDays
-            | Hook::LinkValidDays => &["contact"],
+            | Hook::LinkValidDays
+            | Hook::DecisionDays => &["contact"],
         }
     }
 
@@ -118,6 +122,9 @@ impl Hook {
             Hook::LinkValidDays => {
                 "must return a whole number of days (at least 1) a response link works after it is sent"
             }
+            Hook::DecisionDays => {
+                "must return a whole number of days a person has to decide a case handed to them (0: no deadline)"
+            }
         }
     }
 }
@@ -158,6 +165,9 @@ pub const DEFAULT_EVIDENCE_RETENTION_DAYS: u32 = 1095;
 /// How long a response link works by default: half a year, long enough for a
 /// contact who finds the mail late after a reminder round.
 pub const DEFAULT_LINK_VALID_DAYS: u32 = 180;
+
+/// A case handed to a person has no deadline unless the policy sets one.
+pub const DEFAULT_DECISION_DAYS: u32 = 0;
 
 /// The most days any hook may return: ten years.
 const MAX_DAYS: i64 = 3_660;

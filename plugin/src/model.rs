@@ -136,6 +136,86 @@ impl fmt::Display for State {
     }
 }
 
+/// A name that is not one of the given kind's, with the names that are: what
+/// a person who typed a filter value needs to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownName {
+    pub kind: &'static str,
+    pub given: String,
+    pub allowed: Vec<&'static str>,
+}
+
+impl fmt::Display for UnknownName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "unknown {} {:?}; use one of: {}",
+            self.kind,
+            self.given,
+            self.allowed.join(", ")
+        )
+    }
+}
+
+impl std::error::Error for UnknownName {}
+
+/// The one of `all` called `name`.
+fn by_name<T: Copy>(
+    kind: &'static str,
+    all: &[T],
+    as_str: fn(T) -> &'static str,
+    name: &str,
+) -> Result<T, UnknownName> {
+    all.iter()
+        .copied()
+        .find(|x| as_str(*x) == name)
+        .ok_or_else(|| UnknownName {
+            kind,
+            given: name.to_owned(),
+            allowed: all.iter().map(|x| as_str(*x)).collect(),
+        })
+}
+
+impl std::str::FromStr for State {
+    type Err = UnknownName;
+
+    fn from_str(name: &str) -> Result<State, UnknownName> {
+        by_name("state", &State::ALL, State::as_str, name)
+    }
+}
+
+impl Band {
+    pub const ALL: [Band; 3] = [Band::Usable, Band::ToClarify, Band::Removed];
+
+    /// The name used in JSON and in filters.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Band::Usable => "usable",
+            Band::ToClarify => "to-clarify",
+            Band::Removed => "removed",
+        }
+    }
+
+    /// The states of this band, in the order of [`State::ALL`].
+    pub fn states(self) -> impl Iterator<Item = State> {
+        State::ALL.into_iter().filter(move |s| s.band() == self)
+    }
+}
+
+impl fmt::Display for Band {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Band {
+    type Err = UnknownName;
+
+    fn from_str(name: &str) -> Result<Band, UnknownName> {
+        by_name("band", &Band::ALL, Band::as_str, name)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum CleanupMode {

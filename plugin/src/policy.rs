@@ -226,6 +226,7 @@ impl Policy {
             (Hook::ConsentValidDays, 0),
             (Hook::StaleAfterDays, 0),
             (Hook::CleanupGraceDays, 0),
+            (Hook::DecisionDays, 0),
         ] {
             if let Err(failure) = self.try_hook(hook, &one, |v| hooks::whole_days(v, min)) {
                 found.push(failure);

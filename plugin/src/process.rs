@@ -10,7 +10,7 @@
 
 use std::rc::Rc;
 
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 
 use crate::calendar::add_days;
 use crate::hooks::{self, Hook, NoResponsePlan, RefusalPlan};
@@ -148,6 +148,12 @@ impl Step<'_> {
                 self.used()?;
                 Ok(())
             }
+            Event::HoldOn { .. } if self.case.legal_hold => Err(StepError::rejected(
+                "the case is already on legal hold; nothing changed",
+            )),
+            Event::HoldOff { .. } if !self.case.legal_hold => Err(StepError::rejected(
+                "the case is not on legal hold; nothing changed",
+            )),
             Event::HoldOn { by, reason } => {
                 self.case.legal_hold = true;
                 self.note(format!("legal hold on by {by}"), reason.clone());
@@ -276,11 +282,13 @@ impl Step<'_> {
                 self.start_round("reconfirm")
             }
             State::CleanupPending => self.purge_if_allowed(),
-            State::OtherBasis
-            | State::AwaitingDecision
-            | State::Refused
-            | State::Withdrawn
-            | State::Purged => {
+            State::AwaitingDecision => {
+                // The deadline stays: it is what makes the case overdue.
+                let by = self.case.assigned_to.clone().unwrap_or_default();
+                self.note("tick", format!("the decision by {by} is overdue"));
+                Ok(())
+            }
+            State::OtherBasis | State::Refused | State::Withdrawn | State::Purged => {
                 self.case.due_at = None;
                 self.note(
                     "tick",
@@ -341,8 +349,7 @@ impl Step<'_> {
         match plan {
             NoResponsePlan::Manual { assign } => {
                 let assignee = assign.unwrap_or_else(|| self.contact.owner.clone());
-                self.hand_to(assignee);
-                Ok(())
+                self.hand_to(assignee)
             }
             NoResponsePlan::Restart { after_days } => {
                 self.case.state = State::Paused;
@@ -361,19 +368,30 @@ impl Step<'_> {
     }
 
     /// The case waits for a person's decision.
-    fn hand_to(&mut self, assignee: String) {
+    fn hand_to(&mut self, assignee: String) -> Result<(), StepError> {
         let note = format!(
             "No answer for purpose {} after {} request(s): decide whether to restart, clean up or record another legal basis.",
             self.case.purpose, self.case.attempt
         );
         self.case.state = State::AwaitingDecision;
-        self.case.due_at = None;
+        self.case.due_at = self.decision_deadline()?;
         self.case.assigned_to = Some(assignee.clone());
         self.actions.push(Action::CreateTask {
             assignee,
             kind: "decide".to_owned(),
             note,
         });
+        Ok(())
+    }
+
+    /// When a case handed to a person is overdue: the policy's
+    /// `decision_days` from now (business days if the policy counts them),
+    /// or never. The tick leaves a waiting case alone; the deadline only
+    /// makes it show as overdue in the cockpit.
+    fn decision_deadline(&mut self) -> Result<Option<DateTime<Utc>>, StepError> {
+        let days = self.days_hook(Hook::DecisionDays, 0, hooks::DEFAULT_DECISION_DAYS)?;
+        let offset = self.clock.utc_offset_minutes;
+        Ok((days > 0).then(|| add_days(self.now(), days, self.business_days(), offset)))
     }
 
     fn block_use(&mut self) {
@@ -633,7 +651,7 @@ impl Step<'_> {
             }
             DecisionKind::Manual => {
                 self.case.state = State::AwaitingDecision;
-                self.case.due_at = None;
+                self.case.due_at = self.decision_deadline()?;
                 self.case.assigned_to = Some(d.by.clone());
                 Ok(())
             }
@@ -695,6 +713,16 @@ impl Step<'_> {
                 "there is no pending cleanup to approve",
             ));
         };
+        if !plan.requires_approval {
+            return Err(StepError::rejected(
+                "this cleanup needs no approval (the policy does not ask for one); nothing changed",
+            ));
+        }
+        if let Some(earlier) = &plan.approved_by {
+            return Err(StepError::rejected(format!(
+                "{earlier} has already approved this cleanup; nothing changed"
+            )));
+        }
         if plan.requested_by.as_deref() == Some(by) {
             return Err(StepError::rejected(format!(
                 "{by} asked for this cleanup and cannot also approve it; a second person must"

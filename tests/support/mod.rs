@@ -104,11 +104,24 @@ pub struct Workspace {
     pub dir: tempfile::TempDir,
 }
 
+/// `klar init` in `dir` (its `klar.db`): every command but `init` and
+/// `demo` refuses a database that does not exist.
+pub fn init(dir: &std::path::Path) {
+    let out = klar()
+        .current_dir(dir)
+        .env("KLAR_DB", dir.join("klar.db"))
+        .arg("init")
+        .output()
+        .expect("klar init runs");
+    assert!(out.status.success(), "klar init: {}", stderr(&out));
+}
+
 impl Workspace {
+    /// The fixture files and a new database (`klar init`).
     pub fn new(entries: &[(&str, &str)]) -> Workspace {
-        Workspace {
-            dir: files(entries),
-        }
+        let dir = files(entries);
+        init(dir.path());
+        Workspace { dir }
     }
 
     pub fn path(&self) -> &std::path::Path {

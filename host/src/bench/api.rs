@@ -32,6 +32,7 @@ pub struct ApiArgs {
     /// Scratch folder for the database (default: a temporary one).
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// Print JSON.
     #[arg(long)]
     pub json: bool,
 }

@@ -26,6 +26,7 @@ pub struct ImportArgs {
     /// Scratch folder for the CSV and the databases (default: a temporary one).
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// Print JSON.
     #[arg(long)]
     pub json: bool,
 }
@@ -41,6 +42,7 @@ pub struct SweepArgs {
     /// Scratch folder for the database (default: a temporary one).
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// Print JSON.
     #[arg(long)]
     pub json: bool,
 }

@@ -51,14 +51,20 @@ pub enum Command {
 
     /// Record a person's decision on a case.
     Decide {
+        /// The tenant's id.
         tenant: String,
+        /// The contact's id (the CRM's external_id).
         contact: String,
+        /// The purpose of the case (default: contact-data).
         #[arg(long, default_value = "contact-data")]
         purpose: String,
+        /// What the person decided: manual (take the case over), restart (ask again), cleanup (erase after the grace period), other-basis (a legal basis other than consent; --reason names it) or keep (stop a pending cleanup).
         #[arg(long, value_enum)]
         action: DecideAction,
+        /// Who decided (name or login); the audit log records it.
         #[arg(long)]
         by: String,
+        /// Why; the audit log records it.
         #[arg(long)]
         reason: String,
         /// For `restart`: ask again after this many days (default: now).
@@ -71,12 +77,17 @@ pub enum Command {
     /// Let the scheduler take up a case again whose last step failed (after the
     /// policy was fixed, say). The error stays in the audit log.
     Clear {
+        /// The tenant's id.
         tenant: String,
+        /// The contact's id (the CRM's external_id).
         contact: String,
+        /// The purpose of the case (default: contact-data).
         #[arg(long, default_value = "contact-data")]
         purpose: String,
+        /// Who decided (name or login); the audit log records it.
         #[arg(long)]
         by: String,
+        /// Why; the audit log records it.
         #[arg(long)]
         reason: String,
         #[command(flatten)]
@@ -85,10 +96,14 @@ pub enum Command {
 
     /// Approve a pending cleanup (the second pair of eyes).
     Approve {
+        /// The tenant's id.
         tenant: String,
+        /// The contact's id (the CRM's external_id).
         contact: String,
+        /// The purpose of the case (default: contact-data).
         #[arg(long, default_value = "contact-data")]
         purpose: String,
+        /// Who approves; must not be the person who asked for the cleanup.
         #[arg(long)]
         by: String,
         #[command(flatten)]
@@ -97,12 +112,17 @@ pub enum Command {
 
     /// Put a legal hold on a contact's cases, or lift it.
     Hold {
+        /// The tenant's id.
         tenant: String,
+        /// The contact's id (the CRM's external_id).
         contact: String,
+        /// on places the hold, off lifts it.
         #[arg(value_enum)]
         switch: OnOff,
+        /// Who decided (name or login); the audit log records it.
         #[arg(long)]
         by: String,
+        /// Why; the audit log records it.
         #[arg(long)]
         reason: String,
         #[command(flatten)]
@@ -111,8 +131,11 @@ pub enum Command {
 
     /// The contact withdrew consent (all purposes unless --purpose).
     Withdraw {
+        /// The tenant's id.
         tenant: String,
+        /// The contact's id (the CRM's external_id).
         contact: String,
+        /// Only this purpose (default: every purpose of the contact).
         #[arg(long)]
         purpose: Option<String>,
         #[command(flatten)]
@@ -121,8 +144,11 @@ pub enum Command {
 
     /// The CRM used the contact for a purpose.
     Used {
+        /// The tenant's id.
         tenant: String,
+        /// The contact's id (the CRM's external_id).
         contact: String,
+        /// The purpose the contact was used for (default: contact-data).
         #[arg(long, default_value = "contact-data")]
         purpose: String,
         #[command(flatten)]
@@ -132,7 +158,9 @@ pub enum Command {
     /// The cockpit: cases per band and state, overdue cases, decisions waiting
     /// per person, deadlines in the next 7 days, pending cleanups.
     Status {
+        /// The tenant's id.
         tenant: String,
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -141,18 +169,23 @@ pub enum Command {
 
     /// List cases.
     Cases {
+        /// The tenant's id.
         tenant: String,
+        /// Only cases in this state (consented, other-basis, unclarified,
+        /// requested, awaiting-decision, paused, refused, withdrawn,
+        /// cleanup-pending, purged).
         #[arg(long)]
-        state: Option<String>,
-        /// usable, to-clarify or removed.
+        state: Option<crate::plugin::State>,
+        /// Only cases in this band: usable, to-clarify or removed.
         #[arg(long)]
-        band: Option<String>,
+        band: Option<crate::plugin::Band>,
         /// The contact's owner.
         #[arg(long)]
         owner: Option<String>,
         /// Only cases whose next step is overdue.
         #[arg(long)]
         overdue: bool,
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -168,6 +201,7 @@ pub enum Command {
     Respond {
         /// The link's token, as the outbox action `send-request` carries it.
         token: String,
+        /// accept or refuse: the answer to every purpose the link still asks about.
         #[arg(value_enum)]
         answer: AnswerArg,
         /// The contact's IP address, for the evidence.
@@ -176,6 +210,7 @@ pub enum Command {
         /// The contact's browser, for the evidence.
         #[arg(long)]
         user_agent: Option<String>,
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -185,6 +220,7 @@ pub enum Command {
     /// Actions waiting for the CRM: requests to send (with their links), tasks,
     /// cleanups.
     Outbox {
+        /// The tenant's id.
         tenant: String,
         /// Only this contact's actions.
         #[arg(long)]
@@ -196,6 +232,7 @@ pub enum Command {
         /// the last error.
         #[arg(long, conflicts_with = "all")]
         parked: bool,
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -207,6 +244,7 @@ pub enum Command {
     /// Puts parked deliveries (webhook or mail) back in the queue, e.g. after
     /// the receiver or the mail relay is fixed; `klar serve` sends them again.
     Redeliver {
+        /// The tenant's id.
         tenant: String,
         /// Only this action (its id from `klar outbox --parked`).
         #[arg(long)]
@@ -219,10 +257,12 @@ pub enum Command {
     /// cases through N simulated days, with a weekly forecast. The live
     /// database is not changed.
     Simulate {
+        /// The tenant's id.
         tenant: String,
         /// The candidate policy (checked and tested first).
         #[arg(long, value_name = "FILE")]
         policy: Option<PathBuf>,
+        /// How many days to simulate.
         #[arg(long)]
         days: u32,
         /// The chance that a contact answers a given request.
@@ -231,11 +271,13 @@ pub enum Command {
         /// The chance that an answer is a refusal.
         #[arg(long, default_value_t = 0.2)]
         refuse_rate: f64,
+        /// The seed of the simulated answers: the same seed gives the same forecast.
         #[arg(long, default_value_t = 1)]
         seed: u64,
         /// Also run this stored version and list the contacts it treats differently.
         #[arg(long, value_name = "VERSION")]
         against: Option<i64>,
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
         /// The first simulated day (default: now).
@@ -246,8 +288,11 @@ pub enum Command {
     /// Why a contact's cases are where they are: each step in order, in plain
     /// words, with the policy version that decided it and what each hook answered.
     Explain {
+        /// The tenant's id.
         tenant: String,
+        /// The contact's id (the CRM's external_id).
         contact: String,
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -270,7 +315,9 @@ pub enum Command {
     /// bad, nothing is imported (unless --skip-invalid). Re-importing updates
     /// contacts by external_id.
     Import {
+        /// The tenant's id.
         tenant: String,
+        /// The CSV file (UTF-8, with a header line).
         file: PathBuf,
         /// Import the good rows even if some are bad.
         #[arg(long)]
@@ -285,10 +332,13 @@ pub enum Command {
     /// (--db) for exploring. An earlier demo database is replaced; a database
     /// with other tenants is refused.
     Demo {
+        /// How many contacts to import.
         #[arg(long, default_value_t = 1000)]
         contacts: usize,
+        /// How many days to simulate.
         #[arg(long, default_value_t = 120)]
         days: u32,
+        /// The seed of the simulated people: the same seed and --now give the same demo.
         #[arg(long, default_value_t = 42)]
         seed: u64,
         /// The end of the simulated time (default: now).
@@ -349,6 +399,7 @@ pub enum PolicyCommand {
     /// once on a sample contact), limits, and misspelt hook names. Exit code 1
     /// if there is any error; warnings alone pass.
     Check {
+        /// The policy file (rhai).
         file: PathBuf,
         /// Print the diagnostics as JSON.
         #[arg(long)]
@@ -357,30 +408,46 @@ pub enum PolicyCommand {
     /// Run a policy's table-style tests (TOML; default: the file next to the
     /// policy, `NAME.tests.toml`). Exit 1 if the check or any test fails.
     Test {
+        /// The policy file (rhai).
         file: PathBuf,
         /// Test files (default: NAME.tests.toml next to the policy).
         tests: Vec<PathBuf>,
     },
     /// A tenant's policy versions, newest first.
     Log {
+        /// The tenant's id.
         tenant: String,
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
     /// Print a policy version's text (default: the active one).
     Show {
+        /// The tenant's id.
         tenant: String,
+        /// The version number (default: the active one).
         version: Option<i64>,
     },
     /// What changed between two versions, as a unified diff.
-    Diff { tenant: String, from: i64, to: i64 },
+    Diff {
+        /// The tenant's id.
+        tenant: String,
+        /// The older version number.
+        from: i64,
+        /// The newer version number.
+        to: i64,
+    },
     /// Make an old version's text active again, as a new version (checked,
     /// tested and tried on the tenant's contacts like `set`).
     Rollback {
+        /// The tenant's id.
         tenant: String,
+        /// The version whose text becomes active again.
         version: i64,
+        /// Who rolled back.
         #[arg(long, default_value = "unknown")]
         author: String,
+        /// Why.
         #[arg(long, default_value = "")]
         message: String,
         #[command(flatten)]
@@ -395,7 +462,9 @@ pub enum PolicyCommand {
     /// way to force it. A policy without tests replaces a tested one only with
     /// --untested --reason.
     Set {
+        /// The tenant's id.
         tenant: String,
+        /// The policy file (rhai).
         file: PathBuf,
         /// Who changed the policy.
         #[arg(long, default_value = "unknown")]
@@ -453,20 +522,27 @@ pub enum AnswerArg {
 pub enum WebhookCommand {
     /// Set the tenant's URL; prints the new signing secret once.
     Set {
+        /// The tenant's id.
         tenant: String,
+        /// The receiver's URL (https:// or http://).
         url: String,
         #[command(flatten)]
         now: NowArg,
     },
     /// Stop delivering by webhook (the outbox can still be polled).
-    Remove { tenant: String },
+    Remove {
+        /// The tenant's id.
+        tenant: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum ApikeyCommand {
     /// Create a key for a tenant; it is printed once and only its hash is kept.
     Create {
+        /// The tenant's id.
         tenant: String,
+        /// What the key is for, e.g. crm.
         #[arg(long)]
         name: String,
         #[command(flatten)]
@@ -474,14 +550,18 @@ pub enum ApikeyCommand {
     },
     /// Revoke a key by its id (see `list`).
     Revoke {
+        /// The tenant's id.
         tenant: String,
+        /// The key's id, as `klar apikey list` shows it.
         id: String,
         #[command(flatten)]
         now: NowArg,
     },
     /// The tenant's keys (never the secrets).
     List {
+        /// The tenant's id.
         tenant: String,
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -493,7 +573,9 @@ pub enum EvidenceCommand {
     /// answers with their evidence, decisions, policy versions, and the audit
     /// rows with the chain hashes to verify them.
     Export {
+        /// The tenant's id.
         tenant: String,
+        /// The contact's id (the CRM's external_id).
         contact: String,
         /// Write the bundle here instead of standard output.
         #[arg(long, short)]
@@ -507,26 +589,35 @@ pub enum EvidenceCommand {
 pub enum AuditCommand {
     /// A contact's audit rows, oldest first, in plain words.
     Show {
+        /// The tenant's id.
         tenant: String,
+        /// The contact's id (the CRM's external_id).
         contact: String,
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
     /// Check every tenant's (or one tenant's) audit chain; exit 1 and name each
     /// changed, deleted or re-linked row if it is broken.
-    Verify { tenant: Option<String> },
+    Verify {
+        /// Only this tenant (default: every tenant).
+        tenant: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum TenantCommand {
     /// Add a tenant; it gets the purpose `contact-data`.
     Add {
+        /// The new tenant's id: lower-case letters, digits and hyphens.
         id: String,
+        /// The company's name, as contacts read it in requests.
         #[arg(long)]
         name: String,
         /// IANA time zone; deadlines count on its calendar.
         #[arg(long, default_value = "Europe/Berlin")]
         timezone: String,
+        /// The language of the company's texts (de or en).
         #[arg(long, default_value = "de")]
         locale: String,
         /// Check this policy and make it version 1.
@@ -541,8 +632,11 @@ pub enum TenantCommand {
 pub enum PurposeCommand {
     /// Add a purpose, e.g. `newsletter`.
     Add {
+        /// The tenant's id.
         tenant: String,
+        /// The purpose's id, e.g. newsletter.
         id: String,
+        /// What the purpose is, in words a contact understands; the standard consent text names it.
         #[arg(long)]
         description: String,
         #[command(flatten)]
@@ -554,6 +648,8 @@ pub enum PurposeCommand {
 /// pass it so that everything replays.
 #[derive(Debug, Clone, clap::Args)]
 pub struct NowArg {
+    /// Act at this time instead of the system clock's (RFC 3339, e.g.
+    /// 2026-12-01T09:00:00+01:00), so that tests and demos replay.
     #[arg(long = "now", value_name = "RFC3339")]
     pub now: Option<String>,
 }
@@ -843,6 +939,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 },
             };
             let config = crate::serve::Config::load(&flags, |k| std::env::var(k).ok())?;
+            // Refused before the plugin loads: a mistyped --db is not served
+            // as a new, empty database.
+            drop(open_store(&config.db)?);
             crate::serve::run(config, load_plugin(plugin)?)?;
             Ok(ExitCode::SUCCESS)
         }
@@ -859,7 +958,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&decisions)?);
             } else {
-                print!("{}", crate::explain::render(&contact, &decisions));
+                print!(
+                    "{}",
+                    crate::explain::render(&contact, &decisions, tenant.timezone)
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -1095,13 +1197,14 @@ fn plugin_info(plugin: Option<&Path>, json: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The database of every command but `init` and `demo`: it must exist.
 pub(crate) fn open_store(db: &Path) -> Result<Store> {
-    Ok(Store::open(db)?)
+    Ok(Store::open_existing(db)?)
 }
 
 /// `klar init`
 fn init(db: &Path) -> Result<ExitCode> {
-    let store = open_store(db)?;
+    let store = Store::open(db)?;
     println!(
         "{}: ready (schema version {})",
         db.display(),
@@ -1327,7 +1430,18 @@ fn case_event(
             event.clone(),
             now,
         ) {
-            Ok(outcome) => println!("{contact} {purpose}: {}", outcome.case.state),
+            Ok(outcome) => {
+                let state = outcome.case.state;
+                match event {
+                    Event::HoldOn { .. } => println!(
+                        "{contact} {purpose}: legal hold placed (state {state}); nothing is cleaned up while it lasts"
+                    ),
+                    Event::HoldOff { .. } => {
+                        println!("{contact} {purpose}: legal hold lifted (state {state})")
+                    }
+                    _ => println!("{contact} {purpose}: {state}"),
+                }
+            }
             Err(err) => {
                 println!("{contact} {purpose}: {err}");
                 code = ExitCode::from(1);
@@ -1398,7 +1512,7 @@ fn demo(
     // Whole seconds: the end is printed as a `--now` to type in again.
     let end = now.resolve()?.trunc_subsecs(0);
     crate::demo::prepare_database(db)?;
-    let mut store = open_store(db)?;
+    let mut store = Store::open(db)?;
     let plugin = load_plugin(plugin)?;
     let progress = if std::io::stderr().is_terminal() {
         indicatif::ProgressBar::new(u64::from(days) + 1).with_message("simulated days")
@@ -1414,10 +1528,11 @@ fn demo(
     let started = std::time::Instant::now();
     let summary = crate::demo::run(&mut store, &plugin, &options, &progress)?;
     progress.finish_and_clear();
+    let tz = tenants::require(store.connection(), crate::demo::TENANT)?.timezone;
     println!(
         "demo: {} contacts, {days} simulated days up to {} (seed {seed}), in {:.1} s",
         summary.contacts,
-        end.format("%Y-%m-%d %H:%M UTC"),
+        crate::times::local(end, tz),
         started.elapsed().as_secs_f64()
     );
     println!(
@@ -1429,6 +1544,21 @@ fn demo(
         summary.withdrawn,
         summary.decisions,
         summary.holds
+    );
+    // The cockpit below counts states, and a refusal moves on to a cleanup:
+    // say where the refusals and withdrawals went, so the numbers add up.
+    let now_in = |counts: &std::collections::BTreeMap<String, usize>| {
+        let parts: Vec<String> = counts.iter().map(|(s, n)| format!("{s} {n}")).collect();
+        if parts.is_empty() {
+            "none".to_owned()
+        } else {
+            parts.join(", ")
+        }
+    };
+    println!(
+        "      refused → now {}; withdrawn → now {}",
+        now_in(&summary.refused_now),
+        now_in(&summary.withdrawn_now)
     );
     println!();
     let at = NowArg {
@@ -1461,26 +1591,18 @@ fn status(db: &Path, tenant: &str, json: bool, now: &NowArg) -> Result<ExitCode>
     }
     let total: i64 = s.bands.values().sum();
     println!("{tenant}: {total} case(s)");
-    for (band, label, states) in [
-        ("usable", "usable", &["consented", "other-basis"][..]),
-        (
-            "to-clarify",
-            "to clarify",
-            &["unclarified", "requested", "awaiting-decision", "paused"][..],
-        ),
-        (
-            "removed",
-            "removed",
-            &["refused", "withdrawn", "cleanup-pending", "purged"][..],
-        ),
-    ] {
-        let detail: Vec<String> = states
-            .iter()
-            .map(|st| format!("{st} {}", s.states.get(*st).copied().unwrap_or(0)))
+    for band in crate::plugin::Band::ALL {
+        let detail: Vec<String> = band
+            .states()
+            .map(|st| {
+                let n = s.states.get(st.as_str()).copied().unwrap_or(0);
+                format!("{st} {n}")
+            })
             .collect();
         println!(
-            "  {label:<11} {:>7}   {}",
-            s.bands.get(band).copied().unwrap_or(0),
+            "  {:<11} {:>7}   {}",
+            band.as_str().replace('-', " "),
+            s.bands.get(band.as_str()).copied().unwrap_or(0),
             detail.join(", ")
         );
     }
@@ -1529,7 +1651,7 @@ fn cases(
 ) -> Result<ExitCode> {
     let now = now.resolve()?.timestamp();
     let store = open_store(db)?;
-    tenants::require(store.connection(), tenant)?;
+    let tz = tenants::require(store.connection(), tenant)?.timezone;
     let lines = crate::store::report::cases(store.connection(), tenant, filter, now)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&lines)?);
@@ -1556,10 +1678,51 @@ fn cases(
             l.state,
             l.owner,
             l.reminders_sent,
-            l.next_due_at.as_deref().unwrap_or("-"),
+            l.next_due_at
+                .as_deref()
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .map_or_else(
+                    || "-".to_owned(),
+                    |t| crate::times::local(t.with_timezone(&Utc), tz)
+                ),
             l.needs_attention.as_deref().unwrap_or("")
         );
     }
     println!("{} case(s)", lines.len());
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every command, flag and argument says what it is for in `--help`.
+    #[test]
+    fn every_command_and_argument_has_a_help_text() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "version") || arg.is_hide_set() {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                let name = format!("{path} {}", sub.get_name());
+                if sub.get_name() != "help" && sub.get_about().is_none() {
+                    missing.push(format!("{name} (the command itself)"));
+                }
+                walk(sub, &name, missing);
+            }
+        }
+        let mut cmd = Cli::command();
+        cmd.build();
+        let mut missing = Vec::new();
+        walk(&cmd, "klar", &mut missing);
+        assert!(missing.is_empty(), "no help text: {missing:#?}");
+    }
 }

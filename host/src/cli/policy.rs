@@ -263,7 +263,7 @@ fn version(versions: &[PolicyVersion], tenant: &str, number: i64) -> Result<Poli
 /// `klar policy log`
 pub fn log(db: &Path, tenant: &str, json: bool) -> Result<ExitCode> {
     let store = open_store(db)?;
-    tenants::require(store.connection(), tenant)?;
+    let tz = tenants::require(store.connection(), tenant)?.timezone;
     let versions = tenants::policy_versions(store.connection(), tenant)?;
     if json {
         let rows: Vec<serde_json::Value> = versions
@@ -274,9 +274,7 @@ pub fn log(db: &Path, tenant: &str, json: bool) -> Result<ExitCode> {
                     "sha256": v.sha256,
                     "author": v.author,
                     "message": v.message,
-                    "created_at": chrono::DateTime::from_timestamp(v.created_at, 0)
-                        .unwrap_or_default()
-                        .to_rfc3339(),
+                    "created_at": crate::times::rfc3339(v.created_at),
                     "active": v.active,
                 })
             })
@@ -289,18 +287,15 @@ pub fn log(db: &Path, tenant: &str, json: bool) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "{:>4}  {:<6} {:<17} {:<12} {:<12} message",
-        "v", "", "time (UTC)", "author", "sha256"
+        "{:>4}  {:<6} {:<21} {:<12} {:<12} message",
+        "v", "", "time", "author", "sha256"
     );
     for v in versions.iter().rev() {
         println!(
-            "{:>4}  {:<6} {:<17} {:<12} {:<12} {}",
+            "{:>4}  {:<6} {:<21} {:<12} {:<12} {}",
             v.version,
             if v.active { "active" } else { "" },
-            chrono::DateTime::from_timestamp(v.created_at, 0)
-                .unwrap_or_default()
-                .format("%Y-%m-%d %H:%M")
-                .to_string(),
+            crate::times::local_secs(v.created_at, tz),
             v.author,
             &v.sha256[..12.min(v.sha256.len())],
             v.message

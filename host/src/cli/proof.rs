@@ -69,7 +69,7 @@ pub fn outbox(
     json: bool,
 ) -> Result<ExitCode> {
     let store = open_store(db)?;
-    tenants::require(store.connection(), tenant)?;
+    let tz = tenants::require(store.connection(), tenant)?.timezone;
     let filter = outbox::Filter {
         contact,
         all,
@@ -127,14 +127,11 @@ pub fn outbox(
         if let Some(reason) = &item.cancel_reason {
             println!("{:<18} withdrawn before delivery: {reason}", "");
         }
-        if let Some(until) = item
-            .deliver_after
-            .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
-        {
+        if let Some(until) = item.deliver_after {
             println!(
                 "{:<18} held until {} (one message a day to the same contact)",
                 "",
-                until.to_rfc3339()
+                crate::times::local_secs(until, tz)
             );
         }
         if let Some(error) = &item.last_error {
@@ -175,18 +172,12 @@ pub fn audit_show(db: &Path, tenant: &str, contact: &str, json: bool) -> Result<
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
-        "{:>6}  {:<20} {:<14} summary",
-        "seq", "time (UTC)", "purpose"
-    );
+    println!("{:>6}  {:<21} {:<14} summary", "seq", "time", "purpose");
     for row in &rows {
-        let time = chrono::DateTime::from_timestamp(row.at, 0)
-            .unwrap_or_default()
-            .format("%Y-%m-%d %H:%M");
         println!(
-            "{:>6}  {:<20} {:<14} {}",
+            "{:>6}  {:<21} {:<14} {}",
             row.seq,
-            time.to_string(),
+            crate::times::local_secs(row.at, tenant.timezone),
             row.purpose.as_deref().unwrap_or("-"),
             row.summary
         );

@@ -14,8 +14,8 @@ use utoipa_axum::routes;
 use super::api::{TenantKey, parse_body};
 use super::error::ErrorBody;
 use super::{ApiError, State, with_store};
-use crate::bundle::time;
 use crate::store::{apikeys, webhooks};
+use crate::times::rfc3339 as time;
 
 pub(super) fn routes() -> OpenApiRouter<State> {
     OpenApiRouter::new()

@@ -776,9 +776,12 @@ async fn report_event(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(super) struct CasesQuery {
-    /// Only cases in this state.
+    /// Only cases in this state (`consented`, `other-basis`, `unclarified`,
+    /// `requested`, `awaiting-decision`, `paused`, `refused`, `withdrawn`,
+    /// `cleanup-pending`, `purged`); another value is a 400.
     state: Option<String>,
-    /// Only cases in this band (`usable`, `to-clarify`, `removed`).
+    /// Only cases in this band (`usable`, `to-clarify`, `removed`); another
+    /// value is a 400.
     band: Option<String>,
     /// Only this owner's contacts.
     owner: Option<String>,
@@ -827,6 +830,15 @@ async fn list_cases(
 ) -> Result<Json<CasesPage>, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    // An unknown value is an error naming the allowed ones, not an empty page.
+    let bad = |e: crate::plugin::UnknownName| ApiError::bad_request(e.to_string());
+    let state_filter = q
+        .state
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(bad)?;
+    let band_filter = q.band.as_deref().map(str::parse).transpose().map_err(bad)?;
     let after = match &q.after {
         None => None,
         Some(cursor) => {
@@ -852,8 +864,8 @@ async fn list_cases(
         // The page is cut in SQL (keyset on contact and purpose), so a page
         // costs the same at the start and the end of a million cases.
         let filter = CaseFilter {
-            state: q.state,
-            band: q.band,
+            state: state_filter,
+            band: band_filter,
             owner: q.owner,
             overdue: q.overdue,
             after,

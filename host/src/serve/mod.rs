@@ -84,6 +84,9 @@ where
 #[openapi(
     info(
         title = "klar API",
+        // The API's own version, bumped whenever its JSON changes shape:
+        // 0.2.0 shows every time as RFC 3339 (outbox, evidence, audit rows).
+        version = "0.2.0",
         description = "The CRM API of klar: contacts, \"may I use?\", events, cases, the \
                        cockpit, evidence, policies, and the outbox of actions. Every `/v1` call \
                        needs `Authorization: Bearer KEY` (`klar apikey create TENANT --name \

@@ -16,6 +16,7 @@ use std::net::SocketAddr;
 
 use axum::Form;
 use axum::Router;
+use axum::extract::rejection::FormRejection;
 use axum::extract::{ConnectInfo, Path, Query, State as AxumState};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -370,8 +371,12 @@ async fn answer(
     Query(query): Query<LangQuery>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    Form(fields): Form<Vec<(String, String)>>,
+    fields: Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> Response {
+    // A body that is no form at all (another content type, bad encoding) has
+    // no CSRF field either: the person gets the friendly page below, not the
+    // form parser's plain-text error.
+    let fields = fields.map(|Form(f)| f).unwrap_or_default();
     let form = AnswerForm::from_fields(fields);
     let lang = language(&query, &headers);
     let t = texts(lang);

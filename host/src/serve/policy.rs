@@ -20,12 +20,12 @@ use super::api::{TenantKey, parse_body};
 use super::error::{ErrorBody, ErrorDetail};
 use super::{ApiError, State, with_store};
 use crate::activation::{self, ActivationError, Candidate, ContactProblem, Refusal};
-use crate::bundle::time;
 use crate::plugin::{Diagnostic, Severity};
 use crate::policy_test::{self, Report};
 use crate::runtime::{OpenError, Session};
 use crate::simulate::{self, Forecast};
 use crate::store::tenants::{self, PolicyVersion};
+use crate::times::rfc3339 as time;
 
 pub(super) fn routes() -> OpenApiRouter<State> {
     OpenApiRouter::new()

@@ -4,7 +4,7 @@
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::StoreError;
-use super::contacts::{self, band_name};
+use super::contacts;
 use crate::plugin::{Case, Contact};
 
 pub(crate) fn parse(body: &str) -> Result<Case, StoreError> {
@@ -61,7 +61,7 @@ pub fn write(
         contact,
         case.purpose,
         case.state.as_str(),
-        band_name(case.state.band()),
+        case.state.band().as_str(),
         serde_json::to_string(case).unwrap_or_default(),
         case.due_at.map(|t| t.timestamp()),
         now
@@ -155,7 +155,7 @@ impl Use {
     /// Only a usable case of a person who was not erased may be used: the
     /// erasure check is a guardrail, whatever the case says.
     pub fn may_use(&self) -> bool {
-        !self.erased && self.band == band_name(crate::plugin::Band::Usable)
+        !self.erased && self.band == crate::plugin::Band::Usable.as_str()
     }
 }
 
@@ -195,6 +195,7 @@ pub(crate) fn due_rows(
     let mut stmt = conn.prepare(
         "SELECT rowid, contact FROM cases INDEXED BY cases_due
          WHERE tenant = ?1 AND due_at IS NOT NULL AND due_at <= ?2 AND needs_attention IS NULL
+           AND state <> 'awaiting-decision'
          ORDER BY contact, purpose",
     )?;
     let mut last: Option<String> = None;
@@ -224,7 +225,8 @@ pub(crate) fn load_due(
     // statement on every call.
     let row = conn
         .prepare_cached(&format!(
-            "SELECT c.body, c.due_at, c.needs_attention IS NULL AND k.erased_at IS NULL,
+            "SELECT c.body, c.due_at,
+                    c.needs_attention IS NULL AND k.erased_at IS NULL AND c.state <> 'awaiting-decision',
                     k.last_message_at, {} FROM cases c
              JOIN contacts k ON k.tenant = c.tenant AND k.id = c.contact
              WHERE c.rowid = ?1",

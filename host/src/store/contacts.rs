@@ -198,7 +198,7 @@ pub fn open_cases(
             contact,
             purpose,
             case.state.as_str(),
-            band_name(case.state.band()),
+            case.state.band().as_str(),
             body,
             now
         ])?;
@@ -216,14 +216,6 @@ pub fn open_cases(
         )?;
     }
     Ok(purposes.len())
-}
-
-pub fn band_name(band: crate::plugin::Band) -> &'static str {
-    match band {
-        crate::plugin::Band::Usable => "usable",
-        crate::plugin::Band::ToClarify => "to-clarify",
-        crate::plugin::Band::Removed => "removed",
-    }
 }
 
 pub fn count(conn: &Connection, tenant: &str) -> rusqlite::Result<i64> {

@@ -19,9 +19,13 @@ pub struct Record {
     pub purpose: String,
     /// "request" or "response".
     pub kind: String,
+    #[serde(serialize_with = "crate::times::json")]
+    #[schema(value_type = String, format = DateTime)]
     pub at: i64,
     pub detail: Value,
     /// When it will be deleted; none while the person is not erased.
+    #[serde(serialize_with = "crate::times::json_opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub retain_until: Option<i64>,
 }
 

@@ -38,6 +38,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "006_policy_tests",
         include_str!("migrations/006_policy_tests.sql"),
     ),
+    (
+        "007_decision_deadlines",
+        include_str!("migrations/007_decision_deadlines.sql"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +60,10 @@ pub enum StoreError {
         found: i64,
         known: i64,
     },
+    #[error(
+        "there is no database {path}; create it with `klar init` (or name the right one with --db or KLAR_DB)"
+    )]
+    Missing { path: String },
     #[error("failed to apply migration {name}")]
     Migrate {
         name: &'static str,
@@ -116,6 +124,18 @@ impl Store {
         let mut store = Store { conn };
         store.migrate(&shown)?;
         Ok(store)
+    }
+
+    /// Opens and migrates the database at `path`, which must exist: every
+    /// command but `klar init` (and the demo, which makes its own) uses this,
+    /// so that a mistyped `--db` is an error and not a new, empty database.
+    pub fn open_existing(path: &Path) -> Result<Store, StoreError> {
+        if !path.exists() {
+            return Err(StoreError::Missing {
+                path: path.display().to_string(),
+            });
+        }
+        Store::open(path)
     }
 
     /// The schema version of the open database.

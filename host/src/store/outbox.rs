@@ -14,23 +14,39 @@ pub struct Item {
     pub purpose: String,
     pub kind: String,
     pub payload: Value,
+    #[serde(serialize_with = "crate::times::json")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
+    #[serde(serialize_with = "crate::times::json_opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub acked_at: Option<i64>,
     /// Failed delivery attempts (webhook or mail) so far.
     pub attempts: i64,
     /// When klar gave up delivering it (see `klar redeliver`).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::times::json_opt"
+    )]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub parked_at: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
     /// When klar withdrew it before delivery because its case moved on.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::times::json_opt"
+    )]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub cancelled_at: Option<i64>,
     /// Why it was withdrawn, e.g. "the case is now consented".
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cancel_reason: Option<String>,
     /// A message held for the contact's spacing is delivered from then on.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::times::json_opt"
+    )]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub deliver_after: Option<i64>,
 }
 
@@ -64,7 +80,9 @@ pub(crate) fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Item> {
         contact: r.get(2)?,
         purpose: r.get(3)?,
         kind: r.get(4)?,
-        payload: serde_json::from_str(&payload).unwrap_or(Value::String(payload)),
+        payload: serde_json::from_str(&payload)
+            .map(rfc3339_links)
+            .unwrap_or(Value::String(payload)),
         created_at: r.get(6)?,
         acked_at: r.get(7)?,
         attempts: r.get(8)?,
@@ -74,6 +92,25 @@ pub(crate) fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Item> {
         cancel_reason: r.get(12)?,
         deliver_after: r.get(13)?,
     })
+}
+
+/// A request written by an earlier klar carries its links' last day as Unix
+/// seconds; every answer shows RFC 3339.
+fn rfc3339_links(mut payload: Value) -> Value {
+    fn fix(object: &mut serde_json::Map<String, Value>) {
+        if let Some(at) = object.get("link_expires_at").and_then(Value::as_i64) {
+            object.insert("link_expires_at".into(), crate::times::rfc3339(at).into());
+        }
+    }
+    if let Some(object) = payload.as_object_mut() {
+        fix(object);
+        if let Some(list) = object.get_mut("purposes").and_then(Value::as_array_mut) {
+            list.iter_mut()
+                .filter_map(Value::as_object_mut)
+                .for_each(fix);
+        }
+    }
+    payload
 }
 
 /// The tenant's actions in order, as `filter` says.

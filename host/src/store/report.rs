@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use rusqlite::{Connection, params};
 use serde::Serialize;
 
-use crate::plugin::{Case, State};
+use crate::plugin::{Band, Case, State};
 
 /// The cockpit of one tenant. Field names are part of the JSON interface.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
@@ -43,9 +43,9 @@ pub fn status(conn: &Connection, tenant: &str, now: i64) -> rusqlite::Result<Sta
         .iter()
         .map(|s| (s.as_str().to_owned(), 0))
         .collect();
-    let mut bands: BTreeMap<String, i64> = ["usable", "to-clarify", "removed"]
+    let mut bands: BTreeMap<String, i64> = Band::ALL
         .iter()
-        .map(|b| ((*b).to_owned(), 0))
+        .map(|b| (b.as_str().to_owned(), 0))
         .collect();
     {
         let mut stmt = conn.prepare(
@@ -136,8 +136,8 @@ pub struct CaseLine {
 
 #[derive(Debug, Clone, Default)]
 pub struct CaseFilter {
-    pub state: Option<String>,
-    pub band: Option<String>,
+    pub state: Option<State>,
+    pub band: Option<Band>,
     pub owner: Option<String>,
     pub overdue: bool,
     /// Only this contact's cases.
@@ -173,8 +173,8 @@ pub fn cases(
     let rows = stmt.query_map(
         params![
             tenant,
-            filter.state,
-            filter.band,
+            filter.state.map(State::as_str),
+            filter.band.map(Band::as_str),
             filter.owner,
             filter.overdue,
             now,

@@ -19,6 +19,8 @@ pub struct ConsentText {
     pub language: String,
     pub body: String,
     pub sha256: String,
+    #[serde(serialize_with = "crate::times::json")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
 }
 

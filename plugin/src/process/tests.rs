@@ -432,6 +432,12 @@ fn cleanup_waits_for_a_second_person() {
     );
     let approved = run.at(day(9), Event::Approve { by: "dpo".into() });
     assert_eq!(approved.case.due_at, Some(day(8)));
+    // A second approval changes nothing and says so.
+    let again = run.try_at(day(9), Event::Approve { by: "lead".into() });
+    assert!(
+        matches!(&again, Err(StepError::Rejected { reason }) if reason.contains("dpo has already approved")),
+        "{again:?}"
+    );
     let purged = run.tick(day(9));
     assert_eq!(purged.case.state, State::Purged);
     assert!(
@@ -629,4 +635,63 @@ fn a_request_link_lasts_as_long_as_the_policy_says() {
         link_expiry(&run.tick(t0())),
         Some(t0() + chrono::Duration::days(21))
     );
+}
+
+#[test]
+fn approving_a_cleanup_that_needs_no_approval_is_refused() {
+    let mut run = Run::new("fn cleanup_grace_days(c) { 7 }");
+    run.tick(t0());
+    run.at(day(1), decision(DecisionKind::Cleanup, "jk"));
+    let o = run.try_at(day(2), Event::Approve { by: "dpo".into() });
+    assert!(
+        matches!(&o, Err(StepError::Rejected { reason }) if reason.contains("needs no approval")),
+        "{o:?}"
+    );
+}
+
+#[test]
+fn a_hold_placed_twice_or_lifted_twice_is_refused() {
+    let mut run = Run::new(POLICY);
+    run.tick(t0());
+    let on = || Event::HoldOn {
+        by: "legal".into(),
+        reason: "dispute".into(),
+    };
+    let off = || Event::HoldOff {
+        by: "legal".into(),
+        reason: "settled".into(),
+    };
+    let not_on = run.try_at(day(1), off());
+    assert!(
+        matches!(&not_on, Err(StepError::Rejected { reason }) if reason.contains("not on legal hold")),
+        "{not_on:?}"
+    );
+    assert!(run.at(day(1), on()).case.legal_hold);
+    let twice = run.try_at(day(2), on());
+    assert!(
+        matches!(&twice, Err(StepError::Rejected { reason }) if reason.contains("already on legal hold")),
+        "{twice:?}"
+    );
+    assert!(!run.at(day(3), off()).case.legal_hold);
+}
+
+#[test]
+fn a_handed_over_case_gets_the_policys_decision_deadline_and_keeps_it() {
+    let mut run = Run::new(
+        "fn reminder_days(c) { [] }\nfn answer_days(c) { 1 }\nfn decision_days(c) { 3 }\nfn business_days_only() { true }",
+    );
+    run.tick(t0());
+    // Tuesday: no answer; three working days to decide, until Friday.
+    let handed = run.tick_due();
+    assert_eq!(handed.case.state, State::AwaitingDecision);
+    assert_eq!(handed.case.due_at, Some(day(4)));
+    // Past the deadline the case stays with the person, still overdue.
+    let late = run.tick(day(7));
+    assert_eq!(late.case.state, State::AwaitingDecision);
+    assert_eq!(late.case.due_at, Some(day(4)));
+    assert!(late.actions.is_empty());
+    // A person taking the case over gets the same deadline from then on.
+    let taken = run.at(day(7), decision(DecisionKind::Manual, "lead"));
+    assert_eq!(taken.case.assigned_to.as_deref(), Some("lead"));
+    assert_eq!(taken.case.due_at, Some(day(10)));
 }
