@@ -15,10 +15,10 @@
 mod support;
 
 use chrono::Duration;
+use klar::engine as scheduler;
 use klar::plugin::{
     Action, Answer, Case, CleanupMode, CleanupPlan, Decision, DecisionKind, Event, Outcome, State,
 };
-use klar::scheduler;
 use klar::store::tenants;
 use proptest::prelude::*;
 use support::*;

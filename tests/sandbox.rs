@@ -108,8 +108,8 @@ fn a_trap_while_trying_a_policy_on_contacts_names_only_its_contact() {
         })
         .expect("fills");
     let mut session = rogue();
-    let sweep =
-        klar::activation::run_sweep(&store, &mut session, "acme", &mut |_, _| {}).expect("sweeps");
+    let sweep = klar::app::activation::run_sweep(&store, &mut session, "acme", &mut |_, _| {})
+        .expect("sweeps");
     assert_eq!((sweep.total, sweep.probed), (5, 5));
     let found: Vec<(&str, &str)> = sweep
         .problems

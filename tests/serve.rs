@@ -508,7 +508,7 @@ fn webhooks_are_signed_retried_with_backoff_and_parked_after_repeated_failures()
         .expect("a timestamp");
     assert_eq!(
         header(headers, "x-klar-signature"),
-        klar::webhook::sign(&secret, timestamp, body),
+        klar::delivery::webhook::sign(&secret, timestamp, body),
         "signed with the tenant's secret over timestamp.body"
     );
     let action: Value = serde_json::from_str(body).expect("JSON");

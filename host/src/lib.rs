@@ -5,24 +5,16 @@
 //! policy errors for people; `bench` measures the plugin against its native
 //! build; `cli` is the `klar` command.
 
-pub mod activation;
+pub mod app;
 pub mod bench;
-pub mod bundle;
 pub mod cli;
-pub mod demo;
+pub mod delivery;
 pub mod diagnostics;
-pub mod explain;
-pub mod import;
-pub mod mail;
-pub mod policy_test;
-pub mod respond;
+pub mod engine;
 pub mod runtime;
-pub mod scheduler;
 pub mod serve;
-pub mod simulate;
 pub mod store;
 pub mod times;
-pub mod webhook;
 
 pub use klar_plugin as plugin;
 

@@ -191,8 +191,8 @@ pub fn run(args: &ApiArgs) -> Result<ExitCode> {
         let (secret, _) = apikeys::create(tx, "bench", "load", now.timestamp())?;
         Ok::<_, anyhow::Error>(secret)
     })?;
-    let parsed = crate::import::parse(&std::fs::read(&csv)?, "de", now)?;
-    crate::import::store(
+    let parsed = crate::app::import::parse(&std::fs::read(&csv)?, "de", now)?;
+    crate::app::import::store(
         &mut store,
         "bench",
         &parsed,

@@ -92,7 +92,7 @@ pub(super) fn write_csv(path: &Path, rows: usize, now: chrono::DateTime<Utc>) ->
     let file = std::fs::File::create(path)
         .with_context(|| format!("failed to create {}", path.display()))?;
     let mut out = BufWriter::new(file);
-    crate::demo::write_contacts_csv(&mut out, &mut StdRng::seed_from_u64(1), rows, now)
+    crate::app::demo::write_contacts_csv(&mut out, &mut StdRng::seed_from_u64(1), rows, now)
         .context("failed to write the CSV")?;
     std::io::Write::flush(&mut out)?;
     Ok(())
@@ -144,13 +144,13 @@ pub fn import(_plugin: Option<&Path>, args: &ImportArgs) -> Result<ExitCode> {
     reset_peak_rss();
     let started = Instant::now();
     let bytes = std::fs::read(&csv)?;
-    let mut parsed = crate::import::parse(&bytes, "de", now)?;
+    let mut parsed = crate::app::import::parse(&bytes, "de", now)?;
     drop(bytes);
-    crate::import::check_erased(store.connection(), "bench", &mut parsed)?;
+    crate::app::import::check_erased(store.connection(), "bench", &mut parsed)?;
     if !parsed.problems.is_empty() {
         bail!("the generated CSV has {} problem(s)", parsed.problems.len());
     }
-    let counts = crate::import::store(
+    let counts = crate::app::import::store(
         &mut store,
         "bench",
         &parsed,
@@ -247,10 +247,10 @@ pub fn sweep(plugin: Option<&Path>, args: &SweepArgs) -> Result<ExitCode> {
         None => runtime.load_default()?,
     };
     let tenant = tenants::require(store.connection(), "bench")?;
-    let (mut session, sha) = crate::scheduler::tenant_session(&store, &loaded, &tenant)?;
+    let (mut session, sha) = crate::engine::tenant_session(&store, &loaded, &tenant)?;
     let measured_rss = reset_peak_rss();
     let started = Instant::now();
-    let report = crate::scheduler::tick(&mut store, &mut session, &tenant, &sha, now, args.batch)?;
+    let report = crate::engine::tick(&mut store, &mut session, &tenant, &sha, now, args.batch)?;
     let klar_s = started.elapsed().as_secs_f64();
     let rss = peak_rss_mib().filter(|_| measured_rss);
     if report.changed != args.cases {

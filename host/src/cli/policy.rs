@@ -8,9 +8,9 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 
 use super::{NowArg, load_plugin, open_store, read_text};
-use crate::activation::{self, ActivationError, Candidate, Refusal, grouped, problem_line};
+use crate::app::activation::{self, ActivationError, Candidate, Refusal, grouped, problem_line};
+use crate::app::table_tests::{self, Report};
 use crate::diagnostics;
-use crate::policy_test::{self, Report};
 use crate::runtime::{OpenError, Session};
 use crate::store::Store;
 use crate::store::tenants::{self, PolicyVersion};
@@ -62,7 +62,7 @@ pub fn checked_and_tested_to(
     };
     print_diagnostics(out, &name, &source, session.warnings())?;
     let files: Vec<PathBuf> = if tests.is_empty() {
-        let next_to = policy_test::default_test_file(file);
+        let next_to = table_tests::default_test_file(file);
         if !next_to.exists() {
             writeln!(
                 out,
@@ -79,8 +79,8 @@ pub fn checked_and_tested_to(
     } else {
         tests.to_vec()
     };
-    let texts = policy_test::read_files(&files)?;
-    let report = policy_test::run_texts(&mut session, &texts)?;
+    let texts = table_tests::read_files(&files)?;
+    let report = table_tests::run_texts(&mut session, &texts)?;
     print_report(out, &report)?;
     Ok((report.failed() == 0).then_some(Checked {
         source,
@@ -239,11 +239,11 @@ fn print_report(out: &mut dyn Write, report: &Report) -> std::io::Result<()> {
 
 /// `klar policy test`
 pub fn test(plugin: Option<&Path>, file: &Path, tests: &[PathBuf]) -> Result<ExitCode> {
-    if tests.is_empty() && !policy_test::default_test_file(file).exists() {
+    if tests.is_empty() && !table_tests::default_test_file(file).exists() {
         bail!(
             "{}: no test file given and {} does not exist",
             file.display(),
-            policy_test::default_test_file(file).display()
+            table_tests::default_test_file(file).display()
         );
     }
     Ok(match checked_and_tested(plugin, file, tests)? {
@@ -389,7 +389,7 @@ pub fn rollback(
             PathBuf::from(format!("the tests of v{number}")),
             text.clone(),
         )];
-        let report = policy_test::run_texts(&mut session, &files)?;
+        let report = table_tests::run_texts(&mut session, &files)?;
         if report.failed() > 0 {
             print_report(&mut std::io::stdout(), &report)?;
             println!("v{number} no longer passes its tests; the active policy is unchanged");
@@ -420,12 +420,12 @@ pub fn rollback(
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_forecast(forecast: &crate::simulate::Forecast) {
+fn print_forecast(forecast: &crate::app::simulate::Forecast) {
     println!(
         "{:>4}  {:<10} {:>8} {:>9} {:>8} {:>8} {:>8}  handed to people",
         "week", "from", "requests", "reminders", "consents", "refusals", "cleanups"
     );
-    let mut total = crate::simulate::Week::default();
+    let mut total = crate::app::simulate::Week::default();
     for w in &forecast.weeks {
         let people: Vec<String> = w
             .handed_to_people
@@ -477,7 +477,7 @@ pub fn simulate(
     tenant: &str,
     candidate: Option<&Path>,
     against: Option<i64>,
-    options: &crate::simulate::Options,
+    options: &crate::app::simulate::Options,
     json: bool,
 ) -> Result<ExitCode> {
     if !db.exists() {
@@ -525,10 +525,10 @@ pub fn simulate(
     };
     let scratch = tempfile::tempdir().context("failed to create a scratch folder")?;
     let loaded = load_plugin(plugin)?;
-    let run = |file: &str, policy: (&str, &str)| -> Result<crate::simulate::Forecast> {
+    let run = |file: &str, policy: (&str, &str)| -> Result<crate::app::simulate::Forecast> {
         let copy = scratch.path().join(file);
-        crate::simulate::copy_database(db, &copy)?;
-        Ok(crate::simulate::run(
+        crate::app::simulate::copy_database(db, &copy)?;
+        Ok(crate::app::simulate::run(
             &copy, &loaded, tenant, policy, options,
         )?)
     };
@@ -539,7 +539,7 @@ pub fn simulate(
     };
     let differences = compared
         .as_ref()
-        .map(|b| crate::simulate::differences(&forecast, b))
+        .map(|b| crate::app::simulate::differences(&forecast, b))
         .unwrap_or_default();
     if json {
         println!(
@@ -586,4 +586,54 @@ pub fn simulate(
     }
     println!("the live database was not changed");
     Ok(ExitCode::SUCCESS)
+}
+
+/// `klar policy set`
+pub(super) fn policy_set(
+    plugin: Option<&Path>,
+    db: &Path,
+    tenant: &str,
+    file: &Path,
+    (author, message): (&str, &str),
+    untested_reason: Option<&str>,
+    now: &NowArg,
+) -> Result<ExitCode> {
+    let now = now.resolve()?.timestamp();
+    let mut store = open_store(db)?;
+    // An unknown tenant is reported before the (slower) policy check.
+    tenants::require(store.connection(), tenant)?;
+    let Some(checked) = checked_and_tested(plugin, file, &[])? else {
+        println!(
+            "{}: has errors or failing tests; the active policy of {tenant} is unchanged",
+            file.display()
+        );
+        return Ok(ExitCode::from(1));
+    };
+    let tests = checked.stored_tests().map(str::to_owned);
+    if untested_reason.is_some() && tests.is_some() {
+        println!(
+            "{}: its tests passed, so --untested is not needed and is ignored",
+            file.display()
+        );
+    }
+    let Checked {
+        source,
+        mut session,
+        ..
+    } = checked;
+    let candidate = crate::app::activation::Candidate {
+        source: &source,
+        tests: tests.as_deref(),
+        author,
+        message,
+        untested_reason,
+    };
+    let shown = file.display().to_string();
+    match activate_and_report(&mut store, &mut session, tenant, &candidate, now, &shown)? {
+        Some(version) => {
+            super::setup::print_active(tenant, &version);
+            Ok(ExitCode::SUCCESS)
+        }
+        None => Ok(ExitCode::from(1)),
+    }
 }

@@ -19,8 +19,8 @@ use utoipa_axum::routes;
 
 use super::error::{ErrorBody, ErrorDetail};
 use super::{ApiError, State, with_store};
+use crate::engine::{self, EventError};
 use crate::plugin::{Contact, Event, State as CaseState};
-use crate::scheduler::{self, EventError};
 use crate::store::contacts::{self, Upsert};
 use crate::store::report::{self, CaseFilter, CaseLine};
 use crate::store::{apikeys, cases, outbox, tenants};
@@ -156,18 +156,18 @@ fn validate(
         problems.push("owner is empty: every contact needs a responsible person".to_owned());
     }
     if let Some(e) = &email
-        && !crate::import::plausible_email(e)
+        && !crate::app::import::plausible_email(e)
     {
         problems.push(format!("email {e:?} is not an e-mail address"));
     }
     if let Some(p) = &phone
-        && !crate::import::plausible_phone(p)
+        && !crate::app::import::plausible_phone(p)
     {
         problems.push(format!("phone {p:?} is not a phone number"));
     }
     let created_at = match &body.created_at {
         None => Some(now),
-        Some(t) => crate::import::parse_time(t).or_else(|| {
+        Some(t) => crate::app::import::parse_time(t).or_else(|| {
             problems.push(format!("created_at {t:?} is not a date"));
             None
         }),
@@ -395,7 +395,7 @@ async fn upsert_batch(
     get, path = "/v1/contacts/{id}/evidence", tag = "contacts",
     params(("id" = String, Path, description = "The contact's id")),
     responses(
-        (status = 200, description = "The bundle (`klar-evidence-bundle/1`)", body = crate::bundle::Bundle),
+        (status = 200, description = "The bundle (`klar-evidence-bundle/1`)", body = crate::app::evidence::Bundle),
         (status = 401, description = "No live API key", body = ErrorBody),
         (status = 404, description = "No such contact", body = ErrorBody),
     ),
@@ -405,13 +405,13 @@ async fn evidence(
     AxumState(state): AxumState<State>,
     TenantKey(tenant): TenantKey,
     Path(id): Path<String>,
-) -> Result<Json<crate::bundle::Bundle>, ApiError> {
+) -> Result<Json<crate::app::evidence::Bundle>, ApiError> {
     let now = state.now().timestamp();
     with_store(&state, move |store| {
         let t = tenants::require(store.connection(), &tenant).map_err(ApiError::internal)?;
-        match crate::bundle::export(store.connection(), &t, &id, now) {
+        match crate::app::evidence::export(store.connection(), &t, &id, now) {
             Ok(b) => Ok(Json(b)),
-            Err(crate::bundle::BundleError::NoContact { .. }) => {
+            Err(crate::app::evidence::BundleError::NoContact { .. }) => {
                 Err(ApiError::not_found(format!("no contact {id}")))
             }
             Err(e) => Err(ApiError::internal(e)),
@@ -424,7 +424,7 @@ async fn evidence(
 pub(super) struct Explanation {
     contact: String,
     /// Oldest first.
-    steps: Vec<crate::explain::Decision>,
+    steps: Vec<crate::app::explain::Decision>,
 }
 
 /// Why a contact's cases are where they are, each step in words, as `klar explain`.
@@ -444,9 +444,9 @@ async fn explanation(
     Path(id): Path<String>,
 ) -> Result<Json<Explanation>, ApiError> {
     with_store(&state, move |store| {
-        match crate::explain::explain(store.connection(), &tenant, &id) {
+        match crate::app::explain::explain(store.connection(), &tenant, &id) {
             Ok(steps) => Ok(Json(Explanation { contact: id, steps })),
-            Err(crate::bundle::BundleError::NoContact { .. }) => {
+            Err(crate::app::evidence::BundleError::NoContact { .. }) => {
                 Err(ApiError::not_found(format!("no contact {id}")))
             }
             Err(e) => Err(ApiError::internal(e)),
@@ -701,12 +701,12 @@ async fn report_event(
                 .map(|(p, _)| p)
                 .collect(),
         };
-        let (mut session, sha) = scheduler::tenant_session(store, &plugin, &tenant_row)
+        let (mut session, sha) = engine::tenant_session(store, &plugin, &tenant_row)
             .map_err(ApiError::internal)?;
         let mut results = Vec::new();
         let mut rejected = 0;
         for purpose in &purposes {
-            match scheduler::step_event(
+            match engine::step_event(
                 store,
                 &mut session,
                 &tenant_row,

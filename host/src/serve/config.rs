@@ -35,9 +35,9 @@ pub struct Config {
     pub tick_every: Option<Duration>,
     pub public_url: Option<String>,
     pub deliver_every: Duration,
-    pub retry: crate::webhook::Retry,
+    pub retry: crate::delivery::webhook::Retry,
     /// SMTP delivery of e-mail requests, if configured.
-    pub smtp: Option<crate::mail::MailConfig>,
+    pub smtp: Option<crate::delivery::mail::MailConfig>,
     /// A fixed clock (tests, demos).
     pub now: Option<DateTime<Utc>>,
 }
@@ -90,13 +90,13 @@ impl Config {
             tick_every: Some(Duration::from_secs(60)),
             public_url: None,
             deliver_every: Duration::from_millis(2_000),
-            retry: crate::webhook::Retry::default(),
+            retry: crate::delivery::webhook::Retry::default(),
             smtp: None,
             now: None,
         };
         let smtp = file.smtp.unwrap_or_default();
         if let Some(url) = env("KLAR_SMTP_URL").or(smtp.url) {
-            config.smtp = Some(crate::mail::MailConfig {
+            config.smtp = Some(crate::delivery::mail::MailConfig {
                 url,
                 from: smtp.from,
             });

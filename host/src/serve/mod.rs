@@ -196,7 +196,7 @@ async fn health(
 /// Ticks every tenant once (on a blocking thread).
 fn tick_all(db: &Path, plugin: &Arc<LoadedPlugin>, now: DateTime<Utc>) -> Result<()> {
     let mut store = Store::open(db)?;
-    for (tenant, r) in crate::scheduler::tick_all(&mut store, plugin, now, 500)? {
+    for (tenant, r) in crate::engine::tick_all(&mut store, plugin, now, 500)? {
         if r.due > 0 {
             tracing::info!(
                 tenant = %tenant,
@@ -214,8 +214,8 @@ fn tick_all(db: &Path, plugin: &Arc<LoadedPlugin>, now: DateTime<Utc>) -> Result
 /// One round of deliveries: klar's own mails first, then the webhooks.
 fn deliver(
     db: &Path,
-    mailer: Option<Arc<crate::mail::Mailer>>,
-    retry: &crate::webhook::Retry,
+    mailer: Option<Arc<crate::delivery::mail::Mailer>>,
+    retry: &crate::delivery::webhook::Retry,
     public_url: &str,
     now: DateTime<Utc>,
 ) {
@@ -233,11 +233,14 @@ fn deliver(
     }
     let mailed = |tenant: &str| mailer.as_ref().is_some_and(|m| m.mails_for(tenant));
     let clock = (now.timestamp(), now_ms);
-    let hooks = crate::webhook::deliver_due(&store, retry, public_url, clock, mailed);
+    let hooks = crate::delivery::webhook::deliver_due(&store, retry, public_url, clock, mailed);
     log_deliveries("webhooks", hooks);
 }
 
-fn log_deliveries(what: &str, result: Result<crate::webhook::Report, crate::store::StoreError>) {
+fn log_deliveries(
+    what: &str,
+    result: Result<crate::delivery::webhook::Report, crate::store::StoreError>,
+) {
     match result {
         Ok(r) if r.delivered + r.failed + r.parked > 0 => tracing::info!(
             delivered = r.delivered,
@@ -272,7 +275,7 @@ pub fn run(config: Config, plugin: Arc<LoadedPlugin>) -> Result<()> {
     let store = Store::open(&config.db)?;
     let mailer = match &config.smtp {
         Some(smtp) => {
-            let mailer = crate::mail::Mailer::new(smtp)?;
+            let mailer = crate::delivery::mail::Mailer::new(smtp)?;
             for tenant in smtp.from.keys() {
                 if tenants::get(store.connection(), tenant)?.is_none() {
                     tracing::warn!(tenant = %tenant, "smtp.from names a tenant that does not exist (yet)");

@@ -1,6 +1,6 @@
 //! The contacts' response page: `GET /r/{token}` shows the company, the
 //! purpose, the consent text the request named and two buttons; `POST`
-//! records the answer through [`crate::respond`] with the IP and user agent as
+//! records the answer through [`crate::app::respond`] with the IP and user agent as
 //! evidence. A link whose message asks about several purposes shows each
 //! purpose with its own text and choice, and "all yes" / "all no" buttons;
 //! each answer becomes evidence for its own case and text version. German
@@ -26,8 +26,8 @@ use rand::RngExt;
 use serde::Deserialize;
 
 use super::{ApiError, State, with_store};
+use crate::app::respond::{self, Origin, RespondError};
 use crate::plugin::Answer;
-use crate::respond::{self, Origin, RespondError};
 use crate::store::tokens::{self, TokenError};
 use crate::store::{tenants, texts};
 

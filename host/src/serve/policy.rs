@@ -1,6 +1,6 @@
 //! The tenant's policy over the API: list and read versions, upload a new
 //! one (checked, tested and tried on the tenant's contacts exactly as `klar
-//! policy set` does, through `crate::activation`; a policy with errors,
+//! policy set` does, through `crate::app::activation`; a policy with errors,
 //! failing tests or an error for any contact never becomes active), and
 //! simulate a policy on a copy of the tenant's cases.
 
@@ -19,11 +19,11 @@ use utoipa_axum::routes;
 use super::api::{TenantKey, parse_body};
 use super::error::{ErrorBody, ErrorDetail};
 use super::{ApiError, State, with_store};
-use crate::activation::{self, ActivationError, Candidate, ContactProblem, Refusal};
+use crate::app::activation::{self, ActivationError, Candidate, ContactProblem, Refusal};
+use crate::app::simulate::{self, Forecast};
+use crate::app::table_tests::{self, Report};
 use crate::plugin::{Diagnostic, Severity};
-use crate::policy_test::{self, Report};
 use crate::runtime::{OpenError, Session};
-use crate::simulate::{self, Forecast};
 use crate::store::tenants::{self, PolicyVersion};
 use crate::times::rfc3339 as time;
 
@@ -349,7 +349,7 @@ async fn upload(
             None => None,
             Some(text) => {
                 let files = [(PathBuf::from("tests.toml"), text.clone())];
-                let report = policy_test::run_texts(&mut session, &files)
+                let report = table_tests::run_texts(&mut session, &files)
                     .map_err(|e| ApiError::bad_request(e.to_string()))?;
                 Some(Tests::from(&report))
             }

@@ -104,7 +104,7 @@ pub fn get_with_state(
 }
 
 /// A message went to the contact now; the next one waits (see
-/// `scheduler::next_message_at`).
+/// `engine::next_message_at`).
 pub fn set_last_message(
     tx: &Transaction<'_>,
     tenant: &str,

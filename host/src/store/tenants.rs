@@ -257,7 +257,7 @@ pub fn set_policy(
 /// with one audit row: `policy-set`, or `policy-set-untested` (carrying the
 /// reason and the tested version it replaces) when a version without tests
 /// replaces a tested one. The activation rules are the caller's
-/// (`crate::activation`); this only records.
+/// (`crate::app::activation`); this only records.
 pub fn store_version(
     tx: &Transaction<'_>,
     tenant: &str,

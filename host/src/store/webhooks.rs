@@ -1,5 +1,5 @@
 //! A tenant's webhook (where the outbox is POSTed) and each action's delivery
-//! state. The delivering itself is [`crate::webhook`].
+//! state. The delivering itself is [`crate::delivery::webhook`].
 
 use rand::RngExt;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};

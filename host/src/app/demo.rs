@@ -19,10 +19,10 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use rusqlite::params;
 
+use crate::app::respond::{self, Origin, RespondError};
+use crate::engine::{self, EventError};
 use crate::plugin::{Answer, Decision, DecisionKind, Event};
-use crate::respond::{self, Origin, RespondError};
 use crate::runtime::{LoadedPlugin, Session};
-use crate::scheduler::{self, EventError};
 use crate::store::tenants::{self, Tenant};
 use crate::store::{Store, outbox};
 
@@ -71,9 +71,9 @@ pub enum DemoError {
     #[error(transparent)]
     Tenant(#[from] tenants::TenantError),
     #[error(transparent)]
-    Session(#[from] scheduler::SessionError),
+    Session(#[from] engine::SessionError),
     #[error(transparent)]
-    Import(#[from] crate::import::ImportError),
+    Import(#[from] crate::app::import::ImportError),
     #[error("the demo failed at a step: {0}")]
     Step(String),
     #[error("failed to remove the old demo database {path}: {source}")]
@@ -346,14 +346,14 @@ pub fn run(
     let tenant: Tenant = tenants::require(store.connection(), TENANT)?;
 
     let csv = contacts_csv(&mut rng, options.contacts, start);
-    let parsed = crate::import::parse(csv.as_bytes(), &tenant.locale, start)?;
+    let parsed = crate::app::import::parse(csv.as_bytes(), &tenant.locale, start)?;
     if let Some(problem) = parsed.problems.first() {
         return Err(DemoError::Step(format!(
             "the generated CSV has a bad line {}: {}",
             problem.line, problem.message
         )));
     }
-    crate::import::store(
+    crate::app::import::store(
         store,
         TENANT,
         &parsed,
@@ -376,7 +376,7 @@ pub fn run(
         .map(|_| format!("C{:05}", rng.random_range(1..=options.contacts.max(1))))
         .collect();
 
-    let (mut session, policy_sha256) = scheduler::tenant_session(store, plugin, &tenant)?;
+    let (mut session, policy_sha256) = engine::tenant_session(store, plugin, &tenant)?;
     let mut summary = Summary {
         contacts: parsed.contacts.len(),
         ..Summary::default()
@@ -415,7 +415,7 @@ pub fn run(
                 }
             }
         }
-        scheduler::tick(store, &mut session, &tenant, &policy_sha256, morning, 500)
+        engine::tick(store, &mut session, &tenant, &policy_sha256, morning, 500)
             .map_err(DemoError::Store)?;
 
         // The requests of the morning reach people; some will answer.
@@ -608,7 +608,7 @@ fn event_for(
     event: Event,
     at: DateTime<Utc>,
 ) -> Result<bool, DemoError> {
-    match scheduler::step_event(
+    match engine::step_event(
         store,
         session,
         tenant,
@@ -642,7 +642,7 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(7);
         let end = DateTime::from_timestamp(1_796_029_200, 0).unwrap_or_default();
         let csv = contacts_csv(&mut rng, 300, end);
-        let parsed = crate::import::parse(csv.as_bytes(), "de", end).expect("parses");
+        let parsed = crate::app::import::parse(csv.as_bytes(), "de", end).expect("parses");
         assert!(parsed.problems.is_empty(), "{:?}", parsed.problems);
         assert_eq!(parsed.contacts.len(), 300);
         assert!(csv.contains('ü') || csv.contains('ö') || csv.contains('ä'));

@@ -7,7 +7,7 @@ use rusqlite::Connection;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::bundle::{self, BundleError};
+use crate::app::evidence::{self, BundleError};
 use crate::store::tenants;
 
 /// One hook's answer (or one of klar's own rules) in a step.
@@ -41,7 +41,7 @@ pub fn explain(
     tenant: &str,
     contact: &str,
 ) -> Result<Vec<Decision>, BundleError> {
-    let rows = bundle::audit_rows(conn, tenant, contact)?;
+    let rows = evidence::audit_rows(conn, tenant, contact)?;
     let versions = tenants::policy_versions(conn, tenant)?;
     let default_sha = crate::sha256_hex(crate::DEFAULT_POLICY.as_bytes());
     Ok(rows

@@ -18,10 +18,10 @@ use rand::{RngExt, SeedableRng};
 use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 
+use crate::app::respond::{self, Origin, RespondError};
+use crate::engine;
 use crate::plugin::Answer;
-use crate::respond::{self, Origin, RespondError};
 use crate::runtime::LoadedPlugin;
-use crate::scheduler;
 use crate::store::{Store, StoreError, outbox, tenants};
 
 #[derive(Debug, Clone)]
@@ -137,7 +137,7 @@ pub fn run(
             options.start.timestamp(),
         )
     })?;
-    let (mut session, _) = scheduler::tenant_session(&store, plugin, &tenant)
+    let (mut session, _) = engine::tenant_session(&store, plugin, &tenant)
         .map_err(|e| SimulateError::Policy(e.to_string()))?;
     let mut seen: i64 = store.connection().query_row(
         "SELECT COALESCE(MAX(seq), 0) FROM outbox WHERE tenant = ?1",
@@ -157,7 +157,7 @@ pub fn run(
                 ..Week::default()
             });
         }
-        scheduler::tick(&mut store, &mut session, &tenant, &sha, morning, 500)?;
+        engine::tick(&mut store, &mut session, &tenant, &sha, morning, 500)?;
         let new = outbox::Filter {
             all: true,
             after: seen,

@@ -87,7 +87,7 @@ pub(crate) fn record_failure(
 }
 
 /// Delivers every due action of every tenant with a webhook, once. Tenants
-/// for which `mailed` is true keep their e-mail requests for [`crate::mail`].
+/// for which `mailed` is true keep their e-mail requests for [`crate::delivery::mail`].
 pub fn deliver_due(
     store: &Store,
     retry: &Retry,

@@ -22,11 +22,11 @@ use minijinja::{Environment, context};
 use rusqlite::{Connection, params};
 use serde_json::Value;
 
+use crate::delivery::webhook::{Report, Retry, record_failure};
 use crate::store::audit::{self, Entry};
 use crate::store::outbox::{self, Item};
 use crate::store::webhooks::{self, Take};
 use crate::store::{Store, StoreError, evidence, tenants, texts};
-use crate::webhook::{Report, Retry, record_failure};
 
 /// `[smtp]` in klar.toml.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -328,8 +328,8 @@ fn fill(template: &str, pairs: &[(&str, &str)]) -> String {
 fn environment() -> Environment<'static> {
     let mut env = Environment::new();
     // Part of the binary; a broken template fails the mail tests.
-    let _ = env.add_template("mail.txt", include_str!("../templates/mail.txt"));
-    let _ = env.add_template("mail.html", include_str!("../templates/mail.html"));
+    let _ = env.add_template("mail.txt", include_str!("../../templates/mail.txt"));
+    let _ = env.add_template("mail.html", include_str!("../../templates/mail.html"));
     env
 }
 

@@ -1,366 +1,18 @@
-//! `klar tick`: steps every due case through the plugin and applies the
-//! outcomes, each step in its own transaction (case, audit row, outbox rows).
-//!
-//! Due cases are found through the `cases_due` index, never by scanning every
-//! case, and each is stepped at most once per tick. A case whose step fails
-//! (policy error, plugin trap, a guardrail) is marked `needs_attention` with
-//! the reason and left out of later ticks until a person clears it; the sweep
-//! goes on. Ticking twice at the same `now` changes nothing the second time.
-//!
-//! Steps are applied per contact, because some rules span a contact's
-//! purposes: requests due together become one message that asks about all of
-//! them, a contact gets at most one message a day, owner tasks of one contact
-//! become one task, and erasing the person ends every purpose at once.
-//! Actions still waiting in the outbox whose case moved on are withdrawn in
-//! the step that moved it.
+//! Writing outcomes: a contact's steps applied in one transaction, with the
+//! rules that span its purposes (one message, one task, erasure ends every
+//! purpose, stale actions withdrawn), the audit rows, the outbox actions,
+//! the response links and the evidence of each request.
 
-use chrono::{DateTime, Offset, TimeZone, Utc};
+use chrono::{DateTime, TimeZone};
 use rusqlite::Transaction;
 
-use crate::plugin::{Action, Band, Case, Clock, Contact, Event, Outcome, State};
-use std::sync::Arc;
-
-use crate::runtime::{LoadedPlugin, Session, StepFailure};
+use super::guardrail::guardrail;
+use crate::plugin::{Action, Case, Contact, Event, Outcome, State};
+use crate::runtime::StepFailure;
+use crate::store::StoreError;
 use crate::store::audit::{self, Entry};
-use crate::store::contacts;
 use crate::store::tenants::Tenant;
-use crate::store::{Store, StoreError};
-use crate::store::{cases, evidence, outbox, tenants, texts, tokens};
-
-/// What one tick did for one tenant.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct TickReport {
-    pub due: usize,
-    pub changed: usize,
-    pub failed: usize,
-    pub actions: usize,
-    /// Requests held back because the contact had a message less than a day
-    /// before, or another channel's message goes out now.
-    pub deferred: usize,
-}
-
-/// The tenant's clock at `now`: its UTC offset decides the local calendar day.
-pub fn clock(tenant: &Tenant, now: DateTime<Utc>) -> Clock {
-    let offset = tenant
-        .timezone
-        .offset_from_utc_datetime(&now.naive_utc())
-        .fix()
-        .local_minus_utc();
-    Clock {
-        now,
-        utc_offset_minutes: offset / 60,
-    }
-}
-
-/// Steps every due case of `tenant` in batches of about `batch` (a
-/// contact's cases are never split across batches).
-pub fn tick(
-    store: &mut Store,
-    session: &mut Session,
-    tenant: &Tenant,
-    policy_sha256: &str,
-    now: DateTime<Utc>,
-    batch: usize,
-) -> Result<TickReport, StoreError> {
-    let clock = clock(tenant, now);
-    store.transaction(|tx| {
-        expire_evidence(tx, &tenant.id, now.timestamp())?;
-        purge_left_after_erasure(tx, tenant, now.timestamp())
-    })?;
-    let rows = cases::due_rows(store.connection(), &tenant.id, now.timestamp())?;
-    let mut report = TickReport {
-        due: rows.len(),
-        ..TickReport::default()
-    };
-    let mut start = 0;
-    while start < rows.len() {
-        // Extend the batch to the end of its last contact's group.
-        let mut end = (start + batch.max(1)).min(rows.len());
-        while end < rows.len() && !rows[end].1 {
-            end += 1;
-        }
-        let mut inputs = Vec::with_capacity(end - start);
-        let mut last_messages = Vec::with_capacity(end - start);
-        for &(rowid, _) in &rows[start..end] {
-            if let Some((case, contact, last)) =
-                cases::load_due(store.connection(), rowid, now.timestamp())?
-            {
-                inputs.push((case, contact, Event::Tick));
-                last_messages.push(last);
-            }
-        }
-        start = end;
-        let mut results = session.step_batch(&inputs, &clock).into_iter();
-        // One transaction per batch: each step's writes land together with
-        // the others of its batch or not at all, and the batch pays for one
-        // commit instead of hundreds.
-        let applied = store.transaction(|tx| {
-            let mut applied = Vec::with_capacity(inputs.len());
-            let mut i = 0;
-            while i < inputs.len() {
-                let contact = &inputs[i].1;
-                let mut j = i + 1;
-                while j < inputs.len() && inputs[j].1.id == contact.id {
-                    j += 1;
-                }
-                let steps: Vec<Step<'_>> = inputs[i..j]
-                    .iter()
-                    .zip(results.by_ref())
-                    .map(|((case, _, event), result)| Step {
-                        before: case,
-                        event,
-                        result,
-                    })
-                    .collect();
-                let ctx = StepContext {
-                    tenant,
-                    policy_sha256,
-                    now: now.timestamp(),
-                    last_message_at: last_messages[i],
-                };
-                applied.extend(apply_contact(tx, &ctx, contact, steps)?);
-                i = j;
-            }
-            Ok::<_, StoreError>(applied)
-        })?;
-        for applied in applied {
-            match applied {
-                Applied::Changed { actions } => {
-                    report.changed += 1;
-                    report.actions += actions;
-                }
-                Applied::Unchanged => {}
-                Applied::Deferred => report.deferred += 1,
-                Applied::Failed(_) => report.failed += 1,
-            }
-        }
-    }
-    Ok(report)
-}
-
-/// Why a sweep over all tenants stopped.
-#[derive(Debug, thiserror::Error)]
-pub enum TickAllError {
-    #[error(transparent)]
-    Session(#[from] SessionError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Tenant(#[from] tenants::TenantError),
-}
-
-/// Ticks every tenant on its active policy; what each tick did, per tenant.
-pub fn tick_all(
-    store: &mut Store,
-    plugin: &Arc<LoadedPlugin>,
-    now: DateTime<Utc>,
-    batch: usize,
-) -> Result<Vec<(String, TickReport)>, TickAllError> {
-    let mut reports = Vec::new();
-    for tenant in tenants::list(store.connection())? {
-        let (mut session, sha256) = tenant_session(store, plugin, &tenant)?;
-        let report = tick(store, &mut session, &tenant, &sha256, now, batch)?;
-        reports.push((tenant.id, report));
-    }
-    Ok(reports)
-}
-
-/// The tenant's active policy (or the built-in default) could not be opened.
-#[derive(Debug, thiserror::Error)]
-#[error("{tenant}: failed to open {policy}: {message}")]
-pub struct SessionError {
-    pub tenant: String,
-    pub policy: String,
-    pub message: String,
-}
-
-/// The tenant's active policy (or the built-in default) opened in the plugin,
-/// with the policy's sha256 for the audit rows.
-pub fn tenant_session(
-    store: &Store,
-    plugin: &Arc<LoadedPlugin>,
-    tenant: &Tenant,
-) -> Result<(Session, String), SessionError> {
-    let active =
-        tenants::active_policy(store.connection(), &tenant.id).map_err(|e| SessionError {
-            tenant: tenant.id.clone(),
-            policy: "its active policy".to_owned(),
-            message: e.to_string(),
-        })?;
-    let (name, source, sha256) = match active {
-        Some(v) => (
-            format!("{} policy v{}", tenant.id, v.version),
-            v.source,
-            v.sha256,
-        ),
-        None => {
-            let source = crate::DEFAULT_POLICY.to_owned();
-            let sha = crate::sha256_hex(source.as_bytes());
-            ("built-in default policy".to_owned(), source, sha)
-        }
-    };
-    let session = plugin.open(&name, &source).map_err(|e| SessionError {
-        tenant: tenant.id.clone(),
-        policy: name.clone(),
-        message: e.to_string(),
-    })?;
-    Ok((session, sha256))
-}
-
-/// A person looked at a failed case (fixed the policy, say) and lets the
-/// scheduler take it up again. Returns false if it was not marked.
-pub fn clear_attention(
-    store: &mut Store,
-    tenant: &str,
-    (contact, purpose): (&str, &str),
-    by: &str,
-    reason: &str,
-    now: i64,
-) -> Result<bool, StoreError> {
-    store.transaction(|tx| {
-        let Some(error) = cases::attention(tx, tenant, contact, purpose)? else {
-            return Ok(false);
-        };
-        cases::clear_attention(tx, tenant, (contact, purpose), now)?;
-        audit::append(
-            tx,
-            tenant,
-            Entry {
-                at: now,
-                contact: Some(contact.to_owned()),
-                purpose: Some(purpose.to_owned()),
-                kind: "attention-cleared".to_owned(),
-                detail: serde_json::json!({ "by": by, "reason": reason, "error": error })
-                    .to_string(),
-                policy_sha256: None,
-            },
-        )?;
-        Ok(true)
-    })
-}
-
-/// Deletes evidence whose retention ended, with an audit row per contact.
-fn expire_evidence(tx: &Transaction<'_>, tenant: &str, now: i64) -> Result<(), StoreError> {
-    for (contact, records) in evidence::expire(tx, tenant, now)? {
-        audit::append(
-            tx,
-            tenant,
-            Entry {
-                at: now,
-                contact: Some(contact),
-                purpose: None,
-                kind: "evidence-expired".to_owned(),
-                detail: serde_json::json!({ "deleted_records": records }).to_string(),
-                policy_sha256: None,
-            },
-        )?;
-    }
-    Ok(())
-}
-
-/// Why an event for one case was not applied.
-#[derive(Debug, thiserror::Error)]
-pub enum EventError {
-    #[error("{contact} has no case for purpose {purpose}")]
-    NoCase { contact: String, purpose: String },
-    /// The plugin refused the event for this case; nothing changed.
-    #[error("{0}")]
-    Rejected(String),
-    /// The step failed; the case is now marked needs_attention.
-    #[error("the step failed and the case is marked for attention: {0}")]
-    Failed(String),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-/// Applies one event (a decision, a withdrawal, ...) to one case at once.
-#[allow(clippy::too_many_arguments)] // The event's whole context.
-pub fn step_event(
-    store: &mut Store,
-    session: &mut Session,
-    tenant: &Tenant,
-    policy_sha256: &str,
-    contact_id: &str,
-    purpose: &str,
-    event: Event,
-    now: DateTime<Utc>,
-) -> Result<Outcome, EventError> {
-    step_event_then(
-        store,
-        session,
-        tenant,
-        policy_sha256,
-        (contact_id, purpose),
-        event,
-        now,
-        |_, _| Ok(()),
-    )
-}
-
-/// Like [`step_event`], and `then` writes more (evidence of a response, say)
-/// in the same transaction as the step, unless the step failed.
-#[allow(clippy::too_many_arguments)] // The event's whole context.
-pub fn step_event_then(
-    store: &mut Store,
-    session: &mut Session,
-    tenant: &Tenant,
-    policy_sha256: &str,
-    (contact_id, purpose): (&str, &str),
-    event: Event,
-    now: DateTime<Utc>,
-    then: impl FnOnce(&Transaction<'_>, &Outcome) -> Result<(), StoreError>,
-) -> Result<Outcome, EventError> {
-    let no_case = || EventError::NoCase {
-        contact: contact_id.to_owned(),
-        purpose: purpose.to_owned(),
-    };
-    let conn = store.connection();
-    let Some((contact, erased_at, last_message_at)) =
-        contacts::get_with_state(conn, &tenant.id, contact_id).map_err(StoreError::from)?
-    else {
-        return Err(no_case());
-    };
-    // A guardrail: nothing steps for an erased person, whatever the plugin
-    // would answer.
-    if erased_at.is_some() {
-        return Err(EventError::Rejected(format!(
-            "{contact_id} was erased; nothing changes its cases any more"
-        )));
-    }
-    let Some(case) = cases::get(conn, &tenant.id, contact_id, purpose)? else {
-        return Err(no_case());
-    };
-    let result = session.step(&case, &contact, &event, &clock(tenant, now));
-    if let Err(StepFailure::Step(crate::plugin::StepError::Rejected { reason })) = &result {
-        return Err(EventError::Rejected(reason.clone()));
-    }
-    let outcome = result.as_ref().ok().cloned();
-    let ctx = StepContext {
-        tenant,
-        policy_sha256,
-        now: now.timestamp(),
-        last_message_at,
-    };
-    let applied = store.transaction(|tx| {
-        let step = Step {
-            before: &case,
-            event: &event,
-            result,
-        };
-        let applied = apply_contact(tx, &ctx, &contact, vec![step])?
-            .pop()
-            .unwrap_or(Applied::Unchanged);
-        if let (Some(outcome), false) = (&outcome, matches!(applied, Applied::Failed(_))) {
-            then(tx, outcome)?;
-        }
-        Ok::<_, StoreError>(applied)
-    })?;
-    match (applied, outcome) {
-        (Applied::Failed(why), _) => Err(EventError::Failed(why)),
-        (_, None) => Err(EventError::Failed(String::new())),
-        (_, Some(outcome)) => Ok(outcome),
-    }
-}
+use crate::store::{cases, contacts, evidence, outbox, tenants, texts, tokens};
 
 /// What applying one step did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -396,64 +48,20 @@ pub fn next_message_at(tz: chrono_tz::Tz, last: i64) -> i64 {
     }
 }
 
-/// The host's guardrails: rules no plugin or policy can override. Returns why
-/// an outcome must not be applied, if it must not.
-pub fn guardrail(before: &Case, outcome: &Outcome, now: i64) -> Option<String> {
-    if before.state == State::Purged && outcome.case != *before {
-        return Some("purged is final; the plugin tried to change a purged case".to_owned());
-    }
-    for action in &outcome.actions {
-        match action {
-            Action::SendRequest { .. }
-                if matches!(
-                    before.state,
-                    State::Refused | State::Withdrawn | State::CleanupPending | State::Purged
-                ) || outcome.case.state.band() == Band::Removed =>
-            {
-                return Some(format!(
-                    "the plugin asked to contact someone whose case is {}; klar never does",
-                    before.state
-                ));
-            }
-            Action::Cleanup { .. } => {
-                if before.legal_hold || outcome.case.legal_hold {
-                    return Some("the case is on legal hold; no cleanup".to_owned());
-                }
-                match &before.cleanup {
-                    Some(plan) if plan.not_before.timestamp() <= now => {}
-                    Some(plan) => {
-                        return Some(format!(
-                            "cleanup before the grace period ends ({}) is refused",
-                            plan.not_before.to_rfc3339()
-                        ));
-                    }
-                    None => {
-                        return Some(
-                            "cleanup without a pending cleanup plan is refused".to_owned(),
-                        );
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    None
-}
-
 /// One case's step, as the plugin answered it.
-struct Step<'a> {
-    before: &'a Case,
-    event: &'a Event,
-    result: Result<Outcome, StepFailure>,
+pub(super) struct Step<'a> {
+    pub(super) before: &'a Case,
+    pub(super) event: &'a Event,
+    pub(super) result: Result<Outcome, StepFailure>,
 }
 
 /// What every step of one apply shares.
-struct StepContext<'a> {
-    tenant: &'a Tenant,
-    policy_sha256: &'a str,
-    now: i64,
+pub(super) struct StepContext<'a> {
+    pub(super) tenant: &'a Tenant,
+    pub(super) policy_sha256: &'a str,
+    pub(super) now: i64,
     /// When the contact was last sent a message, for the spacing.
-    last_message_at: Option<i64>,
+    pub(super) last_message_at: Option<i64>,
 }
 
 /// What happens to one step of a contact's group.
@@ -503,7 +111,7 @@ struct Task {
 
 /// Applies the steps of one contact's cases in one transaction, with the
 /// rules that span its purposes (see the module's header).
-fn apply_contact(
+pub(super) fn apply_contact(
     tx: &Transaction<'_>,
     ctx: &StepContext<'_>,
     contact: &Contact,
@@ -946,7 +554,7 @@ fn cancel(
 /// ends in the same transaction. Each case is purged (with an audit row), its
 /// links closed and its evidence put on the same retention; whatever still
 /// waits in the outbox for the contact is withdrawn.
-fn end_every_purpose(
+pub(super) fn end_every_purpose(
     tx: &Transaction<'_>,
     tenant: &str,
     contact: &str,
@@ -998,27 +606,8 @@ fn end_every_purpose(
     Ok(())
 }
 
-/// Ends the cases an erasure left behind in a store written before erasure
-/// ended every purpose (and anything a bug might leave): run before each tick.
-fn purge_left_after_erasure(
-    tx: &Transaction<'_>,
-    tenant: &Tenant,
-    now: i64,
-) -> Result<(), StoreError> {
-    let mut done = std::collections::BTreeSet::new();
-    for (contact, _) in cases::left_after_erasure(tx, &tenant.id)? {
-        if done.insert(contact.clone()) {
-            // Keep the evidence as long as the person's own evidence.
-            let until = evidence::retained_until(tx, &tenant.id, &contact)?
-                .unwrap_or(now + DEFAULT_RETENTION_SECONDS);
-            end_every_purpose(tx, &tenant.id, &contact, until, now)?;
-        }
-    }
-    Ok(())
-}
-
 /// Three years (§ 195 BGB), when an erased contact's own retention is unknown.
-const DEFAULT_RETENTION_SECONDS: i64 = 3 * 365 * 86_400;
+pub(super) const DEFAULT_RETENTION_SECONDS: i64 = 3 * 365 * 86_400;
 
 /// A request goes out: a fresh response link bound to this case, and evidence
 /// of what was sent. Returns what the outbox action carries for the sender:
@@ -1098,87 +687,4 @@ fn request_sent(
         crate::times::rfc3339(token.expires_at).into(),
     );
     Ok(link)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::plugin::CleanupMode;
-    use chrono::Duration;
-
-    fn t(days: i64) -> DateTime<Utc> {
-        DateTime::from_timestamp(1_764_500_000, 0).unwrap_or_default() + Duration::days(days)
-    }
-
-    fn outcome(case: Case, actions: Vec<Action>) -> Outcome {
-        Outcome {
-            case,
-            actions,
-            trace: Vec::new(),
-        }
-    }
-
-    #[test]
-    fn a_refused_contact_is_never_asked_again() {
-        let mut before = Case::new("contact-data");
-        before.state = State::Refused;
-        let mut after = before.clone();
-        after.state = State::Requested;
-        let send = Action::SendRequest {
-            channel: "email".into(),
-            template: "request".into(),
-            attempt: 1,
-            link_expires_at: t(180),
-        };
-        assert!(guardrail(&before, &outcome(after, vec![send]), 0).is_some());
-    }
-
-    #[test]
-    fn no_cleanup_on_hold_or_before_the_grace_period_ends() {
-        let mut before = Case::new("contact-data");
-        before.state = State::CleanupPending;
-        before.cleanup = Some(crate::plugin::CleanupPlan {
-            mode: CleanupMode::Delete,
-            not_before: t(10),
-            reason: "refusal".into(),
-            resume_state: State::Refused,
-            resume_due_at: None,
-            requested_by: None,
-            requires_approval: false,
-            approved_by: None,
-        });
-        let mut after = before.clone();
-        after.state = State::Purged;
-        let purge = outcome(
-            after,
-            vec![Action::Cleanup {
-                mode: CleanupMode::Delete,
-                keep_evidence_until: t(11),
-            }],
-        );
-        let early = guardrail(&before, &purge, t(5).timestamp()).expect("refused");
-        assert!(
-            early.starts_with("cleanup before the grace period ends"),
-            "{early}"
-        );
-        assert_eq!(guardrail(&before, &purge, t(11).timestamp()), None);
-        before.legal_hold = true;
-        assert_eq!(
-            guardrail(&before, &purge, t(11).timestamp()).as_deref(),
-            Some("the case is on legal hold; no cleanup")
-        );
-    }
-
-    #[test]
-    fn purged_is_final() {
-        let mut before = Case::new("contact-data");
-        before.state = State::Purged;
-        let mut after = before.clone();
-        after.state = State::Consented;
-        assert!(guardrail(&before, &outcome(after, vec![]), 0).is_some());
-        assert_eq!(
-            guardrail(&before, &outcome(before.clone(), vec![]), 0),
-            None
-        );
-    }
 }

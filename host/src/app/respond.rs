@@ -12,9 +12,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::engine::{self, EventError, SessionError};
 use crate::plugin::{Answer, Event, State};
 use crate::runtime::LoadedPlugin;
-use crate::scheduler::{self, EventError, SessionError};
 use crate::store::tokens::{self, TokenError, TokenLookupError};
 use crate::store::{Store, StoreError, evidence, tenants, texts};
 
@@ -122,7 +122,7 @@ pub fn respond_to(
     };
     let tenant = tenants::require(store.connection(), &first.tenant)
         .map_err(|e| RespondError::Rejected(e.to_string()))?;
-    let (mut session, policy_sha256) = scheduler::tenant_session(store, plugin, &tenant)?;
+    let (mut session, policy_sha256) = engine::tenant_session(store, plugin, &tenant)?;
     let mut recorded = Vec::with_capacity(answers.len());
     for (token, answer) in answers {
         recorded.push(record(
@@ -174,7 +174,7 @@ fn record(
         "ip": origin.ip.map(|ip| ip.to_string()),
         "user_agent": user_agent,
     });
-    let outcome = scheduler::step_event_then(
+    let outcome = engine::step_event_then(
         store,
         session,
         tenant,

@@ -1,0 +1,14 @@
+//! The use cases, one function each, that every face (the CLI, the API, the
+//! response page, the cockpit) calls, so that each rule exists once. A use
+//! case takes and returns domain types, owns its transaction, and knows
+//! nothing of clap, HTTP or terminals (progress is reported through a
+//! callback).
+
+pub mod activation;
+pub mod demo;
+pub mod evidence;
+pub mod explain;
+pub mod import;
+pub mod respond;
+pub mod simulate;
+pub mod table_tests;

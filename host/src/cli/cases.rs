@@ -1,0 +1,310 @@
+//! The consent process at a terminal: `import`, `tick`, the events
+//! (`decide`, `approve`, `hold`, `withdraw`, `used`), `respond`, and the
+//! cockpit (`status`, `cases`).
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+
+use super::*;
+use crate::app::respond::{self, Origin, RespondError};
+use crate::plugin::Answer;
+
+/// `klar import`
+pub(super) fn import(
+    db: &Path,
+    tenant: &str,
+    file: &Path,
+    skip_invalid: bool,
+    now: &NowArg,
+) -> Result<ExitCode> {
+    let now = now.resolve()?;
+    let bytes =
+        std::fs::read(file).with_context(|| format!("failed to read {}", file.display()))?;
+    let mut store = open_store(db)?;
+    let tenant_row = tenants::require(store.connection(), tenant)?;
+    let mut parsed = crate::app::import::parse(&bytes, &tenant_row.locale, now)
+        .with_context(|| format!("{}: cannot import", file.display()))?;
+    crate::app::import::check_erased(store.connection(), tenant, &mut parsed)?;
+    let name = file.display();
+    for problem in &parsed.problems {
+        println!("{name}:{}: {}", problem.line, problem.message);
+    }
+    let bad_lines = {
+        let mut lines: Vec<u64> = parsed.problems.iter().map(|p| p.line).collect();
+        lines.dedup();
+        lines.len()
+    };
+    if bad_lines > 0 && !skip_invalid {
+        println!(
+            "{name}: nothing was imported: {bad_lines} row(s) have problems; fix them, or import the others with --skip-invalid"
+        );
+        return Ok(ExitCode::from(1));
+    }
+
+    let progress = if std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::new(parsed.contacts.len() as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let counts =
+        crate::app::import::store(&mut store, tenant, &parsed, now.timestamp(), &progress)?;
+    progress.finish_and_clear();
+    println!(
+        "{name}: {} added, {} updated, {} unchanged; {} case(s) opened{}",
+        counts.added,
+        counts.updated,
+        counts.unchanged,
+        counts.opened,
+        if bad_lines > 0 {
+            format!("; {bad_lines} bad row(s) skipped")
+        } else {
+            String::new()
+        }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `klar decide|approve|hold|withdraw|used`: one event for a contact's case
+/// (or all its cases when `purpose` is `None`).
+pub(super) fn case_event(
+    plugin: Option<&Path>,
+    db: &Path,
+    tenant: &str,
+    contact: &str,
+    purpose: Option<&str>,
+    event: Event,
+    now: &NowArg,
+) -> Result<ExitCode> {
+    let now = now.resolve()?;
+    let mut store = open_store(db)?;
+    let tenant = tenants::require(store.connection(), tenant)?;
+    let purposes: Vec<String> = match purpose {
+        Some(p) => vec![p.to_owned()],
+        None => tenants::purposes(store.connection(), &tenant.id)?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect(),
+    };
+    let plugin = load_plugin(plugin)?;
+    let (mut session, sha256) = crate::engine::tenant_session(&store, &plugin, &tenant)?;
+    let mut code = ExitCode::SUCCESS;
+    for purpose in purposes {
+        match crate::engine::step_event(
+            &mut store,
+            &mut session,
+            &tenant,
+            &sha256,
+            contact,
+            &purpose,
+            event.clone(),
+            now,
+        ) {
+            Ok(outcome) => {
+                let state = outcome.case.state;
+                match event {
+                    Event::HoldOn { .. } => println!(
+                        "{contact} {purpose}: legal hold placed (state {state}); nothing is cleaned up while it lasts"
+                    ),
+                    Event::HoldOff { .. } => {
+                        println!("{contact} {purpose}: legal hold lifted (state {state})")
+                    }
+                    _ => println!("{contact} {purpose}: {state}"),
+                }
+            }
+            Err(err) => {
+                println!("{contact} {purpose}: {err}");
+                code = ExitCode::from(1);
+            }
+        }
+    }
+    Ok(code)
+}
+
+/// `klar tick`
+pub(super) fn tick(
+    plugin: Option<&Path>,
+    db: &Path,
+    batch: usize,
+    now: &NowArg,
+) -> Result<ExitCode> {
+    let now = now.resolve()?;
+    let mut store = open_store(db)?;
+    let plugin = load_plugin(plugin)?;
+    for (tenant, r) in crate::engine::tick_all(&mut store, &plugin, now, batch)? {
+        // Deferred requests are named only when there are some, so that the
+        // usual line stays as it was.
+        let deferred = if r.deferred > 0 {
+            format!(", {} deferred", r.deferred)
+        } else {
+            String::new()
+        };
+        println!(
+            "{tenant}: {} due, {} changed, {} failed, {} action(s) queued{deferred}",
+            r.due, r.changed, r.failed, r.actions
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `klar respond`
+pub(super) fn respond(
+    plugin: Option<&Path>,
+    db: &Path,
+    token: &str,
+    answer: Answer,
+    origin: &Origin,
+    json: bool,
+    now: &NowArg,
+) -> Result<ExitCode> {
+    let now = now.resolve()?;
+    let mut store = open_store(db)?;
+    let plugin = load_plugin(plugin)?;
+    match respond::respond(&mut store, &plugin, token, answer, origin, now) {
+        Ok(recorded) => {
+            if json {
+                // One link used to answer one purpose; keep that shape for
+                // it, and list the answers of a link that asked about several.
+                match recorded.as_slice() {
+                    [one] => println!("{}", serde_json::to_string_pretty(one)?),
+                    many => println!("{}", serde_json::to_string_pretty(many)?),
+                }
+            } else {
+                for recorded in &recorded {
+                    println!(
+                        "{} {} {}: {} (link {}, consent text v{} sha256 {})",
+                        recorded.tenant,
+                        recorded.contact,
+                        recorded.purpose,
+                        recorded.state,
+                        recorded.token_id,
+                        recorded.text_version,
+                        &recorded.text_sha256.get(..12).unwrap_or_default()
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(
+            err @ (RespondError::Token(_) | RespondError::Rejected(_) | RespondError::Event(_)),
+        ) => {
+            eprintln!("klar: {err}");
+            Ok(ExitCode::from(1))
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// `klar status`
+pub(super) fn status(db: &Path, tenant: &str, json: bool, now: &NowArg) -> Result<ExitCode> {
+    let now = now.resolve()?.timestamp();
+    let store = open_store(db)?;
+    tenants::require(store.connection(), tenant)?;
+    let s = crate::store::report::status(store.connection(), tenant, now)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let total: i64 = s.bands.values().sum();
+    println!("{tenant}: {total} case(s)");
+    for band in crate::plugin::Band::ALL {
+        let detail: Vec<String> = band
+            .states()
+            .map(|st| {
+                let n = s.states.get(st.as_str()).copied().unwrap_or(0);
+                format!("{st} {n}")
+            })
+            .collect();
+        println!(
+            "  {:<11} {:>7}   {}",
+            band.as_str().replace('-', " "),
+            s.bands.get(band.as_str()).copied().unwrap_or(0),
+            detail.join(", ")
+        );
+    }
+    println!(
+        "overdue: {}   due in the next 7 days: {}   cleanup pending: {}   needs attention: {}",
+        s.overdue, s.due_next_7_days, s.cleanup_pending, s.needs_attention
+    );
+    if s.delivery_parked > 0 {
+        println!(
+            "deliveries parked after repeated failures: {} (see `klar outbox --parked`; `klar redeliver` retries)",
+            s.delivery_parked
+        );
+    }
+    for a in &s.attention {
+        println!(
+            "  needs attention: {} {}: {}",
+            a.contact, a.purpose, a.error
+        );
+    }
+    if s.needs_attention > s.attention.len() as i64 {
+        println!(
+            "  … and {} more (klar cases {tenant} --json lists them all)",
+            s.needs_attention - s.attention.len() as i64
+        );
+    }
+    if s.awaiting_decision_by_owner.is_empty() {
+        println!("awaiting a decision: nobody");
+    } else {
+        let waiting: Vec<String> = s
+            .awaiting_decision_by_owner
+            .iter()
+            .map(|(owner, n)| format!("{owner} {n}"))
+            .collect();
+        println!("awaiting a decision: {}", waiting.join(", "));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `klar cases`
+pub(super) fn cases(
+    db: &Path,
+    tenant: &str,
+    filter: &crate::store::report::CaseFilter,
+    json: bool,
+    now: &NowArg,
+) -> Result<ExitCode> {
+    let now = now.resolve()?.timestamp();
+    let store = open_store(db)?;
+    let tz = tenants::require(store.connection(), tenant)?.timezone;
+    let lines = crate::store::report::cases(store.connection(), tenant, filter, now)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&lines)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let header = [
+        "contact",
+        "purpose",
+        "state",
+        "owner",
+        "reminders",
+        "next due",
+        "attention",
+    ];
+    println!(
+        "{:<14} {:<16} {:<18} {:<10} {:>9}  {:<26} {}",
+        header[0], header[1], header[2], header[3], header[4], header[5], header[6]
+    );
+    for l in &lines {
+        println!(
+            "{:<14} {:<16} {:<18} {:<10} {:>9}  {:<26} {}",
+            l.contact,
+            l.purpose,
+            l.state,
+            l.owner,
+            l.reminders_sent,
+            l.next_due_at
+                .as_deref()
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .map_or_else(
+                    || "-".to_owned(),
+                    |t| crate::times::local(t.with_timezone(&Utc), tz)
+                ),
+            l.needs_attention.as_deref().unwrap_or("")
+        );
+    }
+    println!("{} case(s)", lines.len());
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,131 @@
+//! The host's guardrails: rules no plugin or policy can override.
+
+use crate::plugin::{Action, Band, Case, Outcome, State};
+
+/// The host's guardrails: rules no plugin or policy can override. Returns why
+/// an outcome must not be applied, if it must not.
+pub fn guardrail(before: &Case, outcome: &Outcome, now: i64) -> Option<String> {
+    if before.state == State::Purged && outcome.case != *before {
+        return Some("purged is final; the plugin tried to change a purged case".to_owned());
+    }
+    for action in &outcome.actions {
+        match action {
+            Action::SendRequest { .. }
+                if matches!(
+                    before.state,
+                    State::Refused | State::Withdrawn | State::CleanupPending | State::Purged
+                ) || outcome.case.state.band() == Band::Removed =>
+            {
+                return Some(format!(
+                    "the plugin asked to contact someone whose case is {}; klar never does",
+                    before.state
+                ));
+            }
+            Action::Cleanup { .. } => {
+                if before.legal_hold || outcome.case.legal_hold {
+                    return Some("the case is on legal hold; no cleanup".to_owned());
+                }
+                match &before.cleanup {
+                    Some(plan) if plan.not_before.timestamp() <= now => {}
+                    Some(plan) => {
+                        return Some(format!(
+                            "cleanup before the grace period ends ({}) is refused",
+                            plan.not_before.to_rfc3339()
+                        ));
+                    }
+                    None => {
+                        return Some(
+                            "cleanup without a pending cleanup plan is refused".to_owned(),
+                        );
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugin::CleanupMode;
+    use chrono::Duration;
+    use chrono::{DateTime, Utc};
+
+    fn t(days: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_764_500_000, 0).unwrap_or_default() + Duration::days(days)
+    }
+
+    fn outcome(case: Case, actions: Vec<Action>) -> Outcome {
+        Outcome {
+            case,
+            actions,
+            trace: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_refused_contact_is_never_asked_again() {
+        let mut before = Case::new("contact-data");
+        before.state = State::Refused;
+        let mut after = before.clone();
+        after.state = State::Requested;
+        let send = Action::SendRequest {
+            channel: "email".into(),
+            template: "request".into(),
+            attempt: 1,
+            link_expires_at: t(180),
+        };
+        assert!(guardrail(&before, &outcome(after, vec![send]), 0).is_some());
+    }
+
+    #[test]
+    fn no_cleanup_on_hold_or_before_the_grace_period_ends() {
+        let mut before = Case::new("contact-data");
+        before.state = State::CleanupPending;
+        before.cleanup = Some(crate::plugin::CleanupPlan {
+            mode: CleanupMode::Delete,
+            not_before: t(10),
+            reason: "refusal".into(),
+            resume_state: State::Refused,
+            resume_due_at: None,
+            requested_by: None,
+            requires_approval: false,
+            approved_by: None,
+        });
+        let mut after = before.clone();
+        after.state = State::Purged;
+        let purge = outcome(
+            after,
+            vec![Action::Cleanup {
+                mode: CleanupMode::Delete,
+                keep_evidence_until: t(11),
+            }],
+        );
+        let early = guardrail(&before, &purge, t(5).timestamp()).expect("refused");
+        assert!(
+            early.starts_with("cleanup before the grace period ends"),
+            "{early}"
+        );
+        assert_eq!(guardrail(&before, &purge, t(11).timestamp()), None);
+        before.legal_hold = true;
+        assert_eq!(
+            guardrail(&before, &purge, t(11).timestamp()).as_deref(),
+            Some("the case is on legal hold; no cleanup")
+        );
+    }
+
+    #[test]
+    fn purged_is_final() {
+        let mut before = Case::new("contact-data");
+        before.state = State::Purged;
+        let mut after = before.clone();
+        after.state = State::Consented;
+        assert!(guardrail(&before, &outcome(after, vec![]), 0).is_some());
+        assert_eq!(
+            guardrail(&before, &outcome(before.clone(), vec![]), 0),
+            None
+        );
+    }
+}

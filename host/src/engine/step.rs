@@ -1,0 +1,150 @@
+//! One event for one case, at once: a person's decision, a withdrawal, an
+//! answer through a link, a legal hold. Every face (CLI, API, response page)
+//! steps events through here.
+
+use chrono::{DateTime, Utc};
+use rusqlite::Transaction;
+
+use super::apply::{Applied, Step, StepContext, apply_contact};
+use super::clock;
+use crate::plugin::{Event, Outcome};
+use crate::runtime::{Session, StepFailure};
+use crate::store::audit::{self, Entry};
+use crate::store::tenants::Tenant;
+use crate::store::{Store, StoreError, cases, contacts};
+
+/// A person looked at a failed case (fixed the policy, say) and lets the
+/// scheduler take it up again. Returns false if it was not marked.
+pub fn clear_attention(
+    store: &mut Store,
+    tenant: &str,
+    (contact, purpose): (&str, &str),
+    by: &str,
+    reason: &str,
+    now: i64,
+) -> Result<bool, StoreError> {
+    store.transaction(|tx| {
+        let Some(error) = cases::attention(tx, tenant, contact, purpose)? else {
+            return Ok(false);
+        };
+        cases::clear_attention(tx, tenant, (contact, purpose), now)?;
+        audit::append(
+            tx,
+            tenant,
+            Entry {
+                at: now,
+                contact: Some(contact.to_owned()),
+                purpose: Some(purpose.to_owned()),
+                kind: "attention-cleared".to_owned(),
+                detail: serde_json::json!({ "by": by, "reason": reason, "error": error })
+                    .to_string(),
+                policy_sha256: None,
+            },
+        )?;
+        Ok(true)
+    })
+}
+
+/// Why an event for one case was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum EventError {
+    #[error("{contact} has no case for purpose {purpose}")]
+    NoCase { contact: String, purpose: String },
+    /// The plugin refused the event for this case; nothing changed.
+    #[error("{0}")]
+    Rejected(String),
+    /// The step failed; the case is now marked needs_attention.
+    #[error("the step failed and the case is marked for attention: {0}")]
+    Failed(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Applies one event (a decision, a withdrawal, ...) to one case at once.
+#[allow(clippy::too_many_arguments)] // The event's whole context.
+pub fn step_event(
+    store: &mut Store,
+    session: &mut Session,
+    tenant: &Tenant,
+    policy_sha256: &str,
+    contact_id: &str,
+    purpose: &str,
+    event: Event,
+    now: DateTime<Utc>,
+) -> Result<Outcome, EventError> {
+    step_event_then(
+        store,
+        session,
+        tenant,
+        policy_sha256,
+        (contact_id, purpose),
+        event,
+        now,
+        |_, _| Ok(()),
+    )
+}
+
+/// Like [`step_event`], and `then` writes more (evidence of a response, say)
+/// in the same transaction as the step, unless the step failed.
+#[allow(clippy::too_many_arguments)] // The event's whole context.
+pub fn step_event_then(
+    store: &mut Store,
+    session: &mut Session,
+    tenant: &Tenant,
+    policy_sha256: &str,
+    (contact_id, purpose): (&str, &str),
+    event: Event,
+    now: DateTime<Utc>,
+    then: impl FnOnce(&Transaction<'_>, &Outcome) -> Result<(), StoreError>,
+) -> Result<Outcome, EventError> {
+    let no_case = || EventError::NoCase {
+        contact: contact_id.to_owned(),
+        purpose: purpose.to_owned(),
+    };
+    let conn = store.connection();
+    let Some((contact, erased_at, last_message_at)) =
+        contacts::get_with_state(conn, &tenant.id, contact_id).map_err(StoreError::from)?
+    else {
+        return Err(no_case());
+    };
+    // A guardrail: nothing steps for an erased person, whatever the plugin
+    // would answer.
+    if erased_at.is_some() {
+        return Err(EventError::Rejected(format!(
+            "{contact_id} was erased; nothing changes its cases any more"
+        )));
+    }
+    let Some(case) = cases::get(conn, &tenant.id, contact_id, purpose)? else {
+        return Err(no_case());
+    };
+    let result = session.step(&case, &contact, &event, &clock(tenant, now));
+    if let Err(StepFailure::Step(crate::plugin::StepError::Rejected { reason })) = &result {
+        return Err(EventError::Rejected(reason.clone()));
+    }
+    let outcome = result.as_ref().ok().cloned();
+    let ctx = StepContext {
+        tenant,
+        policy_sha256,
+        now: now.timestamp(),
+        last_message_at,
+    };
+    let applied = store.transaction(|tx| {
+        let step = Step {
+            before: &case,
+            event: &event,
+            result,
+        };
+        let applied = apply_contact(tx, &ctx, &contact, vec![step])?
+            .pop()
+            .unwrap_or(Applied::Unchanged);
+        if let (Some(outcome), false) = (&outcome, matches!(applied, Applied::Failed(_))) {
+            then(tx, outcome)?;
+        }
+        Ok::<_, StoreError>(applied)
+    })?;
+    match (applied, outcome) {
+        (Applied::Failed(why), _) => Err(EventError::Failed(why)),
+        (_, None) => Err(EventError::Failed(String::new())),
+        (_, Some(outcome)) => Ok(outcome),
+    }
+}
