@@ -377,6 +377,7 @@ pub fn run(
         .collect();
 
     let (mut session, policy_sha256) = engine::tenant_session(store, plugin, &tenant)?;
+    let sessions = engine::Sessions::new(Arc::clone(plugin));
     let mut summary = Summary {
         contacts: parsed.contacts.len(),
         ..Summary::default()
@@ -476,7 +477,14 @@ pub fn run(
                 ))),
                 user_agent: Some(USER_AGENTS[rng.random_range(0..USER_AGENTS.len())].to_owned()),
             };
-            match respond::respond(store, plugin, &pending.secret, pending.answer, &origin, at) {
+            match respond::respond(
+                store,
+                &sessions,
+                &pending.secret,
+                pending.answer,
+                &origin,
+                at,
+            ) {
                 Ok(recorded) => {
                     for r in recorded {
                         match pending.answer {

@@ -6,6 +6,7 @@
 
 pub mod activation;
 pub mod demo;
+pub mod events;
 pub mod evidence;
 pub mod explain;
 pub mod import;

@@ -7,14 +7,13 @@
 //! written in the same transaction as its step.
 
 use std::net::IpAddr;
-use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::engine::Sessions;
 use crate::engine::{self, EventError, SessionError};
 use crate::plugin::{Answer, Event, State};
-use crate::runtime::LoadedPlugin;
 use crate::store::tokens::{self, TokenError, TokenLookupError};
 use crate::store::{Store, StoreError, evidence, tenants, texts};
 
@@ -77,13 +76,13 @@ pub enum Choice {
 /// Records `answer` for every purpose the link `secret` still asks about.
 pub fn respond(
     store: &mut Store,
-    plugin: &Arc<LoadedPlugin>,
+    sessions: &Sessions,
     secret: &str,
     answer: Answer,
     origin: &Origin,
     now: DateTime<Utc>,
 ) -> Result<Vec<Recorded>, RespondError> {
-    respond_to(store, plugin, secret, &Choice::All(answer), origin, now)
+    respond_to(store, sessions, secret, &Choice::All(answer), origin, now)
 }
 
 /// Records the contact's choice for the purposes behind the link `secret`,
@@ -92,7 +91,7 @@ pub fn respond(
 /// before anything is written.
 pub fn respond_to(
     store: &mut Store,
-    plugin: &Arc<LoadedPlugin>,
+    sessions: &Sessions,
     secret: &str,
     choice: &Choice,
     origin: &Origin,
@@ -122,13 +121,15 @@ pub fn respond_to(
     };
     let tenant = tenants::require(store.connection(), &first.tenant)
         .map_err(|e| RespondError::Rejected(e.to_string()))?;
-    let (mut session, policy_sha256) = engine::tenant_session(store, plugin, &tenant)?;
+    let open = sessions.get(store, &tenant)?;
+    let mut session = open.lock();
+    let policy_sha256 = open.sha256.as_str();
     let mut recorded = Vec::with_capacity(answers.len());
     for (token, answer) in answers {
         recorded.push(record(
             store,
             &mut session,
-            (&tenant, &policy_sha256),
+            (&tenant, policy_sha256),
             token,
             answer,
             origin,

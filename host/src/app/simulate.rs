@@ -137,6 +137,7 @@ pub fn run(
             options.start.timestamp(),
         )
     })?;
+    let sessions = engine::Sessions::new(Arc::clone(plugin));
     let (mut session, _) = engine::tenant_session(&store, plugin, &tenant)
         .map_err(|e| SimulateError::Policy(e.to_string()))?;
     let mut seen: i64 = store.connection().query_row(
@@ -222,7 +223,7 @@ pub fn run(
             let at = morning + Duration::hours(4);
             match respond::respond(
                 &mut store,
-                plugin,
+                &sessions,
                 &pending.secret,
                 pending.answer,
                 &Origin::default(),

@@ -77,44 +77,37 @@ pub(super) fn case_event(
     event: Event,
     now: &NowArg,
 ) -> Result<ExitCode> {
+    use crate::app::events::{self, Applied, Reported};
     let now = now.resolve()?;
     let mut store = open_store(db)?;
     let tenant = tenants::require(store.connection(), tenant)?;
-    let purposes: Vec<String> = match purpose {
-        Some(p) => vec![p.to_owned()],
-        None => tenants::purposes(store.connection(), &tenant.id)?
-            .into_iter()
-            .map(|(id, _)| id)
-            .collect(),
+    let sessions = crate::engine::Sessions::new(load_plugin(plugin)?);
+    let results = match events::report(
+        &mut store, &sessions, &tenant, contact, purpose, &event, None, now,
+    )? {
+        Reported::Stepped(results) => results,
+        Reported::Repeated { .. } => Vec::new(),
     };
-    let plugin = load_plugin(plugin)?;
-    let (mut session, sha256) = crate::engine::tenant_session(&store, &plugin, &tenant)?;
     let mut code = ExitCode::SUCCESS;
-    for purpose in purposes {
-        match crate::engine::step_event(
-            &mut store,
-            &mut session,
-            &tenant,
-            &sha256,
-            contact,
-            &purpose,
-            event.clone(),
-            now,
-        ) {
-            Ok(outcome) => {
-                let state = outcome.case.state;
-                match event {
-                    Event::HoldOn { .. } => println!(
-                        "{contact} {purpose}: legal hold placed (state {state}); nothing is cleaned up while it lasts"
-                    ),
-                    Event::HoldOff { .. } => {
-                        println!("{contact} {purpose}: legal hold lifted (state {state})")
-                    }
-                    _ => println!("{contact} {purpose}: {state}"),
+    for events::PurposeResult { purpose, applied } in results {
+        match applied {
+            Applied::Now(state) => match event {
+                Event::HoldOn { .. } => println!(
+                    "{contact} {purpose}: legal hold placed (state {state}); nothing is cleaned up while it lasts"
+                ),
+                Event::HoldOff { .. } => {
+                    println!("{contact} {purpose}: legal hold lifted (state {state})")
                 }
+                _ => println!("{contact} {purpose}: {state}"),
+            },
+            Applied::Refused(why) => {
+                println!("{contact} {purpose}: {why}");
+                code = ExitCode::from(1);
             }
-            Err(err) => {
-                println!("{contact} {purpose}: {err}");
+            Applied::Failed(why) => {
+                println!(
+                    "{contact} {purpose}: the step failed and the case is marked for attention: {why}"
+                );
                 code = ExitCode::from(1);
             }
         }
@@ -161,7 +154,14 @@ pub(super) fn respond(
     let now = now.resolve()?;
     let mut store = open_store(db)?;
     let plugin = load_plugin(plugin)?;
-    match respond::respond(&mut store, &plugin, token, answer, origin, now) {
+    match respond::respond(
+        &mut store,
+        &crate::engine::Sessions::new(plugin),
+        token,
+        answer,
+        origin,
+        now,
+    ) {
         Ok(recorded) => {
             if json {
                 // One link used to answer one purpose; keep that shape for

@@ -26,8 +26,10 @@ use crate::store::tenants::Tenant;
 
 pub use apply::{Applied, MESSAGE_GAP_SECONDS, next_message_at};
 pub use guardrail::guardrail;
-pub use session::{SessionError, tenant_session};
-pub use step::{EventError, clear_attention, step_event, step_event_then};
+pub use session::{
+    OpenSession, RunningPolicy, SessionError, Sessions, running_policy, tenant_session,
+};
+pub use step::{EventError, Stepped, clear_attention, step_event, step_event_then, step_in};
 pub use tick::{TickAllError, TickReport, tick, tick_all};
 
 /// The tenant's clock at `now`: its UTC offset decides the local calendar day.

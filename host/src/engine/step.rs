@@ -97,13 +97,53 @@ pub fn step_event_then(
     now: DateTime<Utc>,
     then: impl FnOnce(&Transaction<'_>, &Outcome) -> Result<(), StoreError>,
 ) -> Result<Outcome, EventError> {
+    // The write lock is taken before the case is read: two events for one
+    // case step one after the other, never both from the same state.
+    let stepped = store.write(|tx| {
+        step_in(
+            tx,
+            session,
+            (tenant, policy_sha256),
+            (contact_id, purpose),
+            &event,
+            now,
+            then,
+        )
+    })?;
+    match stepped {
+        Stepped::Done(outcome) => Ok(*outcome),
+        Stepped::Failed(why) => Err(EventError::Failed(why)),
+    }
+}
+
+/// What [`step_in`] did when the event was not refused.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Stepped {
+    Done(Box<Outcome>),
+    /// The step failed and the case is marked for attention; the mark is
+    /// written, so the transaction commits all the same.
+    Failed(String),
+}
+
+/// One event for one case inside the caller's transaction: the contact and
+/// the case are read, the plugin steps, and the outcome (or the failure's
+/// mark) is written; `then` writes more with a successful step. A refused
+/// event writes nothing.
+pub fn step_in(
+    tx: &Transaction<'_>,
+    session: &mut Session,
+    (tenant, policy_sha256): (&Tenant, &str),
+    (contact_id, purpose): (&str, &str),
+    event: &Event,
+    now: DateTime<Utc>,
+    then: impl FnOnce(&Transaction<'_>, &Outcome) -> Result<(), StoreError>,
+) -> Result<Stepped, EventError> {
     let no_case = || EventError::NoCase {
         contact: contact_id.to_owned(),
         purpose: purpose.to_owned(),
     };
-    let conn = store.connection();
     let Some((contact, erased_at, last_message_at)) =
-        contacts::get_with_state(conn, &tenant.id, contact_id).map_err(StoreError::from)?
+        contacts::get_with_state(tx, &tenant.id, contact_id).map_err(StoreError::from)?
     else {
         return Err(no_case());
     };
@@ -114,10 +154,10 @@ pub fn step_event_then(
             "{contact_id} was erased; nothing changes its cases any more"
         )));
     }
-    let Some(case) = cases::get(conn, &tenant.id, contact_id, purpose)? else {
+    let Some(case) = cases::get(tx, &tenant.id, contact_id, purpose)? else {
         return Err(no_case());
     };
-    let result = session.step(&case, &contact, &event, &clock(tenant, now));
+    let result = session.step(&case, &contact, event, &clock(tenant, now));
     if let Err(StepFailure::Step(crate::plugin::StepError::Rejected { reason })) = &result {
         return Err(EventError::Rejected(reason.clone()));
     }
@@ -128,23 +168,26 @@ pub fn step_event_then(
         now: now.timestamp(),
         last_message_at,
     };
-    let applied = store.transaction(|tx| {
-        let step = Step {
-            before: &case,
-            event: &event,
-            result,
-        };
-        let applied = apply_contact(tx, &ctx, &contact, vec![step])?
-            .pop()
-            .unwrap_or(Applied::Unchanged);
-        if let (Some(outcome), false) = (&outcome, matches!(applied, Applied::Failed(_))) {
-            then(tx, outcome)?;
-        }
-        Ok::<_, StoreError>(applied)
-    })?;
+    let step = Step {
+        before: &case,
+        event,
+        result,
+    };
+    let applied = apply_contact(tx, &ctx, &contact, vec![step])?
+        .pop()
+        .unwrap_or(Applied::Unchanged);
     match (applied, outcome) {
-        (Applied::Failed(why), _) => Err(EventError::Failed(why)),
-        (_, None) => Err(EventError::Failed(String::new())),
-        (_, Some(outcome)) => Ok(outcome),
+        (Applied::Failed(why), _) => Ok(Stepped::Failed(why)),
+        (_, None) => Ok(Stepped::Failed(String::new())),
+        (_, Some(outcome)) => {
+            then(tx, &outcome)?;
+            Ok(Stepped::Done(Box::new(outcome)))
+        }
+    }
+}
+
+impl From<rusqlite::Error> for EventError {
+    fn from(err: rusqlite::Error) -> EventError {
+        EventError::Store(err.into())
     }
 }

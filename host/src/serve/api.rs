@@ -11,7 +11,6 @@ use axum::extract::{FromRequestParts, Path, Query, State as AxumState};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use rusqlite::OptionalExtension;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -19,7 +18,7 @@ use utoipa_axum::routes;
 
 use super::error::{ErrorBody, ErrorDetail};
 use super::{ApiError, State, with_store};
-use crate::engine::{self, EventError};
+
 use crate::plugin::{Contact, Event, State as CaseState};
 use crate::store::contacts::{self, Upsert};
 use crate::store::report::{self, CaseFilter, CaseLine};
@@ -658,117 +657,89 @@ async fn report_event(
         .transpose()?;
     let request = format!("{id}\n{}", String::from_utf8_lossy(&body));
     let now = state.now();
-    let plugin = std::sync::Arc::clone(&state.plugin);
+    let shared = std::sync::Arc::clone(&state);
     with_store(&state, move |store| {
-        if let Some(key) = &idempotency {
-            let earlier: Option<(String, u16, String)> = store
-                .connection()
-                .query_row(
-                    "SELECT request, status, response FROM idempotency WHERE tenant = ?1 AND key = ?2",
-                    rusqlite::params![tenant, key],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )
-                .optional()
-                .map_err(ApiError::internal)?;
-            if let Some((earlier_request, status, response)) = earlier {
-                if earlier_request != request {
-                    return Err(ApiError::unprocessable(
-                        "idempotency_key_reused",
-                        "this Idempotency-Key was used for a different request",
-                    ));
-                }
-                let value: EventResponse =
-                    serde_json::from_str(&response).map_err(ApiError::internal)?;
-                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-                return Ok((status, Json(value)));
-            }
-        }
-        let tenant_row = tenants::require(store.connection(), &tenant).map_err(ApiError::internal)?;
-        if contacts::get(store.connection(), &tenant, &id)
-            .map_err(ApiError::internal)?
-            .is_none()
-        {
-            return Err(ApiError::not_found(format!("no contact {id}")));
-        }
-        let purposes: Vec<String> = match &parsed.purpose {
-            Some(p) => vec![p.clone()],
-            None if matches!(event, Event::Used | Event::Bounce { .. }) => {
-                vec![tenants::DEFAULT_PURPOSE.to_owned()]
-            }
-            None => tenants::purposes(store.connection(), &tenant)
-                .map_err(ApiError::internal)?
-                .into_iter()
-                .map(|(p, _)| p)
-                .collect(),
+        use crate::app::events::{
+            self, Applied, Idempotency, PurposeResult, ReportError, Reported,
         };
-        let (mut session, sha) = engine::tenant_session(store, &plugin, &tenant_row)
-            .map_err(ApiError::internal)?;
-        let mut results = Vec::new();
-        let mut rejected = 0;
-        for purpose in &purposes {
-            match engine::step_event(
-                store,
-                &mut session,
-                &tenant_row,
-                &sha,
-                &id,
-                purpose,
-                event.clone(),
-                now,
-            ) {
-                Ok(outcome) => results.push(EventResult {
-                    state: Some(outcome.case.state.as_str().to_owned()),
-                    ..EventResult::for_purpose(purpose)
-                }),
-                Err(EventError::Rejected(why)) => {
-                    rejected += 1;
-                    results.push(EventResult {
-                        rejected: Some(why),
-                        ..EventResult::for_purpose(purpose)
-                    });
-                }
-                Err(EventError::NoCase { .. }) => {
-                    rejected += 1;
-                    results.push(EventResult {
-                        rejected: Some("no such case".to_owned()),
-                        ..EventResult::for_purpose(purpose)
-                    });
-                }
-                Err(EventError::Failed(why)) => results.push(EventResult {
-                    failed: Some(why),
-                    ..EventResult::for_purpose(purpose)
-                }),
-                Err(EventError::Store(e)) => return Err(ApiError::internal(e)),
+        let tenant_row =
+            tenants::require(store.connection(), &tenant).map_err(ApiError::internal)?;
+        let kind = parsed.kind.clone();
+        let contact = id.clone();
+        let response = move |results: &[PurposeResult]| -> (StatusCode, EventResponse) {
+            let results: Vec<EventResult> = results
+                .iter()
+                .map(|r| match &r.applied {
+                    Applied::Now(s) => EventResult {
+                        state: Some(s.as_str().to_owned()),
+                        ..EventResult::for_purpose(&r.purpose)
+                    },
+                    Applied::Refused(why) => EventResult {
+                        rejected: Some(why.clone()),
+                        ..EventResult::for_purpose(&r.purpose)
+                    },
+                    Applied::Failed(why) => EventResult {
+                        failed: Some(why.clone()),
+                        ..EventResult::for_purpose(&r.purpose)
+                    },
+                })
+                .collect();
+            let refused = results.iter().filter(|r| r.rejected.is_some()).count();
+            let status = if refused == results.len() {
+                StatusCode::CONFLICT
+            } else {
+                StatusCode::OK
+            };
+            let body = EventResponse {
+                contact: contact.clone(),
+                event: kind.clone(),
+                results,
+            };
+            (status, body)
+        };
+        let written = |results: &[PurposeResult]| {
+            let (status, body) = response(results);
+            (
+                status.as_u16(),
+                serde_json::to_string(&body).unwrap_or_default(),
+            )
+        };
+        let key = idempotency.as_deref().map(|key| Idempotency {
+            key,
+            request: &request,
+            answer: &written,
+        });
+        match events::report(
+            store,
+            &shared.sessions,
+            &tenant_row,
+            &id,
+            parsed.purpose.as_deref(),
+            &event,
+            key.as_ref(),
+            now,
+        ) {
+            Ok(Reported::Stepped(results)) => {
+                let (status, body) = response(&results);
+                Ok((status, Json(body)))
             }
+            Ok(Reported::Repeated { status, answer }) => {
+                let body: EventResponse =
+                    serde_json::from_str(&answer).map_err(ApiError::internal)?;
+                Ok((
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+                    Json(body),
+                ))
+            }
+            Err(ReportError::NoContact { .. }) => {
+                Err(ApiError::not_found(format!("no contact {id}")))
+            }
+            Err(ReportError::KeyReused) => Err(ApiError::unprocessable(
+                "idempotency_key_reused",
+                "this Idempotency-Key was used for a different request",
+            )),
+            Err(err) => Err(ApiError::internal(err)),
         }
-        let status = if rejected == purposes.len() {
-            StatusCode::CONFLICT
-        } else {
-            StatusCode::OK
-        };
-        let response = EventResponse {
-            contact: id,
-            event: parsed.kind,
-            results,
-        };
-        if let Some(key) = &idempotency {
-            store
-                .connection()
-                .execute(
-                    "INSERT INTO idempotency (tenant, key, request, status, response, created_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    rusqlite::params![
-                        tenant,
-                        key,
-                        request,
-                        status.as_u16(),
-                        serde_json::to_string(&response).map_err(ApiError::internal)?,
-                        now.timestamp()
-                    ],
-                )
-                .map_err(ApiError::internal)?;
-        }
-        Ok((status, Json(response)))
     })
     .await
 }

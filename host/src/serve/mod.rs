@@ -34,6 +34,9 @@ use crate::store::{Store, tenants};
 pub(crate) struct Shared {
     pub db: PathBuf,
     pub plugin: Arc<LoadedPlugin>,
+    /// One open session per tenant on its running policy, for the life of
+    /// the server.
+    pub sessions: crate::engine::Sessions,
     /// A fixed time for tests and demos (`--now`); the system clock otherwise.
     pub fixed_now: Option<DateTime<Utc>>,
     /// Where the response page is reachable, for links in API answers.
@@ -303,6 +306,7 @@ pub fn run(config: Config, plugin: Arc<LoadedPlugin>) -> Result<()> {
         let state: State = Arc::new(Shared {
             db: config.db.clone(),
             plugin: Arc::clone(&plugin),
+            sessions: crate::engine::Sessions::new(Arc::clone(&plugin)),
             fixed_now: config.now,
             public_url,
             mailed: config

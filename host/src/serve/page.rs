@@ -403,10 +403,15 @@ async fn answer(
             .map(str::to_owned),
     };
     let now = state.now();
-    let plugin = std::sync::Arc::clone(&state.plugin);
+    let shared = std::sync::Arc::clone(&state);
     let result = with_store(&state, move |store| {
         Ok(respond::respond_to(
-            store, &plugin, &token, &choice, &origin, now,
+            store,
+            &shared.sessions,
+            &token,
+            &choice,
+            &origin,
+            now,
         ))
     })
     .await;

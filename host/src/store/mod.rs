@@ -11,6 +11,7 @@ pub mod audit;
 pub mod cases;
 pub mod contacts;
 pub mod evidence;
+pub mod idempotency;
 pub mod outbox;
 pub mod report;
 pub mod sweep;
@@ -173,6 +174,22 @@ impl Store {
         work: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
         let tx = self.conn.transaction()?;
+        let value = work(&tx)?;
+        tx.commit()?;
+        Ok(value)
+    }
+
+    /// Like [`Store::transaction`], but takes SQLite's write lock at the
+    /// start: for work that reads and then writes what it read (a case's
+    /// step, an idempotency key), so that a concurrent writer waits for it
+    /// instead of working on the same rows from an older snapshot.
+    pub fn write<T, E: From<rusqlite::Error>>(
+        &mut self,
+        work: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let value = work(&tx)?;
         tx.commit()?;
         Ok(value)

@@ -167,6 +167,16 @@ pub fn active_policy(conn: &Connection, tenant: &str) -> rusqlite::Result<Option
         .find(|v| v.active))
 }
 
+/// The active version's number and SHA-256 (not its text): what a cached
+/// session checks on every use.
+pub fn active_sha(conn: &Connection, tenant: &str) -> rusqlite::Result<Option<(i64, String)>> {
+    conn.prepare_cached(
+        "SELECT version, sha256 FROM policy_versions WHERE tenant = ?1 AND active = 1",
+    )?
+    .query_row([tenant], |r| Ok((r.get(0)?, r.get(1)?)))
+    .optional()
+}
+
 pub fn require(conn: &Connection, id: &str) -> Result<Tenant, TenantError> {
     get(conn, id)?.ok_or_else(|| TenantError::Unknown(id.to_owned()))
 }
