@@ -404,6 +404,32 @@ fn a_link_a_plugin_dates_in_the_past_still_works_for_an_hour() {
     assert_eq!(db.state("past-link-2"), "requested");
 }
 
+/// A user agent is evidence, not payload: klar keeps its first 512
+/// characters (characters, not bytes: a cut inside a UTF-8 sequence would
+/// not even be text).
+#[test]
+fn a_long_user_agent_is_cut_to_512_characters_in_the_evidence() {
+    let db = Db::new("fn reminder_days(contact) { [7] }\n");
+    let agent = format!("Mozilla/5.0 ({}) {}", "Ü".repeat(500), "x".repeat(85));
+    assert_eq!(agent.chars().count(), 600);
+    let token = db.token("C00001", 1);
+    db.ok(&[
+        "respond",
+        &token,
+        "accept",
+        "--user-agent",
+        &agent,
+        "--now",
+        &at(1),
+    ]);
+    let bundle = db.json(&["evidence", "export", "acme", "C00001", "--now", &at(1)]);
+    let kept = bundle["responses"][0]["detail"]["user_agent"]
+        .as_str()
+        .expect("the user agent in the evidence");
+    assert_eq!(kept.chars().count(), 512);
+    assert_eq!(kept, agent.chars().take(512).collect::<String>());
+}
+
 #[test]
 fn withdrawal_after_consent_blocks_use_and_closes_the_links() {
     let db = Db::new("fn reminder_days(contact) { [7] }\n");
