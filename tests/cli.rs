@@ -241,76 +241,297 @@ fn a_second_start_uses_the_compiled_plugin_cache() {
     assert_eq!(second["loaded_from"], "cache");
 }
 
+// The benchmarks' figures are timings, so they are not checked against any
+// threshold; what is checked is that they are whole and agree with each other:
+// every documented field is there, the counts are the ones asked for, each
+// figure is a finite positive number, and each ratio is its two figures
+// divided (JSON carries an f64 exactly, so the quotient is recomputed exactly).
+
+/// A timing figure: a finite, positive number.
+fn figure(json: &serde_json::Value, key: &str) -> f64 {
+    let value = json[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{key} is not a number: {json}"));
+    assert!(value.is_finite() && value > 0.0, "{key} = {value}: {json}");
+    value
+}
+
+/// The ratio `key` is `numerator / denominator`.
+fn assert_ratio(json: &serde_json::Value, key: &str, numerator: f64, denominator: f64) {
+    let printed = figure(json, key);
+    let expected = numerator / denominator;
+    assert!(
+        (printed - expected).abs() <= expected * 1e-12,
+        "{key} = {printed}, but {numerator} / {denominator} = {expected}"
+    );
+}
+
+/// The object's field names, sorted.
+fn fields(json: &serde_json::Value) -> Vec<&str> {
+    let mut keys: Vec<&str> = json
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {json}"))
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    keys
+}
+
+fn bench_json(args: &[&str]) -> serde_json::Value {
+    let out = klar().arg("bench").args(args).output().expect("runs");
+    assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    serde_json::from_str(&stdout(&out)).expect("json")
+}
+
+/// What the counting query `sql` finds in the SQLite database `db`.
+fn count(db: &std::path::Path, sql: &str) -> i64 {
+    let conn = rusqlite::Connection::open(db).expect("the benchmark's database opens");
+    conn.query_row(sql, [], |r| r.get(0))
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
 #[test]
 fn the_benchmark_prints_its_ratio() {
+    let json = bench_json(&["--cases", "200", "--rounds", "1", "--batch", "64", "--json"]);
+    assert_eq!(
+        fields(&json),
+        [
+            "batch",
+            "cases",
+            "native_us_per_step",
+            "policy",
+            "rounds",
+            "wasm_batch_us_per_step",
+            "wasm_batch_vs_native",
+            "wasm_single_us_per_step",
+            "wasm_single_vs_native",
+        ]
+    );
+    assert_eq!(json["policy"], "rules/default.rhai");
+    for (key, asked) in [("cases", 200), ("rounds", 1), ("batch", 64)] {
+        assert_eq!(json[key], asked, "{key}: {json}");
+    }
+    let native = figure(&json, "native_us_per_step");
+    let single = figure(&json, "wasm_single_us_per_step");
+    let batch = figure(&json, "wasm_batch_us_per_step");
+    assert_ratio(&json, "wasm_single_vs_native", single, native);
+    assert_ratio(&json, "wasm_batch_vs_native", batch, native);
+}
+
+/// The table people read: each row's steps per second and ratio agree with
+/// its µs per step, within the rounding of the printed digits.
+#[test]
+fn the_benchmark_table_agrees_with_itself() {
     let out = klar()
-        .args(["bench", "--cases", "200", "--rounds", "1", "--json"])
+        .args(["bench", "--cases", "200", "--rounds", "1", "--batch", "64"])
         .output()
         .expect("runs");
     assert!(out.status.success(), "{}", stderr(&out));
-    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
-    for key in [
-        "native_us_per_step",
-        "wasm_single_vs_native",
-        "wasm_batch_vs_native",
-    ] {
-        assert!(json[key].as_f64().is_some_and(|v| v > 0.0), "{key}: {json}");
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 5, "{text}");
+    assert!(
+        lines[0].starts_with(
+            "klar bench: rules/default.rhai, 200 cases, median of 1 rounds, plugin klar-standard "
+        ),
+        "{text}"
+    );
+    assert_eq!(
+        lines[1].split_whitespace().collect::<Vec<_>>(),
+        ["mode", "µs/step", "steps/s", "vs", "native"]
+    );
+    let row = |line: &str, mode: &str| -> (f64, f64, f64) {
+        let rest = line
+            .strip_prefix(mode)
+            .unwrap_or_else(|| panic!("{line:?} is not the row of {mode:?}"));
+        let numbers: Vec<f64> = rest
+            .split_whitespace()
+            .map(|n| n.parse().unwrap_or_else(|_| panic!("{n:?} in {line:?}")))
+            .collect();
+        assert_eq!(numbers.len(), 3, "{line:?}");
+        (numbers[0], numbers[1], numbers[2])
+    };
+    let native = row(lines[2], "native (same library)");
+    let rows = [
+        native,
+        row(lines[3], "wasm, one case per call"),
+        row(lines[4], "wasm, batches of 64"),
+    ];
+    // µs/step has two decimals: the true value is within half a hundredth.
+    let bounds = |us: f64| ((us - 0.005).max(1e-9), us + 0.005);
+    let (native_low, native_high) = bounds(native.0);
+    for (us, per_s, ratio) in rows {
+        assert!(us > 0.0, "{text}");
+        let (low, high) = bounds(us);
+        assert!(
+            1e6 / high - 0.5 <= per_s && per_s <= 1e6 / low + 0.5,
+            "{per_s} steps/s does not match {us} µs/step: {text}"
+        );
+        assert!(
+            low / native_high - 0.005 <= ratio && ratio <= high / native_low + 0.005,
+            "the ratio {ratio} is not {us} / {}: {text}",
+            native.0
+        );
     }
+    assert_eq!(native.2, 1.0, "native against itself: {text}");
 }
 
 #[test]
 fn the_store_benchmarks_print_their_baselines() {
-    let out = klar()
-        .args([
-            "bench", "sweep", "--cases", "300", "--batch", "100", "--json",
-        ])
-        .output()
-        .expect("runs");
-    assert!(out.status.success(), "{}", stderr(&out));
-    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
-    assert_eq!(json["cases"], 300);
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let dir = scratch.path().to_str().expect("a UTF-8 path");
+
+    let json = bench_json(&[
+        "sweep", "--cases", "300", "--batch", "100", "--dir", dir, "--json",
+    ]);
+    assert_eq!(
+        fields(&json),
+        [
+            "actions_queued",
+            "batch",
+            "cases",
+            "klar_cases_per_s",
+            "klar_peak_rss_mib",
+            "klar_sweep_s",
+            "klar_vs_sqlite_update",
+            "sqlite_update_s",
+        ]
+    );
+    for (key, asked) in [("cases", 300), ("batch", 100)] {
+        assert_eq!(json[key], asked, "{key}: {json}");
+    }
     assert_eq!(
         json["actions_queued"], 300,
         "every new case was asked: {json}"
     );
-    for key in [
-        "sqlite_update_s",
-        "klar_cases_per_s",
+    let sqlite = figure(&json, "sqlite_update_s");
+    let klar_s = figure(&json, "klar_sweep_s");
+    assert_ratio(&json, "klar_cases_per_s", 300.0, klar_s);
+    assert_ratio(
+        &json,
         "klar_vs_sqlite_update",
-    ] {
-        assert!(json[key].as_f64().is_some_and(|v| v > 0.0), "{key}: {json}");
-    }
+        300.0 / klar_s,
+        300.0 / sqlite,
+    );
+    assert!(json["klar_peak_rss_mib"].is_null() || figure(&json, "klar_peak_rss_mib") > 0.0);
+    // The sweep did what the figures claim: every case asked once.
+    let db = scratch.path().join("klar-sweep.db");
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM cases WHERE state = 'requested'"),
+        300
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM outbox WHERE kind = 'send-request'"
+        ),
+        300
+    );
 
-    let out = klar()
-        .args(["bench", "import", "--rows", "300", "--json"])
-        .output()
-        .expect("runs");
-    assert!(out.status.success(), "{}", stderr(&out));
-    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
-    for key in ["sqlite_import_s", "klar_import_s", "klar_speed_vs_sqlite"] {
-        assert!(json[key].as_f64().is_some_and(|v| v > 0.0), "{key}: {json}");
-    }
+    let json = bench_json(&["import", "--rows", "300", "--dir", dir, "--json"]);
+    assert_eq!(
+        fields(&json),
+        [
+            "csv_mib",
+            "klar_import_s",
+            "klar_peak_rss_mib",
+            "klar_speed_vs_sqlite",
+            "rows",
+            "sqlite_import_s",
+        ]
+    );
+    assert_eq!(json["rows"], 300);
+    let sqlite = figure(&json, "sqlite_import_s");
+    let klar_s = figure(&json, "klar_import_s");
+    // "speed vs": how many times SQLite's time klar's is, as a speed.
+    assert_ratio(&json, "klar_speed_vs_sqlite", sqlite, klar_s);
+    assert!(json["klar_peak_rss_mib"].is_null() || figure(&json, "klar_peak_rss_mib") > 0.0);
+    let csv = std::fs::read_to_string(scratch.path().join("contacts.csv")).expect("the CSV");
+    assert_eq!(csv.lines().count(), 301, "a header and 300 rows");
+    assert_ratio(&json, "csv_mib", csv.len() as f64, 1_048_576.0);
+    // Both sides imported all the rows.
+    assert_eq!(
+        count(
+            &scratch.path().join("klar-import.db"),
+            "SELECT COUNT(*) FROM contacts WHERE tenant = 'bench'"
+        ),
+        300
+    );
+    assert_eq!(
+        count(
+            &scratch.path().join("sqlite-import.db"),
+            "SELECT COUNT(*) FROM t"
+        ),
+        300
+    );
 
     // The API load benchmark, briefly: wrk against a real `klar serve`.
-    let out = klar()
-        .args(["bench", "api", "--contacts", "200", "--seconds", "1"])
-        .args(["--connections", "4", "--json"])
-        .output()
-        .expect("runs");
-    assert!(out.status.success(), "{}", stderr(&out));
-    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
-    for run in ["health", "may_i_use"] {
-        assert!(
-            json[run]["requests_per_s"]
-                .as_f64()
-                .is_some_and(|v| v > 0.0),
-            "{run}: {json}"
-        );
-        assert_eq!(json[run]["errors"], 0, "{run}: {json}");
+    let json = bench_json(&[
+        "api",
+        "--contacts",
+        "200",
+        "--seconds",
+        "1",
+        "--connections",
+        "4",
+        "--threads",
+        "2",
+        "--dir",
+        dir,
+        "--json",
+    ]);
+    assert_eq!(
+        fields(&json),
+        [
+            "connections",
+            "contacts",
+            "goal_30k_per_s_p99_under_5ms",
+            "health",
+            "may_i_use",
+            "may_i_use_vs_health",
+            "seconds",
+            "threads",
+        ]
+    );
+    for (key, asked) in [
+        ("contacts", 200),
+        ("seconds", 1),
+        ("connections", 4),
+        ("threads", 2),
+    ] {
+        assert_eq!(json[key], asked, "{key}: {json}");
     }
-    assert!(
-        json["may_i_use_vs_health"]
-            .as_f64()
-            .is_some_and(|v| v > 0.0)
+    for run in ["health", "may_i_use"] {
+        let load = &json[run];
+        assert_eq!(
+            fields(load),
+            ["errors", "p50_ms", "p99_ms", "requests_per_s"]
+        );
+        assert_eq!(load["errors"], 0, "{run}: {json}");
+        figure(load, "requests_per_s");
+        assert!(
+            figure(load, "p50_ms") <= figure(load, "p99_ms"),
+            "{run}: the median above the 99th percentile: {json}"
+        );
+    }
+    let (health, use_) = (&json["health"], &json["may_i_use"]);
+    assert_ratio(
+        &json,
+        "may_i_use_vs_health",
+        figure(use_, "requests_per_s"),
+        figure(health, "requests_per_s"),
+    );
+    assert_eq!(
+        json["goal_30k_per_s_p99_under_5ms"].as_bool(),
+        Some(figure(use_, "requests_per_s") >= 30_000.0 && figure(use_, "p99_ms") < 5.0),
+        "{json}"
+    );
+    assert_eq!(
+        count(
+            &scratch.path().join("klar-api.db"),
+            "SELECT COUNT(*) FROM contacts WHERE tenant = 'bench'"
+        ),
+        200
     );
 }

@@ -10,14 +10,17 @@
 //!    purged, nothing may be used and no request goes out again; at most one
 //!    message a day; the audit chain is intact.
 //! 2. Arbitrary outcomes, as a broken or hostile plugin might return them,
-//!    against `scheduler::guardrail`: each forbidden outcome is refused.
+//!    against `scheduler::guardrail`: each forbidden outcome is refused with
+//!    its reason, and every other outcome (requests to cases that may be
+//!    asked, cleanups after the grace period without a hold) passes.
 
 mod support;
 
 use chrono::Duration;
 use klar::engine as scheduler;
 use klar::plugin::{
-    Action, Answer, Case, CleanupMode, CleanupPlan, Decision, DecisionKind, Event, Outcome, State,
+    Action, Answer, Band, Case, CleanupMode, CleanupPlan, Decision, DecisionKind, Event, Outcome,
+    State,
 };
 use klar::store::tenants;
 use proptest::prelude::*;
@@ -333,8 +336,13 @@ fn case() -> impl Strategy<Value = Case> {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
 
+    /// The guardrail's verdict is exact: it refuses an outcome if and only if
+    /// the outcome is forbidden, and says why. So a host that refused a
+    /// legitimate request (to a case that may be asked) or cleanup (after the
+    /// grace period, no hold) fails here as surely as one that let a
+    /// forbidden one through.
     #[test]
-    fn whatever_a_plugin_returns_the_host_refuses_what_is_forbidden(
+    fn whatever_a_plugin_returns_the_host_refuses_exactly_what_is_forbidden(
         before in case(),
         after in case(),
         actions in proptest::collection::vec(action(), 0..3),
@@ -344,21 +352,51 @@ proptest! {
         let verdict = scheduler::guardrail(&before, &outcome, now);
         let asks = actions.iter().any(|a| matches!(a, Action::SendRequest { .. }));
         let cleans = actions.iter().any(|a| matches!(a, Action::Cleanup { .. }));
-        if before.state == State::Purged && after != before {
-            prop_assert!(verdict.is_some(), "a purged case changed");
-        }
-        if asks && matches!(before.state, State::Refused | State::Withdrawn | State::CleanupPending | State::Purged) {
-            prop_assert!(verdict.is_some(), "a request to a {} case", before.state);
-        }
-        if cleans && (before.legal_hold || after.legal_hold) {
-            prop_assert!(verdict.is_some(), "cleanup on hold");
-        }
-        if cleans && before.cleanup.as_ref().is_none_or(|p| p.not_before.timestamp() > now) {
-            prop_assert!(verdict.is_some(), "cleanup before the grace period ended");
-        }
-        // And it does not refuse what is allowed.
-        if !asks && !cleans && before.state != State::Purged {
-            prop_assert_eq!(verdict, None);
+        let removed = |case: &Case| case.state.band() == Band::Removed;
+        // Every reason to refuse, with the words the refusal starts with.
+        let reasons = [
+            (
+                before.state == State::Purged && after != before,
+                "purged is final",
+            ),
+            (
+                // Refused, withdrawn, cleanup pending or purged, before or after.
+                asks && (removed(&before) || removed(&after)),
+                "the plugin asked to contact someone whose case is",
+            ),
+            (
+                cleans && (before.legal_hold || after.legal_hold),
+                "the case is on legal hold",
+            ),
+            (
+                cleans && before.cleanup.as_ref().is_some_and(|p| p.not_before.timestamp() > now),
+                "cleanup before the grace period ends",
+            ),
+            (
+                cleans && before.cleanup.is_none(),
+                "cleanup without a pending cleanup plan",
+            ),
+        ];
+        let forbidden: Vec<&str> = reasons.iter().filter(|(applies, _)| *applies).map(|(_, words)| *words).collect();
+        match &verdict {
+            None => prop_assert!(
+                forbidden.is_empty(),
+                "a forbidden outcome passed ({:?}): {} -> {}, hold {} -> {}, plan {:?}, actions {:?}",
+                forbidden, before.state, after.state, before.legal_hold, after.legal_hold, before.cleanup, actions
+            ),
+            Some(why) => {
+                prop_assert!(
+                    !forbidden.is_empty(),
+                    "a legitimate outcome was refused ({}): {} -> {}, hold {} -> {}, plan {:?}, actions {:?}",
+                    why, before.state, after.state, before.legal_hold, after.legal_hold, before.cleanup, actions
+                );
+                prop_assert!(
+                    forbidden.iter().any(|words| why.starts_with(words)),
+                    "the refusal {:?} names none of the reasons that apply: {:?}",
+                    why,
+                    forbidden
+                );
+            }
         }
     }
 }

@@ -342,6 +342,94 @@ fn a_link_lasts_as_long_as_the_policy_says() {
     assert_eq!(db.state("C00001"), "requested");
 }
 
+/// A plugin that dates a request's link in the past (the rogue plugin's
+/// `past-link…` contacts ask with a link that expired a day earlier) does not
+/// get a dead link sent: klar keeps every link working for an hour at least.
+#[test]
+fn a_link_a_plugin_dates_in_the_past_still_works_for_an_hour() {
+    let csv = "external_id,first_name,last_name,email,phone,owner,source,created_at\n\
+               past-link-1,Jürgen,Groß,j.gross@example.de,,jk,web,2026-10-01\n\
+               past-link-2,Zoë,Núñez,zoe@example.com,,jk,web,2026-10-01\n";
+    let db = Db {
+        ws: Workspace::new(&[("contacts.csv", csv)]),
+    };
+    db.ok(&[
+        "tenant",
+        "add",
+        "acme",
+        "--name",
+        "Müller GmbH",
+        "--now",
+        &at(0),
+    ]);
+    db.ok(&["import", "acme", "contacts.csv", "--now", &at(0)]);
+    let rogue = klar::runtime::ROGUE_PLUGIN_PATH;
+    assert_eq!(
+        db.ok(&["--plugin", rogue, "tick", "--now", &at(0)]),
+        "acme: 2 due, 2 changed, 0 failed, 2 action(s) queued\n"
+    );
+
+    // The outbox and the evidence both carry the hour, not the plugin's date.
+    let hour = (t0() + Duration::hours(1)).to_rfc3339();
+    for contact in ["past-link-1", "past-link-2"] {
+        let items = db.json(&["outbox", "acme", "--contact", contact, "--json"]);
+        assert_eq!(items.as_array().map(Vec::len), Some(1), "{items:#}");
+        assert_eq!(items[0]["kind"], "send-request");
+        assert_eq!(items[0]["payload"]["link_expires_at"], hour, "{items:#}");
+        let bundle = db.json(&["evidence", "export", "acme", contact, "--now", &at(0)]);
+        assert_eq!(
+            bundle["requests"][0]["detail"]["link_expires_at"], hour,
+            "{bundle:#}"
+        );
+    }
+
+    // A second before the hour ends the link works; at the hour it is over.
+    let just_in = (t0() + Duration::seconds(3_599)).to_rfc3339();
+    let token = db.token("past-link-1", 1);
+    let out = db.ok(&[
+        "--plugin", rogue, "respond", &token, "accept", "--now", &just_in,
+    ]);
+    assert!(
+        out.starts_with("acme past-link-1 contact-data: consented"),
+        "{out}"
+    );
+    assert_eq!(db.state("past-link-1"), "consented");
+
+    let token = db.token("past-link-2", 1);
+    let late = db.run(&[
+        "--plugin", rogue, "respond", &token, "accept", "--now", &hour,
+    ]);
+    assert_eq!(late.status.code(), Some(1));
+    assert_eq!(stderr(&late), "klar: this link has expired\n");
+    assert_eq!(db.state("past-link-2"), "requested");
+}
+
+/// A user agent is evidence, not payload: klar keeps its first 512
+/// characters (characters, not bytes: a cut inside a UTF-8 sequence would
+/// not even be text).
+#[test]
+fn a_long_user_agent_is_cut_to_512_characters_in_the_evidence() {
+    let db = Db::new("fn reminder_days(contact) { [7] }\n");
+    let agent = format!("Mozilla/5.0 ({}) {}", "Ü".repeat(500), "x".repeat(85));
+    assert_eq!(agent.chars().count(), 600);
+    let token = db.token("C00001", 1);
+    db.ok(&[
+        "respond",
+        &token,
+        "accept",
+        "--user-agent",
+        &agent,
+        "--now",
+        &at(1),
+    ]);
+    let bundle = db.json(&["evidence", "export", "acme", "C00001", "--now", &at(1)]);
+    let kept = bundle["responses"][0]["detail"]["user_agent"]
+        .as_str()
+        .expect("the user agent in the evidence");
+    assert_eq!(kept.chars().count(), 512);
+    assert_eq!(kept, agent.chars().take(512).collect::<String>());
+}
+
 #[test]
 fn withdrawal_after_consent_blocks_use_and_closes_the_links() {
     let db = Db::new("fn reminder_days(contact) { [7] }\n");

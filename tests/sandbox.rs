@@ -34,13 +34,20 @@ fn step_as(session: &mut Session, id: &str) -> Result<klar::plugin::Outcome, Ste
     session.step(&new_case(), &contact(id), &tick(), &clock(t0()))
 }
 
-fn assert_trap(result: Result<klar::plugin::Outcome, StepFailure>, needle: &str) {
+/// The trap's text, which must contain `needle` (in lower case). An empty
+/// needle would match any trap, so it is refused.
+fn assert_trap(result: Result<klar::plugin::Outcome, StepFailure>, needle: &str) -> String {
+    assert!(
+        !needle.is_empty(),
+        "an empty needle matches every trap; name what the trap must say"
+    );
     match result {
         Err(StepFailure::Trap(text)) => {
             assert!(
                 text.to_lowercase().contains(needle),
                 "trap text {text:?} lacks {needle:?}"
-            )
+            );
+            text
         }
         other => panic!("expected a trap, got {other:?}"),
     }
@@ -64,7 +71,26 @@ fn an_endless_loop_outside_rhai_hits_the_deadline_and_the_next_step_works() {
 #[test]
 fn unbounded_memory_growth_hits_the_cap_and_the_next_step_works() {
     let mut session = rogue();
-    assert_trap(step_as(&mut session, "grow"), "");
+    // wasmtime's store limiter refuses the growth past the cap with this
+    // trap; without the cap (or with `trap_on_grow_failure` off) the plugin
+    // would instead abort on a failed allocation, an `unreachable` trap.
+    let text = assert_trap(
+        step_as(&mut session, "grow"),
+        "forcing trap when growing memory to ",
+    );
+    let wanted: usize = text
+        .rsplit("growing memory to ")
+        .next()
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no size in {text:?}"));
+    // The refused size is just past this runtime's 32 MiB cap (one
+    // allocation of 1 MiB more), not past the default 128 MiB.
+    let cap = 32 << 20;
+    assert!(
+        cap < wanted && wanted <= cap + (2 << 20),
+        "refused growth to {wanted} bytes with a cap of {cap}"
+    );
     assert!(step_as(&mut session, "C00001").is_ok());
     assert_eq!(session.rebuilds(), 1);
 }
@@ -141,17 +167,41 @@ fn a_plugin_cannot_read_files() {
     }
 }
 
+/// `klar step` with the rogue plugin, in a process whose environment holds
+/// a secret (set on the child only: no `set_var` in this multi-threaded test
+/// binary). The `env` contact makes the plugin report every variable it sees.
 #[test]
 fn a_plugin_sees_no_environment() {
-    // SAFETY: set before any thread of this test reads the environment.
-    unsafe { std::env::set_var("KLAR_TEST_SECRET", "s3cr3t") };
-    let mut session = rogue();
-    match step_as(&mut session, "env") {
-        Err(StepFailure::Step(klar::plugin::StepError::Rejected { reason })) => {
-            assert_eq!(reason, "env: []");
-        }
-        other => panic!("expected the environment report, got {other:?}"),
-    }
+    let contact = r#"{"id": "env", "first_name": "Zoë", "last_name": "Weiß", "owner": "jk",
+        "source": "web", "language": "de", "created_at": "2026-10-01T08:00:00Z"}"#;
+    let dir = files(&[
+        ("policy.rhai", ""),
+        (
+            "case.json",
+            r#"{"purpose": "contact-data", "state": "unclarified"}"#,
+        ),
+        ("contact.json", contact),
+        ("event.json", r#"{"type": "tick"}"#),
+    ]);
+    let out = klar()
+        .current_dir(dir.path())
+        .env("KLAR_TEST_SECRET", "s3cr3t")
+        .args([
+            "--plugin",
+            ROGUE_PLUGIN_PATH,
+            "step",
+            "--policy",
+            "policy.rhai",
+        ])
+        .args(["--case", "case.json", "--contact", "contact.json"])
+        .args(["--event", "event.json", "--now", "2026-11-30T09:00:00Z"])
+        .output()
+        .expect("klar step runs");
+    // The plugin's answer is a rejection that lists what it saw: nothing,
+    // although klar itself runs with KLAR_TEST_SECRET, KLAR_CACHE_DIR and
+    // the test's own environment.
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert_eq!(stderr(&out), "klar: rejected: env: []\n");
 }
 
 #[test]

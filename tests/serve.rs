@@ -396,6 +396,219 @@ fn a_batch_is_stored_whole_or_not_at_all_and_names_each_bad_item() {
     assert_eq!(status, 404);
 }
 
+/// How many contacts of `tenant` the server's database holds.
+fn contacts_stored(s: &Server, tenant: &str) -> i64 {
+    s.ws.store()
+        .connection()
+        .query_row(
+            "SELECT COUNT(*) FROM contacts WHERE tenant = ?1",
+            [tenant],
+            |r| r.get(0),
+        )
+        .expect("the count")
+}
+
+fn bad_request(message: &str) -> Value {
+    json!({"error": {"code": "bad_request", "message": message}})
+}
+
+#[test]
+fn a_batch_holds_at_most_10_000_contacts() {
+    let s = Server::start();
+    let acme = s.keys.0.as_str();
+    let batch = |n: usize| {
+        let items: Vec<Value> = (0..n)
+            .map(|i| json!({"id": format!("B{i:05}"), "owner": "jk"}))
+            .collect();
+        json!({ "contacts": items })
+    };
+    let (status, body) = s.call("POST", "/v1/contacts", Some(acme), Some(&batch(10_001)));
+    assert_eq!(
+        (status, body),
+        (400, bad_request("at most 10,000 contacts per call"))
+    );
+    assert_eq!(contacts_stored(&s, "acme"), 0, "nothing was stored");
+
+    let (status, body) = s.call("POST", "/v1/contacts", Some(acme), Some(&batch(10_000)));
+    assert_eq!(status, 200, "{}", body["error"]);
+    assert_eq!(body["results"].as_array().map(Vec::len), Some(10_000));
+    assert_eq!(contacts_stored(&s, "acme"), 10_000);
+}
+
+#[test]
+fn a_contact_id_has_1_to_200_characters_and_no_control_characters() {
+    let s = Server::start();
+    let acme = s.keys.0.as_str();
+    let rule = "a contact id has 1 to 200 characters and no control characters";
+    let (status, body) = s.call(
+        "PUT",
+        &format!("/v1/contacts/{}", "x".repeat(201)),
+        Some(acme),
+        Some(&contact_body()),
+    );
+    assert_eq!((status, body), (400, bad_request(rule)));
+
+    // In a batch each bad id is named, and nothing is stored. The limit
+    // counts characters: 200 two-byte ones are 400 bytes and pass.
+    let longest = "Ü".repeat(200);
+    let ids = [longest.as_str(), &"x".repeat(201), "", "C\u{7}"];
+    let items: Vec<Value> = ids
+        .iter()
+        .map(|id| json!({"id": id, "owner": "jk"}))
+        .collect();
+    let (status, body) = s.call(
+        "POST",
+        "/v1/contacts",
+        Some(acme),
+        Some(&json!({ "contacts": items })),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_items");
+    let named: Vec<(u64, &str, &Value)> = body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| {
+            (
+                i["index"].as_u64().unwrap_or(u64::MAX),
+                i["contact"].as_str().unwrap_or_default(),
+                &i["errors"],
+            )
+        })
+        .collect();
+    let errors = json!([rule]);
+    assert_eq!(
+        named,
+        [
+            (1, ids[1], &errors),
+            (2, ids[2], &errors),
+            (3, ids[3], &errors)
+        ]
+    );
+    assert_eq!(contacts_stored(&s, "acme"), 0, "nothing was stored");
+
+    let (status, body) = s.call(
+        "POST",
+        "/v1/contacts",
+        Some(acme),
+        Some(&json!({"contacts": [{"id": longest, "owner": "jk"}]})),
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = s.call(
+        "PUT",
+        &format!("/v1/contacts/{}", "x".repeat(200)),
+        Some(acme),
+        Some(&contact_body()),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(contacts_stored(&s, "acme"), 2);
+}
+
+#[test]
+fn a_simulation_refuses_days_and_chances_out_of_range() {
+    let s = Server::start();
+    let acme = s.keys.0.as_str();
+    for (body, message) in [
+        (json!({"days": 0}), "days is 1 to 730"),
+        (json!({"days": 731}), "days is 1 to 730"),
+        (
+            json!({"days": 30, "answer_rate": 1.01}),
+            "answer_rate is a chance from 0 to 1",
+        ),
+        (
+            json!({"days": 30, "answer_rate": -0.01}),
+            "answer_rate is a chance from 0 to 1",
+        ),
+        (
+            json!({"days": 30, "refuse_rate": 1.5}),
+            "refuse_rate is a chance from 0 to 1",
+        ),
+        (
+            json!({"days": 30, "refuse_rate": -1}),
+            "refuse_rate is a chance from 0 to 1",
+        ),
+    ] {
+        let (status, answer) = s.call("POST", "/v1/policy/simulate", Some(acme), Some(&body));
+        assert_eq!((status, answer), (400, bad_request(message)), "{body}");
+    }
+    // The edges are in range, and every day asked for is simulated.
+    for (days, answer_rate, refuse_rate) in [(1, 0, 1), (730, 1, 0)] {
+        let body = json!({"days": days, "answer_rate": answer_rate, "refuse_rate": refuse_rate});
+        let (status, forecast) = s.call("POST", "/v1/policy/simulate", Some(acme), Some(&body));
+        assert_eq!(status, 200, "{body}: {forecast}");
+        assert_eq!(
+            forecast["weeks"].as_array().map(Vec::len),
+            Some(usize::div_ceil(days, 7)),
+            "{body}"
+        );
+    }
+}
+
+/// A POST whose CSRF cookie is there but differs from the form's field (or
+/// both are empty) is refused with the reload page, and nothing is recorded;
+/// the same form with the matching cookie then goes through.
+#[test]
+fn a_response_with_the_wrong_csrf_cookie_is_refused_and_records_nothing() {
+    let s = Server::start();
+    let acme = s.keys.0.as_str();
+    s.call("PUT", "/v1/contacts/C1", Some(acme), Some(&contact_body()));
+    s.ws.ok(&["tick", "--now", NOW]);
+    let (_, outbox) = s.call("GET", "/v1/outbox?after=0", Some(acme), None);
+    let token = outbox["actions"][0]["payload"]["token"]
+        .as_str()
+        .expect("a link token")
+        .to_owned();
+    let (status, page) = s.raw("GET", &format!("/r/{token}"), None, None, &[]);
+    assert_eq!(status, 200);
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a CSRF field")
+        .to_owned();
+    let other = "0".repeat(csrf.len());
+    assert_ne!(csrf, other);
+
+    let post = |cookie: &str, field: &str| {
+        s.raw(
+            "POST",
+            &format!("/r/{token}"),
+            None,
+            Some(format!("answer=accept&csrf={field}")),
+            &[
+                ("Content-Type", "application/x-www-form-urlencoded"),
+                ("Cookie", &format!("klar_csrf={cookie}")),
+                ("Accept-Language", "de"),
+            ],
+        )
+    };
+    let nothing_recorded = |what: &str| {
+        let (_, use_) = s.call("GET", "/v1/contacts/C1/use", Some(acme), None);
+        assert_eq!(use_["may_use"], false, "{what}: {use_}");
+        let (_, bundle) = s.call("GET", "/v1/contacts/C1/evidence", Some(acme), None);
+        assert_eq!(bundle["responses"], json!([]), "{what}");
+    };
+    for (what, cookie, field) in [
+        ("another cookie", other.as_str(), csrf.as_str()),
+        ("another field", csrf.as_str(), other.as_str()),
+        ("both empty", "", ""),
+    ] {
+        let (status, text) = post(cookie, field);
+        assert_eq!(status, 403, "{what}: {text}");
+        assert!(
+            text.contains("Bitte laden Sie die Seite neu"),
+            "{what}: {text}"
+        );
+        nothing_recorded(what);
+    }
+
+    let (status, thanks) = post(&csrf, &csrf);
+    assert_eq!(status, 200, "{thanks}");
+    assert!(thanks.contains("Vielen Dank"), "{thanks}");
+    let (_, use_) = s.call("GET", "/v1/contacts/C1/use", Some(acme), None);
+    assert_eq!(use_["may_use"], true, "{use_}");
+}
+
 /// What a receiver saw: each request's headers and body.
 type Seen = std::sync::Arc<std::sync::Mutex<Vec<(Vec<(String, String)>, String)>>>;
 

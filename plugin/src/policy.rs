@@ -589,6 +589,7 @@ fn sample_contact() -> Contact {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::script::limits;
 
     fn errors(source: &str) -> Vec<Diagnostic> {
         match Policy::compile(source) {
@@ -739,6 +740,73 @@ mod tests {
             "{}",
             d[0].message
         );
+    }
+
+    /// A hook that declares `lets` variables, one a line, each used by the
+    /// next, so that none can be optimised away.
+    fn hook_with_variables(lets: usize) -> String {
+        let mut source = "fn answer_days(contact) {\n  let v0 = 1;\n".to_owned();
+        for i in 1..lets {
+            source.push_str(&format!("  let v{i} = v{} + 1;\n", i - 1));
+        }
+        source.push_str(&format!(
+            "  if v{} > 0 {{ 14 }} else {{ 7 }}\n}}\n",
+            lets - 1
+        ));
+        source
+    }
+
+    /// rhai's own default is no limit: without `set_max_variables` the
+    /// 256-variable hook below would pass.
+    #[test]
+    fn too_many_variables_are_stopped_at_the_limit() {
+        // The hook's parameter `contact` is the scope's first variable, so
+        // 255 `let`s fill it exactly.
+        let at_limit = limits::MAX_VARIABLES - 1;
+        let p = Policy::compile(&hook_with_variables(at_limit));
+        assert!(p.is_ok(), "{:?}", p.err());
+
+        let d = errors(&hook_with_variables(at_limit + 1));
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert_eq!(d[0].severity, Severity::Error);
+        assert_eq!(
+            d[0].message,
+            "in hook `answer_days`: the policy declares more than 256 variables and was stopped"
+        );
+        // The `let` that broke the limit: line 1 is the hook's head.
+        assert_eq!(d[0].line, 1 + 256, "{:?}", d[0]);
+    }
+
+    /// `count` functions: `count - 1` helpers and the hook that uses the last.
+    fn policy_with_functions(count: usize) -> String {
+        let mut source = String::new();
+        for i in 0..count - 1 {
+            source.push_str(&format!("fn helper{i}() {{ {i} }}\n"));
+        }
+        source.push_str(&format!(
+            "fn answer_days(contact) {{ helper{}() + 14 }}\n",
+            count - 2
+        ));
+        source
+    }
+
+    /// rhai's own default is no limit: without `set_max_functions` the
+    /// 257-function policy below would compile (with warnings only).
+    #[test]
+    fn too_many_functions_are_refused_when_parsing() {
+        let p = Policy::compile(&policy_with_functions(limits::MAX_FUNCTIONS));
+        assert!(p.is_ok(), "{:?}", p.err());
+
+        let d = errors(&policy_with_functions(limits::MAX_FUNCTIONS + 1));
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert_eq!(d[0].severity, Severity::Error);
+        // rhai's own words: plain.rs has no plainer ones for this limit.
+        assert_eq!(
+            d[0].message,
+            "Number of functions defined exceeds maximum limit"
+        );
+        // The 257th `fn`, which is the hook on the last line.
+        assert_eq!((d[0].line, d[0].column), (257, 1), "{:?}", d[0]);
     }
 
     #[test]

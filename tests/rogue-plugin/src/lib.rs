@@ -7,6 +7,10 @@
 //! - `trap`: panics, which is a WebAssembly trap with `panic = "abort"`;
 //! - `read:PATH`: tries to read a file and reports what happened;
 //! - `env`: reports the environment variables it can see;
+//! - `past-link…` (any id that starts so): on a tick, asks by e-mail with a
+//!   response link that expired a day before `now` (the host must keep the
+//!   link working for an hour); an answer is recorded as consent or refusal,
+//!   with no action;
 //! - anything else: returns the case unchanged.
 //!
 //! Its `probe` misbehaves in the same ways for the same contact ids, and
@@ -51,20 +55,26 @@ mod component {
             &self,
             case: w::Case,
             contact: w::Contact,
-            _event: w::Event,
-            _clock: w::Clock,
+            event: w::Event,
+            clock: w::Clock,
         ) -> Result<w::Outcome, w::StepError> {
+            if contact.id.starts_with("past-link") {
+                return past_link(case, &event, &clock);
+            }
             misbehave(case, &contact.id)
         }
 
         fn step_batch(
             &self,
             inputs: Vec<w::StepInput>,
-            _clock: w::Clock,
+            clock: w::Clock,
         ) -> Vec<Result<w::Outcome, w::StepError>> {
             inputs
                 .into_iter()
-                .map(|i| misbehave(i.case, &i.contact.id))
+                .map(|i| match i.contact.id.as_str() {
+                    id if id.starts_with("past-link") => past_link(i.case, &i.event, &clock),
+                    id => misbehave(i.case, id),
+                })
                 .collect()
         }
 
@@ -118,6 +128,45 @@ mod component {
             cleanup: None,
             updated_at: None,
         }
+    }
+
+    /// A request whose link expired before it was sent, as a broken or
+    /// hostile plugin might return it; answers are recorded plainly.
+    fn past_link(
+        mut case: w::Case,
+        event: &w::Event,
+        clock: &w::Clock,
+    ) -> Result<w::Outcome, w::StepError> {
+        let mut actions = Vec::new();
+        match event {
+            w::Event::Response(w::Answer::Accept) => {
+                case.state = w::State::Consented;
+                case.consented_at = Some(clock.now);
+            }
+            w::Event::Response(w::Answer::Refuse) => case.state = w::State::Refused,
+            _ => {
+                case.state = w::State::Requested;
+                case.attempt += 1;
+                case.requested_at = Some(clock.now);
+                actions.push(w::Action::SendRequest(w::SendRequest {
+                    channel: "email".to_owned(),
+                    template: "request".to_owned(),
+                    attempt: case.attempt,
+                    link_expires_at: clock.now - 86_400,
+                }));
+            }
+        }
+        case.due_at = None;
+        case.updated_at = Some(clock.now);
+        Ok(w::Outcome {
+            case,
+            actions,
+            trace: vec![w::TraceEntry {
+                hook: "rogue".to_owned(),
+                input: "past-link".to_owned(),
+                output: "a link that expired yesterday".to_owned(),
+            }],
+        })
     }
 
     fn misbehave(case: w::Case, id: &str) -> Result<w::Outcome, w::StepError> {
