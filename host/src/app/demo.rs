@@ -17,7 +17,6 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
-use rusqlite::params;
 
 use crate::app::respond::{self, Origin, RespondError};
 use crate::engine::{self, EventError};
@@ -286,7 +285,7 @@ pub fn write_contacts_csv(
 }
 
 /// Removes an earlier demo database at `path`; refuses one with other tenants.
-pub fn prepare_database(path: &Path) -> Result<(), DemoError> {
+pub fn clear_old_demo(path: &Path) -> Result<(), DemoError> {
     if !path.exists() {
         return Ok(());
     }
@@ -527,7 +526,11 @@ pub fn run(
 
         // Owners work through their list now and then, not all of it.
         if day % 7 == 3 {
-            let waiting = awaiting(store, morning.timestamp() - 10 * 86_400)?;
+            let waiting = crate::store::cases::awaiting_since(
+                store.connection(),
+                TENANT,
+                morning.timestamp() - 10 * 86_400,
+            )?;
             for (contact, purpose, owner) in waiting {
                 let roll: f64 = rng.random();
                 let (kind, reason, after_days) = if roll < 0.15 {
@@ -591,20 +594,6 @@ fn states_now(
         }
     }
     Ok(counts)
-}
-
-/// Cases waiting for a person since before `since`: (contact, purpose, assignee).
-fn awaiting(store: &Store, since: i64) -> rusqlite::Result<Vec<(String, String, String)>> {
-    let mut stmt = store.connection().prepare(
-        "SELECT c.contact, c.purpose, COALESCE(json_extract(c.body, '$.assigned_to'), k.owner)
-         FROM cases c JOIN contacts k ON k.tenant = c.tenant AND k.id = c.contact
-         WHERE c.tenant = ?1 AND c.state = 'awaiting-decision' AND c.updated_at <= ?2
-         ORDER BY c.contact, c.purpose",
-    )?;
-    let rows = stmt.query_map(params![TENANT, since], |r| {
-        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-    })?;
-    rows.collect()
 }
 
 /// One event; false if the case did not take it (e.g. it was purged).

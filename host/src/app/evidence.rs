@@ -9,7 +9,7 @@
 
 use std::collections::BTreeSet;
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::Connection;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -141,26 +141,20 @@ fn contact_record(
     tenant: &str,
     id: &str,
 ) -> rusqlite::Result<Option<ContactRecord>> {
-    conn.query_row(
-        "SELECT id, first_name, last_name, email, phone, owner, source, language, created_at, erased_at
-         FROM contacts WHERE tenant = ?1 AND id = ?2",
-        params![tenant, id],
-        |r| {
-            Ok(ContactRecord {
-                id: r.get(0)?,
-                first_name: r.get(1)?,
-                last_name: r.get(2)?,
-                email: r.get(3)?,
-                phone: r.get(4)?,
-                owner: r.get(5)?,
-                source: r.get(6)?,
-                language: r.get(7)?,
-                created_at: rfc3339(r.get(8)?),
-                erased_at: r.get::<_, Option<i64>>(9)?.map(rfc3339),
-            })
-        },
+    Ok(
+        crate::store::contacts::stored(conn, tenant, id)?.map(|c| ContactRecord {
+            id: c.id,
+            first_name: c.first_name,
+            last_name: c.last_name,
+            email: c.email,
+            phone: c.phone,
+            owner: c.owner,
+            source: c.source,
+            language: c.language,
+            created_at: rfc3339(c.created_at),
+            erased_at: c.erased_at.map(rfc3339),
+        }),
     )
-    .optional()
 }
 
 /// A row in plain words: "tick: requested → awaiting-decision; task for jk".
@@ -394,13 +388,7 @@ pub fn export(
             },
         })
         .collect();
-    let head: Option<(i64, String)> = conn
-        .query_row(
-            "SELECT seq, hash FROM audit_log WHERE tenant = ?1 ORDER BY seq DESC LIMIT 1",
-            [&tenant.id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?;
+    let head = audit::head(conn, &tenant.id)?;
     let (head_seq, head_hash) = head.unwrap_or((0, audit::GENESIS.to_owned()));
     let problems: Vec<String> = audit::verify(conn, &tenant.id)?
         .iter()

@@ -15,7 +15,6 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
-use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 
 use crate::app::respond::{self, Origin, RespondError};
@@ -87,18 +86,10 @@ pub enum SimulateError {
 
 /// Copies the live database to `to` without writing to it.
 pub fn copy_database(live: &Path, to: &Path) -> Result<(), SimulateError> {
-    let err = |source| SimulateError::Copy {
+    crate::store::copy_database(live, to).map_err(|source| SimulateError::Copy {
         path: live.display().to_string(),
         source,
-    };
-    let conn = Connection::open_with_flags(
-        live,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(err)?;
-    conn.execute("VACUUM INTO ?1", [to.to_string_lossy()])
-        .map_err(err)?;
-    Ok(())
+    })
 }
 
 /// A number from the seed and the request alone.
@@ -140,11 +131,7 @@ pub fn run(
     let sessions = engine::Sessions::new(Arc::clone(plugin));
     let (mut session, _) = engine::tenant_session(&store, plugin, &tenant)
         .map_err(|e| SimulateError::Policy(e.to_string()))?;
-    let mut seen: i64 = store.connection().query_row(
-        "SELECT COALESCE(MAX(seq), 0) FROM outbox WHERE tenant = ?1",
-        [tenant_id],
-        |r| r.get(0),
-    )?;
+    let mut seen = crate::store::outbox::last_seq(store.connection(), tenant_id)?;
     let mut weeks: Vec<Week> = Vec::new();
     let mut fates: BTreeMap<(String, String), String> = BTreeMap::new();
     let mut answers: BTreeMap<i64, Vec<Pending>> = BTreeMap::new();
@@ -253,18 +240,7 @@ pub fn run(
         }
     }
     // Cases nothing settled: their state at the end.
-    let mut stmt = store
-        .connection()
-        .prepare("SELECT contact, purpose, state FROM cases WHERE tenant = ?1")?;
-    let rows = stmt.query_map([tenant_id], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-        ))
-    })?;
-    for row in rows {
-        let (contact, purpose, state) = row?;
+    for (contact, purpose, state) in crate::store::cases::states(store.connection(), tenant_id)? {
         fates
             .entry((contact, purpose))
             .or_insert_with(|| format!("still {state} at the end"));

@@ -12,7 +12,6 @@ use anyhow::{Context, Result, bail};
 use chrono::{TimeZone, Utc};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rusqlite::params;
 
 use crate::plugin::Case;
 use crate::runtime::{Runtime, RuntimeConfig};
@@ -214,31 +213,20 @@ pub fn sweep(plugin: Option<&Path>, args: &SweepArgs) -> Result<ExitCode> {
     let body = serde_json::to_string(&Case::new(tenants::DEFAULT_PURPOSE))?;
     store.transaction(|tx| -> Result<()> {
         tenants::add(tx, "bench", "Bench GmbH", "Europe/Berlin", "de", created)?;
-        tx.execute(
-            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)
-             INSERT INTO contacts (tenant, id, first_name, last_name, email, phone, owner, source, language, created_at)
-             SELECT 'bench', printf('C%07d', i), 'Jürgen', 'Müller', printf('kontakt%d@example.de', i),
-                    CASE WHEN i % 2 = 0 THEN printf('+49 30 %07d', i) END,
-                    CASE i % 3 WHEN 0 THEN 'jk' WHEN 1 THEN 'mb' ELSE 'sr' END, 'import', 'de', ?2
-             FROM n",
-            params![args.cases as i64, created],
-        )?;
-        tx.execute(
-            "INSERT INTO cases (tenant, contact, purpose, state, band, body, due_at, updated_at)
-             SELECT 'bench', id, ?1, 'unclarified', 'to-clarify', ?2, ?3, ?3 FROM contacts WHERE tenant = 'bench'",
-            params![tenants::DEFAULT_PURPOSE, body, created],
+        crate::store::bench::due_cases(
+            tx,
+            "bench",
+            args.cases as i64,
+            tenants::DEFAULT_PURPOSE,
+            &body,
+            created,
         )?;
         Ok(())
     })?;
 
     // Baseline: SQLite rewriting every case row once, in one statement.
     let started = Instant::now();
-    store.transaction(|tx| {
-        tx.execute(
-            "UPDATE cases SET updated_at = updated_at + 1 WHERE tenant = 'bench'",
-            [],
-        )
-    })?;
+    store.transaction(|tx| crate::store::bench::touch_every_case(tx, "bench"))?;
     let sqlite_s = started.elapsed().as_secs_f64();
 
     let runtime = Runtime::new(RuntimeConfig::default())?;

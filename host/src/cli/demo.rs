@@ -20,7 +20,7 @@ pub(super) fn demo(
 ) -> Result<ExitCode> {
     // Whole seconds: the end is printed as a `--now` to type in again.
     let end = now.resolve()?.trunc_subsecs(0);
-    crate::app::demo::prepare_database(db)?;
+    crate::app::demo::clear_old_demo(db)?;
     let mut store = Store::open(db)?;
     let plugin = load_plugin(plugin)?;
     let progress = if std::io::stderr().is_terminal() {

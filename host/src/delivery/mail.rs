@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::{Message, SmtpTransport, Transport};
 use minijinja::{Environment, context};
-use rusqlite::{Connection, params};
+use rusqlite::Connection;
 use serde_json::Value;
 
 use crate::delivery::webhook::{Report, Retry, record_failure};
@@ -342,14 +342,10 @@ fn compose(
     now: DateTime<Utc>,
 ) -> Result<Message, Unsendable> {
     let tenant = tenants::require(conn, tenant_id).map_err(|_| Unsendable::Gone)?;
-    let (first, last, email): (String, String, Option<String>) = conn
-        .prepare_cached(
-            "SELECT first_name, last_name, email FROM contacts WHERE tenant = ?1 AND id = ?2",
-        )?
-        .query_row(params![tenant_id, item.contact], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })
-        .map_err(|_| Unsendable::Gone)?;
+    let (first, last, email) = crate::store::contacts::addressee(conn, tenant_id, &item.contact)
+        .ok()
+        .flatten()
+        .ok_or(Unsendable::Gone)?;
     let email = email
         .filter(|e| !e.trim().is_empty())
         .ok_or(Unsendable::NoAddress)?;

@@ -134,6 +134,15 @@ pub fn append(tx: &Transaction<'_>, tenant: &str, entry: Entry) -> rusqlite::Res
 }
 
 /// A tenant's rows in order, optionally only those of one contact.
+/// The newest row's `seq` and `hash`, if the tenant has rows.
+pub fn head(conn: &Connection, tenant: &str) -> rusqlite::Result<Option<(i64, String)>> {
+    conn.prepare_cached(
+        "SELECT seq, hash FROM audit_log WHERE tenant = ?1 ORDER BY seq DESC LIMIT 1",
+    )?
+    .query_row([tenant], |r| Ok((r.get(0)?, r.get(1)?)))
+    .optional()
+}
+
 pub fn rows(conn: &Connection, tenant: &str, contact: Option<&str>) -> rusqlite::Result<Vec<Row>> {
     let mut stmt = conn.prepare(
         "SELECT seq, at, contact, purpose, kind, detail, policy_sha256, prev_hash, hash

@@ -250,6 +250,32 @@ pub(crate) fn load_due(
     }
 }
 
+/// Every case of the tenant as (contact, purpose, state).
+pub fn states(conn: &Connection, tenant: &str) -> rusqlite::Result<Vec<(String, String, String)>> {
+    let mut stmt = conn.prepare("SELECT contact, purpose, state FROM cases WHERE tenant = ?1")?;
+    let rows = stmt.query_map([tenant], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    rows.collect()
+}
+
+/// Cases waiting for a person's decision, unchanged since `since`:
+/// (contact, purpose, the person: the assignee, else the contact's owner).
+pub fn awaiting_since(
+    conn: &Connection,
+    tenant: &str,
+    since: i64,
+) -> rusqlite::Result<Vec<(String, String, String)>> {
+    let mut stmt = conn.prepare(
+        "SELECT c.contact, c.purpose, COALESCE(json_extract(c.body, '$.assigned_to'), k.owner)
+         FROM cases c JOIN contacts k ON k.tenant = c.tenant AND k.id = c.contact
+         WHERE c.tenant = ?1 AND c.state = 'awaiting-decision' AND c.updated_at <= ?2
+         ORDER BY c.contact, c.purpose",
+    )?;
+    let rows = stmt.query_map(params![tenant, since], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })?;
+    rows.collect()
+}
+
 /// A person took up a failed case again: the scheduler steps it again.
 pub fn clear_attention(
     tx: &Transaction<'_>,

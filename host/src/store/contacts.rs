@@ -218,6 +218,61 @@ pub fn open_cases(
     Ok(purposes.len())
 }
 
+/// A contact's names and e-mail address, for a mail to them.
+pub fn addressee(
+    conn: &Connection,
+    tenant: &str,
+    id: &str,
+) -> rusqlite::Result<Option<(String, String, Option<String>)>> {
+    conn.prepare_cached(
+        "SELECT first_name, last_name, email FROM contacts WHERE tenant = ?1 AND id = ?2",
+    )?
+    .query_row(params![tenant, id], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })
+    .optional()
+}
+
+/// A contact as stored, with its times in Unix seconds: `first_name`,
+/// `last_name`, `email`, `phone`, `owner`, `source`, `language`,
+/// `created_at`, `erased_at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    pub id: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub owner: String,
+    pub source: String,
+    pub language: String,
+    pub created_at: i64,
+    pub erased_at: Option<i64>,
+}
+
+/// The contact as stored (blank once erased), for the evidence bundle.
+pub fn stored(conn: &Connection, tenant: &str, id: &str) -> rusqlite::Result<Option<Stored>> {
+    conn.prepare_cached(
+        "SELECT id, first_name, last_name, email, phone, owner, source, language, created_at, erased_at
+         FROM contacts WHERE tenant = ?1 AND id = ?2",
+    )?
+    .query_row(params![tenant, id], |r| {
+        Ok(Stored {
+            id: r.get(0)?,
+            first_name: r.get(1)?,
+            last_name: r.get(2)?,
+            email: r.get(3)?,
+            phone: r.get(4)?,
+            owner: r.get(5)?,
+            source: r.get(6)?,
+            language: r.get(7)?,
+            created_at: r.get(8)?,
+            erased_at: r.get(9)?,
+        })
+    })
+    .optional()
+}
+
 pub fn count(conn: &Connection, tenant: &str) -> rusqlite::Result<i64> {
     conn.prepare_cached("SELECT COUNT(*) FROM contacts WHERE tenant = ?1")?
         .query_row([tenant], |r| r.get(0))

@@ -8,6 +8,7 @@
 
 pub mod apikeys;
 pub mod audit;
+pub mod bench;
 pub mod cases;
 pub mod contacts;
 pub mod evidence;
@@ -86,6 +87,17 @@ pub fn remove_database(path: &Path) -> Result<(), (std::path::PathBuf, std::io::
             _ => {}
         }
     }
+    Ok(())
+}
+
+/// Copies the database at `live` to `to` (a consistent snapshot, even while
+/// others write), opening it read-only.
+pub fn copy_database(live: &Path, to: &Path) -> Result<(), rusqlite::Error> {
+    let conn = Connection::open_with_flags(
+        live,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.execute("VACUUM INTO ?1", [to.to_string_lossy()])?;
     Ok(())
 }
 

@@ -113,6 +113,13 @@ fn rfc3339_links(mut payload: Value) -> Value {
     payload
 }
 
+/// The newest action's `seq` (0 for none): where a reader starts to see
+/// only what comes next.
+pub fn last_seq(conn: &Connection, tenant: &str) -> rusqlite::Result<i64> {
+    conn.prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM outbox WHERE tenant = ?1")?
+        .query_row([tenant], |r| r.get(0))
+}
+
 /// The tenant's actions in order, as `filter` says.
 pub fn list(conn: &Connection, tenant: &str, filter: &Filter<'_>) -> rusqlite::Result<Vec<Item>> {
     let limit = filter
