@@ -1,9 +1,20 @@
-//! klar: the host runtime and the command-line faces.
+//! klar: the host. Its layers, from the faces down:
 //!
-//! `runtime` loads consent-process plugins with wasmtime and runs them in a
-//! sandbox; `store` keeps everything in one SQLite file; `diagnostics` renders
-//! policy errors for people; `bench` measures the plugin against its native
-//! build; `cli` is the `klar` command.
+//! - `cli` (the `klar` command) and `serve` (the HTTP API, the contacts'
+//!   response page, the background tick and delivery loops) are the faces:
+//!   they parse input and print or render output, nothing more.
+//! - `app` holds the use cases every face calls (contacts coming in, events,
+//!   answers by link, policy activation and tests, evidence, explain,
+//!   simulate, import, the demo), each owning its transaction.
+//! - `engine` steps cases: the tick, one event, the host's guardrails,
+//!   applying outcomes, and tenant sessions on the plugin.
+//! - `delivery` mails requests by SMTP and POSTs the outbox to webhooks.
+//! - `store` is the only module that speaks SQL; `runtime` loads plugins
+//!   with wasmtime and runs them in a sandbox.
+//!
+//! Beside them: `diagnostics` renders policy errors for people, `times`
+//! formats times (RFC 3339 in JSON, local time for people), and `bench`
+//! measures klar against baselines taken in the same run.
 
 pub mod app;
 pub mod bench;

@@ -290,3 +290,63 @@ pub fn problem_line(p: &ContactProblem) -> String {
         p.contact, p.source
     )
 }
+
+/// A candidate policy after its check and its tests: the first two rules of
+/// activation, which every face applies the same way before [`activate`].
+// One value per candidate, moved once: the size of the session inside does
+// not matter.
+#[allow(clippy::large_enum_variant)]
+pub enum Checked {
+    /// The policy has errors (its warnings are among the diagnostics).
+    Invalid(Vec<crate::plugin::Diagnostic>),
+    /// It compiled in the plugin; `report` is its tests' (none without
+    /// tests), and `session` runs it.
+    Compiled {
+        session: Session,
+        warnings: Vec<crate::plugin::Diagnostic>,
+        report: Option<super::table_tests::Report>,
+    },
+}
+
+impl Checked {
+    /// It compiled and no test failed: it may go on to [`activate`].
+    pub fn passed(&self) -> bool {
+        matches!(self, Checked::Compiled { report, .. } if report.as_ref().is_none_or(|r| r.failed() == 0))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error("the plugin failed while compiling the policy: {0}")]
+    Plugin(String),
+    #[error(transparent)]
+    Tests(#[from] super::table_tests::TestFileError),
+}
+
+/// Compiles `source` in the plugin's sandbox (named `name` in messages) and
+/// runs the table tests `tests` (files and their texts; none: no tests).
+pub fn check_and_test(
+    plugin: &std::sync::Arc<crate::runtime::LoadedPlugin>,
+    name: &str,
+    source: &str,
+    tests: &[(std::path::PathBuf, String)],
+) -> Result<Checked, CheckError> {
+    let mut session = match plugin.open(name, source) {
+        Ok(session) => session,
+        Err(crate::runtime::OpenError::Policy(found)) => return Ok(Checked::Invalid(found)),
+        Err(err @ crate::runtime::OpenError::Trap(_)) => {
+            return Err(CheckError::Plugin(err.to_string()));
+        }
+    };
+    let warnings = session.warnings().to_vec();
+    let report = if tests.is_empty() {
+        None
+    } else {
+        Some(super::table_tests::run_texts(&mut session, tests)?)
+    };
+    Ok(Checked::Compiled {
+        session,
+        warnings,
+        report,
+    })
+}

@@ -319,7 +319,7 @@ pub fn run(
     store: &mut Store,
     plugin: &Arc<LoadedPlugin>,
     options: &Options,
-    progress: &indicatif::ProgressBar,
+    progress: &mut dyn FnMut(u32, u32),
 ) -> Result<Summary, DemoError> {
     let mut rng = StdRng::seed_from_u64(options.seed);
     let start = options.end - Duration::days(i64::from(options.days));
@@ -352,13 +352,7 @@ pub fn run(
             problem.line, problem.message
         )));
     }
-    crate::app::import::store(
-        store,
-        TENANT,
-        &parsed,
-        start.timestamp(),
-        &indicatif::ProgressBar::hidden(),
-    )?;
+    crate::app::import::store(store, TENANT, &parsed, start.timestamp(), &mut |_| {})?;
     let mut personas: BTreeMap<(String, String), Persona> = BTreeMap::new();
     for (_, contact) in &parsed.contacts {
         personas.insert(
@@ -385,7 +379,6 @@ pub fn run(
     let (mut refused, mut withdrawn) = (BTreeSet::new(), BTreeSet::new());
     let mut withdrawals: BTreeMap<i64, Vec<(String, String)>> = BTreeMap::new();
     let mut seen_outbox = 0_i64;
-    progress.set_length(u64::from(options.days) + 1);
     for day in 0..=i64::from(options.days) {
         let morning = start + Duration::days(day);
         if day == 10 || day == 80 {
@@ -574,7 +567,7 @@ pub fn run(
                 }
             }
         }
-        progress.inc(1);
+        progress(day as u32 + 1, options.days + 1);
     }
     summary.refused_now = states_now(store, &refused)?;
     summary.withdrawn_now = states_now(store, &withdrawn)?;

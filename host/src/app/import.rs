@@ -12,7 +12,6 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::Connection;
 
 use crate::plugin::Contact;
-use crate::store::contacts;
 
 pub const COLUMNS: [&str; 8] = [
     "external_id",
@@ -319,22 +318,14 @@ pub(crate) fn plausible_phone(phone: &str) -> bool {
 pub fn check_erased(conn: &Connection, tenant: &str, parsed: &mut Parsed) -> rusqlite::Result<()> {
     let mut keep = Vec::with_capacity(parsed.contacts.len());
     for (line, contact) in std::mem::take(&mut parsed.contacts) {
-        let mut erased = None;
-        for (kind, value) in [("email", &contact.email), ("phone", &contact.phone)] {
-            if let Some(value) = value
-                && let Some(at) = contacts::erased_at(conn, tenant, kind, value)?
-            {
-                erased = Some((kind, at));
-                break;
-            }
-        }
-        match erased {
-            Some((kind, at)) => parsed.problems.push(RowProblem {
+        match super::contacts::erased_address(conn, tenant, &contact)? {
+            Some(erased) => parsed.problems.push(RowProblem {
                 line,
                 message: format!(
-                    "the {kind} of {} belongs to a contact erased on {}; it cannot be imported again",
+                    "the {} of {} belongs to a contact erased on {}; it cannot be imported again",
+                    erased.kind,
                     contact.id,
-                    DateTime::from_timestamp(at, 0).map_or_else(String::new, |t| t.format("%Y-%m-%d").to_string())
+                    erased.day()
                 ),
             }),
             None => keep.push((line, contact)),
@@ -474,26 +465,24 @@ pub struct Counts {
 }
 
 /// Stores the good rows of `parsed` in one transaction: all of them or none.
+/// `progress` hears of each row stored.
 pub fn store(
     store: &mut crate::store::Store,
     tenant: &str,
     parsed: &Parsed,
     now: i64,
-    progress: &indicatif::ProgressBar,
+    progress: &mut dyn FnMut(usize),
 ) -> Result<Counts, crate::store::StoreError> {
-    use crate::store::contacts::{self, Upsert};
+    use crate::store::contacts::Upsert;
+    let list = parsed.contacts.iter().map(|(_, contact)| contact);
     let mut counts = Counts::default();
-    store.transaction(|tx| {
-        for (_, contact) in &parsed.contacts {
-            match contacts::upsert(tx, tenant, contact, now)? {
-                Upsert::Added => counts.added += 1,
-                Upsert::Updated => counts.updated += 1,
-                Upsert::Unchanged => counts.unchanged += 1,
-            }
-            counts.opened += contacts::open_cases(tx, tenant, &contact.id, now)?;
-            progress.inc(1);
+    for stored in super::contacts::store_all(store, tenant, list, now, progress)? {
+        match stored.upsert {
+            Upsert::Added => counts.added += 1,
+            Upsert::Updated => counts.updated += 1,
+            Upsert::Unchanged => counts.unchanged += 1,
         }
-        Ok::<_, crate::store::StoreError>(())
-    })?;
+        counts.opened += stored.cases_opened;
+    }
     Ok(counts)
 }

@@ -5,6 +5,7 @@
 //! callback).
 
 pub mod activation;
+pub mod contacts;
 pub mod demo;
 pub mod events;
 pub mod evidence;

@@ -192,13 +192,7 @@ pub fn run(args: &ApiArgs) -> Result<ExitCode> {
         Ok::<_, anyhow::Error>(secret)
     })?;
     let parsed = crate::app::import::parse(&std::fs::read(&csv)?, "de", now)?;
-    crate::app::import::store(
-        &mut store,
-        "bench",
-        &parsed,
-        now.timestamp(),
-        &indicatif::ProgressBar::hidden(),
-    )?;
+    crate::app::import::store(&mut store, "bench", &parsed, now.timestamp(), &mut |_| {})?;
     drop(store);
 
     let script = dir.join("may-i-use.lua");

@@ -149,13 +149,8 @@ pub fn import(_plugin: Option<&Path>, args: &ImportArgs) -> Result<ExitCode> {
     if !parsed.problems.is_empty() {
         bail!("the generated CSV has {} problem(s)", parsed.problems.len());
     }
-    let counts = crate::app::import::store(
-        &mut store,
-        "bench",
-        &parsed,
-        now.timestamp(),
-        &indicatif::ProgressBar::hidden(),
-    )?;
+    let counts =
+        crate::app::import::store(&mut store, "bench", &parsed, now.timestamp(), &mut |_| {})?;
     let klar_s = started.elapsed().as_secs_f64();
     let rss = peak_rss_mib();
     if counts.added != args.rows {

@@ -49,7 +49,9 @@ pub(super) fn import(
         indicatif::ProgressBar::hidden()
     };
     let counts =
-        crate::app::import::store(&mut store, tenant, &parsed, now.timestamp(), &progress)?;
+        crate::app::import::store(&mut store, tenant, &parsed, now.timestamp(), &mut |n| {
+            progress.inc(n as u64)
+        })?;
     progress.finish_and_clear();
     println!(
         "{name}: {} added, {} updated, {} unchanged; {} case(s) opened{}",

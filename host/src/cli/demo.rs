@@ -35,7 +35,10 @@ pub(super) fn demo(
         end,
     };
     let started = std::time::Instant::now();
-    let summary = crate::app::demo::run(&mut store, &plugin, &options, &progress)?;
+    let summary = crate::app::demo::run(&mut store, &plugin, &options, &mut |done, todo| {
+        progress.set_length(u64::from(todo));
+        progress.set_position(u64::from(done));
+    })?;
     progress.finish_and_clear();
     let tz = tenants::require(store.connection(), crate::app::demo::TENANT)?.timezone;
     println!(

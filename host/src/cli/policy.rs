@@ -52,41 +52,50 @@ pub fn checked_and_tested_to(
 ) -> Result<Option<Checked>> {
     let source = read_text(file, "policy")?;
     let name = file.display().to_string();
-    let mut session = match load_plugin(plugin)?.open(&name, &source) {
-        Ok(session) => session,
-        Err(OpenError::Policy(found)) => {
-            print_diagnostics(out, &name, &source, &found)?;
-            return Ok(None);
-        }
-        Err(err @ OpenError::Trap(_)) => return Err(err.into()),
-    };
-    print_diagnostics(out, &name, &source, session.warnings())?;
+    // The face finds the tests (the file next to the policy, or those
+    // named); checking and testing is the rule every face shares.
     let files: Vec<PathBuf> = if tests.is_empty() {
         let next_to = table_tests::default_test_file(file);
-        if !next_to.exists() {
-            writeln!(
-                out,
-                "{name}: no tests ({} does not exist); consider writing some",
-                next_to.display()
-            )?;
-            return Ok(Some(Checked {
-                source,
-                session,
-                tests: Vec::new(),
-            }));
+        if next_to.exists() {
+            vec![next_to]
+        } else {
+            Vec::new()
         }
-        vec![next_to]
     } else {
         tests.to_vec()
     };
     let texts = table_tests::read_files(&files)?;
-    let report = table_tests::run_texts(&mut session, &texts)?;
-    print_report(out, &report)?;
-    Ok((report.failed() == 0).then_some(Checked {
-        source,
-        session,
-        tests: texts,
-    }))
+    match activation::check_and_test(&load_plugin(plugin)?, &name, &source, &texts)? {
+        activation::Checked::Invalid(found) => {
+            print_diagnostics(out, &name, &source, &found)?;
+            Ok(None)
+        }
+        activation::Checked::Compiled {
+            session,
+            warnings,
+            report,
+        } => {
+            print_diagnostics(out, &name, &source, &warnings)?;
+            let Some(report) = report else {
+                writeln!(
+                    out,
+                    "{name}: no tests ({} does not exist); consider writing some",
+                    table_tests::default_test_file(file).display()
+                )?;
+                return Ok(Some(Checked {
+                    source,
+                    session,
+                    tests: Vec::new(),
+                }));
+            };
+            print_report(out, &report)?;
+            Ok((report.failed() == 0).then_some(Checked {
+                source,
+                session,
+                tests: texts,
+            }))
+        }
+    }
 }
 
 /// Activates a checked version through [`activation::activate`] and prints
@@ -317,10 +326,7 @@ pub fn show(db: &Path, tenant: &str, number: Option<i64>) -> Result<ExitCode> {
             )?
             .source
         }
-        None => match tenants::active_policy(store.connection(), tenant)? {
-            Some(v) => v.source,
-            None => crate::DEFAULT_POLICY.to_owned(),
-        },
+        None => crate::engine::running_policy(store.connection(), tenant)?.source,
     };
     print!("{source}");
     Ok(ExitCode::SUCCESS)
@@ -483,11 +489,11 @@ pub fn simulate(
     if !db.exists() {
         bail!("{}: no such database", db.display());
     }
-    let (active, versions) = {
+    let (running, versions) = {
         let store = open_store(db)?;
         tenants::require(store.connection(), tenant)?;
         (
-            tenants::active_policy(store.connection(), tenant)?,
+            crate::engine::running_policy(store.connection(), tenant)?,
             tenants::policy_versions(store.connection(), tenant)?,
         )
     };
@@ -511,13 +517,7 @@ pub fn simulate(
                 }
             }
         }
-        None => match active {
-            Some(v) => (format!("v{}", v.version), v.source),
-            None => (
-                "the built-in default policy".to_owned(),
-                crate::DEFAULT_POLICY.to_owned(),
-            ),
-        },
+        None => (running.name, running.source),
     };
     let other = match against {
         Some(n) => Some(version(&versions, tenant, n)?),

@@ -24,7 +24,7 @@ use serde_json::Value;
 
 use crate::delivery::webhook::{Report, Retry, record_failure};
 use crate::store::audit::{self, Entry};
-use crate::store::outbox::{self, Item};
+use crate::store::outbox::Item;
 use crate::store::webhooks::{self, Take};
 use crate::store::{Store, StoreError, evidence, tenants, texts};
 
@@ -111,7 +111,7 @@ impl Mailer {
                 Take::Mails,
             )?;
             for (mut item, attempts) in due {
-                outbox::add_response_url(&mut item, public_url);
+                crate::delivery::add_response_url(&mut item, public_url);
                 let message = match compose(store.connection(), tenant, &item, from, now) {
                     Ok(message) => message,
                     Err(Unsendable::Store(err)) => return Err(err.into()),

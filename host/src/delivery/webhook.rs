@@ -14,7 +14,7 @@ use std::time::Duration;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::store::{Store, StoreError, outbox, webhooks};
+use crate::store::{Store, StoreError, webhooks};
 
 /// How hard klar tries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,7 +109,7 @@ pub fn deliver_due(
             webhooks::Take::Everything
         };
         for (mut item, attempts) in webhooks::due(conn, &hook.tenant, (now, now_ms), 100, take)? {
-            outbox::add_response_url(&mut item, public_url);
+            crate::delivery::add_response_url(&mut item, public_url);
             let body = serde_json::to_string(&item).unwrap_or_default();
             let timestamp = now_ms / 1000;
             let result = agent

@@ -20,7 +20,7 @@ use super::error::{ErrorBody, ErrorDetail};
 use super::{ApiError, State, with_store};
 
 use crate::plugin::{Contact, Event, State as CaseState};
-use crate::store::contacts::{self, Upsert};
+use crate::store::contacts::Upsert;
 use crate::store::report::{self, CaseFilter, CaseLine};
 use crate::store::{apikeys, cases, outbox, tenants};
 
@@ -194,20 +194,15 @@ fn erased(
     tenant: &str,
     contact: &Contact,
 ) -> Result<Option<String>, ApiError> {
-    for (kind, value) in [("email", &contact.email), ("phone", &contact.phone)] {
-        if let Some(value) = value
-            && let Some(at) =
-                contacts::erased_at(conn, tenant, kind, value).map_err(ApiError::internal)?
-        {
-            let day = chrono::DateTime::from_timestamp(at, 0)
-                .unwrap_or_default()
-                .format("%Y-%m-%d");
-            return Ok(Some(format!(
-                "the {kind} belongs to a contact erased on {day}; it cannot be added again"
-            )));
-        }
-    }
-    Ok(None)
+    Ok(crate::app::contacts::erased_address(conn, tenant, contact)
+        .map_err(ApiError::internal)?
+        .map(|e| {
+            format!(
+                "the {} belongs to a contact erased on {}; it cannot be added again",
+                e.kind,
+                e.day()
+            )
+        }))
 }
 
 fn store_contacts(
@@ -216,25 +211,21 @@ fn store_contacts(
     list: &[Contact],
     at: i64,
 ) -> Result<Vec<ContactResult>, ApiError> {
-    store
-        .transaction(|tx| {
-            let mut out = Vec::new();
-            for contact in list {
-                let result = match contacts::upsert(tx, tenant, contact, at)? {
-                    Upsert::Added => UpsertResult::Added,
-                    Upsert::Updated => UpsertResult::Updated,
-                    Upsert::Unchanged => UpsertResult::Unchanged,
-                };
-                let cases_opened = contacts::open_cases(tx, tenant, &contact.id, at)?;
-                out.push(ContactResult {
-                    contact: contact.id.clone(),
-                    result,
-                    cases_opened,
-                });
-            }
-            Ok::<_, rusqlite::Error>(out)
+    let stored = crate::app::contacts::store_all(store, tenant, list, at, &mut |_| {})
+        .map_err(ApiError::internal)?;
+    Ok(list
+        .iter()
+        .zip(stored)
+        .map(|(contact, stored)| ContactResult {
+            contact: contact.id.clone(),
+            result: match stored.upsert {
+                Upsert::Added => UpsertResult::Added,
+                Upsert::Updated => UpsertResult::Updated,
+                Upsert::Unchanged => UpsertResult::Unchanged,
+            },
+            cases_opened: stored.cases_opened,
         })
-        .map_err(ApiError::internal)
+        .collect())
 }
 
 /// Add or update a contact; opens its cases.
@@ -927,7 +918,7 @@ async fn pending_actions(
         let ids: Vec<&str> = items.iter().map(|i| i.id.as_str()).collect();
         outbox::mark_offered(store.connection(), &tenant, &ids, now).map_err(ApiError::internal)?;
         for item in &mut items {
-            outbox::add_response_url(item, &public_url);
+            crate::delivery::add_response_url(item, &public_url);
         }
         let next_after = items.last().map_or(q.after, |i| i.seq);
         Ok(Json(OutboxPage {

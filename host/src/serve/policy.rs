@@ -21,7 +21,7 @@ use super::error::{ErrorBody, ErrorDetail};
 use super::{ApiError, State, with_store};
 use crate::app::activation::{self, ActivationError, Candidate, ContactProblem, Refusal};
 use crate::app::simulate::{self, Forecast};
-use crate::app::table_tests::{self, Report};
+use crate::app::table_tests::Report;
 use crate::plugin::{Diagnostic, Severity};
 use crate::runtime::{OpenError, Session};
 use crate::store::tenants::{self, PolicyVersion};
@@ -340,20 +340,37 @@ async fn upload(
     let now = state.now().timestamp();
     let shared = std::sync::Arc::clone(&state);
     with_store(&state, move |store| {
-        let mut session = match open(&shared, &upload.source)? {
-            Ok(session) => session,
-            Err(why) => return Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(why)).into_response()),
-        };
-        let warnings = problems(session.warnings());
-        let tests = match &upload.tests {
-            None => None,
-            Some(text) => {
-                let files = [(PathBuf::from("tests.toml"), text.clone())];
-                let report = table_tests::run_texts(&mut session, &files)
-                    .map_err(|e| ApiError::bad_request(e.to_string()))?;
-                Some(Tests::from(&report))
+        // The same check and tests as `klar policy set`; the tests are
+        // those sent with the version.
+        let files: Vec<(PathBuf, String)> = upload
+            .tests
+            .iter()
+            .map(|text| (PathBuf::from("tests.toml"), text.clone()))
+            .collect();
+        let checked =
+            activation::check_and_test(&shared.plugin, "policy.rhai", &upload.source, &files)
+                .map_err(|e| match e {
+                    activation::CheckError::Tests(e) => ApiError::bad_request(e.to_string()),
+                    other => ApiError::internal(other),
+                })?;
+        let (mut session, warnings, report) = match checked {
+            activation::Checked::Invalid(found) => {
+                let why = rejected(
+                    "invalid_policy",
+                    "the policy has errors; nothing was changed".to_owned(),
+                    &upload.source,
+                    &found,
+                );
+                return Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(why)).into_response());
             }
+            activation::Checked::Compiled {
+                session,
+                warnings,
+                report,
+            } => (session, warnings, report),
         };
+        let warnings = problems(&warnings);
+        let tests = report.as_ref().map(Tests::from);
         if let Some(t) = tests.as_ref().filter(|t| t.failed > 0) {
             let body = Rejected {
                 error: ErrorDetail {
@@ -508,15 +525,9 @@ async fn simulate_policy(
             }
             None => {
                 let store = crate::store::Store::open(&shared.db).map_err(ApiError::internal)?;
-                match tenants::active_policy(store.connection(), &tenant)
-                    .map_err(ApiError::internal)?
-                {
-                    Some(v) => (format!("v{}", v.version), v.source),
-                    None => (
-                        "the built-in default policy".to_owned(),
-                        crate::DEFAULT_POLICY.to_owned(),
-                    ),
-                }
+                let running = crate::engine::running_policy(store.connection(), &tenant)
+                    .map_err(ApiError::internal)?;
+                (running.name, running.source)
             }
         };
         let scratch = tempfile::tempdir().map_err(ApiError::internal)?;

@@ -149,19 +149,6 @@ pub fn list(conn: &Connection, tenant: &str, filter: &Filter<'_>) -> rusqlite::R
     rows.collect()
 }
 
-/// `payload.response_url`: the link the contact clicks, for a request that
-/// carries a token, ready for the sender's mail.
-pub fn add_response_url(item: &mut Item, public_url: &str) {
-    let url = item
-        .payload
-        .get("token")
-        .and_then(Value::as_str)
-        .map(|t| format!("{public_url}/r/{t}"));
-    if let (Some(url), Some(object)) = (url, item.payload.as_object_mut()) {
-        object.insert("response_url".to_owned(), Value::String(url));
-    }
-}
-
 /// Queues one action for the CRM (or klar's mailer) with the next sequence
 /// number of the tenant.
 pub fn insert(
