@@ -609,7 +609,9 @@ fn event_for(
         at,
     ) {
         Ok(_) => Ok(true),
-        Err(EventError::Rejected(_) | EventError::NoCase { .. }) => Ok(false),
+        Err(EventError::Rejected(_) | EventError::NoCase { .. } | EventError::NoContact(_)) => {
+            Ok(false)
+        }
         Err(err) => Err(DemoError::Step(err.to_string())),
     }
 }

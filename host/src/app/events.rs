@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use crate::engine::{self, EventError, Sessions, Stepped};
 use crate::plugin::{Event, State};
 use crate::store::tenants::{self, Tenant};
-use crate::store::{Store, StoreError, contacts, idempotency};
+use crate::store::{Store, StoreError, idempotency};
 
 /// What the event did to one purpose's case.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,12 +116,8 @@ pub fn report(
                 answer: earlier.response,
             });
         }
-        if contacts::get(tx, &tenant.id, contact)?.is_none() {
-            return Err(ReportError::NoContact {
-                tenant: tenant.id.clone(),
-                contact: contact.to_owned(),
-            });
-        }
+        // The contact is read once per purpose, by its step; a contact that
+        // does not exist is said by the first.
         let mut results = Vec::new();
         for purpose in purposes_for(tx, &tenant.id, event, purpose)? {
             let applied = match engine::step_in(
@@ -136,6 +132,12 @@ pub fn report(
                 Ok(Stepped::Done(outcome)) => Applied::Now(outcome.case.state),
                 Ok(Stepped::Failed(why)) => Applied::Failed(why),
                 Err(EventError::Rejected(why)) => Applied::Refused(why),
+                Err(EventError::NoContact(_)) => {
+                    return Err(ReportError::NoContact {
+                        tenant: tenant.id.clone(),
+                        contact: contact.to_owned(),
+                    });
+                }
                 Err(err @ EventError::NoCase { .. }) => Applied::Refused(err.to_string()),
                 Err(EventError::Failed(why)) => Applied::Failed(why),
                 Err(EventError::Store(err)) => return Err(err.into()),

@@ -48,6 +48,8 @@ pub fn clear_attention(
 /// Why an event for one case was not applied.
 #[derive(Debug, thiserror::Error)]
 pub enum EventError {
+    #[error("there is no contact {0}")]
+    NoContact(String),
     #[error("{contact} has no case for purpose {purpose}")]
     NoCase { contact: String, purpose: String },
     /// The plugin refused the event for this case; nothing changed.
@@ -145,7 +147,7 @@ pub fn step_in(
     let Some((contact, erased_at, last_message_at)) =
         contacts::get_with_state(tx, &tenant.id, contact_id).map_err(StoreError::from)?
     else {
-        return Err(no_case());
+        return Err(EventError::NoContact(contact_id.to_owned()));
     };
     // A guardrail: nothing steps for an erased person, whatever the plugin
     // would answer.
