@@ -1,0 +1,477 @@
+//! `/v1/contacts`: contacts in (one or a batch), their proof bundle and
+//! explanation, and "may I use?".
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State as AxumState};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::serve::error::{ErrorBody, ErrorDetail};
+use crate::serve::{ApiError, State, with_store};
+
+use crate::plugin::{Contact, State as CaseState};
+use crate::store::contacts::Upsert;
+use crate::store::{cases, tenants};
+
+use super::{Bearer, TenantKey, parse_body, tenant_of, valid_id};
+
+pub(super) fn routes() -> OpenApiRouter<State> {
+    OpenApiRouter::new()
+        .routes(routes!(upsert_batch))
+        .routes(routes!(upsert_contact))
+        .routes(routes!(evidence))
+        .routes(routes!(explanation))
+        .routes(routes!(may_use))
+}
+
+/// A contact as the CRM sends it.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ContactBody {
+    #[serde(default)]
+    first_name: String,
+    #[serde(default)]
+    last_name: String,
+    email: Option<String>,
+    phone: Option<String>,
+    /// The responsible person; decisions on this contact go to them.
+    owner: String,
+    /// Where the contact came from (default `api`); policies may use it.
+    #[serde(default)]
+    source: Option<String>,
+    /// `de` (default) or `en…`: the language of requests and the page.
+    language: Option<String>,
+    /// When the contact was first recorded (a date or RFC 3339 time; default now).
+    created_at: Option<String>,
+    /// Free attributes a policy can read with `attr("name")`.
+    #[serde(default)]
+    attributes: BTreeMap<String, String>,
+}
+
+/// What storing one contact did.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct ContactResult {
+    contact: String,
+    result: UpsertResult,
+    /// Cases opened for purposes the contact had none for.
+    cases_opened: usize,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum UpsertResult {
+    Added,
+    Updated,
+    Unchanged,
+}
+
+/// Checks a contact body; every problem, in words.
+fn validate(
+    id: &str,
+    body: ContactBody,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Contact, Vec<String>> {
+    let blank = |v: Option<String>| v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
+    let (email, phone) = (blank(body.email), blank(body.phone));
+    let mut problems = Vec::new();
+    if let Err(e) = valid_id(id) {
+        problems.push(e.message);
+    }
+    if body.owner.trim().is_empty() {
+        problems.push("owner is empty: every contact needs a responsible person".to_owned());
+    }
+    if let Some(e) = &email
+        && !crate::app::import::plausible_email(e)
+    {
+        problems.push(format!("email {e:?} is not an e-mail address"));
+    }
+    if let Some(p) = &phone
+        && !crate::app::import::plausible_phone(p)
+    {
+        problems.push(format!("phone {p:?} is not a phone number"));
+    }
+    let created_at = match &body.created_at {
+        None => Some(now),
+        Some(t) => crate::app::import::parse_time(t).or_else(|| {
+            problems.push(format!("created_at {t:?} is not a date"));
+            None
+        }),
+    };
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(Contact {
+        id: id.to_owned(),
+        first_name: body.first_name,
+        last_name: body.last_name,
+        email,
+        phone,
+        owner: body.owner.trim().to_owned(),
+        source: body.source.unwrap_or_else(|| "api".to_owned()),
+        language: body.language.unwrap_or_else(|| "de".to_owned()),
+        created_at: created_at.unwrap_or(now),
+        attributes: body.attributes,
+    })
+}
+
+/// Why a contact may not be stored: an address of an erased contact.
+fn erased(
+    conn: &rusqlite::Connection,
+    tenant: &str,
+    contact: &Contact,
+) -> Result<Option<String>, ApiError> {
+    Ok(crate::app::contacts::erased_address(conn, tenant, contact)
+        .map_err(ApiError::internal)?
+        .map(|e| {
+            format!(
+                "the {} belongs to a contact erased on {}; it cannot be added again",
+                e.kind,
+                e.day()
+            )
+        }))
+}
+
+fn store_contacts(
+    store: &mut crate::store::Store,
+    tenant: &str,
+    list: &[Contact],
+    at: i64,
+) -> Result<Vec<ContactResult>, ApiError> {
+    let stored = crate::app::contacts::store_all(store, tenant, list, at, &mut |_| {})
+        .map_err(ApiError::internal)?;
+    Ok(list
+        .iter()
+        .zip(stored)
+        .map(|(contact, stored)| ContactResult {
+            contact: contact.id.clone(),
+            result: match stored.upsert {
+                Upsert::Added => UpsertResult::Added,
+                Upsert::Updated => UpsertResult::Updated,
+                Upsert::Unchanged => UpsertResult::Unchanged,
+            },
+            cases_opened: stored.cases_opened,
+        })
+        .collect())
+}
+
+/// Add or update a contact; opens its cases.
+///
+/// An address that belongs to an erased contact is refused (409 `erased`).
+#[utoipa::path(
+    put, path = "/v1/contacts/{id}", tag = "contacts",
+    params(("id" = String, Path, description = "The CRM's id of the contact (1 to 200 characters)")),
+    request_body = ContactBody,
+    responses(
+        (status = 200, description = "Stored", body = ContactResult),
+        (status = 400, description = "Bad input, with the reason", body = ErrorBody),
+        (status = 401, description = "No live API key", body = ErrorBody),
+        (status = 409, description = "The address belongs to an erased contact (`erased`)", body = ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
+async fn upsert_contact(
+    AxumState(state): AxumState<State>,
+    TenantKey(tenant): TenantKey,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<ContactResult>, ApiError> {
+    let body: ContactBody = parse_body(&body)?;
+    let now = state.now();
+    let contact = validate(&id, body, now).map_err(|p| ApiError::bad_request(p.join("; ")))?;
+    with_store(&state, move |store| {
+        if let Some(why) = erased(store.connection(), &tenant, &contact)? {
+            return Err(ApiError::conflict("erased", why));
+        }
+        let mut results = store_contacts(
+            store,
+            &tenant,
+            std::slice::from_ref(&contact),
+            now.timestamp(),
+        )?;
+        results
+            .pop()
+            .map(Json)
+            .ok_or_else(|| ApiError::internal("no result for the stored contact"))
+    })
+    .await
+}
+
+/// One contact of a batch: its id and its fields.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct BatchItem {
+    id: String,
+    #[serde(flatten)]
+    contact: ContactBody,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Batch {
+    /// Up to 10,000 contacts.
+    contacts: Vec<BatchItem>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct BatchResults {
+    results: Vec<ContactResult>,
+}
+
+/// A bad item of a batch: where it is and everything wrong with it.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct InvalidItem {
+    index: usize,
+    contact: String,
+    errors: Vec<String>,
+}
+
+/// A batch with bad items: nothing was stored.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct InvalidItems {
+    /// `invalid_items`.
+    error: ErrorDetail,
+    items: Vec<InvalidItem>,
+}
+
+/// Many contacts at once, all or nothing.
+///
+/// If any item is bad, nothing is stored and the answer lists every bad item.
+#[utoipa::path(
+    post, path = "/v1/contacts", tag = "contacts",
+    request_body = Batch,
+    responses(
+        (status = 200, description = "All stored", body = BatchResults),
+        (status = 400, description = "Bad items (`invalid_items`; nothing stored) or a bad body", body = InvalidItems),
+        (status = 401, description = "No live API key", body = ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
+async fn upsert_batch(
+    AxumState(state): AxumState<State>,
+    TenantKey(tenant): TenantKey,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let batch: Batch = parse_body(&body)?;
+    if batch.contacts.len() > 10_000 {
+        return Err(ApiError::bad_request("at most 10,000 contacts per call"));
+    }
+    let now = state.now();
+    let mut good = Vec::new();
+    let mut bad = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for (index, item) in batch.contacts.into_iter().enumerate() {
+        let id = item.id.clone();
+        if !seen.insert(id.clone()) {
+            bad.push(InvalidItem {
+                index,
+                contact: id,
+                errors: vec!["the same id appears twice in this call".to_owned()],
+            });
+            continue;
+        }
+        match validate(&item.id, item.contact, now) {
+            Ok(c) => good.push((index, c)),
+            Err(errors) => bad.push(InvalidItem {
+                index,
+                contact: id,
+                errors,
+            }),
+        }
+    }
+    with_store(&state, move |store| {
+        for (index, contact) in &good {
+            if let Some(why) = erased(store.connection(), &tenant, contact)? {
+                bad.push(InvalidItem {
+                    index: *index,
+                    contact: contact.id.clone(),
+                    errors: vec![why],
+                });
+            }
+        }
+        if !bad.is_empty() {
+            bad.sort_by_key(|b| b.index);
+            let body = InvalidItems {
+                error: ErrorDetail {
+                    code: "invalid_items".to_owned(),
+                    message: format!("{} contact(s) are invalid; nothing was stored", bad.len()),
+                },
+                items: bad,
+            };
+            return Ok((StatusCode::BAD_REQUEST, Json(body)).into_response());
+        }
+        let list: Vec<Contact> = good.into_iter().map(|(_, c)| c).collect();
+        let results = store_contacts(store, &tenant, &list, now.timestamp())?;
+        Ok(Json(BatchResults { results }).into_response())
+    })
+    .await
+}
+
+/// The proof bundle of a contact, as `klar evidence export`.
+#[utoipa::path(
+    get, path = "/v1/contacts/{id}/evidence", tag = "contacts",
+    params(("id" = String, Path, description = "The contact's id")),
+    responses(
+        (status = 200, description = "The bundle (`klar-evidence-bundle/1`)", body = crate::app::evidence::Bundle),
+        (status = 401, description = "No live API key", body = ErrorBody),
+        (status = 404, description = "No such contact", body = ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
+async fn evidence(
+    AxumState(state): AxumState<State>,
+    TenantKey(tenant): TenantKey,
+    Path(id): Path<String>,
+) -> Result<Json<crate::app::evidence::Bundle>, ApiError> {
+    let now = state.now().timestamp();
+    with_store(&state, move |store| {
+        let t = tenants::require(store.connection(), &tenant).map_err(ApiError::internal)?;
+        match crate::app::evidence::export(store.connection(), &t, &id, now) {
+            Ok(b) => Ok(Json(b)),
+            Err(crate::app::evidence::BundleError::NoContact { .. }) => {
+                Err(ApiError::not_found(format!("no contact {id}")))
+            }
+            Err(e) => Err(ApiError::internal(e)),
+        }
+    })
+    .await
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Explanation {
+    contact: String,
+    /// Oldest first.
+    steps: Vec<crate::app::explain::Decision>,
+}
+
+/// Why a contact's cases are where they are, each step in words, as `klar explain`.
+#[utoipa::path(
+    get, path = "/v1/contacts/{id}/explanation", tag = "contacts",
+    params(("id" = String, Path, description = "The contact's id")),
+    responses(
+        (status = 200, description = "The steps", body = Explanation),
+        (status = 401, description = "No live API key", body = ErrorBody),
+        (status = 404, description = "No such contact", body = ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
+async fn explanation(
+    AxumState(state): AxumState<State>,
+    TenantKey(tenant): TenantKey,
+    Path(id): Path<String>,
+) -> Result<Json<Explanation>, ApiError> {
+    with_store(&state, move |store| {
+        match crate::app::explain::explain(store.connection(), &tenant, &id) {
+            Ok(steps) => Ok(Json(Explanation { contact: id, steps })),
+            Err(crate::app::evidence::BundleError::NoContact { .. }) => {
+                Err(ApiError::not_found(format!("no contact {id}")))
+            }
+            Err(e) => Err(ApiError::internal(e)),
+        }
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct PurposeQuery {
+    /// The purpose (default `contact-data`).
+    purpose: Option<String>,
+}
+
+/// The answer to "may I use this contact for this purpose?".
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct UseAnswer {
+    contact: String,
+    purpose: String,
+    /// True only in the band `usable`.
+    may_use: bool,
+    /// `usable`, `to-clarify` or `removed`.
+    band: String,
+    /// The case's state, e.g. `consented`, `requested`, `purged`.
+    state: String,
+    /// Why use is allowed; null when it is not.
+    basis: Option<Basis>,
+}
+
+/// The legal basis of a usable case.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub(super) enum Basis {
+    /// The contact agreed, at `since` (RFC 3339).
+    Consent { since: Option<String> },
+    /// Another basis (a contract, a legal duty…), with the reason recorded.
+    Other { reason: Option<String> },
+}
+
+/// May the CRM use this contact for purpose P? The hottest call.
+#[utoipa::path(
+    get, path = "/v1/contacts/{id}/use", tag = "contacts",
+    params(("id" = String, Path, description = "The contact's id"), PurposeQuery),
+    responses(
+        (status = 200, description = "The band, state and basis", body = UseAnswer),
+        (status = 400, description = "Bad query", body = ErrorBody),
+        (status = 401, description = "No live API key", body = ErrorBody),
+        (status = 404, description = "No such contact or no case for the purpose", body = ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
+async fn may_use(
+    AxumState(state): AxumState<State>,
+    Bearer(key): Bearer,
+    Path(id): Path<String>,
+    q: Result<Query<PurposeQuery>, QueryRejection>,
+) -> Result<Json<UseAnswer>, ApiError> {
+    let purpose = q
+        .map(|Query(q)| {
+            q.purpose
+                .unwrap_or_else(|| tenants::DEFAULT_PURPOSE.to_owned())
+        })
+        .map_err(|e| ApiError::bad_request(e.body_text()));
+    // The hottest call: the key and the case in one trip to the database, and
+    // only the columns the answer needs.
+    with_store(&state, move |store| {
+        let conn = store.connection();
+        let tenant = tenant_of(conn, &key)?;
+        let purpose = purpose?;
+        let row = cases::usage(conn, &tenant, &id, &purpose).map_err(ApiError::internal)?;
+        let Some(row) = row else {
+            return Err(ApiError::not_found(format!(
+                "no case for contact {id} and purpose {purpose}"
+            )));
+        };
+        // A guardrail: an erased person is used for nothing, whatever a
+        // case says.
+        let usable = row.may_use();
+        let (case_state, band, consented_at, reason) =
+            (row.state, row.band, row.consented_at, row.basis);
+        let basis = if !usable {
+            None
+        } else if case_state == CaseState::Consented.as_str() {
+            let since = consented_at
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+                .map(|t| t.with_timezone(&chrono::Utc).to_rfc3339());
+            Some(Basis::Consent { since })
+        } else if case_state == CaseState::OtherBasis.as_str() {
+            Some(Basis::Other { reason })
+        } else {
+            None
+        };
+        Ok(Json(UseAnswer {
+            contact: id,
+            purpose,
+            may_use: usable,
+            band,
+            state: case_state,
+            basis,
+        }))
+    })
+    .await
+}

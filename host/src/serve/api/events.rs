@@ -1,0 +1,226 @@
+//! `POST /v1/contacts/{id}/events`: events from the CRM.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State as AxumState};
+use axum::http::{HeaderMap, StatusCode};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::serve::error::ErrorBody;
+use crate::serve::{ApiError, State, with_store};
+
+use crate::plugin::Event;
+use crate::store::tenants;
+
+use super::{TenantKey, parse_body};
+
+pub(super) fn routes() -> OpenApiRouter<State> {
+    OpenApiRouter::new().routes(routes!(report_event))
+}
+
+/// Something that happened in the CRM.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct EventBody {
+    /// `withdraw`, `used`, `bounce`, `data-changed`, `hold-on` or `hold-off`.
+    #[serde(rename = "type")]
+    kind: String,
+    /// Only this purpose (default: all purposes; `used` and `bounce`: `contact-data`).
+    purpose: Option<String>,
+    /// For `bounce`: the channel that bounced (default `email`).
+    channel: Option<String>,
+    /// For `hold-on`/`hold-off`: who.
+    by: Option<String>,
+    /// For `hold-on`/`hold-off`: why.
+    reason: Option<String>,
+}
+
+/// What the event did to each purpose's case: its new `state`, or why it was
+/// `rejected`, or the error that `failed` the step.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub(super) struct EventResult {
+    purpose: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    state: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rejected: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    failed: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub(super) struct EventResponse {
+    contact: String,
+    event: String,
+    results: Vec<EventResult>,
+}
+
+fn event_of(body: &EventBody) -> Result<Event, ApiError> {
+    let need = |v: &Option<String>, what: &str| {
+        v.clone()
+            .filter(|s| !s.trim().is_empty())
+            .ok_or_else(|| ApiError::bad_request(format!("a {} event needs `{what}`", body.kind)))
+    };
+    Ok(match body.kind.as_str() {
+        "withdraw" => Event::Withdraw,
+        "used" => Event::Used,
+        "data-changed" => Event::DataChanged,
+        "bounce" => Event::Bounce {
+            channel: body.channel.clone().unwrap_or_else(|| "email".to_owned()),
+        },
+        "hold-on" => Event::HoldOn {
+            by: need(&body.by, "by")?,
+            reason: need(&body.reason, "reason")?,
+        },
+        "hold-off" => Event::HoldOff {
+            by: need(&body.by, "by")?,
+            reason: need(&body.reason, "reason")?,
+        },
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "unknown event type {other:?}; use withdraw, used, bounce, data-changed, hold-on or hold-off"
+            )));
+        }
+    })
+}
+
+/// Report an event: withdraw, used, bounce, data changed, legal hold.
+///
+/// An `Idempotency-Key` header makes a retried call return the first answer;
+/// the same key with a different request is a 422.
+#[utoipa::path(
+    post, path = "/v1/contacts/{id}/events", tag = "contacts",
+    params(
+        ("id" = String, Path, description = "The contact's id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the first answer"),
+    ),
+    request_body = EventBody,
+    responses(
+        (status = 200, description = "Applied to at least one case", body = EventResponse),
+        (status = 400, description = "Bad body or unknown event type", body = ErrorBody),
+        (status = 401, description = "No live API key", body = ErrorBody),
+        (status = 404, description = "No such contact", body = ErrorBody),
+        (status = 409, description = "Every case rejected the event (e.g. a withdrawal without consent)", body = EventResponse),
+        (status = 422, description = "The Idempotency-Key was used for another request (`idempotency_key_reused`)", body = ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
+async fn report_event(
+    AxumState(state): AxumState<State>,
+    TenantKey(tenant): TenantKey,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<EventResponse>), ApiError> {
+    let parsed: EventBody = parse_body(&body)?;
+    let event = event_of(&parsed)?;
+    let idempotency = headers
+        .get("idempotency-key")
+        .map(|v| {
+            v.to_str()
+                .map(str::to_owned)
+                .map_err(|_| ApiError::bad_request("Idempotency-Key must be text"))
+        })
+        .transpose()?;
+    let request = format!("{id}\n{}", String::from_utf8_lossy(&body));
+    let now = state.now();
+    let shared = std::sync::Arc::clone(&state);
+    with_store(&state, move |store| {
+        use crate::app::events::{
+            self, Applied, Idempotency, PurposeResult, ReportError, Reported,
+        };
+        let tenant_row =
+            tenants::require(store.connection(), &tenant).map_err(ApiError::internal)?;
+        let kind = parsed.kind.clone();
+        let contact = id.clone();
+        let response = move |results: &[PurposeResult]| -> (StatusCode, EventResponse) {
+            let results: Vec<EventResult> = results
+                .iter()
+                .map(|r| match &r.applied {
+                    Applied::Now(s) => EventResult {
+                        state: Some(s.as_str().to_owned()),
+                        ..EventResult::for_purpose(&r.purpose)
+                    },
+                    Applied::Refused(why) => EventResult {
+                        rejected: Some(why.clone()),
+                        ..EventResult::for_purpose(&r.purpose)
+                    },
+                    Applied::Failed(why) => EventResult {
+                        failed: Some(why.clone()),
+                        ..EventResult::for_purpose(&r.purpose)
+                    },
+                })
+                .collect();
+            let refused = results.iter().filter(|r| r.rejected.is_some()).count();
+            let status = if refused == results.len() {
+                StatusCode::CONFLICT
+            } else {
+                StatusCode::OK
+            };
+            let body = EventResponse {
+                contact: contact.clone(),
+                event: kind.clone(),
+                results,
+            };
+            (status, body)
+        };
+        let written = |results: &[PurposeResult]| {
+            let (status, body) = response(results);
+            (
+                status.as_u16(),
+                serde_json::to_string(&body).unwrap_or_default(),
+            )
+        };
+        let key = idempotency.as_deref().map(|key| Idempotency {
+            key,
+            request: &request,
+            answer: &written,
+        });
+        match events::report(
+            store,
+            &shared.sessions,
+            &tenant_row,
+            &id,
+            parsed.purpose.as_deref(),
+            &event,
+            key.as_ref(),
+            now,
+        ) {
+            Ok(Reported::Stepped(results)) => {
+                let (status, body) = response(&results);
+                Ok((status, Json(body)))
+            }
+            Ok(Reported::Repeated { status, answer }) => {
+                let body: EventResponse =
+                    serde_json::from_str(&answer).map_err(ApiError::internal)?;
+                Ok((
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+                    Json(body),
+                ))
+            }
+            Err(ReportError::NoContact { .. }) => {
+                Err(ApiError::not_found(format!("no contact {id}")))
+            }
+            Err(ReportError::KeyReused) => Err(ApiError::unprocessable(
+                "idempotency_key_reused",
+                "this Idempotency-Key was used for a different request",
+            )),
+            Err(err) => Err(ApiError::internal(err)),
+        }
+    })
+    .await
+}
+
+impl EventResult {
+    fn for_purpose(purpose: &str) -> EventResult {
+        EventResult {
+            purpose: purpose.to_owned(),
+            state: None,
+            rejected: None,
+            failed: None,
+        }
+    }
+}
