@@ -7,19 +7,24 @@
 //! contacts, which is what the host does with a tenant's contacts before a
 //! version becomes active. At run time each hook call is traced, so a step can
 //! be explained later. Errors read in plain words (see `plain.rs`).
+//!
+//! Compiling and calling hooks are here; running every hook for a contact
+//! (the check with a sample contact, the probe) is in `probe.rs`; finding
+//! where an error is and wording it is in `locate.rs`.
 
 use std::cell::OnceCell;
-use std::rc::Rc;
 
-use chrono::{TimeZone, Utc};
-use rhai::{AST, CallFnOptions, Dynamic, Engine, EvalAltResult, Position, Scope};
+use rhai::{AST, CallFnOptions, Dynamic, Engine, EvalAltResult, Scope};
 
 use crate::hooks::{self, Hook, Mismatch};
-use crate::model::{
-    Case, Contact, Diagnostic, ProbeProblem, Severity, State, StepError, TraceEntry,
-};
+use crate::model::{Diagnostic, Severity, StepError, TraceEntry};
 use crate::plain::{self, Names, edit_distance};
-use crate::script::{self, CaseView, ContactView};
+use crate::script;
+
+mod locate;
+mod probe;
+
+use locate::{find_fn, index, is_called, place};
 
 /// Where each hook is defined in the source (1-based line and column).
 #[derive(Debug, Clone, Copy, Default)]
@@ -167,144 +172,6 @@ impl Policy {
         Hook::ALL.into_iter().filter(|h| self.defines(*h)).collect()
     }
 
-    /// Runs every defined hook once on a sample contact and case, so that wrong
-    /// return types and runaway scripts are errors before the policy is used.
-    /// A deliberate `throw` may depend on the contact, so with the sample it is
-    /// only a warning; anything else (a typo, a limit, a wrong operation) fails
-    /// for real contacts too.
-    fn check_with_sample(&self, diagnostics: &mut Vec<Diagnostic>) {
-        let mut found = Vec::new();
-        if let Err(failure) = self.try_hook(Hook::BusinessDaysOnly, &[], hooks::flag) {
-            found.push(failure);
-        }
-        let contact = Rc::new(sample_contact());
-        found.extend(self.probe_contact(&contact, &[Case::new("contact-data")]));
-        for f in found {
-            let mut diagnostic = f.diagnostic;
-            if f.thrown {
-                diagnostic.severity = Severity::Warning;
-                diagnostic.message = format!("{} (seen with a sample contact)", diagnostic.message);
-            }
-            diagnostics.push(diagnostic);
-        }
-    }
-
-    /// Runs every hook the policy defines for one contact and each of its
-    /// cases, with the inputs klar gives the hook at the moment it asks: for
-    /// example `on_no_response` sees the case after its last reminder, and
-    /// `on_refusal` a refused and a withdrawn case. Every problem found is
-    /// one a real step for this contact can run into, a `throw` included.
-    /// `business_days_only()` takes no contact; the check at compile time
-    /// covers it. Purged cases are skipped: no hook runs for them again.
-    pub fn probe(&self, contact: &Rc<Contact>, cases: &[Case]) -> Vec<ProbeProblem> {
-        self.probe_contact(contact, cases)
-            .into_iter()
-            .map(|f| ProbeProblem {
-                index: 0,
-                hook: f.hook.name().to_owned(),
-                purpose: f.purpose,
-                diagnostic: f.diagnostic,
-            })
-            .collect()
-    }
-
-    fn probe_contact(&self, contact: &Rc<Contact>, cases: &[Case]) -> Vec<Found> {
-        let view = Dynamic::from(ContactView(Rc::clone(contact)));
-        let one = [view.clone()];
-        let mut found = Vec::new();
-        let reminders = match self.try_hook(Hook::ReminderDays, &one, hooks::reminder_days) {
-            Ok(Some(days)) => days.len(),
-            Ok(None) => hooks::DEFAULT_REMINDER_DAYS.len(),
-            Err(failure) => {
-                found.push(failure);
-                hooks::DEFAULT_REMINDER_DAYS.len()
-            }
-        };
-        for (hook, min) in [
-            (Hook::AnswerDays, 1),
-            (Hook::LinkValidDays, 1),
-            (Hook::ConsentValidDays, 0),
-            (Hook::StaleAfterDays, 0),
-            (Hook::CleanupGraceDays, 0),
-            (Hook::DecisionDays, 0),
-        ] {
-            if let Err(failure) = self.try_hook(hook, &one, |v| hooks::whole_days(v, min)) {
-                found.push(failure);
-            }
-        }
-        // The first request is attempt 1; each reminder adds one.
-        let attempts = (reminders + 1).min(MAX_PROBED_ATTEMPTS);
-        for attempt in 1..=attempts {
-            let args = [view.clone(), Dynamic::from(attempt as i64)];
-            if let Err(failure) = self.try_hook(Hook::Channel, &args, hooks::channel) {
-                found.push(failure);
-                break;
-            }
-        }
-        for case in cases.iter().filter(|c| c.state != State::Purged) {
-            let at = |state: State, attempt: Option<usize>| {
-                let mut moment = case.clone();
-                moment.state = state;
-                if let Some(attempt) = attempt {
-                    moment.attempt = u32::try_from(attempt).unwrap_or(u32::MAX);
-                }
-                Dynamic::from(CaseView(Rc::new(moment)))
-            };
-            // After the last reminder went unanswered.
-            let unanswered = at(State::Requested, Some(reminders + 1));
-            let refused = at(State::Refused, None);
-            let withdrawn = at(State::Withdrawn, None);
-            let moments: [(Hook, Vec<Dynamic>); 4] = [
-                (Hook::OnNoResponse, vec![unanswered.clone()]),
-                (Hook::OnRefusal, vec![refused.clone(), withdrawn.clone()]),
-                (
-                    Hook::RequiresApproval,
-                    vec![
-                        refused,
-                        withdrawn,
-                        unanswered,
-                        at(State::AwaitingDecision, None),
-                    ],
-                ),
-                (
-                    Hook::EvidenceRetentionDays,
-                    vec![at(State::CleanupPending, None)],
-                ),
-            ];
-            for (hook, moments) in moments {
-                for moment in moments {
-                    let args = [view.clone(), moment];
-                    let checked = match hook {
-                        Hook::OnNoResponse => {
-                            self.try_hook(hook, &args, hooks::no_response).map(drop)
-                        }
-                        Hook::OnRefusal => self.try_hook(hook, &args, hooks::refusal).map(drop),
-                        Hook::RequiresApproval => self.try_hook(hook, &args, hooks::flag).map(drop),
-                        _ => self
-                            .try_hook(hook, &args, |v| hooks::whole_days(v, 0))
-                            .map(drop),
-                    };
-                    if let Err(mut failure) = checked {
-                        failure.purpose = Some(case.purpose.clone());
-                        found.push(failure);
-                        break;
-                    }
-                }
-            }
-        }
-        // The same mistake seen for two purposes is one problem.
-        let mut seen = Vec::new();
-        found.retain(|f| {
-            let key = (f.hook, f.diagnostic.clone());
-            let new = !seen.contains(&key);
-            if new {
-                seen.push(key);
-            }
-            new
-        });
-        found
-    }
-
     /// Calls a hook and reads its value; `Ok(None)` if the policy does not
     /// define it.
     fn try_hook<T, const N: usize>(
@@ -357,26 +224,6 @@ impl Policy {
         }
     }
 
-    /// rhai replaces the place of a limit error (too many operations, stack
-    /// overflow, data too large) with the place of the outermost call, which for
-    /// a hook is nowhere. Only on that error path, run the hook's body once more as
-    /// top-level code at its own place in the source, where rhai keeps the place.
-    fn locate(&self, hook: Hook, args: &[Dynamic]) -> Option<Box<EvalAltResult>> {
-        let at = self.defined[index(hook)]?;
-        let source = unwrap_body(&self.source, at)?;
-        let meta = self.ast.iter_functions().find(|f| f.name == hook.name())?;
-        let mut scope = Scope::new();
-        for (name, value) in meta.params.iter().zip(args) {
-            scope.push_dynamic(name.to_string(), value.clone());
-        }
-        let ast = self.engine.compile_with_scope(&scope, source).ok()?;
-        let err = self
-            .engine
-            .eval_ast_with_scope::<Dynamic>(&mut scope, &ast)
-            .err()?;
-        (!err.position().is_none()).then_some(err)
-    }
-
     /// Calls a hook, reads its value, and records both in the trace. `input`
     /// describes the arguments for the trace; `default` is used when the hook is
     /// not defined.
@@ -415,180 +262,15 @@ impl Policy {
             }),
         }
     }
-
-    fn contract_error(&self, hook: Hook, mismatch: &str) -> Diagnostic {
-        let at = self.defined[index(hook)].unwrap_or_default();
-        Diagnostic::error(
-            at.line,
-            at.column,
-            format!(
-                "hook {} {}, but {mismatch}",
-                hook.signature(),
-                hook.contract()
-            ),
-        )
-    }
-
-    fn eval_error(&self, hook: Hook, err: &EvalAltResult) -> Diagnostic {
-        let inner = err.unwrap_inner();
-        let (line, column) = match place(inner.position()) {
-            (0, _) => {
-                let at = self.defined[index(hook)].unwrap_or_default();
-                (at.line, at.column)
-            }
-            known => known,
-        };
-        // Which of the policy's own functions the error happened in, if not
-        // in the hook itself.
-        let mut within = Vec::new();
-        let mut outer = err;
-        while let EvalAltResult::ErrorInFunctionCall(name, _, next, _) = outer {
-            if name != hook.name() && !within.contains(name) {
-                within.push(name.clone());
-            }
-            outer = next;
-        }
-        let place = match within.as_slice() {
-            [] => format!("in hook `{}`", hook.name()),
-            names => format!(
-                "in hook `{}`, in function `{}`",
-                hook.name(),
-                names.join("` → `")
-            ),
-        };
-        let names = self.names.get_or_init(|| self.gather_names());
-        Diagnostic::error(
-            line,
-            column,
-            format!("{place}: {}", plain::runtime(inner, names)),
-        )
-    }
-
-    /// The functions and variables a suggestion may name.
-    fn gather_names(&self) -> Names {
-        let is_name = |n: &str| {
-            n.chars()
-                .next()
-                .is_some_and(|c| c.is_alphabetic() || c == '_')
-                && n.chars().all(|c| c.is_alphanumeric() || c == '_')
-        };
-        let mut functions: Vec<String> = self.engine.collect_fn_metadata(
-            None,
-            |info| Some(info.metadata.name.to_string()),
-            true,
-        );
-        functions.retain(|n| is_name(n));
-        functions.sort();
-        functions.dedup();
-        Names {
-            functions,
-            scripted: self
-                .ast
-                .iter_functions()
-                .map(|f| (f.name.to_owned(), f.params.len()))
-                .collect(),
-            variables: Names::declared_in(&self.source),
-        }
-    }
-}
-
-fn index(hook: Hook) -> usize {
-    Hook::ALL.iter().position(|h| *h == hook).unwrap_or(0)
-}
-
-fn place(pos: Position) -> (u32, u32) {
-    let n = |v: Option<usize>| v.and_then(|v| u32::try_from(v).ok()).unwrap_or(0);
-    (n(pos.line()), n(pos.position()))
-}
-
-/// The place of `fn NAME` in the source: rhai's function metadata has no position.
-fn find_fn(source: &str, name: &str) -> (u32, u32) {
-    for (number, line) in source.lines().enumerate() {
-        let mut rest = line;
-        let mut offset = 0;
-        while let Some(i) = rest.find("fn ") {
-            let before_ok = i == 0 || !is_ident(rest[..i].chars().next_back().unwrap_or(' '));
-            let after = rest[i + 3..].trim_start();
-            if before_ok && after.starts_with(name) && !after[name.len()..].starts_with(is_ident) {
-                let column = line[..offset + i].chars().count() + 1;
-                return (to_u32(number + 1), to_u32(column));
-            }
-            offset += i + 3;
-            rest = &rest[i + 3..];
-        }
-    }
-    (0, 0)
-}
-
-/// The source with the header `fn name(params)` of the function defined at `at`
-/// blanked out, so that its body becomes a top-level block at the same place.
-fn unwrap_body(source: &str, at: Defined) -> Option<String> {
-    let line_start: usize = source
-        .split_inclusive('\n')
-        .take(at.line.checked_sub(1)? as usize)
-        .map(str::len)
-        .sum();
-    let start = line_start
-        + source[line_start..]
-            .char_indices()
-            .nth(at.column.checked_sub(1)? as usize)?
-            .0;
-    let brace = start + source[start..].find('{')?;
-    let mut out = String::with_capacity(source.len());
-    out.push_str(&source[..start]);
-    out.extend(
-        source[start..brace]
-            .chars()
-            .map(|c| if c == '\n' { '\n' } else { ' ' }),
-    );
-    out.push_str(&source[brace..]);
-    Some(out)
-}
-
-fn to_u32(n: usize) -> u32 {
-    u32::try_from(n).unwrap_or(u32::MAX)
-}
-
-fn is_ident(c: char) -> bool {
-    c.is_alphanumeric() || c == '_'
-}
-
-/// Whether the source calls `name(` anywhere other than where it defines it.
-fn is_called(source: &str, name: &str) -> bool {
-    let mut count = 0;
-    let mut rest = source;
-    while let Some(i) = rest.find(name) {
-        let before = rest[..i].chars().next_back().unwrap_or(' ');
-        let after = rest[i + name.len()..].trim_start();
-        if !is_ident(before) && after.starts_with('(') {
-            count += 1;
-        }
-        rest = &rest[i + name.len()..];
-    }
-    count > 1
-}
-
-fn sample_contact() -> Contact {
-    Contact {
-        id: "sample".to_owned(),
-        first_name: "Erika".to_owned(),
-        last_name: "Mustermann".to_owned(),
-        email: Some("erika@example.org".to_owned()),
-        phone: Some("+49 30 1234567".to_owned()),
-        owner: "owner".to_owned(),
-        source: "web-form".to_owned(),
-        language: "de".to_owned(),
-        created_at: Utc
-            .timestamp_opt(1_767_225_600, 0)
-            .single()
-            .unwrap_or_default(),
-        attributes: Default::default(),
-    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::rc::Rc;
+
+    use super::probe::sample_contact;
     use super::*;
+    use crate::model::{Case, Contact, State};
     use crate::script::limits;
 
     fn errors(source: &str) -> Vec<Diagnostic> {
