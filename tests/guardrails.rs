@@ -10,14 +10,14 @@
 //!    purged, nothing may be used and no request goes out again; at most one
 //!    message a day; the audit chain is intact.
 //! 2. Arbitrary outcomes, as a broken or hostile plugin might return them,
-//!    against `scheduler::guardrail`: each forbidden outcome is refused with
+//!    against `engine::guardrail`: each forbidden outcome is refused with
 //!    its reason, and every other outcome (requests to cases that may be
 //!    asked, cleanups after the grace period without a hold) passes.
 
 mod support;
 
 use chrono::Duration;
-use klar::engine as scheduler;
+use klar::engine;
 use klar::plugin::{
     Action, Answer, Band, Case, CleanupMode, CleanupPlan, Decision, DecisionKind, Event, Outcome,
     State,
@@ -268,7 +268,7 @@ proptest! {
             Ok::<_, anyhow::Error>(())
         }).expect("setup");
         let tenant = tenants::require(store.connection(), "acme").expect("tenant");
-        let (mut session, sha) = scheduler::tenant_session(&store, &plugin, &tenant).expect("session");
+        let (mut session, sha) = engine::tenant_session(&store, &plugin, &tenant).expect("session");
 
         let mut now = t0();
         let mut seen = Seen { outbox_seq: 0, state_changes: 0, erased: false, last_message: None };
@@ -279,11 +279,11 @@ proptest! {
             let what = format!("step {i} ({} on {purpose}) at {now}", event.describe());
             match event {
                 Event::Tick => {
-                    scheduler::tick(&mut store, &mut session, &tenant, &sha, now, 50).expect("tick");
+                    engine::tick(&mut store, &mut session, &tenant, &sha, now, 50).expect("tick");
                 }
                 event => {
-                    match scheduler::step_event(&mut store, &mut session, &tenant, &sha, "C1", purpose, event, now) {
-                        Ok(_) | Err(scheduler::EventError::Rejected(_)) => {}
+                    match engine::step_event(&mut store, &mut session, &tenant, &sha, "C1", purpose, event, now) {
+                        Ok(_) | Err(engine::EventError::Rejected(_)) => {}
                         Err(err) => prop_assert!(false, "{}: {}", what, err),
                     }
                 }
@@ -349,7 +349,7 @@ proptest! {
     ) {
         let now = t0().timestamp();
         let outcome = Outcome { case: after.clone(), actions: actions.clone(), trace: Vec::new() };
-        let verdict = scheduler::guardrail(&before, &outcome, now);
+        let verdict = engine::guardrail(&before, &outcome, now);
         let asks = actions.iter().any(|a| matches!(a, Action::SendRequest { .. }));
         let cleans = actions.iter().any(|a| matches!(a, Action::Cleanup { .. }));
         let removed = |case: &Case| case.state.band() == Band::Removed;

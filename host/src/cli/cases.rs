@@ -2,14 +2,17 @@
 //! (`decide`, `approve`, `hold`, `withdraw`, `used`), `respond`, and the
 //! cockpit (`status`, `cases`).
 
+use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
 
-use super::*;
+use super::{NowArg, load_plugin, open_store};
 use crate::app::respond::{self, Origin, RespondError};
-use crate::plugin::Answer;
+use crate::plugin::{Answer, Event};
+use crate::store::tenants;
 
 /// `klar import`
 pub(super) fn import(

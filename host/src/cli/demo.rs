@@ -1,13 +1,16 @@
 //! `klar demo`: the README's main job.
 
+use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Result;
+use chrono::SubsecRound;
 
 use super::cases::status;
 use super::evidence::audit_verify;
-use super::*;
+use super::{NowArg, load_plugin};
+use crate::store::{Store, tenants};
 
 /// `klar demo`
 pub(super) fn demo(

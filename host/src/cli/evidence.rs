@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 
-use super::*;
+use super::{NowArg, open_store};
+use crate::store::tenants;
 
 /// `klar audit verify`
 pub(super) fn audit_verify(db: &Path, tenant: Option<&str>) -> Result<ExitCode> {

@@ -8,7 +8,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use chrono::{DateTime, SubsecRound, Utc};
 use clap::Parser;
 use serde::de::DeserializeOwned;
 
@@ -23,9 +22,8 @@ mod setup;
 
 pub use args::*;
 
-use crate::diagnostics;
-use crate::plugin::{Case, Clock, Contact, Decision, DecisionKind, Event, Severity};
-use crate::runtime::{LoadedPlugin, OpenError, Origin, Runtime, RuntimeConfig, StepFailure};
+use crate::plugin::{Decision, DecisionKind, Event};
+use crate::runtime::{LoadedPlugin, Runtime, RuntimeConfig};
 use crate::store::{Store, tenants};
 
 /// Sets up logging (`KLAR_LOG`, e.g. `KLAR_LOG=debug`) and runs the command.

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use super::*;
-use crate::store::outbox;
+use super::{NowArg, open_store};
+use crate::store::{outbox, tenants};
 
 /// `klar outbox`
 pub(super) fn outbox(

@@ -1,11 +1,15 @@
 //! The plugin's own faces: `klar policy check`, `klar step`, `klar plugin`.
 
+use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Result, bail};
 
-use super::*;
+use super::{StepArgs, load_plugin, parse_time, read_json, read_text};
+use crate::diagnostics;
+use crate::plugin::{Case, Clock, Contact, Event, Severity};
+use crate::runtime::{OpenError, Origin, StepFailure};
 
 /// `klar policy check FILE`
 pub(super) fn policy_check(plugin: Option<&Path>, file: &Path, json: bool) -> Result<ExitCode> {

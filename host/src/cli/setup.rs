@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use super::*;
+use super::{NowArg, open_store};
+use crate::store::{Store, tenants};
 
 /// `klar init`
 pub(super) fn init(db: &Path) -> Result<ExitCode> {

@@ -4,8 +4,9 @@
 //!
 //! SQLite work runs on tokio's blocking threads; each keeps its own open
 //! connection (`with_store`), so a request pays for a query, not for opening
-//! the database. The plugin's compiled component is shared; each request that
-//! steps a case opens a session on the tenant's policy.
+//! the database. The plugin's compiled component is shared, and so is one
+//! open session per tenant on its running policy (`engine::Sessions`), which
+//! events and answers by link step through.
 
 mod account;
 mod api;
