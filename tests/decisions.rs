@@ -56,9 +56,7 @@ impl Db {
     }
 
     fn state(&self) -> String {
-        let store = self.store();
-        store
-            .connection()
+        self.sql()
             .query_row(
                 "SELECT state FROM cases WHERE contact = 'C00001'",
                 [],
@@ -191,9 +189,7 @@ fn audit_verify_catches_a_row_edited_in_the_database_file() {
     db.tick(0);
     assert_eq!(db.ok(&["audit", "verify"]), "acme: audit chain intact\n");
     {
-        let store = db.store();
-        store
-            .connection()
+        db.sql()
             .execute("UPDATE audit_log SET detail = replace(detail, 'requested', 'consented') WHERE kind = 'state-change'", [])
             .expect("tamper");
     }

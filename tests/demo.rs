@@ -95,9 +95,8 @@ fn the_demo_ends_in_a_cockpit_that_adds_up_and_replays() {
     assert!(sum(&first["awaiting_decision_by_owner"]) > 0, "{first}");
     let names = ws.ok(&["--db", "demo.db", "cases", "demo", "--json", "--now", END]);
     assert!(names.contains("\"owner\""), "{names}");
-    let store = klar::store::Store::open(&ws.path().join("demo.db")).expect("opens");
-    let umlauts: i64 = store
-        .connection()
+    let sql = rusqlite::Connection::open(ws.path().join("demo.db")).expect("opens");
+    let umlauts: i64 = sql
         .query_row(
             "SELECT COUNT(*) FROM contacts WHERE first_name || last_name GLOB '*[äöüßéçñłøş]*'",
             [],
@@ -165,8 +164,7 @@ fn a_year_of_the_demo_erases_people_whole_and_sends_one_message_a_day() {
         "--now",
         END,
     ]);
-    let store = klar::store::Store::open(&ws.path().join("year.db")).expect("the demo database");
-    let conn = store.connection();
+    let conn = rusqlite::Connection::open(ws.path().join("year.db")).expect("the demo database");
     let left: i64 = conn
         .query_row(
             "SELECT COUNT(*) FROM cases c JOIN contacts k ON k.tenant = c.tenant AND k.id = c.contact

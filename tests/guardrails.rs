@@ -81,24 +81,25 @@ struct Seen {
     last_message: Option<i64>,
 }
 
-fn stored(store: &klar::store::Store, purpose: &str) -> (Case, Option<String>) {
-    store
-        .connection()
-        .query_row(
-            "SELECT body, needs_attention FROM cases WHERE contact = 'C1' AND purpose = ?1",
-            [purpose],
-            |r| Ok((r.get::<_, String>(0)?, r.get(1)?)),
-        )
-        .map(|(body, attention)| (serde_json::from_str(&body).expect("case JSON"), attention))
-        .expect("the case")
+fn stored(sql: &rusqlite::Connection, purpose: &str) -> (Case, Option<String>) {
+    sql.query_row(
+        "SELECT body, needs_attention FROM cases WHERE contact = 'C1' AND purpose = ?1",
+        [purpose],
+        |r| Ok((r.get::<_, String>(0)?, r.get(1)?)),
+    )
+    .map(|(body, attention)| (serde_json::from_str(&body).expect("case JSON"), attention))
+    .expect("the case")
 }
 
-fn all_stored(store: &klar::store::Store) -> Vec<Case> {
-    PURPOSES.iter().map(|p| stored(store, p).0).collect()
+fn all_stored(sql: &rusqlite::Connection) -> Vec<Case> {
+    PURPOSES.iter().map(|p| stored(sql, p).0).collect()
 }
 
+/// `sql` is a second connection to the store's file, for what the test
+/// reads beneath klar's own interface.
 fn check(
     store: &klar::store::Store,
+    sql: &rusqlite::Connection,
     before: &[Case],
     now: i64,
     seen: &mut Seen,
@@ -106,7 +107,7 @@ fn check(
 ) -> Result<Vec<Case>, TestCaseError> {
     let mut after = Vec::new();
     for purpose in PURPOSES {
-        let (case, attention) = stored(store, purpose);
+        let (case, attention) = stored(sql, purpose);
         prop_assert_eq!(
             attention,
             None,
@@ -124,7 +125,7 @@ fn check(
             .unwrap_or(State::Unclarified)
     };
     let conn = store.connection();
-    let mut stmt = conn
+    let mut stmt = sql
         .prepare("SELECT seq, kind, purpose, payload, COALESCE(deliver_after, created_at) FROM outbox WHERE seq > ?1 ORDER BY seq")
         .expect("prepare");
     let new: Vec<(i64, String, String, String, i64)> = stmt
@@ -196,7 +197,7 @@ fn check(
             prop_assert_eq!(a, b, "{}: purged is final", what);
         }
     }
-    let erased: Option<i64> = conn
+    let erased: Option<i64> = sql
         .query_row("SELECT erased_at FROM contacts WHERE id = 'C1'", [], |r| {
             r.get(0)
         })
@@ -222,7 +223,7 @@ fn check(
             );
         }
     }
-    let changes: i64 = conn
+    let changes: i64 = sql
         .query_row(
             "SELECT COUNT(*) FROM audit_log WHERE kind = 'state-change' AND contact = 'C1'",
             [],
@@ -256,6 +257,7 @@ proptest! {
         let plugin = standard_plugin();
         let dir = tempfile::tempdir().expect("temp dir");
         let mut store = klar::store::Store::open(&dir.path().join("klar.db")).expect("store");
+        let sql = rusqlite::Connection::open(dir.path().join("klar.db")).expect("a second connection");
         let source = if POLICIES[policy].is_empty() { klar::DEFAULT_POLICY } else { POLICIES[policy] };
         store.transaction(|tx| {
             tenants::add(tx, "acme", "ACME", "Europe/Berlin", "de", t0().timestamp())?;
@@ -272,7 +274,7 @@ proptest! {
 
         let mut now = t0();
         let mut seen = Seen { outbox_seq: 0, state_changes: 0, erased: false, last_message: None };
-        let mut before = all_stored(&store);
+        let mut before = all_stored(&sql);
         for (i, (days, event, purpose)) in steps.into_iter().enumerate() {
             now += Duration::days(days) + Duration::hours(1);
             let purpose = PURPOSES[purpose];
@@ -288,7 +290,7 @@ proptest! {
                     }
                 }
             }
-            before = check(&store, &before, now.timestamp(), &mut seen, &what)?;
+            before = check(&store, &sql, &before, now.timestamp(), &mut seen, &what)?;
         }
         prop_assert!(klar::store::audit::verify(store.connection(), "acme").expect("verify").is_empty());
     }

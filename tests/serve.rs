@@ -398,8 +398,7 @@ fn a_batch_is_stored_whole_or_not_at_all_and_names_each_bad_item() {
 
 /// How many contacts of `tenant` the server's database holds.
 fn contacts_stored(s: &Server, tenant: &str) -> i64 {
-    s.ws.store()
-        .connection()
+    s.ws.sql()
         .query_row(
             "SELECT COUNT(*) FROM contacts WHERE tenant = ?1",
             [tenant],

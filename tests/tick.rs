@@ -72,9 +72,8 @@ fn tick(dir: &std::path::Path, now: &str) -> String {
 }
 
 fn states(dir: &std::path::Path) -> Vec<(String, String, String, Option<String>)> {
-    let store = Store::open(&dir.join("klar.db")).expect("opens");
-    let mut stmt = store
-        .connection()
+    let sql = rusqlite::Connection::open(dir.join("klar.db")).expect("opens");
+    let mut stmt = sql
         .prepare(
             "SELECT contact, purpose, state, needs_attention FROM cases ORDER BY contact, purpose",
         )
@@ -86,9 +85,8 @@ fn states(dir: &std::path::Path) -> Vec<(String, String, String, Option<String>)
 }
 
 fn outbox_kinds(dir: &std::path::Path) -> Vec<String> {
-    let store = Store::open(&dir.join("klar.db")).expect("opens");
-    let mut stmt = store
-        .connection()
+    let sql = rusqlite::Connection::open(dir.join("klar.db")).expect("opens");
+    let mut stmt = sql
         .prepare("SELECT kind FROM outbox ORDER BY seq")
         .expect("query");
     stmt.query_map([], |r| r.get(0))

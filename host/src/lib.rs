@@ -12,7 +12,8 @@
 //! - `store` is the only module that speaks SQL; `runtime` loads plugins
 //!   with wasmtime and runs them in a sandbox.
 //!
-//! Beside them: `diagnostics` renders policy errors for people, `times`
+//! Beside them: `wire` holds the JSON shapes the faces show, converted from
+//! store rows; `diagnostics` renders policy errors for people, `times`
 //! formats times (RFC 3339 in JSON, local time for people), and `bench`
 //! measures klar against baselines taken in the same run.
 
@@ -26,6 +27,7 @@ pub mod runtime;
 pub mod serve;
 pub mod store;
 pub mod times;
+pub mod wire;
 
 pub use klar_plugin as plugin;
 

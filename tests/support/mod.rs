@@ -156,4 +156,11 @@ impl Workspace {
     pub fn store(&self) -> klar::store::Store {
         klar::store::Store::open(&self.path().join("klar.db")).expect("the database opens")
     }
+
+    /// A plain SQLite connection to the workspace's database, for what a test
+    /// reads or tampers with beneath klar's own interface.
+    #[allow(dead_code)]
+    pub fn sql(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.path().join("klar.db")).expect("the database opens")
+    }
 }

@@ -106,7 +106,7 @@ pub enum ActivationError {
     #[error(transparent)]
     Tenant(#[from] TenantError),
     #[error("failed to read the tenant's contacts")]
-    Sql(#[from] rusqlite::Error),
+    Sql(#[from] crate::store::Error),
 }
 
 /// A version that became active, and the sweep that let it.
@@ -157,7 +157,7 @@ pub fn activate(
 /// A candidate without tests may replace a tested active version only with
 /// a reason. `Ok(true)`: it replaces a tested one, with a reason.
 fn untested_rule(
-    conn: &rusqlite::Connection,
+    conn: &crate::store::Conn,
     tenant: &str,
     candidate: &Candidate<'_>,
     reason: Option<&str>,

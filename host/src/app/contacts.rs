@@ -2,8 +2,8 @@
 //! address cannot come back, and a contact is stored together with a case
 //! for each of the tenant's purposes.
 
+use crate::store::Conn;
 use chrono::{DateTime, Utc};
-use rusqlite::Connection;
 
 use crate::plugin::Contact;
 use crate::store::contacts::{self, Upsert};
@@ -28,10 +28,10 @@ impl ErasedAddress {
 /// Whether `contact` would bring back an erased person (checked against the
 /// salted hashes kept at erasure).
 pub fn erased_address(
-    conn: &Connection,
+    conn: &Conn,
     tenant: &str,
     contact: &Contact,
-) -> rusqlite::Result<Option<ErasedAddress>> {
+) -> crate::store::Result<Option<ErasedAddress>> {
     for (kind, value) in [("email", &contact.email), ("phone", &contact.phone)] {
         if let Some(value) = value
             && let Some(at) = contacts::erased_at(conn, tenant, kind, value)?

@@ -66,7 +66,7 @@ pub enum DemoError {
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
-    Sql(#[from] rusqlite::Error),
+    Sql(#[from] crate::store::Error),
     #[error(transparent)]
     Tenant(#[from] tenants::TenantError),
     #[error(transparent)]

@@ -59,8 +59,8 @@ pub enum ReportError {
     Store(#[from] StoreError),
 }
 
-impl From<rusqlite::Error> for ReportError {
-    fn from(err: rusqlite::Error) -> ReportError {
+impl From<crate::store::Error> for ReportError {
+    fn from(err: crate::store::Error) -> ReportError {
         ReportError::Store(err.into())
     }
 }
@@ -69,11 +69,11 @@ impl From<rusqlite::Error> for ReportError {
 /// `bounce` (which concern one use of the contact's data), `contact-data`;
 /// else every purpose of the tenant.
 pub fn purposes_for(
-    conn: &rusqlite::Connection,
+    conn: &crate::store::Conn,
     tenant: &str,
     event: &Event,
     purpose: Option<&str>,
-) -> rusqlite::Result<Vec<String>> {
+) -> crate::store::Result<Vec<String>> {
     Ok(match purpose {
         Some(p) => vec![p.to_owned()],
         None if matches!(event, Event::Used | Event::Bounce { .. }) => {

@@ -9,15 +9,16 @@
 
 use std::collections::BTreeSet;
 
-use rusqlite::Connection;
+use crate::store::Conn;
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::store::audit::{self, Row};
 use crate::store::evidence::{self, Record};
-use crate::store::report::{self, CaseLine};
+use crate::store::report;
 use crate::store::tenants::{self, Tenant};
 use crate::times::rfc3339;
+use crate::wire;
 
 /// Bumped whenever a field changes meaning.
 pub const FORMAT: &str = "klar-evidence-bundle/1";
@@ -113,15 +114,15 @@ pub struct Bundle {
     pub generated_at: String,
     pub tenant: TenantRecord,
     pub contact: ContactRecord,
-    pub cases: Vec<CaseLine>,
+    pub cases: Vec<wire::CaseLine>,
     /// Every request and reminder sent: channel, attempt, link id, text version.
-    pub requests: Vec<Record>,
+    pub requests: Vec<wire::Record>,
     /// Every mail klar sent itself: recipient, Message-ID, the relay's answer.
-    pub deliveries: Vec<Record>,
+    pub deliveries: Vec<wire::Record>,
     /// Every answer: time, channel, link id, text version and hash, IP, user agent.
-    pub responses: Vec<Record>,
+    pub responses: Vec<wire::Record>,
     /// The consent texts the requests showed, word for word.
-    pub consent_texts: Vec<crate::store::texts::ConsentText>,
+    pub consent_texts: Vec<wire::ConsentText>,
     pub decisions: Vec<DecisionRecord>,
     pub policy_versions: Vec<PolicyRecord>,
     pub audit: Vec<AuditRow>,
@@ -133,14 +134,14 @@ pub enum BundleError {
     #[error("tenant {tenant} has no contact {contact}")]
     NoContact { tenant: String, contact: String },
     #[error(transparent)]
-    Sql(#[from] rusqlite::Error),
+    Sql(#[from] crate::store::Error),
 }
 
 fn contact_record(
-    conn: &Connection,
+    conn: &Conn,
     tenant: &str,
     id: &str,
-) -> rusqlite::Result<Option<ContactRecord>> {
+) -> crate::store::Result<Option<ContactRecord>> {
     Ok(
         crate::store::contacts::stored(conn, tenant, id)?.map(|c| ContactRecord {
             id: c.id,
@@ -282,11 +283,7 @@ fn audit_row(row: Row) -> AuditRow {
 }
 
 /// The contact's audit rows, oldest first.
-pub fn audit_rows(
-    conn: &Connection,
-    tenant: &str,
-    contact: &str,
-) -> Result<Vec<AuditRow>, BundleError> {
+pub fn audit_rows(conn: &Conn, tenant: &str, contact: &str) -> Result<Vec<AuditRow>, BundleError> {
     if contact_record(conn, tenant, contact)?.is_none() {
         return Err(BundleError::NoContact {
             tenant: tenant.to_owned(),
@@ -327,7 +324,7 @@ fn decision(row: &AuditRow) -> Option<DecisionRecord> {
 
 /// Builds the proof bundle of one contact.
 pub fn export(
-    conn: &Connection,
+    conn: &Conn,
     tenant: &Tenant,
     contact: &str,
     now: i64,
@@ -403,11 +400,11 @@ pub fn export(
             timezone: tenant.timezone.name().to_owned(),
         },
         contact: record,
-        cases,
-        requests,
-        deliveries,
-        responses,
-        consent_texts,
+        cases: wire::list(cases),
+        requests: wire::list(requests),
+        deliveries: wire::list(deliveries),
+        responses: wire::list(responses),
+        consent_texts: wire::list(consent_texts),
         decisions: audit.iter().filter_map(decision).collect(),
         policy_versions,
         audit,

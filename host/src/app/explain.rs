@@ -3,7 +3,7 @@
 //! of which hook answered what; this module turns them into plain words, with
 //! the policy version that decided each step.
 
-use rusqlite::Connection;
+use crate::store::Conn;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -36,11 +36,7 @@ pub struct Decision {
 }
 
 /// The contact's steps, oldest first.
-pub fn explain(
-    conn: &Connection,
-    tenant: &str,
-    contact: &str,
-) -> Result<Vec<Decision>, BundleError> {
+pub fn explain(conn: &Conn, tenant: &str, contact: &str) -> Result<Vec<Decision>, BundleError> {
     let rows = evidence::audit_rows(conn, tenant, contact)?;
     let versions = tenants::policy_versions(conn, tenant)?;
     let default_sha = crate::sha256_hex(crate::DEFAULT_POLICY.as_bytes());

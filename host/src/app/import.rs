@@ -8,8 +8,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::store::Conn;
 use chrono::{DateTime, NaiveDate, Utc};
-use rusqlite::Connection;
 
 use crate::plugin::Contact;
 
@@ -315,7 +315,7 @@ pub(crate) fn plausible_phone(phone: &str) -> bool {
 
 /// Adds a problem for every row whose e-mail address or phone number was
 /// erased earlier: such a contact must not come back through an import.
-pub fn check_erased(conn: &Connection, tenant: &str, parsed: &mut Parsed) -> rusqlite::Result<()> {
+pub fn check_erased(conn: &Conn, tenant: &str, parsed: &mut Parsed) -> crate::store::Result<()> {
     let mut keep = Vec::with_capacity(parsed.contacts.len());
     for (line, contact) in std::mem::take(&mut parsed.contacts) {
         match super::contacts::erased_address(conn, tenant, &contact)? {

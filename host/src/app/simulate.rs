@@ -70,12 +70,12 @@ pub enum SimulateError {
     #[error("failed to copy the database {path}: {source}")]
     Copy {
         path: String,
-        source: rusqlite::Error,
+        source: crate::store::Error,
     },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
-    Sql(#[from] rusqlite::Error),
+    Sql(#[from] crate::store::Error),
     #[error(transparent)]
     Tenant(#[from] tenants::TenantError),
     #[error("{0}")]

@@ -496,6 +496,18 @@ pub enum DecideAction {
     Keep,
 }
 
+impl From<DecideAction> for crate::plugin::DecisionKind {
+    fn from(action: DecideAction) -> Self {
+        match action {
+            DecideAction::Manual => Self::Manual,
+            DecideAction::Restart => Self::Restart,
+            DecideAction::Cleanup => Self::Cleanup,
+            DecideAction::OtherBasis => Self::OtherBasis,
+            DecideAction::Keep => Self::Keep,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OnOff {
     On,
@@ -506,6 +518,15 @@ pub enum OnOff {
 pub enum AnswerArg {
     Accept,
     Refuse,
+}
+
+impl From<AnswerArg> for crate::plugin::Answer {
+    fn from(answer: AnswerArg) -> Self {
+        match answer {
+            AnswerArg::Accept => Self::Accept,
+            AnswerArg::Refuse => Self::Refuse,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -202,13 +202,42 @@ pub(super) fn respond(
 }
 
 /// `klar status`
+/// `klar clear`: a person has looked at a failed step; the next tick retries it.
+pub(super) fn clear(
+    db: &Path,
+    tenant: &str,
+    (contact, purpose): (&str, &str),
+    (by, reason): (&str, &str),
+    now: &NowArg,
+) -> Result<ExitCode> {
+    let now = now.resolve()?.timestamp();
+    let mut store = open_store(db)?;
+    let tenant = tenants::require(store.connection(), tenant)?;
+    let cleared = crate::engine::clear_attention(
+        &mut store,
+        &tenant.id,
+        (contact, purpose),
+        by,
+        reason,
+        now,
+    )?;
+    if cleared {
+        println!("{contact} {purpose}: cleared; the next tick takes it up again");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("{contact} {purpose}: nothing to clear (no failed step on record)");
+        Ok(ExitCode::from(1))
+    }
+}
+
 pub(super) fn status(db: &Path, tenant: &str, json: bool, now: &NowArg) -> Result<ExitCode> {
     let now = now.resolve()?.timestamp();
     let store = open_store(db)?;
     tenants::require(store.connection(), tenant)?;
     let s = crate::store::report::status(store.connection(), tenant, now)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&s)?);
+        let wire = crate::wire::Status::from(s);
+        println!("{}", serde_json::to_string_pretty(&wire)?);
         return Ok(ExitCode::SUCCESS);
     }
     let total: i64 = s.bands.values().sum();
@@ -276,7 +305,8 @@ pub(super) fn cases(
     let tz = tenants::require(store.connection(), tenant)?.timezone;
     let lines = crate::store::report::cases(store.connection(), tenant, filter, now)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&lines)?);
+        let wire: Vec<crate::wire::CaseLine> = crate::wire::list(lines);
+        println!("{}", serde_json::to_string_pretty(&wire)?);
         return Ok(ExitCode::SUCCESS);
     }
     let header = [

@@ -60,6 +60,22 @@ pub(super) fn audit_show(db: &Path, tenant: &str, contact: &str, json: bool) -> 
 }
 
 /// `klar evidence export`
+/// `klar explain`: each decision on a contact's cases, and why.
+pub(super) fn explain(db: &Path, tenant: &str, contact: &str, json: bool) -> Result<ExitCode> {
+    let store = open_store(db)?;
+    let tenant = tenants::require(store.connection(), tenant)?;
+    let decisions = crate::app::explain::explain(store.connection(), &tenant.id, contact)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&decisions)?);
+    } else {
+        print!(
+            "{}",
+            crate::app::explain::render(contact, &decisions, tenant.timezone)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub(super) fn evidence_export(
     db: &Path,
     tenant: &str,

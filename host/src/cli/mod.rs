@@ -22,9 +22,9 @@ mod setup;
 
 pub use args::*;
 
-use crate::plugin::{Decision, DecisionKind, Event};
+use crate::plugin::{Decision, Event};
 use crate::runtime::{LoadedPlugin, Runtime, RuntimeConfig};
-use crate::store::{Store, tenants};
+use crate::store::Store;
 
 /// Sets up logging (`KLAR_LOG`, e.g. `KLAR_LOG=debug`) and runs the command.
 pub fn main() -> ExitCode {
@@ -94,15 +94,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             after_days,
             now,
         } => {
-            let kind = match action {
-                DecideAction::Manual => DecisionKind::Manual,
-                DecideAction::Restart => DecisionKind::Restart,
-                DecideAction::Cleanup => DecisionKind::Cleanup,
-                DecideAction::OtherBasis => DecisionKind::OtherBasis,
-                DecideAction::Keep => DecisionKind::Keep,
-            };
             let event = Event::ManualDecision(Decision {
-                kind,
+                kind: action.into(),
                 by,
                 reason,
                 after_days,
@@ -177,26 +170,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             by,
             reason,
             now,
-        } => {
-            let now = now.resolve()?.timestamp();
-            let mut store = open_store(&db)?;
-            let tenant = tenants::require(store.connection(), &tenant)?;
-            let cleared = crate::engine::clear_attention(
-                &mut store,
-                &tenant.id,
-                (&contact, &purpose),
-                &by,
-                &reason,
-                now,
-            )?;
-            if cleared {
-                println!("{contact} {purpose}: cleared; the next tick takes it up again");
-                Ok(ExitCode::SUCCESS)
-            } else {
-                println!("{contact} {purpose}: nothing to clear (no failed step on record)");
-                Ok(ExitCode::from(1))
-            }
-        }
+        } => cases::clear(&db, &tenant, (&contact, &purpose), (&by, &reason), &now),
         Command::Audit(AuditCommand::Show {
             tenant,
             contact,
@@ -210,12 +184,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             json,
             now,
         } => {
-            let answer = match answer {
-                AnswerArg::Accept => crate::plugin::Answer::Accept,
-                AnswerArg::Refuse => crate::plugin::Answer::Refuse,
-            };
             let origin = crate::app::respond::Origin { ip, user_agent };
-            cases::respond(plugin, &db, &token, answer, &origin, json, &now)
+            cases::respond(plugin, &db, &token, answer.into(), &origin, json, &now)
         }
         Command::Outbox {
             tenant,
@@ -265,22 +235,20 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             tick_seconds,
             now,
         } => {
-            let flags = crate::serve::config::Flags {
-                addr,
-                db: db.clone(),
-                config,
-                tick_seconds,
-                now: match &now.now {
-                    Some(_) => Some(now.resolve()?),
-                    None => None,
-                },
+            let now = match &now.now {
+                Some(_) => Some(now.resolve()?),
+                None => None,
             };
-            let config = crate::serve::Config::load(&flags, |k| std::env::var(k).ok())?;
-            // Refused before the plugin loads: a mistyped --db is not served
-            // as a new, empty database.
-            drop(open_store(&config.db)?);
-            crate::serve::run(config, load_plugin(plugin)?)?;
-            Ok(ExitCode::SUCCESS)
+            setup::serve(
+                plugin,
+                crate::serve::config::Flags {
+                    addr,
+                    db: db.clone(),
+                    config,
+                    tick_seconds,
+                    now,
+                },
+            )
         }
         Command::Apikey(command) => setup::apikey(&db, command),
         Command::Webhook(command) => setup::webhook(&db, command),
@@ -288,20 +256,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             tenant,
             contact,
             json,
-        } => {
-            let store = open_store(&db)?;
-            let tenant = tenants::require(store.connection(), &tenant)?;
-            let decisions = crate::app::explain::explain(store.connection(), &tenant.id, &contact)?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&decisions)?);
-            } else {
-                print!(
-                    "{}",
-                    crate::app::explain::render(&contact, &decisions, tenant.timezone)
-                );
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        } => evidence::explain(&db, &tenant, &contact, json),
         Command::Evidence(EvidenceCommand::Export {
             tenant,
             contact,

@@ -27,7 +27,8 @@ pub(super) fn outbox(
     };
     let items = outbox::list(store.connection(), tenant, &filter)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&items)?);
+        let wire: Vec<crate::wire::Item> = crate::wire::list(items);
+        println!("{}", serde_json::to_string_pretty(&wire)?);
         return Ok(ExitCode::SUCCESS);
     }
     println!(

@@ -106,6 +106,16 @@ pub(super) fn purpose_add(
 }
 
 /// `klar apikey create|revoke|list`
+/// `klar serve`: the API, the response page and the background loops.
+pub(super) fn serve(plugin: Option<&Path>, flags: crate::serve::config::Flags) -> Result<ExitCode> {
+    let config = crate::serve::Config::load(&flags, |k| std::env::var(k).ok())?;
+    // Refused before the plugin loads: a mistyped --db is not served as a new,
+    // empty database.
+    drop(open_store(&config.db)?);
+    crate::serve::run(config, super::load_plugin(plugin)?)?;
+    Ok(ExitCode::SUCCESS)
+}
+
 pub(super) fn apikey(db: &Path, command: super::ApikeyCommand) -> Result<ExitCode> {
     use crate::store::apikeys;
     let mut store = open_store(db)?;
@@ -136,7 +146,8 @@ pub(super) fn apikey(db: &Path, command: super::ApikeyCommand) -> Result<ExitCod
             tenants::require(store.connection(), &tenant)?;
             let keys = apikeys::list(store.connection(), &tenant)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&keys)?);
+                let wire: Vec<crate::wire::ApiKey> = crate::wire::list(keys.clone());
+                println!("{}", serde_json::to_string_pretty(&wire)?);
             } else {
                 for k in &keys {
                     println!(

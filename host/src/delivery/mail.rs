@@ -15,11 +15,11 @@ use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::time::SystemTime;
 
+use crate::store::Conn;
 use chrono::{DateTime, Utc};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::{Message, SmtpTransport, Transport};
 use minijinja::{Environment, context};
-use rusqlite::Connection;
 use serde_json::Value;
 
 use crate::delivery::webhook::{Report, Retry, record_failure};
@@ -59,7 +59,7 @@ enum Unsendable {
     #[error("the mail could not be built: {0}")]
     Build(String),
     #[error(transparent)]
-    Store(#[from] rusqlite::Error),
+    Store(#[from] crate::store::Error),
 }
 
 /// An SMTP connection (pooled by lettre) and the tenants' sender addresses.
@@ -335,7 +335,7 @@ fn environment() -> Environment<'static> {
 
 /// Builds the mail for one `send-request` action.
 fn compose(
-    conn: &Connection,
+    conn: &Conn,
     tenant_id: &str,
     item: &Item,
     from: &Mailbox,

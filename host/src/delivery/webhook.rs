@@ -68,7 +68,7 @@ fn backoff(retry: &Retry, attempts: u32) -> u64 {
 /// Records a failed attempt: retried after the backoff, or parked once
 /// `retry.max_attempts` are used up. Returns whether it was parked.
 pub(crate) fn record_failure(
-    conn: &rusqlite::Connection,
+    conn: &crate::store::Conn,
     retry: &Retry,
     (tenant, id): (&str, &str),
     attempts_before: i64,
@@ -110,7 +110,8 @@ pub fn deliver_due(
         };
         for (mut item, attempts) in webhooks::due(conn, &hook.tenant, (now, now_ms), 100, take)? {
             crate::delivery::add_response_url(&mut item, public_url);
-            let body = serde_json::to_string(&item).unwrap_or_default();
+            let body =
+                serde_json::to_string(&crate::wire::Item::from(item.clone())).unwrap_or_default();
             let timestamp = now_ms / 1000;
             let result = agent
                 .post(&hook.url)

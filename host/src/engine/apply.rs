@@ -3,8 +3,8 @@
 //! purpose, stale actions withdrawn), the audit rows, the outbox actions,
 //! the response links and the evidence of each request.
 
+use crate::store::Tx;
 use chrono::{DateTime, TimeZone};
-use rusqlite::Transaction;
 
 use super::guardrail::guardrail;
 use crate::plugin::{Action, Case, Contact, Event, Outcome, State};
@@ -112,7 +112,7 @@ struct Task {
 /// Applies the steps of one contact's cases in one transaction, with the
 /// rules that span its purposes (see the module's header).
 pub(super) fn apply_contact(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     ctx: &StepContext<'_>,
     contact: &Contact,
     steps: Vec<Step<'_>>,
@@ -421,11 +421,7 @@ fn action_kind(payload: &serde_json::Value) -> String {
 
 /// Another purpose of the contact that is on legal hold, if one is: the
 /// person is not erased while any of their cases is held.
-fn held_elsewhere(
-    tx: &Transaction<'_>,
-    tenant: &str,
-    contact: &str,
-) -> Result<Option<String>, StoreError> {
+fn held_elsewhere(tx: &Tx<'_>, tenant: &str, contact: &str) -> Result<Option<String>, StoreError> {
     Ok(cases::of_contact(tx, tenant, contact)?
         .into_iter()
         .find(|c| c.legal_hold && c.purpose != tenants::DEFAULT_PURPOSE)
@@ -447,7 +443,7 @@ fn stale_request_reason(case: &Case) -> Option<String> {
 /// requests once it is no longer being asked, and the owner's tasks once its
 /// state changed.
 fn withdraw_stale(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     ctx: &StepContext<'_>,
     contact: &str,
     before: &Case,
@@ -489,7 +485,7 @@ fn withdraw_stale(
 /// replaces: those whose every purpose it asks about again or that is no
 /// longer being asked.
 fn replace_older_messages(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     ctx: &StepContext<'_>,
     contact: &str,
     newest: &str,
@@ -521,7 +517,7 @@ fn replace_older_messages(
 
 /// Withdraws one pending action, with an audit row.
 fn cancel(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     tenant: &str,
     contact: &str,
     pending: &outbox::Pending,
@@ -555,7 +551,7 @@ fn cancel(
 /// links closed and its evidence put on the same retention; whatever still
 /// waits in the outbox for the contact is withdrawn.
 pub(super) fn end_every_purpose(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     tenant: &str,
     contact: &str,
     keep_evidence_until: i64,
@@ -622,7 +618,7 @@ struct Request<'a> {
 /// `message` is the id of the link token of the message this request joins;
 /// none for the first request of a message, whose secret is the one sent.
 fn request_sent(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     tenant: &str,
     contact: &Contact,
     purpose: &str,

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use rusqlite::Connection;
+use crate::store::Conn;
 
 use crate::runtime::{LoadedPlugin, Session};
 use crate::store::Store;
@@ -29,7 +29,7 @@ pub struct RunningPolicy {
     pub version: Option<i64>,
 }
 
-pub fn running_policy(conn: &Connection, tenant: &str) -> rusqlite::Result<RunningPolicy> {
+pub fn running_policy(conn: &Conn, tenant: &str) -> crate::store::Result<RunningPolicy> {
     Ok(match tenants::active_policy(conn, tenant)? {
         Some(v) => RunningPolicy {
             name: format!("v{}", v.version),

@@ -2,8 +2,8 @@
 //! answer through a link, a legal hold. Every face (CLI, API, response page)
 //! steps events through here.
 
+use crate::store::Tx;
 use chrono::{DateTime, Utc};
-use rusqlite::Transaction;
 
 use super::apply::{Applied, Step, StepContext, apply_contact};
 use super::clock;
@@ -97,7 +97,7 @@ pub fn step_event_then(
     (contact_id, purpose): (&str, &str),
     event: Event,
     now: DateTime<Utc>,
-    then: impl FnOnce(&Transaction<'_>, &Outcome) -> Result<(), StoreError>,
+    then: impl FnOnce(&Tx<'_>, &Outcome) -> Result<(), StoreError>,
 ) -> Result<Outcome, EventError> {
     // The write lock is taken before the case is read: two events for one
     // case step one after the other, never both from the same state.
@@ -132,13 +132,13 @@ pub enum Stepped {
 /// mark) is written; `then` writes more with a successful step. A refused
 /// event writes nothing.
 pub fn step_in(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     session: &mut Session,
     (tenant, policy_sha256): (&Tenant, &str),
     (contact_id, purpose): (&str, &str),
     event: &Event,
     now: DateTime<Utc>,
-    then: impl FnOnce(&Transaction<'_>, &Outcome) -> Result<(), StoreError>,
+    then: impl FnOnce(&Tx<'_>, &Outcome) -> Result<(), StoreError>,
 ) -> Result<Stepped, EventError> {
     let no_case = || EventError::NoCase {
         contact: contact_id.to_owned(),
@@ -188,8 +188,8 @@ pub fn step_in(
     }
 }
 
-impl From<rusqlite::Error> for EventError {
-    fn from(err: rusqlite::Error) -> EventError {
+impl From<crate::store::Error> for EventError {
+    fn from(err: crate::store::Error) -> EventError {
         EventError::Store(err.into())
     }
 }

@@ -9,8 +9,8 @@
 
 use std::sync::Arc;
 
+use crate::store::Tx;
 use chrono::{DateTime, Utc};
-use rusqlite::Transaction;
 
 use super::apply::{
     Applied, DEFAULT_RETENTION_SECONDS, Step, StepContext, apply_contact, end_every_purpose,
@@ -149,7 +149,7 @@ pub fn tick_all(
 }
 
 /// Deletes evidence whose retention ended, with an audit row per contact.
-fn expire_evidence(tx: &Transaction<'_>, tenant: &str, now: i64) -> Result<(), StoreError> {
+fn expire_evidence(tx: &Tx<'_>, tenant: &str, now: i64) -> Result<(), StoreError> {
     for (contact, records) in evidence::expire(tx, tenant, now)? {
         audit::append(
             tx,
@@ -169,11 +169,7 @@ fn expire_evidence(tx: &Transaction<'_>, tenant: &str, now: i64) -> Result<(), S
 
 /// Ends the cases an erasure left behind in a store written before erasure
 /// ended every purpose (and anything a bug might leave): run before each tick.
-fn purge_left_after_erasure(
-    tx: &Transaction<'_>,
-    tenant: &Tenant,
-    now: i64,
-) -> Result<(), StoreError> {
+fn purge_left_after_erasure(tx: &Tx<'_>, tenant: &Tenant, now: i64) -> Result<(), StoreError> {
     let mut done = std::collections::BTreeSet::new();
     for (contact, _) in cases::left_after_erasure(tx, &tenant.id)? {
         if done.insert(contact.clone()) {

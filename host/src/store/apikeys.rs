@@ -2,11 +2,12 @@
 //! (160 random bits); klar keeps only its SHA-256 and shows the key once.
 
 use rand::RngExt;
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
-use serde::Serialize;
+use rusqlite::{OptionalExtension, params};
+
+use super::{Conn, Error, Result, Tx};
 
 /// A key as listed; never the secret.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiKey {
     pub id: String,
     pub tenant: String,
@@ -19,13 +20,7 @@ fn hash(secret: &str) -> String {
     crate::sha256_hex(secret.trim().as_bytes())
 }
 
-fn audit(
-    tx: &Transaction<'_>,
-    tenant: &str,
-    kind: &str,
-    detail: serde_json::Value,
-    now: i64,
-) -> rusqlite::Result<()> {
+fn audit(tx: &Tx<'_>, tenant: &str, kind: &str, detail: serde_json::Value, now: i64) -> Result<()> {
     crate::store::audit::append(
         tx,
         tenant,
@@ -35,16 +30,11 @@ fn audit(
 }
 
 /// Creates a key for `tenant`; returns the secret (shown once) and the row.
-pub fn create(
-    tx: &Transaction<'_>,
-    tenant: &str,
-    name: &str,
-    now: i64,
-) -> rusqlite::Result<(String, ApiKey)> {
+pub fn create(tx: &Tx<'_>, tenant: &str, name: &str, now: i64) -> Result<(String, ApiKey)> {
     let bytes: [u8; 20] = rand::rng().random();
     let secret = format!("klar_{}", crate::hex(&bytes));
     let id = hash(&secret)[..12].to_owned();
-    tx.execute(
+    tx.sql().execute(
         "INSERT INTO api_keys (id, tenant, name, hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![id, tenant, name, hash(&secret), now],
     )?;
@@ -68,8 +58,8 @@ pub fn create(
 }
 
 /// Revokes a key of `tenant`; false if it has no such live key.
-pub fn revoke(tx: &Transaction<'_>, tenant: &str, id: &str, now: i64) -> rusqlite::Result<bool> {
-    let changed = tx.execute(
+pub fn revoke(tx: &Tx<'_>, tenant: &str, id: &str, now: i64) -> Result<bool> {
+    let changed = tx.sql().execute(
         "UPDATE api_keys SET revoked_at = ?3 WHERE tenant = ?1 AND id = ?2 AND revoked_at IS NULL",
         params![tenant, id, now],
     )?;
@@ -85,8 +75,8 @@ pub fn revoke(tx: &Transaction<'_>, tenant: &str, id: &str, now: i64) -> rusqlit
     Ok(changed > 0)
 }
 
-pub fn list(conn: &Connection, tenant: &str) -> rusqlite::Result<Vec<ApiKey>> {
-    let mut stmt = conn.prepare(
+pub fn list(conn: &Conn, tenant: &str) -> Result<Vec<ApiKey>> {
+    let mut stmt = conn.sql().prepare(
         "SELECT id, tenant, name, created_at, revoked_at FROM api_keys WHERE tenant = ?1 ORDER BY created_at, id",
     )?;
     let rows = stmt.query_map([tenant], |r| {
@@ -98,12 +88,14 @@ pub fn list(conn: &Connection, tenant: &str) -> rusqlite::Result<Vec<ApiKey>> {
             revoked_at: r.get(4)?,
         })
     })?;
-    rows.collect()
+    rows.collect::<rusqlite::Result<_>>().map_err(Error::from)
 }
 
 /// The tenant a live key belongs to.
-pub fn tenant_of(conn: &Connection, secret: &str) -> rusqlite::Result<Option<String>> {
-    conn.prepare_cached("SELECT tenant FROM api_keys WHERE hash = ?1 AND revoked_at IS NULL")?
+pub fn tenant_of(conn: &Conn, secret: &str) -> Result<Option<String>> {
+    conn.sql()
+        .prepare_cached("SELECT tenant FROM api_keys WHERE hash = ?1 AND revoked_at IS NULL")?
         .query_row([hash(secret)], |r| r.get(0))
         .optional()
+        .map_err(Error::from)
 }

@@ -9,7 +9,9 @@
 //! by someone who recomputes the hashes. Guarding against that needs the head
 //! of the chain kept outside the database (e.g. in an exported evidence bundle).
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{OptionalExtension, params};
+
+use super::{Conn, Error, Result, Tx};
 use sha2::{Digest, Sha256};
 
 /// The `prev_hash` of a tenant's first row.
@@ -98,8 +100,9 @@ pub fn row_hash(tenant: &str, seq: i64, e: &Entry, prev_hash: &str) -> String {
 }
 
 /// Appends an entry for `tenant` inside the caller's transaction.
-pub fn append(tx: &Transaction<'_>, tenant: &str, entry: Entry) -> rusqlite::Result<Row> {
+pub fn append(tx: &Tx<'_>, tenant: &str, entry: Entry) -> Result<Row> {
     let last: Option<(i64, String)> = tx
+        .sql()
         .prepare_cached(
             "SELECT seq, hash FROM audit_log WHERE tenant = ?1 ORDER BY seq DESC LIMIT 1",
         )?
@@ -110,7 +113,7 @@ pub fn append(tx: &Transaction<'_>, tenant: &str, entry: Entry) -> rusqlite::Res
         None => (1, GENESIS.to_owned()),
     };
     let hash = row_hash(tenant, seq, &entry, &prev_hash);
-    tx.prepare_cached("INSERT INTO audit_log (tenant, seq, at, contact, purpose, kind, detail, policy_sha256, prev_hash, hash)
+    tx.sql().prepare_cached("INSERT INTO audit_log (tenant, seq, at, contact, purpose, kind, detail, policy_sha256, prev_hash, hash)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")?
         .execute(params![
             tenant,
@@ -135,16 +138,18 @@ pub fn append(tx: &Transaction<'_>, tenant: &str, entry: Entry) -> rusqlite::Res
 
 /// A tenant's rows in order, optionally only those of one contact.
 /// The newest row's `seq` and `hash`, if the tenant has rows.
-pub fn head(conn: &Connection, tenant: &str) -> rusqlite::Result<Option<(i64, String)>> {
-    conn.prepare_cached(
-        "SELECT seq, hash FROM audit_log WHERE tenant = ?1 ORDER BY seq DESC LIMIT 1",
-    )?
-    .query_row([tenant], |r| Ok((r.get(0)?, r.get(1)?)))
-    .optional()
+pub fn head(conn: &Conn, tenant: &str) -> Result<Option<(i64, String)>> {
+    conn.sql()
+        .prepare_cached(
+            "SELECT seq, hash FROM audit_log WHERE tenant = ?1 ORDER BY seq DESC LIMIT 1",
+        )?
+        .query_row([tenant], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+        .map_err(Error::from)
 }
 
-pub fn rows(conn: &Connection, tenant: &str, contact: Option<&str>) -> rusqlite::Result<Vec<Row>> {
-    let mut stmt = conn.prepare(
+pub fn rows(conn: &Conn, tenant: &str, contact: Option<&str>) -> Result<Vec<Row>> {
+    let mut stmt = conn.sql().prepare(
         "SELECT seq, at, contact, purpose, kind, detail, policy_sha256, prev_hash, hash
          FROM audit_log WHERE tenant = ?1 AND (?2 IS NULL OR contact = ?2) ORDER BY seq",
     )?;
@@ -163,11 +168,11 @@ pub fn rows(conn: &Connection, tenant: &str, contact: Option<&str>) -> rusqlite:
             hash: r.get(8)?,
         })
     })?;
-    rows.collect()
+    rows.collect::<rusqlite::Result<_>>().map_err(Error::from)
 }
 
 /// Walks a tenant's chain and lists every problem, in order.
-pub fn verify(conn: &Connection, tenant: &str) -> rusqlite::Result<Vec<Problem>> {
+pub fn verify(conn: &Conn, tenant: &str) -> Result<Vec<Problem>> {
     let mut problems = Vec::new();
     let mut expected_seq = 1;
     let mut prev_hash = GENESIS.to_owned();
@@ -214,7 +219,7 @@ mod tests {
                     append(tx, "acme", entry(i))?;
                     append(tx, "other", entry(i))?;
                 }
-                Ok::<_, rusqlite::Error>(())
+                Ok::<_, crate::store::Error>(())
             })
             .expect("appends");
         (dir, store)
@@ -234,6 +239,7 @@ mod tests {
         let (_dir, store) = store_with_rows(5);
         store
             .connection()
+            .sql()
             .execute(
                 "UPDATE audit_log SET detail = '{\"to\":\"consented\"}' WHERE tenant = 'acme' AND seq = 3",
                 [],
@@ -253,6 +259,7 @@ mod tests {
         let (_dir, store) = store_with_rows(5);
         store
             .connection()
+            .sql()
             .execute(
                 "DELETE FROM audit_log WHERE tenant = 'acme' AND seq = 2",
                 [],
@@ -267,17 +274,18 @@ mod tests {
     fn a_replaced_row_is_named_even_with_a_recomputed_hash() {
         let (_dir, store) = store_with_rows(5);
         let conn = store.connection();
-        conn.execute(
-            "DELETE FROM audit_log WHERE tenant = 'acme' AND seq = 4",
-            [],
-        )
-        .expect("delete");
+        conn.sql()
+            .execute(
+                "DELETE FROM audit_log WHERE tenant = 'acme' AND seq = 4",
+                [],
+            )
+            .expect("delete");
         // A forger rewrites row 4 with a valid hash of its own content, chained
         // to a made-up predecessor.
         let forged = entry(99);
         let prev = "f".repeat(64);
         let hash = row_hash("acme", 4, &forged, &prev);
-        conn.execute(
+        conn.sql().execute(
             "INSERT INTO audit_log (tenant, seq, at, contact, purpose, kind, detail, policy_sha256, prev_hash, hash)
              VALUES ('acme', 4, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![forged.at, forged.contact, forged.purpose, forged.kind, forged.detail, forged.policy_sha256, prev, hash],

@@ -2,19 +2,21 @@
 //! cases, made in bulk, and the baseline the sweep is measured against
 //! (SQLite rewriting every case row once, in one statement).
 
-use rusqlite::{Transaction, params};
+use rusqlite::params;
+
+use super::{Error, Result, Tx};
 
 /// `cases` contacts `C0000001`… with one due `unclarified` case each (the
 /// case's JSON `body`), all created at `created`.
 pub fn due_cases(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     tenant: &str,
     cases: i64,
     purpose: &str,
     body: &str,
     created: i64,
-) -> rusqlite::Result<()> {
-    tx.execute(
+) -> Result<()> {
+    tx.sql().execute(
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)
          INSERT INTO contacts (tenant, id, first_name, last_name, email, phone, owner, source, language, created_at)
          SELECT ?3, printf('C%07d', i), 'Jürgen', 'Müller', printf('kontakt%d@example.de', i),
@@ -23,7 +25,7 @@ pub fn due_cases(
          FROM n",
         params![cases, created, tenant],
     )?;
-    tx.execute(
+    tx.sql().execute(
         "INSERT INTO cases (tenant, contact, purpose, state, band, body, due_at, updated_at)
          SELECT ?4, id, ?1, 'unclarified', 'to-clarify', ?2, ?3, ?3 FROM contacts WHERE tenant = ?4",
         params![purpose, body, created, tenant],
@@ -32,9 +34,11 @@ pub fn due_cases(
 }
 
 /// The baseline: every case row of the tenant rewritten once.
-pub fn touch_every_case(tx: &Transaction<'_>, tenant: &str) -> rusqlite::Result<usize> {
-    tx.execute(
-        "UPDATE cases SET updated_at = updated_at + 1 WHERE tenant = ?1",
-        [tenant],
-    )
+pub fn touch_every_case(tx: &Tx<'_>, tenant: &str) -> Result<usize> {
+    tx.sql()
+        .execute(
+            "UPDATE cases SET updated_at = updated_at + 1 WHERE tenant = ?1",
+            [tenant],
+        )
+        .map_err(Error::from)
 }

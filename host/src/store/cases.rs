@@ -1,7 +1,9 @@
 //! Cases as stored: one row per contact and purpose, the whole case as JSON
 //! in `body`, with its state, band and due time in columns for the queries.
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{OptionalExtension, params};
+
+use super::{Conn, Error, Result, Tx};
 
 use super::StoreError;
 use super::contacts;
@@ -9,7 +11,7 @@ use crate::plugin::{Case, Contact};
 
 pub(crate) fn parse(body: &str) -> Result<Case, StoreError> {
     serde_json::from_str(body).map_err(|e| {
-        StoreError::Sql(rusqlite::Error::FromSqlConversionFailure(
+        StoreError::from(rusqlite::Error::FromSqlConversionFailure(
             0,
             rusqlite::types::Type::Text,
             Box::new(e),
@@ -19,12 +21,13 @@ pub(crate) fn parse(body: &str) -> Result<Case, StoreError> {
 
 /// One case of a contact, if it has one for `purpose`.
 pub fn get(
-    conn: &Connection,
+    conn: &Conn,
     tenant: &str,
     contact: &str,
     purpose: &str,
 ) -> Result<Option<Case>, StoreError> {
     let body: Option<String> = conn
+        .sql()
         .prepare_cached(
             "SELECT body FROM cases WHERE tenant = ?1 AND contact = ?2 AND purpose = ?3",
         )?
@@ -34,8 +37,8 @@ pub fn get(
 }
 
 /// Every case of a contact, by purpose.
-pub fn of_contact(conn: &Connection, tenant: &str, contact: &str) -> Result<Vec<Case>, StoreError> {
-    let mut stmt = conn.prepare_cached(
+pub fn of_contact(conn: &Conn, tenant: &str, contact: &str) -> Result<Vec<Case>, StoreError> {
+    let mut stmt = conn.sql().prepare_cached(
         "SELECT body FROM cases WHERE tenant = ?1 AND contact = ?2 ORDER BY purpose",
     )?;
     let bodies = stmt
@@ -46,13 +49,13 @@ pub fn of_contact(conn: &Connection, tenant: &str, contact: &str) -> Result<Vec<
 
 /// Writes a case after a step and clears a failure mark.
 pub fn write(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     tenant: &str,
     contact: &str,
     case: &Case,
     now: i64,
 ) -> Result<(), StoreError> {
-    tx.prepare_cached(
+    tx.sql().prepare_cached(
         "UPDATE cases SET state = ?4, band = ?5, body = ?6, due_at = ?7, updated_at = ?8, needs_attention = NULL
          WHERE tenant = ?1 AND contact = ?2 AND purpose = ?3",
     )?
@@ -72,7 +75,7 @@ pub fn write(
 /// Moves a case's next step without changing anything else (a request that
 /// must wait for the contact's message spacing).
 pub fn postpone(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     tenant: &str,
     contact: &str,
     case: &Case,
@@ -80,7 +83,7 @@ pub fn postpone(
 ) -> Result<(), StoreError> {
     let mut case = case.clone();
     case.due_at = chrono::DateTime::from_timestamp(until, 0);
-    tx.prepare_cached(
+    tx.sql().prepare_cached(
         "UPDATE cases SET body = ?4, due_at = ?5 WHERE tenant = ?1 AND contact = ?2 AND purpose = ?3",
     )?
     .execute(params![
@@ -95,13 +98,13 @@ pub fn postpone(
 
 /// Marks a case as failed with the reason; it keeps its state.
 pub fn mark_failed(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     tenant: &str,
     contact: &str,
     purpose: &str,
     why: &str,
 ) -> Result<(), StoreError> {
-    tx.prepare_cached(
+    tx.sql().prepare_cached(
         "UPDATE cases SET needs_attention = ?4 WHERE tenant = ?1 AND contact = ?2 AND purpose = ?3",
     )?
     .execute(params![tenant, contact, purpose, why])?;
@@ -110,12 +113,13 @@ pub fn mark_failed(
 
 /// Why a case's last step failed, if it did.
 pub fn attention(
-    conn: &Connection,
+    conn: &Conn,
     tenant: &str,
     contact: &str,
     purpose: &str,
 ) -> Result<Option<String>, StoreError> {
     Ok(conn
+        .sql()
         .prepare_cached(
             "SELECT needs_attention FROM cases WHERE tenant = ?1 AND contact = ?2 AND purpose = ?3",
         )?
@@ -126,11 +130,8 @@ pub fn attention(
 
 /// The cases of erased contacts that are not purged yet (a store from before
 /// erasure ended every purpose): `(contact, purpose)`.
-pub fn left_after_erasure(
-    conn: &Connection,
-    tenant: &str,
-) -> Result<Vec<(String, String)>, StoreError> {
-    let mut stmt = conn.prepare_cached(
+pub fn left_after_erasure(conn: &Conn, tenant: &str) -> Result<Vec<(String, String)>, StoreError> {
+    let mut stmt = conn.sql().prepare_cached(
         "SELECT c.contact, c.purpose FROM contacts k INDEXED BY contacts_erased
          JOIN cases c ON c.tenant = k.tenant AND c.contact = k.id
          WHERE k.tenant = ?1 AND k.erased_at IS NOT NULL AND c.state != 'purged'
@@ -160,13 +161,8 @@ impl Use {
 }
 
 /// The hottest read: one row, only the columns the answer needs.
-pub fn usage(
-    conn: &Connection,
-    tenant: &str,
-    contact: &str,
-    purpose: &str,
-) -> rusqlite::Result<Option<Use>> {
-    conn.prepare_cached(
+pub fn usage(conn: &Conn, tenant: &str, contact: &str, purpose: &str) -> Result<Option<Use>> {
+    conn.sql().prepare_cached(
         "SELECT c.state, c.band, json_extract(c.body, '$.consented_at'), json_extract(c.body, '$.basis'),
                 k.erased_at IS NOT NULL
          FROM cases c JOIN contacts k ON k.tenant = c.tenant AND k.id = c.contact
@@ -182,17 +178,14 @@ pub fn usage(
         })
     })
     .optional()
+    .map_err(Error::from)
 }
 
 /// The due cases of a tenant, as row ids grouped by contact (a contact's
 /// purposes are stepped together), each with whether it starts a contact's
 /// group: 16 bytes a case, so a sweep of millions stays small in memory.
-pub(crate) fn due_rows(
-    conn: &Connection,
-    tenant: &str,
-    now: i64,
-) -> rusqlite::Result<Vec<(i64, bool)>> {
-    let mut stmt = conn.prepare(
+pub(crate) fn due_rows(conn: &Conn, tenant: &str, now: i64) -> Result<Vec<(i64, bool)>> {
+    let mut stmt = conn.sql().prepare(
         "SELECT rowid, contact FROM cases INDEXED BY cases_due
          WHERE tenant = ?1 AND due_at IS NOT NULL AND due_at <= ?2 AND needs_attention IS NULL
            AND state <> 'awaiting-decision'
@@ -216,7 +209,7 @@ pub(crate) fn due_rows(
 /// it is no longer due (a person acted on it meanwhile), its contact is gone,
 /// or the contact was erased (nothing steps for an erased person).
 pub(crate) fn load_due(
-    conn: &Connection,
+    conn: &Conn,
     rowid: i64,
     now: i64,
 ) -> Result<Option<(Case, Contact, Option<i64>)>, StoreError> {
@@ -224,6 +217,7 @@ pub(crate) fn load_due(
     // a column of the partial index `cases_due` makes SQLite re-plan the
     // statement on every call.
     let row = conn
+        .sql()
         .prepare_cached(&format!(
             "SELECT c.body, c.due_at,
                     c.needs_attention IS NULL AND k.erased_at IS NULL AND c.state <> 'awaiting-decision',
@@ -251,20 +245,22 @@ pub(crate) fn load_due(
 }
 
 /// Every case of the tenant as (contact, purpose, state).
-pub fn states(conn: &Connection, tenant: &str) -> rusqlite::Result<Vec<(String, String, String)>> {
-    let mut stmt = conn.prepare("SELECT contact, purpose, state FROM cases WHERE tenant = ?1")?;
+pub fn states(conn: &Conn, tenant: &str) -> Result<Vec<(String, String, String)>> {
+    let mut stmt = conn
+        .sql()
+        .prepare("SELECT contact, purpose, state FROM cases WHERE tenant = ?1")?;
     let rows = stmt.query_map([tenant], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-    rows.collect()
+    rows.collect::<rusqlite::Result<_>>().map_err(Error::from)
 }
 
 /// Cases waiting for a person's decision, unchanged since `since`:
 /// (contact, purpose, the person: the assignee, else the contact's owner).
 pub fn awaiting_since(
-    conn: &Connection,
+    conn: &Conn,
     tenant: &str,
     since: i64,
-) -> rusqlite::Result<Vec<(String, String, String)>> {
-    let mut stmt = conn.prepare(
+) -> Result<Vec<(String, String, String)>> {
+    let mut stmt = conn.sql().prepare(
         "SELECT c.contact, c.purpose, COALESCE(json_extract(c.body, '$.assigned_to'), k.owner)
          FROM cases c JOIN contacts k ON k.tenant = c.tenant AND k.id = c.contact
          WHERE c.tenant = ?1 AND c.state = 'awaiting-decision' AND c.updated_at <= ?2
@@ -273,20 +269,21 @@ pub fn awaiting_since(
     let rows = stmt.query_map(params![tenant, since], |r| {
         Ok((r.get(0)?, r.get(1)?, r.get(2)?))
     })?;
-    rows.collect()
+    rows.collect::<rusqlite::Result<_>>().map_err(Error::from)
 }
 
 /// A person took up a failed case again: the scheduler steps it again.
 pub fn clear_attention(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     tenant: &str,
     (contact, purpose): (&str, &str),
     now: i64,
 ) -> Result<(), StoreError> {
-    tx.prepare_cached(
-        "UPDATE cases SET needs_attention = NULL, updated_at = ?4
+    tx.sql()
+        .prepare_cached(
+            "UPDATE cases SET needs_attention = NULL, updated_at = ?4
          WHERE tenant = ?1 AND contact = ?2 AND purpose = ?3",
-    )?
-    .execute(params![tenant, contact, purpose, now])?;
+        )?
+        .execute(params![tenant, contact, purpose, now])?;
     Ok(())
 }

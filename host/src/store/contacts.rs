@@ -1,6 +1,8 @@
 //! Contacts, their cases, and the tombstones of erased contacts.
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{OptionalExtension, params};
+
+use super::{Conn, Error, Result, Tx};
 use sha2::{Digest, Sha256};
 
 use super::audit::{self, Entry};
@@ -22,9 +24,11 @@ pub fn normalise(kind: &str, value: &str) -> String {
     }
 }
 
-fn salt(conn: &Connection, tenant: &str) -> rusqlite::Result<Vec<u8>> {
-    conn.prepare_cached("SELECT salt FROM tenants WHERE id = ?1")?
+fn salt(conn: &Conn, tenant: &str) -> Result<Vec<u8>> {
+    conn.sql()
+        .prepare_cached("SELECT salt FROM tenants WHERE id = ?1")?
         .query_row([tenant], |r| r.get(0))
+        .map_err(Error::from)
 }
 
 /// The salted hash kept of an erased address.
@@ -38,21 +42,18 @@ pub fn tombstone_hash(salt: &[u8], kind: &str, value: &str) -> String {
 }
 
 /// When the address was erased, if it was.
-pub fn erased_at(
-    conn: &Connection,
-    tenant: &str,
-    kind: &str,
-    value: &str,
-) -> rusqlite::Result<Option<i64>> {
+pub fn erased_at(conn: &Conn, tenant: &str, kind: &str, value: &str) -> Result<Option<i64>> {
     if normalise(kind, value).is_empty() {
         return Ok(None);
     }
     let hash = tombstone_hash(&salt(conn, tenant)?, kind, value);
-    conn.prepare_cached(
-        "SELECT created_at FROM tombstones WHERE tenant = ?1 AND kind = ?2 AND hash = ?3",
-    )?
-    .query_row(params![tenant, kind, hash], |r| r.get(0))
-    .optional()
+    conn.sql()
+        .prepare_cached(
+            "SELECT created_at FROM tombstones WHERE tenant = ?1 AND kind = ?2 AND hash = ?3",
+        )?
+        .query_row(params![tenant, kind, hash], |r| r.get(0))
+        .optional()
+        .map_err(Error::from)
 }
 
 /// The columns [`read`] expects, in order, for a query over `contacts k`.
@@ -76,59 +77,50 @@ pub(crate) fn read(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Contact
     })
 }
 
-pub fn get(conn: &Connection, tenant: &str, id: &str) -> rusqlite::Result<Option<Contact>> {
-    conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM contacts k WHERE k.tenant = ?1 AND k.id = ?2"
-    ))?
-    .query_row(params![tenant, id], |r| read(r, 0))
-    .optional()
+pub fn get(conn: &Conn, tenant: &str, id: &str) -> Result<Option<Contact>> {
+    conn.sql()
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM contacts k WHERE k.tenant = ?1 AND k.id = ?2"
+        ))?
+        .query_row(params![tenant, id], |r| read(r, 0))
+        .optional()
+        .map_err(Error::from)
 }
 
 /// A contact with when it was erased and when it was last sent a message.
 pub type WithState = (Contact, Option<i64>, Option<i64>);
 
 /// A contact as [`WithState`].
-pub fn get_with_state(
-    conn: &Connection,
-    tenant: &str,
-    id: &str,
-) -> rusqlite::Result<Option<WithState>> {
-    conn.prepare_cached(&format!(
-        "SELECT {COLUMNS}, k.erased_at, k.last_message_at FROM contacts k
+pub fn get_with_state(conn: &Conn, tenant: &str, id: &str) -> Result<Option<WithState>> {
+    conn.sql()
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS}, k.erased_at, k.last_message_at FROM contacts k
          WHERE k.tenant = ?1 AND k.id = ?2"
-    ))?
-    .query_row(params![tenant, id], |r| {
-        Ok((read(r, 0)?, r.get(10)?, r.get(11)?))
-    })
-    .optional()
+        ))?
+        .query_row(params![tenant, id], |r| {
+            Ok((read(r, 0)?, r.get(10)?, r.get(11)?))
+        })
+        .optional()
+        .map_err(Error::from)
 }
 
 /// A message went to the contact now; the next one waits (see
 /// `engine::next_message_at`).
-pub fn set_last_message(
-    tx: &Transaction<'_>,
-    tenant: &str,
-    id: &str,
-    now: i64,
-) -> rusqlite::Result<()> {
-    tx.prepare_cached("UPDATE contacts SET last_message_at = ?3 WHERE tenant = ?1 AND id = ?2")?
+pub fn set_last_message(tx: &Tx<'_>, tenant: &str, id: &str, now: i64) -> Result<()> {
+    tx.sql()
+        .prepare_cached("UPDATE contacts SET last_message_at = ?3 WHERE tenant = ?1 AND id = ?2")?
         .execute(params![tenant, id, now])?;
     Ok(())
 }
 
 /// Adds or updates a contact (by its CRM id), auditing any change.
-pub fn upsert(
-    tx: &Transaction<'_>,
-    tenant: &str,
-    contact: &Contact,
-    now: i64,
-) -> rusqlite::Result<Upsert> {
+pub fn upsert(tx: &Tx<'_>, tenant: &str, contact: &Contact, now: i64) -> Result<Upsert> {
     let before = get(tx, tenant, &contact.id)?;
     if before.as_ref() == Some(contact) {
         return Ok(Upsert::Unchanged);
     }
     let attributes = serde_json::to_string(&contact.attributes).unwrap_or_else(|_| "{}".to_owned());
-    tx.prepare_cached("INSERT INTO contacts (tenant, id, first_name, last_name, email, phone, owner, source, language, created_at, attributes)
+    tx.sql().prepare_cached("INSERT INTO contacts (tenant, id, first_name, last_name, email, phone, owner, source, language, created_at, attributes)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
          ON CONFLICT (tenant, id) DO UPDATE SET
            first_name = excluded.first_name, last_name = excluded.last_name, email = excluded.email,
@@ -170,14 +162,9 @@ pub fn upsert(
 
 /// Opens a case for every purpose of the tenant that the contact has none for.
 /// A new case is `unclarified` and due at once. Returns how many were opened.
-pub fn open_cases(
-    tx: &Transaction<'_>,
-    tenant: &str,
-    contact: &str,
-    now: i64,
-) -> rusqlite::Result<usize> {
+pub fn open_cases(tx: &Tx<'_>, tenant: &str, contact: &str, now: i64) -> Result<usize> {
     let purposes: Vec<String> = {
-        let mut stmt = tx.prepare_cached(
+        let mut stmt = tx.sql().prepare_cached(
             "SELECT p.id FROM purposes p
              WHERE p.tenant = ?1
                AND NOT EXISTS (SELECT 1 FROM cases c WHERE c.tenant = ?1 AND c.contact = ?2 AND c.purpose = p.id)
@@ -189,7 +176,7 @@ pub fn open_cases(
     for purpose in &purposes {
         let case = Case::new(purpose.clone());
         let body = serde_json::to_string(&case).unwrap_or_default();
-        tx.prepare_cached(
+        tx.sql().prepare_cached(
             "INSERT INTO cases (tenant, contact, purpose, state, band, body, due_at, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
         )?
@@ -220,17 +207,19 @@ pub fn open_cases(
 
 /// A contact's names and e-mail address, for a mail to them.
 pub fn addressee(
-    conn: &Connection,
+    conn: &Conn,
     tenant: &str,
     id: &str,
-) -> rusqlite::Result<Option<(String, String, Option<String>)>> {
-    conn.prepare_cached(
-        "SELECT first_name, last_name, email FROM contacts WHERE tenant = ?1 AND id = ?2",
-    )?
-    .query_row(params![tenant, id], |r| {
-        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-    })
-    .optional()
+) -> Result<Option<(String, String, Option<String>)>> {
+    conn.sql()
+        .prepare_cached(
+            "SELECT first_name, last_name, email FROM contacts WHERE tenant = ?1 AND id = ?2",
+        )?
+        .query_row(params![tenant, id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .optional()
+        .map_err(Error::from)
 }
 
 /// A contact as stored, with its times in Unix seconds: `first_name`,
@@ -251,8 +240,8 @@ pub struct Stored {
 }
 
 /// The contact as stored (blank once erased), for the evidence bundle.
-pub fn stored(conn: &Connection, tenant: &str, id: &str) -> rusqlite::Result<Option<Stored>> {
-    conn.prepare_cached(
+pub fn stored(conn: &Conn, tenant: &str, id: &str) -> Result<Option<Stored>> {
+    conn.sql().prepare_cached(
         "SELECT id, first_name, last_name, email, phone, owner, source, language, created_at, erased_at
          FROM contacts WHERE tenant = ?1 AND id = ?2",
     )?
@@ -271,29 +260,28 @@ pub fn stored(conn: &Connection, tenant: &str, id: &str) -> rusqlite::Result<Opt
         })
     })
     .optional()
+    .map_err(Error::from)
 }
 
-pub fn count(conn: &Connection, tenant: &str) -> rusqlite::Result<i64> {
-    conn.prepare_cached("SELECT COUNT(*) FROM contacts WHERE tenant = ?1")?
+pub fn count(conn: &Conn, tenant: &str) -> Result<i64> {
+    conn.sql()
+        .prepare_cached("SELECT COUNT(*) FROM contacts WHERE tenant = ?1")?
         .query_row([tenant], |r| r.get(0))
+        .map_err(Error::from)
 }
 
-pub fn count_cases(conn: &Connection, tenant: &str) -> rusqlite::Result<i64> {
-    conn.prepare_cached("SELECT COUNT(*) FROM cases WHERE tenant = ?1")?
+pub fn count_cases(conn: &Conn, tenant: &str) -> Result<i64> {
+    conn.sql()
+        .prepare_cached("SELECT COUNT(*) FROM cases WHERE tenant = ?1")?
         .query_row([tenant], |r| r.get(0))
+        .map_err(Error::from)
 }
 
 /// Records that an address was erased, so it cannot be imported again. Only a
 /// salted hash is kept.
-pub fn add_tombstone(
-    tx: &Transaction<'_>,
-    tenant: &str,
-    kind: &str,
-    value: &str,
-    now: i64,
-) -> rusqlite::Result<()> {
+pub fn add_tombstone(tx: &Tx<'_>, tenant: &str, kind: &str, value: &str, now: i64) -> Result<()> {
     let hash = tombstone_hash(&salt(tx, tenant)?, kind, value);
-    tx.prepare_cached(
+    tx.sql().prepare_cached(
         "INSERT OR IGNORE INTO tombstones (tenant, kind, hash, created_at) VALUES (?1, ?2, ?3, ?4)",
     )?
     .execute(params![tenant, kind, hash, now])?;
@@ -307,12 +295,12 @@ pub fn add_tombstone(
 /// evidence and the audit log still refer to something. Returns whether there
 /// was anything left to erase.
 pub fn erase(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     tenant: &str,
     id: &str,
     mode: crate::plugin::CleanupMode,
     now: i64,
-) -> rusqlite::Result<bool> {
+) -> Result<bool> {
     let Some(contact) = get(tx, tenant, id)? else {
         return Ok(false);
     };
@@ -322,12 +310,13 @@ pub fn erase(
         }
     }
     let delete = mode == crate::plugin::CleanupMode::Delete;
-    tx.prepare_cached(
-        "UPDATE contacts SET first_name = '', last_name = '', email = NULL, phone = NULL,
+    tx.sql()
+        .prepare_cached(
+            "UPDATE contacts SET first_name = '', last_name = '', email = NULL, phone = NULL,
              attributes = '{}', source = CASE WHEN ?3 THEN '' ELSE source END, erased_at = ?4
          WHERE tenant = ?1 AND id = ?2",
-    )?
-    .execute(params![tenant, id, delete, now])?;
+        )?
+        .execute(params![tenant, id, delete, now])?;
     audit::append(
         tx,
         tenant,

@@ -7,50 +7,43 @@
 //! policy's `evidence_retention_days` says (three years by default); `klar
 //! tick` then deletes it and writes an audit row saying so.
 
-use rusqlite::{Connection, Transaction, params};
-use serde::Serialize;
+use rusqlite::params;
+
+use super::{Conn, Error, Result, Tx};
 use serde_json::Value;
 
 /// One stored piece of evidence.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Record {
     pub id: i64,
     pub contact: String,
     pub purpose: String,
     /// "request" or "response".
     pub kind: String,
-    #[serde(serialize_with = "crate::times::json")]
-    #[schema(value_type = String, format = DateTime)]
     pub at: i64,
     pub detail: Value,
     /// When it will be deleted; none while the person is not erased.
-    #[serde(serialize_with = "crate::times::json_opt")]
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub retain_until: Option<i64>,
 }
 
 pub fn add(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     tenant: &str,
     contact: &str,
     purpose: &str,
     kind: &str,
     at: i64,
     detail: &Value,
-) -> rusqlite::Result<i64> {
-    tx.prepare_cached("INSERT INTO evidence (tenant, contact, purpose, kind, at, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
+) -> Result<i64> {
+    tx.sql().prepare_cached("INSERT INTO evidence (tenant, contact, purpose, kind, at, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
         .execute(params![tenant, contact, purpose, kind, at, detail.to_string()],
     )?;
-    Ok(tx.last_insert_rowid())
+    Ok(tx.sql().last_insert_rowid())
 }
 
 /// A contact's evidence, oldest first.
-pub fn for_contact(
-    conn: &Connection,
-    tenant: &str,
-    contact: &str,
-) -> rusqlite::Result<Vec<Record>> {
-    let mut stmt = conn.prepare(
+pub fn for_contact(conn: &Conn, tenant: &str, contact: &str) -> Result<Vec<Record>> {
+    let mut stmt = conn.sql().prepare(
         "SELECT id, contact, purpose, kind, at, detail, retain_until FROM evidence
          WHERE tenant = ?1 AND contact = ?2 ORDER BY at, id",
     )?;
@@ -66,44 +59,40 @@ pub fn for_contact(
             retain_until: r.get(6)?,
         })
     })?;
-    rows.collect()
+    rows.collect::<rusqlite::Result<_>>().map_err(Error::from)
 }
 
 /// Sets when the evidence of a purged case is deleted, as its policy decided.
 pub fn start_retention(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     tenant: &str,
     (contact, purpose): (&str, &str),
     until: i64,
-) -> rusqlite::Result<usize> {
-    tx.prepare_cached(
-        "UPDATE evidence SET retain_until = ?4
+) -> Result<usize> {
+    tx.sql()
+        .prepare_cached(
+            "UPDATE evidence SET retain_until = ?4
          WHERE tenant = ?1 AND contact = ?2 AND purpose = ?3 AND retain_until IS NULL",
-    )?
-    .execute(params![tenant, contact, purpose, until])
+        )?
+        .execute(params![tenant, contact, purpose, until])
+        .map_err(Error::from)
 }
 
 /// Until when the contact's evidence is kept, if its retention started.
-pub fn retained_until(
-    conn: &Connection,
-    tenant: &str,
-    contact: &str,
-) -> rusqlite::Result<Option<i64>> {
-    conn.prepare_cached(
-        "SELECT MAX(retain_until) FROM evidence WHERE tenant = ?1 AND contact = ?2",
-    )?
-    .query_row(params![tenant, contact], |r| r.get(0))
+pub fn retained_until(conn: &Conn, tenant: &str, contact: &str) -> Result<Option<i64>> {
+    conn.sql()
+        .prepare_cached(
+            "SELECT MAX(retain_until) FROM evidence WHERE tenant = ?1 AND contact = ?2",
+        )?
+        .query_row(params![tenant, contact], |r| r.get(0))
+        .map_err(Error::from)
 }
 
 /// Deletes the tenant's evidence whose retention ended by `now`; returns the
 /// number of rows deleted per contact.
-pub fn expire(
-    tx: &Transaction<'_>,
-    tenant: &str,
-    now: i64,
-) -> rusqlite::Result<Vec<(String, i64)>> {
+pub fn expire(tx: &Tx<'_>, tenant: &str, now: i64) -> Result<Vec<(String, i64)>> {
     let expired: Vec<(String, i64)> = {
-        let mut stmt = tx.prepare(
+        let mut stmt = tx.sql().prepare(
             "SELECT contact, COUNT(*) FROM evidence
              WHERE retain_until IS NOT NULL AND retain_until <= ?2 AND tenant = ?1
              GROUP BY contact ORDER BY contact",
@@ -112,7 +101,7 @@ pub fn expire(
         rows.collect::<rusqlite::Result<_>>()?
     };
     if !expired.is_empty() {
-        tx.prepare_cached("DELETE FROM evidence WHERE retain_until IS NOT NULL AND retain_until <= ?2 AND tenant = ?1")?
+        tx.sql().prepare_cached("DELETE FROM evidence WHERE retain_until IS NOT NULL AND retain_until <= ?2 AND tenant = ?1")?
         .execute(params![tenant, now],
         )?;
     }

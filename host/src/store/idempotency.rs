@@ -3,7 +3,9 @@
 //! again. The key is read and written in the transaction of the steps it
 //! guards (see `app::events`).
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{OptionalExtension, params};
+
+use super::{Conn, Error, Result, Tx};
 
 /// The request a key was first used for, and the answer it got.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,38 +15,35 @@ pub struct Answered {
     pub response: String,
 }
 
-pub fn get(conn: &Connection, tenant: &str, key: &str) -> rusqlite::Result<Option<Answered>> {
-    conn.prepare_cached(
-        "SELECT request, status, response FROM idempotency WHERE tenant = ?1 AND key = ?2",
-    )?
-    .query_row(params![tenant, key], |r| {
-        Ok(Answered {
-            request: r.get(0)?,
-            status: r.get(1)?,
-            response: r.get(2)?,
+pub fn get(conn: &Conn, tenant: &str, key: &str) -> Result<Option<Answered>> {
+    conn.sql()
+        .prepare_cached(
+            "SELECT request, status, response FROM idempotency WHERE tenant = ?1 AND key = ?2",
+        )?
+        .query_row(params![tenant, key], |r| {
+            Ok(Answered {
+                request: r.get(0)?,
+                status: r.get(1)?,
+                response: r.get(2)?,
+            })
         })
-    })
-    .optional()
+        .optional()
+        .map_err(Error::from)
 }
 
-pub fn put(
-    tx: &Transaction<'_>,
-    tenant: &str,
-    key: &str,
-    answered: &Answered,
-    now: i64,
-) -> rusqlite::Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO idempotency (tenant, key, request, status, response, created_at)
+pub fn put(tx: &Tx<'_>, tenant: &str, key: &str, answered: &Answered, now: i64) -> Result<()> {
+    tx.sql()
+        .prepare_cached(
+            "INSERT INTO idempotency (tenant, key, request, status, response, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?
-    .execute(params![
-        tenant,
-        key,
-        answered.request,
-        answered.status,
-        answered.response,
-        now
-    ])?;
+        )?
+        .execute(params![
+            tenant,
+            key,
+            answered.request,
+            answered.status,
+            answered.response,
+            now
+        ])?;
     Ok(())
 }

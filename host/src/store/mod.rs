@@ -5,6 +5,11 @@
 //! the schema evolves through the numbered migrations in `migrations/`, whose
 //! count is kept in `PRAGMA user_version`. All writes of one step go through one
 //! transaction (`Store::transaction`).
+//!
+//! The layers above see only [`Conn`] (read through it), [`Tx`] (an open
+//! transaction, which reads too) and [`Error`]: none of them names the
+//! database library, so a second backend can sit behind these three types
+//! without touching `app` or `engine`.
 
 pub mod apikeys;
 pub mod audit;
@@ -24,7 +29,7 @@ pub mod webhooks;
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{Connection, Transaction};
+use rusqlite::Connection;
 
 /// The migrations, in order. Never edit one that has shipped; add the next.
 const MIGRATIONS: &[(&str, &str)] = &[
@@ -45,6 +50,39 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("migrations/007_decision_deadlines.sql"),
     ),
 ];
+
+/// A failed store operation. Opaque above `store/`: the faces print it, nothing
+/// branches on the database's error codes.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct Error(#[from] rusqlite::Error);
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A connection to the store, for reading (and, inside [`Tx`], writing).
+pub struct Conn(Connection);
+
+impl Conn {
+    /// The SQL connection underneath: for `store/` alone.
+    pub(in crate::store) fn sql(&self) -> &Connection {
+        &self.0
+    }
+}
+
+/// An open transaction: everything written through it lands together at
+/// commit, or not at all. Reads through it see its own writes.
+pub struct Tx<'a> {
+    conn: &'a Conn,
+    // Held for its drop, which rolls back unless committed.
+    inner: rusqlite::Transaction<'a>,
+}
+
+impl std::ops::Deref for Tx<'_> {
+    type Target = Conn;
+    fn deref(&self) -> &Conn {
+        self.conn
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -73,7 +111,13 @@ pub enum StoreError {
         source: rusqlite::Error,
     },
     #[error(transparent)]
-    Sql(#[from] rusqlite::Error),
+    Sql(#[from] Error),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(err: rusqlite::Error) -> StoreError {
+        StoreError::Sql(Error(err))
+    }
 }
 
 /// Deletes a database file with its WAL and shared-memory files; missing
@@ -92,7 +136,7 @@ pub fn remove_database(path: &Path) -> Result<(), (std::path::PathBuf, std::io::
 
 /// Copies the database at `live` to `to` (a consistent snapshot, even while
 /// others write), opening it read-only.
-pub fn copy_database(live: &Path, to: &Path) -> Result<(), rusqlite::Error> {
+pub fn copy_database(live: &Path, to: &Path) -> Result<()> {
     let conn = Connection::open_with_flags(
         live,
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -102,7 +146,7 @@ pub fn copy_database(live: &Path, to: &Path) -> Result<(), rusqlite::Error> {
 }
 
 pub struct Store {
-    conn: Connection,
+    conn: Conn,
 }
 
 impl Store {
@@ -134,7 +178,7 @@ impl Store {
         // The scheduler and the import run a dozen statements per case; keep
         // them all prepared.
         conn.set_prepared_statement_cache_capacity(64);
-        let mut store = Store { conn };
+        let mut store = Store { conn: Conn(conn) };
         store.migrate(&shown)?;
         Ok(store)
     }
@@ -155,6 +199,7 @@ impl Store {
     pub fn schema_version(&self) -> Result<i64, StoreError> {
         Ok(self
             .conn
+            .0
             .pragma_query_value(None, "user_version", |row| row.get(0))?)
     }
 
@@ -169,7 +214,7 @@ impl Store {
             });
         }
         for (index, (name, sql)) in MIGRATIONS.iter().enumerate().skip(found as usize) {
-            let tx = self.conn.transaction()?;
+            let tx = self.conn.0.transaction()?;
             tx.execute_batch(sql)
                 .map_err(|source| StoreError::Migrate { name, source })?;
             tx.pragma_update(None, "user_version", index as i64 + 1)
@@ -181,33 +226,42 @@ impl Store {
     }
 
     /// Runs `work` in one transaction: all of it lands, or none of it.
-    pub fn transaction<T, E: From<rusqlite::Error>>(
+    pub fn transaction<T, E: From<Error>>(
         &mut self,
-        work: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
+        work: impl FnOnce(&Tx<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
-        let tx = self.conn.transaction()?;
-        let value = work(&tx)?;
-        tx.commit()?;
-        Ok(value)
+        self.run(rusqlite::TransactionBehavior::Deferred, work)
     }
 
     /// Like [`Store::transaction`], but takes SQLite's write lock at the
     /// start: for work that reads and then writes what it read (a case's
     /// step, an idempotency key), so that a concurrent writer waits for it
     /// instead of working on the same rows from an older snapshot.
-    pub fn write<T, E: From<rusqlite::Error>>(
+    pub fn write<T, E: From<Error>>(
         &mut self,
-        work: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
+        work: impl FnOnce(&Tx<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        self.run(rusqlite::TransactionBehavior::Immediate, work)
+    }
+
+    fn run<T, E: From<Error>>(
+        &mut self,
+        behavior: rusqlite::TransactionBehavior,
+        work: impl FnOnce(&Tx<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        // `&mut self` keeps transactions from nesting, as
+        // `Connection::transaction` would.
+        let inner = rusqlite::Transaction::new_unchecked(&self.conn.0, behavior).map_err(Error)?;
+        let tx = Tx {
+            conn: &self.conn,
+            inner,
+        };
         let value = work(&tx)?;
-        tx.commit()?;
+        tx.inner.commit().map_err(Error)?;
         Ok(value)
     }
 
-    pub fn connection(&self) -> &Connection {
+    pub fn connection(&self) -> &Conn {
         &self.conn
     }
 }
@@ -227,6 +281,7 @@ mod tests {
         );
         let mode: String = store
             .connection()
+            .sql()
             .pragma_query_value(None, "journal_mode", |r| r.get(0))
             .expect("journal mode");
         assert_eq!(mode, "wal");
@@ -246,6 +301,7 @@ mod tests {
         let store = Store::open(&path).expect("opens");
         store
             .connection()
+            .sql()
             .pragma_update(None, "user_version", 99)
             .expect("set version");
         drop(store);

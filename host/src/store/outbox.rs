@@ -1,12 +1,13 @@
 //! The outbox: actions for the CRM (requests to send, tasks, cleanups), each
 //! with a stable id so a receiver can de-duplicate, delivered at least once.
 
-use rusqlite::{Connection, Transaction, params};
-use serde::Serialize;
+use rusqlite::params;
+
+use super::{Conn, Error, Result, Tx};
 use serde_json::Value;
 
-/// One action. Field names are part of the JSON interface.
-#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+/// One action.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Item {
     pub id: String,
     pub seq: i64,
@@ -14,39 +15,18 @@ pub struct Item {
     pub purpose: String,
     pub kind: String,
     pub payload: Value,
-    #[serde(serialize_with = "crate::times::json")]
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
-    #[serde(serialize_with = "crate::times::json_opt")]
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub acked_at: Option<i64>,
     /// Failed delivery attempts (webhook or mail) so far.
     pub attempts: i64,
     /// When klar gave up delivering it (see `klar redeliver`).
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "crate::times::json_opt"
-    )]
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub parked_at: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
     /// When klar withdrew it before delivery because its case moved on.
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "crate::times::json_opt"
-    )]
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub cancelled_at: Option<i64>,
     /// Why it was withdrawn, e.g. "the case is now consented".
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub cancel_reason: Option<String>,
     /// A message held for the contact's spacing is delivered from then on.
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "crate::times::json_opt"
-    )]
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub deliver_after: Option<i64>,
 }
 
@@ -115,17 +95,19 @@ fn rfc3339_links(mut payload: Value) -> Value {
 
 /// The newest action's `seq` (0 for none): where a reader starts to see
 /// only what comes next.
-pub fn last_seq(conn: &Connection, tenant: &str) -> rusqlite::Result<i64> {
-    conn.prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM outbox WHERE tenant = ?1")?
+pub fn last_seq(conn: &Conn, tenant: &str) -> Result<i64> {
+    conn.sql()
+        .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM outbox WHERE tenant = ?1")?
         .query_row([tenant], |r| r.get(0))
+        .map_err(Error::from)
 }
 
 /// The tenant's actions in order, as `filter` says.
-pub fn list(conn: &Connection, tenant: &str, filter: &Filter<'_>) -> rusqlite::Result<Vec<Item>> {
+pub fn list(conn: &Conn, tenant: &str, filter: &Filter<'_>) -> Result<Vec<Item>> {
     let limit = filter
         .limit
         .map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
-    let mut stmt = conn.prepare_cached(&format!(
+    let mut stmt = conn.sql().prepare_cached(&format!(
         "SELECT {COLUMNS} FROM outbox
          WHERE tenant = ?1 AND seq > ?4 AND (?2 IS NULL OR contact = ?2) AND (?3 OR acked_at IS NULL)
            AND (NOT ?6 OR parked_at IS NOT NULL)
@@ -146,21 +128,21 @@ pub fn list(conn: &Connection, tenant: &str, filter: &Filter<'_>) -> rusqlite::R
         ],
         read,
     )?;
-    rows.collect()
+    rows.collect::<rusqlite::Result<_>>().map_err(Error::from)
 }
 
 /// Queues one action for the CRM (or klar's mailer) with the next sequence
 /// number of the tenant.
 pub fn insert(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     tenant: &str,
     id: &str,
     (contact, purpose): (&str, &str),
     kind: &str,
     payload: &Value,
     now: i64,
-) -> rusqlite::Result<()> {
-    tx.prepare_cached(
+) -> Result<()> {
+    tx.sql().prepare_cached(
         "INSERT INTO outbox (id, tenant, seq, contact, purpose, kind, payload, created_at)
          VALUES (?1, ?2, (SELECT COALESCE(MAX(seq), 0) + 1 FROM outbox WHERE tenant = ?2), ?3, ?4, ?5, ?6, ?7)",
     )?
@@ -169,27 +151,19 @@ pub fn insert(
 }
 
 /// Holds a queued message back until `until` (the contact's spacing).
-pub fn deliver_after(
-    tx: &Transaction<'_>,
-    tenant: &str,
-    id: &str,
-    until: i64,
-) -> rusqlite::Result<()> {
-    tx.prepare_cached("UPDATE outbox SET deliver_after = ?3 WHERE tenant = ?1 AND id = ?2")?
+pub fn deliver_after(tx: &Tx<'_>, tenant: &str, id: &str, until: i64) -> Result<()> {
+    tx.sql()
+        .prepare_cached("UPDATE outbox SET deliver_after = ?3 WHERE tenant = ?1 AND id = ?2")?
         .execute(params![tenant, id, until])?;
     Ok(())
 }
 
 /// The CRM carried these actions out; returns how many were pending.
-pub fn acknowledge(
-    tx: &Transaction<'_>,
-    tenant: &str,
-    ids: &[String],
-    now: i64,
-) -> rusqlite::Result<usize> {
+pub fn acknowledge(tx: &Tx<'_>, tenant: &str, ids: &[String], now: i64) -> Result<usize> {
     let mut n = 0;
     for id in ids {
         n += tx
+            .sql()
             .prepare_cached(
                 "UPDATE outbox SET acked_at = ?3 WHERE tenant = ?1 AND id = ?2 AND acked_at IS NULL",
             )?
@@ -200,14 +174,9 @@ pub fn acknowledge(
 
 /// The CRM has seen these actions (it polled them, or a webhook delivery
 /// was attempted): withdrawing one later tells the CRM with a `cancel` action.
-pub fn mark_offered(
-    conn: &Connection,
-    tenant: &str,
-    ids: &[&str],
-    now: i64,
-) -> rusqlite::Result<()> {
+pub fn mark_offered(conn: &Conn, tenant: &str, ids: &[&str], now: i64) -> Result<()> {
     for id in ids {
-        conn.prepare_cached(
+        conn.sql().prepare_cached(
             "UPDATE outbox SET offered_at = ?3 WHERE tenant = ?1 AND id = ?2 AND offered_at IS NULL",
         )?
         .execute(params![tenant, id, now])?;
@@ -230,13 +199,8 @@ pub struct Pending {
 }
 
 /// The contact's actions of `kind` still waiting for delivery, in order.
-pub fn pending(
-    tx: &Transaction<'_>,
-    tenant: &str,
-    contact: &str,
-    kind: &str,
-) -> rusqlite::Result<Vec<Pending>> {
-    let mut stmt = tx.prepare_cached(
+pub fn pending(tx: &Tx<'_>, tenant: &str, contact: &str, kind: &str) -> Result<Vec<Pending>> {
+    let mut stmt = tx.sql().prepare_cached(
         "SELECT id, purpose, kind, offered_at IS NOT NULL OR attempts > 0, payload FROM outbox
          INDEXED BY outbox_pending_by_contact
          WHERE tenant = ?1 AND contact = ?2 AND acked_at IS NULL AND kind = ?3
@@ -268,7 +232,7 @@ pub fn pending(
             token_id: payload.get("token_id").cloned().unwrap_or(Value::Null),
         })
     })?;
-    rows.collect()
+    rows.collect::<rusqlite::Result<_>>().map_err(Error::from)
 }
 
 /// Withdraws a pending action before delivery, with `reason`; it then counts
@@ -276,19 +240,21 @@ pub fn pending(
 /// a `cancel` action after it, so that the CRM can stop it too (a letter
 /// being printed, a call planned). Returns whether that notice was queued.
 pub fn cancel(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     tenant: &str,
     pending: &Pending,
     reason: &str,
     now: i64,
-) -> rusqlite::Result<bool> {
-    tx.prepare_cached(
-        "UPDATE outbox SET acked_at = ?3, cancelled_at = ?3, cancel_reason = ?4
+) -> Result<bool> {
+    tx.sql()
+        .prepare_cached(
+            "UPDATE outbox SET acked_at = ?3, cancelled_at = ?3, cancel_reason = ?4
          WHERE tenant = ?1 AND id = ?2",
-    )?
-    .execute(params![tenant, pending.id, now, reason])?;
+        )?
+        .execute(params![tenant, pending.id, now, reason])?;
     if pending.seen {
         let contact: String = tx
+            .sql()
             .prepare_cached("SELECT contact FROM outbox WHERE tenant = ?1 AND id = ?2")?
             .query_row(params![tenant, pending.id], |r| r.get(0))?;
         let notice = serde_json::json!({

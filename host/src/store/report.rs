@@ -2,13 +2,14 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::{Connection, params};
-use serde::Serialize;
+use rusqlite::params;
+
+use super::{Conn, Result};
 
 use crate::plugin::{Band, Case, State};
 
-/// The cockpit of one tenant. Field names are part of the JSON interface.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+/// The cockpit of one tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Status {
     pub tenant: String,
     /// Cases per band: usable, to-clarify, removed.
@@ -31,14 +32,14 @@ pub struct Status {
 }
 
 /// A case whose last step failed, and why.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attention {
     pub contact: String,
     pub purpose: String,
     pub error: String,
 }
 
-pub fn status(conn: &Connection, tenant: &str, now: i64) -> rusqlite::Result<Status> {
+pub fn status(conn: &Conn, tenant: &str, now: i64) -> Result<Status> {
     let mut states: BTreeMap<String, i64> = State::ALL
         .iter()
         .map(|s| (s.as_str().to_owned(), 0))
@@ -48,7 +49,7 @@ pub fn status(conn: &Connection, tenant: &str, now: i64) -> rusqlite::Result<Sta
         .map(|b| (b.as_str().to_owned(), 0))
         .collect();
     {
-        let mut stmt = conn.prepare(
+        let mut stmt = conn.sql().prepare(
             "SELECT state, band, COUNT(*) FROM cases WHERE tenant = ?1 GROUP BY state, band",
         )?;
         let rows = stmt.query_map([tenant], |r| {
@@ -65,7 +66,8 @@ pub fn status(conn: &Connection, tenant: &str, now: i64) -> rusqlite::Result<Sta
         }
     }
     let count = |sql: &str| -> rusqlite::Result<i64> {
-        conn.query_row(sql, params![tenant, now], |r| r.get(0))
+        conn.sql()
+            .query_row(sql, params![tenant, now], |r| r.get(0))
     };
     let overdue = count(
         "SELECT COUNT(*) FROM cases WHERE tenant = ?1 AND due_at IS NOT NULL AND due_at < ?2",
@@ -77,7 +79,7 @@ pub fn status(conn: &Connection, tenant: &str, now: i64) -> rusqlite::Result<Sta
         "SELECT COUNT(*) FROM cases WHERE tenant = ?1 AND needs_attention IS NOT NULL AND ?2 = ?2",
     )?;
     let attention = {
-        let mut stmt = conn.prepare(
+        let mut stmt = conn.sql().prepare(
             "SELECT contact, purpose, needs_attention FROM cases
              WHERE tenant = ?1 AND needs_attention IS NOT NULL ORDER BY contact, purpose LIMIT 20",
         )?;
@@ -92,7 +94,7 @@ pub fn status(conn: &Connection, tenant: &str, now: i64) -> rusqlite::Result<Sta
     };
     let mut awaiting = BTreeMap::new();
     {
-        let mut stmt = conn.prepare(
+        let mut stmt = conn.sql().prepare(
             "SELECT COALESCE(json_extract(body, '$.assigned_to'), '(nobody)'), COUNT(*) FROM cases
              WHERE tenant = ?1 AND state = 'awaiting-decision' GROUP BY 1",
         )?;
@@ -118,8 +120,8 @@ pub fn status(conn: &Connection, tenant: &str, now: i64) -> rusqlite::Result<Sta
     })
 }
 
-/// One line of a case list. Field names are part of the JSON interface.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+/// One line of a case list.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaseLine {
     pub tenant: String,
     pub contact: String,
@@ -147,13 +149,8 @@ pub struct CaseFilter {
     pub limit: Option<usize>,
 }
 
-pub fn cases(
-    conn: &Connection,
-    tenant: &str,
-    filter: &CaseFilter,
-    now: i64,
-) -> rusqlite::Result<Vec<CaseLine>> {
-    let mut stmt = conn.prepare(
+pub fn cases(conn: &Conn, tenant: &str, filter: &CaseFilter, now: i64) -> Result<Vec<CaseLine>> {
+    let mut stmt = conn.sql().prepare(
         "SELECT c.contact, c.purpose, c.state, c.band, c.body, c.needs_attention, k.owner
          FROM cases c JOIN contacts k ON k.tenant = c.tenant AND k.id = c.contact
          WHERE c.tenant = ?1

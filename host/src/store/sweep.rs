@@ -7,7 +7,9 @@
 //! contact has none yet. Erased contacts are left out (no hook runs for them
 //! again).
 
-use rusqlite::{Connection, params};
+use rusqlite::params;
+
+use super::{Conn, Result};
 
 use super::contacts::{COLUMNS, read};
 use super::tenants;
@@ -25,14 +27,15 @@ pub struct Population {
 /// Up to `limit` contacts of `tenant` (all of them when there are no more),
 /// else every k-th contact in id order (k = total / limit, so at least `limit`)
 /// and the first of each source, owner and language.
-pub fn population(conn: &Connection, tenant: &str, limit: usize) -> rusqlite::Result<Population> {
+pub fn population(conn: &Conn, tenant: &str, limit: usize) -> Result<Population> {
     let total: i64 = conn
+        .sql()
         .prepare_cached("SELECT COUNT(*) FROM contacts WHERE tenant = ?1 AND erased_at IS NULL")?
         .query_row([tenant], |r| r.get(0))?;
     let total = usize::try_from(total).unwrap_or(0);
     let stride = (total / limit.max(1)).max(1);
     let stride = i64::try_from(stride).unwrap_or(i64::MAX);
-    let mut stmt = conn.prepare(&format!(
+    let mut stmt = conn.sql().prepare(&format!(
         "WITH live AS (
              SELECT id, source, owner, language, ROW_NUMBER() OVER (ORDER BY id) - 1 AS n
              FROM contacts WHERE tenant = ?1 AND erased_at IS NULL
@@ -53,7 +56,7 @@ pub fn population(conn: &Connection, tenant: &str, limit: usize) -> rusqlite::Re
         .into_iter()
         .map(|(id, _)| id)
         .collect();
-    let mut cases_of = conn.prepare_cached(
+    let mut cases_of = conn.sql().prepare_cached(
         "SELECT purpose, body FROM cases WHERE tenant = ?1 AND contact = ?2 ORDER BY purpose",
     )?;
     let mut contacts = Vec::with_capacity(chosen.len());
@@ -110,7 +113,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut store = Store::open(&dir.path().join("klar.db")).expect("opens");
         store
-            .transaction(|tx| -> rusqlite::Result<()> {
+            .transaction(|tx| -> Result<()> {
                 tenants::add(tx, "acme", "ACME", "UTC", "de", 1).map_err(|e| match e {
                     tenants::TenantError::Sql(e) => e,
                     other => panic!("{other}"),
@@ -125,7 +128,7 @@ mod tests {
                 contacts::open_cases(tx, "acme", "C000", 1)?;
                 let mut consented = Case::new(tenants::DEFAULT_PURPOSE);
                 consented.state = crate::plugin::State::Consented;
-                tx.execute(
+                tx.sql().execute(
                     "UPDATE cases SET body = ?1 WHERE tenant = 'acme' AND contact = 'C000'",
                     [serde_json::to_string(&consented).unwrap_or_default()],
                 )?;

@@ -1,7 +1,9 @@
 //! Tenants, their purposes and their policy versions.
 
 use chrono_tz::Tz;
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{OptionalExtension, params};
+
+use super::{Conn, Error, Result, Tx};
 use sha2::{Digest, Sha256};
 
 use super::audit::{self, Entry};
@@ -67,7 +69,13 @@ pub enum TenantError {
     #[error("tenant {tenant} already has purpose {purpose}")]
     PurposeExists { tenant: String, purpose: String },
     #[error(transparent)]
-    Sql(#[from] rusqlite::Error),
+    Sql(#[from] super::Error),
+}
+
+impl From<rusqlite::Error> for TenantError {
+    fn from(err: rusqlite::Error) -> TenantError {
+        TenantError::Sql(err.into())
+    }
 }
 
 fn valid_id(id: &str) -> bool {
@@ -84,7 +92,7 @@ pub fn parse_timezone(name: &str) -> Result<Tz, TenantError> {
 
 /// Creates a tenant with its default purpose, and audits both.
 pub fn add(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     id: &str,
     name: &str,
     timezone: &str,
@@ -107,11 +115,11 @@ pub fn add(
         hasher.write_i64(now);
         Sha256::digest(hasher.finish().to_be_bytes()).to_vec()
     };
-    tx.execute(
+    tx.sql().execute(
         "INSERT INTO tenants (id, name, timezone, locale, salt, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![id, name, tz.name(), locale, salt, now],
     )?;
-    tx.execute(
+    tx.sql().execute(
         "INSERT INTO purposes (tenant, id, description) VALUES (?1, ?2, ?3)",
         params![id, DEFAULT_PURPOSE, DEFAULT_PURPOSE_DESCRIPTION],
     )?;
@@ -132,8 +140,9 @@ pub fn add(
     })
 }
 
-pub fn get(conn: &Connection, id: &str) -> Result<Option<Tenant>, TenantError> {
+pub fn get(conn: &Conn, id: &str) -> Result<Option<Tenant>, TenantError> {
     let row: Option<(String, String, String, String)> = conn
+        .sql()
         .query_row(
             "SELECT id, name, timezone, locale FROM tenants WHERE id = ?1",
             [id],
@@ -151,9 +160,9 @@ pub fn get(conn: &Connection, id: &str) -> Result<Option<Tenant>, TenantError> {
     .transpose()
 }
 
-pub fn list(conn: &Connection) -> Result<Vec<Tenant>, TenantError> {
+pub fn list(conn: &Conn) -> Result<Vec<Tenant>, TenantError> {
     let ids: Vec<String> = {
-        let mut stmt = conn.prepare("SELECT id FROM tenants ORDER BY id")?;
+        let mut stmt = conn.sql().prepare("SELECT id FROM tenants ORDER BY id")?;
         let rows = stmt.query_map([], |r| r.get(0))?;
         rows.collect::<rusqlite::Result<_>>()?
     };
@@ -161,7 +170,7 @@ pub fn list(conn: &Connection) -> Result<Vec<Tenant>, TenantError> {
 }
 
 /// The tenant's active policy version, if one was ever set.
-pub fn active_policy(conn: &Connection, tenant: &str) -> rusqlite::Result<Option<PolicyVersion>> {
+pub fn active_policy(conn: &Conn, tenant: &str) -> Result<Option<PolicyVersion>> {
     Ok(policy_versions(conn, tenant)?
         .into_iter()
         .find(|v| v.active))
@@ -169,20 +178,22 @@ pub fn active_policy(conn: &Connection, tenant: &str) -> rusqlite::Result<Option
 
 /// The active version's number and SHA-256 (not its text): what a cached
 /// session checks on every use.
-pub fn active_sha(conn: &Connection, tenant: &str) -> rusqlite::Result<Option<(i64, String)>> {
-    conn.prepare_cached(
-        "SELECT version, sha256 FROM policy_versions WHERE tenant = ?1 AND active = 1",
-    )?
-    .query_row([tenant], |r| Ok((r.get(0)?, r.get(1)?)))
-    .optional()
+pub fn active_sha(conn: &Conn, tenant: &str) -> Result<Option<(i64, String)>> {
+    conn.sql()
+        .prepare_cached(
+            "SELECT version, sha256 FROM policy_versions WHERE tenant = ?1 AND active = 1",
+        )?
+        .query_row([tenant], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+        .map_err(Error::from)
 }
 
-pub fn require(conn: &Connection, id: &str) -> Result<Tenant, TenantError> {
+pub fn require(conn: &Conn, id: &str) -> Result<Tenant, TenantError> {
     get(conn, id)?.ok_or_else(|| TenantError::Unknown(id.to_owned()))
 }
 
 pub fn add_purpose(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     tenant: &str,
     purpose: &str,
     description: &str,
@@ -192,7 +203,7 @@ pub fn add_purpose(
     if !valid_id(purpose) {
         return Err(TenantError::BadPurpose(purpose.to_owned()));
     }
-    let inserted = tx.execute(
+    let inserted = tx.sql().execute(
         "INSERT OR IGNORE INTO purposes (tenant, id, description) VALUES (?1, ?2, ?3)",
         params![tenant, purpose, description],
     )?;
@@ -233,17 +244,18 @@ pub fn purpose_in(purpose: &str, description: &str, language: &str) -> String {
     }
 }
 
-pub fn purposes(conn: &Connection, tenant: &str) -> rusqlite::Result<Vec<(String, String)>> {
-    let mut stmt =
-        conn.prepare("SELECT id, description FROM purposes WHERE tenant = ?1 ORDER BY id")?;
+pub fn purposes(conn: &Conn, tenant: &str) -> Result<Vec<(String, String)>> {
+    let mut stmt = conn
+        .sql()
+        .prepare("SELECT id, description FROM purposes WHERE tenant = ?1 ORDER BY id")?;
     let rows = stmt.query_map([tenant], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    rows.collect()
+    rows.collect::<rusqlite::Result<_>>().map_err(Error::from)
 }
 
 /// Stores a new policy version and makes it the active one. The caller has
 /// checked the policy; a policy with errors must never get here.
 pub fn set_policy(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     tenant: &str,
     source: &str,
     author: &str,
@@ -269,7 +281,7 @@ pub fn set_policy(
 /// replaces a tested one. The activation rules are the caller's
 /// (`crate::app::activation`); this only records.
 pub fn store_version(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     tenant: &str,
     new: &NewVersion<'_>,
     now: i64,
@@ -277,16 +289,16 @@ pub fn store_version(
     require(tx, tenant)?;
     let replaced = active_policy(tx, tenant)?;
     let sha256 = crate::sha256_hex(new.source.as_bytes());
-    let version: i64 = tx.query_row(
+    let version: i64 = tx.sql().query_row(
         "SELECT COALESCE(MAX(version), 0) + 1 FROM policy_versions WHERE tenant = ?1",
         [tenant],
         |r| r.get(0),
     )?;
-    tx.execute(
+    tx.sql().execute(
         "UPDATE policy_versions SET active = 0 WHERE tenant = ?1 AND active = 1",
         [tenant],
     )?;
-    tx.execute(
+    tx.sql().execute(
         "INSERT INTO policy_versions (tenant, version, source, sha256, author, message, created_at, active, tests)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8)",
         params![
@@ -342,8 +354,8 @@ pub fn store_version(
     })
 }
 
-pub fn policy_versions(conn: &Connection, tenant: &str) -> rusqlite::Result<Vec<PolicyVersion>> {
-    let mut stmt = conn.prepare(
+pub fn policy_versions(conn: &Conn, tenant: &str) -> Result<Vec<PolicyVersion>> {
+    let mut stmt = conn.sql().prepare(
         "SELECT version, source, sha256, author, message, created_at, active, tests
          FROM policy_versions WHERE tenant = ?1 ORDER BY version",
     )?;
@@ -359,7 +371,7 @@ pub fn policy_versions(conn: &Connection, tenant: &str) -> rusqlite::Result<Vec<
             tests: r.get(7)?,
         })
     })?;
-    rows.collect()
+    rows.collect::<rusqlite::Result<_>>().map_err(Error::from)
 }
 
 #[cfg(test)]

@@ -5,22 +5,21 @@
 //! A purpose without a text of its own gets version 1 written from a standard
 //! German or English template the first time a request goes out.
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
-use serde::Serialize;
+use rusqlite::{OptionalExtension, params};
+
+use super::{Conn, Error, Result, Tx};
 
 /// The languages klar has standard texts for; any other falls back to German.
 pub const LANGUAGES: [&str; 2] = ["de", "en"];
 
 /// One version of a consent text.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsentText {
     pub purpose: String,
     pub version: i64,
     pub language: String,
     pub body: String,
     pub sha256: String,
-    #[serde(serialize_with = "crate::times::json")]
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
 }
 
@@ -67,45 +66,50 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ConsentText> {
 
 /// The newest version of the purpose's text in `language`, if any.
 pub fn current(
-    conn: &Connection,
+    conn: &Conn,
     tenant: &str,
     purpose: &str,
     language: &str,
-) -> rusqlite::Result<Option<ConsentText>> {
-    conn.prepare_cached(
-        "SELECT purpose, version, language, body, sha256, created_at FROM consent_texts
+) -> Result<Option<ConsentText>> {
+    conn.sql()
+        .prepare_cached(
+            "SELECT purpose, version, language, body, sha256, created_at FROM consent_texts
          WHERE tenant = ?1 AND purpose = ?2 AND language = ?3 ORDER BY version DESC LIMIT 1",
-    )?
-    .query_row(params![tenant, purpose, language], row)
-    .optional()
+        )?
+        .query_row(params![tenant, purpose, language], row)
+        .optional()
+        .map_err(Error::from)
 }
 
 /// One given version.
 pub fn get(
-    conn: &Connection,
+    conn: &Conn,
     tenant: &str,
     purpose: &str,
     version: i64,
     language: &str,
-) -> rusqlite::Result<Option<ConsentText>> {
-    conn.prepare_cached(
-        "SELECT purpose, version, language, body, sha256, created_at FROM consent_texts
+) -> Result<Option<ConsentText>> {
+    conn.sql()
+        .prepare_cached(
+            "SELECT purpose, version, language, body, sha256, created_at FROM consent_texts
          WHERE tenant = ?1 AND purpose = ?2 AND version = ?3 AND language = ?4",
-    )?
-    .query_row(params![tenant, purpose, version, language], row)
-    .optional()
+        )?
+        .query_row(params![tenant, purpose, version, language], row)
+        .optional()
+        .map_err(Error::from)
 }
 
 /// Stores `body` as the next version of the purpose's text in `language`.
 pub fn add(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     tenant: &str,
     purpose: &str,
     language: &str,
     body: &str,
     now: i64,
-) -> rusqlite::Result<ConsentText> {
+) -> Result<ConsentText> {
     let version: i64 = tx
+        .sql()
         .prepare_cached(
             "SELECT COALESCE(MAX(version), 0) + 1 FROM consent_texts
          WHERE tenant = ?1 AND purpose = ?2 AND language = ?3",
@@ -119,7 +123,7 @@ pub fn add(
         sha256: crate::sha256_hex(body.as_bytes()),
         created_at: now,
     };
-    tx.prepare_cached(
+    tx.sql().prepare_cached(
         "INSERT INTO consent_texts (tenant, purpose, version, language, body, sha256, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
@@ -137,16 +141,17 @@ pub fn add(
 
 /// The current text, writing the standard one as version 1 if there is none.
 pub fn current_or_standard(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     tenant: &str,
     purpose: &str,
     language: &str,
     now: i64,
-) -> rusqlite::Result<ConsentText> {
+) -> Result<ConsentText> {
     if let Some(text) = current(tx, tenant, purpose, language)? {
         return Ok(text);
     }
     let (company, description): (String, String) = tx
+        .sql()
         .prepare_cached(
             "SELECT t.name, p.description FROM tenants t JOIN purposes p ON p.tenant = t.id
          WHERE t.id = ?1 AND p.id = ?2",

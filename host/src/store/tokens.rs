@@ -6,7 +6,9 @@
 //! travels once, in the outbox action that asks the CRM (or mailer) to send it.
 
 use rand::RngExt;
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{OptionalExtension, params};
+
+use super::{Conn, Error, Result, Tx};
 
 /// A token as stored, without the secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,31 +59,32 @@ pub fn id_of(secret: &str) -> String {
 /// Issues a token for a request just sent; returns the secret and the row.
 /// A token that joins a message (`token.message` set) gets a secret of its
 /// own that is never sent: it is reached through the message's link.
-pub fn issue(tx: &Transaction<'_>, mut token: Token) -> rusqlite::Result<(String, Token)> {
+pub fn issue(tx: &Tx<'_>, mut token: Token) -> Result<(String, Token)> {
     let secret = generate();
     token.id = id_of(&secret);
     if token.message.is_none() {
         token.message = Some(token.id.clone());
     }
-    tx.prepare_cached(
-        "INSERT INTO response_tokens (id, hash, tenant, contact, purpose, attempt, channel,
+    tx.sql()
+        .prepare_cached(
+            "INSERT INTO response_tokens (id, hash, tenant, contact, purpose, attempt, channel,
                                       text_version, language, created_at, expires_at, message)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-    )?
-    .execute(params![
-        token.id,
-        hash(&secret),
-        token.tenant,
-        token.contact,
-        token.purpose,
-        token.attempt,
-        token.channel,
-        token.text_version,
-        token.language,
-        token.created_at,
-        token.expires_at,
-        token.message
-    ])?;
+        )?
+        .execute(params![
+            token.id,
+            hash(&secret),
+            token.tenant,
+            token.contact,
+            token.purpose,
+            token.attempt,
+            token.channel,
+            token.text_version,
+            token.language,
+            token.created_at,
+            token.expires_at,
+            token.message
+        ])?;
     Ok((secret, token))
 }
 
@@ -109,12 +112,9 @@ fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Token> {
 /// The tokens behind the link `secret` that may still be answered at `now`:
 /// one per purpose the message asked about and nobody has answered yet, in
 /// the order of the purposes. The link works while any of them is open.
-pub fn redeemable(
-    conn: &Connection,
-    secret: &str,
-    now: i64,
-) -> Result<Vec<Token>, TokenLookupError> {
+pub fn redeemable(conn: &Conn, secret: &str, now: i64) -> Result<Vec<Token>, TokenLookupError> {
     let link = conn
+        .sql()
         .prepare_cached(&format!(
             "SELECT {TOKEN_COLUMNS} FROM response_tokens WHERE hash = ?1"
         ))?
@@ -125,7 +125,7 @@ pub fn redeemable(
         // Links from before messages could span purposes are their own message.
         None => vec![link],
         Some(message) => {
-            let mut stmt = conn.prepare_cached(&format!(
+            let mut stmt = conn.sql().prepare_cached(&format!(
                 "SELECT {TOKEN_COLUMNS} FROM response_tokens INDEXED BY response_tokens_by_message
                  WHERE message = ?1 ORDER BY purpose"
             ))?;
@@ -154,22 +154,24 @@ pub fn redeemable(
 
 /// Closes every open link of a case (it was purged with its person).
 pub fn close_for_case(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     tenant: &str,
     contact: &str,
     purpose: &str,
     now: i64,
-) -> rusqlite::Result<usize> {
-    tx.prepare_cached(
-        "UPDATE response_tokens SET used_at = ?4
+) -> Result<usize> {
+    tx.sql()
+        .prepare_cached(
+            "UPDATE response_tokens SET used_at = ?4
          WHERE tenant = ?1 AND contact = ?2 AND purpose = ?3 AND used_at IS NULL",
-    )?
-    .execute(params![tenant, contact, purpose, now])
+        )?
+        .execute(params![tenant, contact, purpose, now])
+        .map_err(Error::from)
 }
 
 /// Marks every open token of the token's case as used: one answer per case,
 /// whichever of its links the contact clicked.
-pub fn close_case(tx: &Transaction<'_>, token: &Token, now: i64) -> rusqlite::Result<usize> {
+pub fn close_case(tx: &Tx<'_>, token: &Token, now: i64) -> Result<usize> {
     close_for_case(tx, &token.tenant, &token.contact, &token.purpose, now)
 }
 
@@ -179,7 +181,13 @@ pub enum TokenLookupError {
     #[error(transparent)]
     Token(#[from] TokenError),
     #[error(transparent)]
-    Sql(#[from] rusqlite::Error),
+    Sql(#[from] super::Error),
+}
+
+impl From<rusqlite::Error> for TokenLookupError {
+    fn from(err: rusqlite::Error) -> TokenLookupError {
+        TokenLookupError::Sql(err.into())
+    }
 }
 
 #[cfg(test)]

@@ -2,7 +2,9 @@
 //! state. The delivering itself is [`crate::delivery::webhook`].
 
 use rand::RngExt;
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{OptionalExtension, params};
+
+use super::{Conn, Error, Result, Tx};
 
 use super::outbox::Item;
 
@@ -14,9 +16,9 @@ pub struct Webhook {
 }
 
 /// Sets (or replaces) the tenant's webhook; returns the new signing secret.
-pub fn set(tx: &Transaction<'_>, tenant: &str, url: &str, now: i64) -> rusqlite::Result<String> {
+pub fn set(tx: &Tx<'_>, tenant: &str, url: &str, now: i64) -> Result<String> {
     let secret = format!("whsec_{}", crate::hex(&rand::rng().random::<[u8; 24]>()));
-    tx.execute(
+    tx.sql().execute(
         "INSERT INTO webhooks (tenant, url, secret, created_at) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (tenant) DO UPDATE SET url = excluded.url, secret = excluded.secret,
                                             created_at = excluded.created_at",
@@ -30,28 +32,35 @@ pub fn set(tx: &Transaction<'_>, tenant: &str, url: &str, now: i64) -> rusqlite:
     Ok(secret)
 }
 
-pub fn remove(tx: &Transaction<'_>, tenant: &str) -> rusqlite::Result<bool> {
-    Ok(tx.execute("DELETE FROM webhooks WHERE tenant = ?1", [tenant])? > 0)
+pub fn remove(tx: &Tx<'_>, tenant: &str) -> Result<bool> {
+    Ok(tx
+        .sql()
+        .execute("DELETE FROM webhooks WHERE tenant = ?1", [tenant])?
+        > 0)
 }
 
-pub fn get(conn: &Connection, tenant: &str) -> rusqlite::Result<Option<Webhook>> {
-    conn.query_row(
-        "SELECT tenant, url, secret FROM webhooks WHERE tenant = ?1",
-        [tenant],
-        |r| {
-            Ok(Webhook {
-                tenant: r.get(0)?,
-                url: r.get(1)?,
-                secret: r.get(2)?,
-            })
-        },
-    )
-    .optional()
+pub fn get(conn: &Conn, tenant: &str) -> Result<Option<Webhook>> {
+    conn.sql()
+        .query_row(
+            "SELECT tenant, url, secret FROM webhooks WHERE tenant = ?1",
+            [tenant],
+            |r| {
+                Ok(Webhook {
+                    tenant: r.get(0)?,
+                    url: r.get(1)?,
+                    secret: r.get(2)?,
+                })
+            },
+        )
+        .optional()
+        .map_err(Error::from)
 }
 
 /// Every tenant with a webhook.
-pub fn all(conn: &Connection) -> rusqlite::Result<Vec<Webhook>> {
-    let mut stmt = conn.prepare("SELECT tenant, url, secret FROM webhooks ORDER BY tenant")?;
+pub fn all(conn: &Conn) -> Result<Vec<Webhook>> {
+    let mut stmt = conn
+        .sql()
+        .prepare("SELECT tenant, url, secret FROM webhooks ORDER BY tenant")?;
     let rows = stmt.query_map([], |r| {
         Ok(Webhook {
             tenant: r.get(0)?,
@@ -59,7 +68,7 @@ pub fn all(conn: &Connection) -> rusqlite::Result<Vec<Webhook>> {
             secret: r.get(2)?,
         })
     })?;
-    rows.collect()
+    rows.collect::<rusqlite::Result<_>>().map_err(Error::from)
 }
 
 /// Which actions a deliverer takes: klar's own mailer takes the e-mail
@@ -75,18 +84,18 @@ pub enum Take {
 /// not acknowledged, not parked, due, and not held for the contact's spacing
 /// past `now` (klar's clock, seconds; `now_ms` is the wall clock of retries).
 pub fn due(
-    conn: &Connection,
+    conn: &Conn,
     tenant: &str,
     (now, now_ms): (i64, i64),
     limit: usize,
     take: Take,
-) -> rusqlite::Result<Vec<(Item, i64)>> {
+) -> Result<Vec<(Item, i64)>> {
     let take = match take {
         Take::Everything => 0,
         Take::Mails => 1,
         Take::AllButMails => 2,
     };
-    let mut stmt = conn.prepare_cached(&format!(
+    let mut stmt = conn.sql().prepare_cached(&format!(
         "SELECT {} FROM outbox
          WHERE tenant = ?1 AND acked_at IS NULL AND parked_at IS NULL
            AND (next_attempt_ms IS NULL OR next_attempt_ms <= ?2)
@@ -110,12 +119,12 @@ pub fn due(
             Ok((item, attempts))
         },
     )?;
-    rows.collect()
+    rows.collect::<rusqlite::Result<_>>().map_err(Error::from)
 }
 
 /// The receiver took the action: it counts as acknowledged.
-pub fn delivered(conn: &Connection, tenant: &str, id: &str, now: i64) -> rusqlite::Result<()> {
-    conn.execute(
+pub fn delivered(conn: &Conn, tenant: &str, id: &str, now: i64) -> Result<()> {
+    conn.sql().execute(
         "UPDATE outbox SET acked_at = ?3, last_error = NULL WHERE tenant = ?1 AND id = ?2",
         params![tenant, id, now],
     )?;
@@ -124,14 +133,14 @@ pub fn delivered(conn: &Connection, tenant: &str, id: &str, now: i64) -> rusqlit
 
 /// A failed attempt: try again at `next_ms`, or park the action.
 pub fn failed(
-    conn: &Connection,
+    conn: &Conn,
     tenant: &str,
     id: &str,
     error: &str,
     next_ms: Option<i64>,
     now: i64,
-) -> rusqlite::Result<()> {
-    conn.execute(
+) -> Result<()> {
+    conn.sql().execute(
         "UPDATE outbox SET attempts = attempts + 1, last_error = ?3, next_attempt_ms = ?4,
                            parked_at = CASE WHEN ?4 IS NULL THEN ?5 END
          WHERE tenant = ?1 AND id = ?2",
@@ -142,13 +151,8 @@ pub fn failed(
 
 /// Puts parked deliveries of `tenant` (or just action `id`) back in the
 /// queue with a fresh count of attempts; returns how many.
-pub fn requeue(
-    tx: &Transaction<'_>,
-    tenant: &str,
-    id: Option<&str>,
-    now: i64,
-) -> rusqlite::Result<usize> {
-    let n = tx.execute(
+pub fn requeue(tx: &Tx<'_>, tenant: &str, id: Option<&str>, now: i64) -> Result<usize> {
+    let n = tx.sql().execute(
         "UPDATE outbox SET parked_at = NULL, attempts = 0, next_attempt_ms = NULL
          WHERE tenant = ?1 AND parked_at IS NOT NULL AND acked_at IS NULL
            AND (?2 IS NULL OR id = ?2)",
@@ -169,10 +173,10 @@ pub fn requeue(
 }
 
 /// Actions klar gave up delivering.
-pub fn parked(conn: &Connection, tenant: &str) -> rusqlite::Result<i64> {
-    conn.query_row(
+pub fn parked(conn: &Conn, tenant: &str) -> Result<i64> {
+    conn.sql().query_row(
         "SELECT COUNT(*) FROM outbox WHERE tenant = ?1 AND parked_at IS NOT NULL AND acked_at IS NULL",
         [tenant],
         |r| r.get(0),
-    )
+    ).map_err(Error::from)
 }

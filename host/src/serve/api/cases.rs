@@ -11,7 +11,8 @@ use utoipa_axum::routes;
 use crate::serve::error::ErrorBody;
 use crate::serve::{ApiError, State, with_store};
 
-use crate::store::report::{self, CaseFilter, CaseLine};
+use crate::store::report::{self, CaseFilter};
+use crate::wire;
 
 use super::TenantKey;
 
@@ -44,7 +45,7 @@ pub(super) struct CasesQuery {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub(super) struct CasesPage {
-    cases: Vec<CaseLine>,
+    cases: Vec<wire::CaseLine>,
     /// Pass as `after` for the next page; null on the last page.
     next: Option<String>,
 }
@@ -115,7 +116,10 @@ async fn list_cases(
         let next = (cases.len() == limit)
             .then(|| cases.last().map(|c| crate::hex(key(c).as_bytes())))
             .flatten();
-        Ok(Json(CasesPage { cases, next }))
+        Ok(Json(CasesPage {
+            cases: wire::list(cases),
+            next,
+        }))
     })
     .await
 }
@@ -124,7 +128,7 @@ async fn list_cases(
 #[utoipa::path(
     get, path = "/v1/status", tag = "cases",
     responses(
-        (status = 200, description = "Bands, states, deadlines, attention, parked deliveries", body = report::Status),
+        (status = 200, description = "Bands, states, deadlines, attention, parked deliveries", body = wire::Status),
         (status = 401, description = "No live API key", body = ErrorBody),
     ),
     security(("api_key" = [])),
@@ -132,11 +136,11 @@ async fn list_cases(
 async fn status(
     AxumState(state): AxumState<State>,
     TenantKey(tenant): TenantKey,
-) -> Result<Json<report::Status>, ApiError> {
+) -> Result<Json<wire::Status>, ApiError> {
     let now = state.now().timestamp();
     with_store(&state, move |store| {
         let s = report::status(store.connection(), &tenant, now).map_err(ApiError::internal)?;
-        Ok(Json(s))
+        Ok(Json(wire::Status::from(s)))
     })
     .await
 }

@@ -124,7 +124,7 @@ fn validate(
 
 /// Why a contact may not be stored: an address of an erased contact.
 fn erased(
-    conn: &rusqlite::Connection,
+    conn: &crate::store::Conn,
     tenant: &str,
     contact: &Contact,
 ) -> Result<Option<String>, ApiError> {

@@ -45,7 +45,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Bearer {
 }
 
 /// The tenant of a live API key.
-pub(super) fn tenant_of(conn: &rusqlite::Connection, key: &str) -> Result<String, ApiError> {
+pub(super) fn tenant_of(conn: &crate::store::Conn, key: &str) -> Result<String, ApiError> {
     apikeys::tenant_of(conn, key)
         .map_err(ApiError::internal)?
         .ok_or_else(ApiError::unauthorized)

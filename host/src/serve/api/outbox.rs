@@ -14,6 +14,7 @@ use crate::serve::error::ErrorBody;
 use crate::serve::{ApiError, State, with_store};
 
 use crate::store::outbox;
+use crate::wire;
 
 use super::{TenantKey, parse_body};
 
@@ -36,7 +37,7 @@ pub(super) struct OutboxQuery {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub(super) struct OutboxPage {
-    actions: Vec<outbox::Item>,
+    actions: Vec<wire::Item>,
     /// Pass as `after` to continue.
     next_after: i64,
 }
@@ -80,7 +81,7 @@ async fn pending_actions(
         }
         let next_after = items.last().map_or(q.after, |i| i.seq);
         Ok(Json(OutboxPage {
-            actions: items,
+            actions: wire::list(items),
             next_after,
         }))
     })
