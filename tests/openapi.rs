@@ -402,12 +402,21 @@ fn every_operation_answers_as_the_openapi_document_says() {
         Some(json!({"url": "ftp://crm.example"})),
         400,
     );
-    let answer = call(
+    // A private address is refused (webhooks go to public addresses only).
+    call(
         &s,
         &c,
         set,
         key,
         Some(json!({"url": "http://127.0.0.1:9/klar"})),
+        400,
+    );
+    let answer = call(
+        &s,
+        &c,
+        set,
+        key,
+        Some(json!({"url": "http://93.184.215.14:9/klar"})),
         200,
     );
     assert!(
@@ -416,7 +425,7 @@ fn every_operation_answers_as_the_openapi_document_says() {
             .is_some_and(|s| s.starts_with("whsec_"))
     );
     let answer = call(&s, &c, hook, key, None, 200);
-    assert_eq!(answer, json!({"url": "http://127.0.0.1:9/klar"}));
+    assert_eq!(answer, json!({"url": "http://93.184.215.14:9/klar"}));
     let (status, _) = s.call("GET", "/v1/webhook", other, None);
     assert_eq!(status, 404, "another tenant sees no webhook");
     let remove = ("DELETE", "/v1/webhook", "/v1/webhook");

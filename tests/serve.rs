@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 
 use support::server::{NOW, Server};
+use support::{stderr, stdout};
 
 fn contact_body() -> Value {
     json!({
@@ -608,6 +609,134 @@ fn a_response_with_the_wrong_csrf_cookie_is_refused_and_records_nothing() {
     assert_eq!(use_["may_use"], true, "{use_}");
 }
 
+/// The receivers of these tests listen on loopback, which an operator must
+/// allow by name.
+const LOOPBACK_ALLOWED: (&str, &str) = ("KLAR_WEBHOOK_ALLOW_PRIVATE", "127.0.0.1");
+
+/// `klar webhook set acme URL` with loopback allowed; returns the secret line.
+fn set_webhook(s: &Server, url: &str) -> String {
+    let out = s.ws.run_env(
+        &[LOOPBACK_ALLOWED],
+        &["webhook", "set", "acme", url, "--now", NOW],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out)
+}
+
+#[test]
+fn webhooks_go_only_to_public_addresses_unless_the_operator_allows_the_host() {
+    let s = Server::start_with(&[("KLAR_DELIVER_MS", "50"), ("KLAR_WEBHOOK_RETRY_MS", "50")]);
+    let acme = s.keys.0.as_str();
+    // The targets of the report, refused when set through the API.
+    for url in [
+        "http://127.0.0.1:22/x",
+        "http://169.254.169.254/latest/meta-data/",
+        &format!("{}/v1/keys", s.url.replace("127.0.0.1", "localhost")),
+        "http://[::1]/",
+        "http://user:pass@10.0.0.1/",
+    ] {
+        let (status, body) = s.call(
+            "PUT",
+            "/v1/webhook",
+            Some(acme),
+            Some(&json!({ "url": url })),
+        );
+        assert_eq!(status, 400, "{url}: {body}");
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("public addresses") || message.contains("user name or password"),
+            "{url}: {body}"
+        );
+    }
+    let (status, _) = s.call("GET", "/v1/webhook", Some(acme), None);
+    assert_eq!(status, 404, "nothing was stored");
+
+    // The CLI refuses too, and names the setting that would allow it.
+    let receiver = Receiver::start(0);
+    let out =
+        s.ws.run(&["webhook", "set", "acme", &receiver.url, "--now", NOW]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("webhook_allow_private"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Allowed when it was set, but this server does not allow loopback: the
+    // check on every delivery refuses it, and the failure says why.
+    set_webhook(&s, &receiver.url);
+    s.call("PUT", "/v1/contacts/C1", Some(acme), Some(&contact_body()));
+    s.ws.ok(&["tick", "--now", NOW]);
+    let mut error = String::new();
+    for _ in 0..200 {
+        let items: Value =
+            serde_json::from_str(&s.ws.ok(&["outbox", "acme", "--json"])).expect("JSON");
+        error = items[0]["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if !error.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(error.contains("public addresses"), "{error:?}");
+    assert!(
+        receiver.seen.lock().expect("lock").is_empty(),
+        "nothing reached loopback"
+    );
+}
+
+#[test]
+fn a_webhook_redirect_is_not_followed() {
+    let s = Server::start_with(&[("KLAR_DELIVER_MS", "50"), LOOPBACK_ALLOWED]);
+    let acme = s.keys.0.as_str();
+    let target = Receiver::start(0);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let redirect = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    let location = target.url.clone();
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = std::sync::Arc::clone(&hits);
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0_u8; 8192];
+            let _ = stream.read(&mut buf);
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 307 Temporary Redirect\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+        }
+    });
+    set_webhook(&s, &redirect);
+    s.call("PUT", "/v1/contacts/C1", Some(acme), Some(&contact_body()));
+    s.ws.ok(&["tick", "--now", NOW]);
+    for _ in 0..200 {
+        if hits.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        hits.load(std::sync::atomic::Ordering::SeqCst) > 0,
+        "the redirect was tried"
+    );
+    assert!(
+        target.seen.lock().expect("lock").is_empty(),
+        "the redirect was not followed"
+    );
+    let items: Value = serde_json::from_str(&s.ws.ok(&["outbox", "acme", "--json"])).expect("JSON");
+    assert!(
+        items[0]["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("307")),
+        "{items}"
+    );
+}
+
 /// What a receiver saw: each request's headers and body.
 type Seen = std::sync::Arc<std::sync::Mutex<Vec<(Vec<(String, String)>, String)>>>;
 
@@ -696,13 +825,11 @@ fn webhooks_are_signed_retried_with_backoff_and_parked_after_repeated_failures()
         ("KLAR_DELIVER_MS", "50"),
         ("KLAR_WEBHOOK_RETRY_MS", "50"),
         ("KLAR_WEBHOOK_ATTEMPTS", "4"),
+        LOOPBACK_ALLOWED,
     ]);
     let acme = s.keys.0.as_str();
     let flaky = Receiver::start(2);
-    let secret =
-        s.ws.ok(&["webhook", "set", "acme", &flaky.url, "--now", NOW])
-            .trim()
-            .to_owned();
+    let secret = set_webhook(&s, &flaky.url).trim().to_owned();
     s.call("PUT", "/v1/contacts/C1", Some(acme), Some(&contact_body()));
     s.ws.ok(&["tick", "--now", NOW]);
 
@@ -747,7 +874,7 @@ fn webhooks_are_signed_retried_with_backoff_and_parked_after_repeated_failures()
     // A receiver that never answers well: parked after 4 attempts, and the
     // cockpit says so.
     let broken = Receiver::start(usize::MAX);
-    s.ws.ok(&["webhook", "set", "acme", &broken.url, "--now", NOW]);
+    set_webhook(&s, &broken.url);
     let mut second = contact_body();
     second["email"] = json!("c2@example.de");
     s.call("PUT", "/v1/contacts/C2", Some(acme), Some(&second));

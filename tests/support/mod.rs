@@ -129,9 +129,15 @@ impl Workspace {
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
+        self.run_env(&[], args)
+    }
+
+    /// Runs with these environment variables added.
+    pub fn run_env(&self, env: &[(&str, &str)], args: &[&str]) -> Output {
         klar()
             .current_dir(self.path())
             .env("KLAR_DB", self.path().join("klar.db"))
+            .envs(env.iter().copied())
             .args(args)
             .output()
             .expect("klar runs")

@@ -14,3 +14,4 @@ pub mod import;
 pub mod respond;
 pub mod simulate;
 pub mod table_tests;
+pub mod webhook;

@@ -343,7 +343,8 @@ pub enum Command {
         /// Address to listen on (default 127.0.0.1:8080; also KLAR_ADDR).
         #[arg(long)]
         addr: Option<String>,
-        /// A TOML file with `addr`, `tick_seconds`, `public_url`.
+        /// A TOML file with `addr`, `tick_seconds`, `public_url`, delivery
+        /// and SMTP settings (see the README).
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
         /// Seconds between background ticks; 0 turns them off (default 60).
@@ -531,12 +532,17 @@ impl From<AnswerArg> for crate::plugin::Answer {
 
 #[derive(Debug, Subcommand)]
 pub enum WebhookCommand {
-    /// Set the tenant's URL; prints the new signing secret once.
+    /// Set the tenant's URL; prints the new signing secret once. It must
+    /// resolve to public addresses, unless the host is allowed by
+    /// `webhook_allow_private` (in --config) or KLAR_WEBHOOK_ALLOW_PRIVATE.
     Set {
         /// The tenant's id.
         tenant: String,
-        /// The receiver's URL (https:// or http://).
+        /// The receiver's URL (https:// or http://, without user or password).
         url: String,
+        /// The server's klar.toml, whose `webhook_allow_private` applies.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
         #[command(flatten)]
         now: NowArg,
     },

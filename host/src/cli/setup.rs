@@ -173,13 +173,21 @@ pub(super) fn webhook(db: &Path, command: super::WebhookCommand) -> Result<ExitC
     use crate::store::webhooks;
     let mut store = open_store(db)?;
     match command {
-        super::WebhookCommand::Set { tenant, url, now } => {
+        super::WebhookCommand::Set {
+            tenant,
+            url,
+            config,
+            now,
+        } => {
             let now = now.resolve()?.timestamp();
             tenants::require(store.connection(), &tenant)?;
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                anyhow::bail!("{url:?} is not an http:// or https:// URL");
-            }
-            let secret = store.transaction(|tx| webhooks::set(tx, &tenant, &url, now))?;
+            let flags = crate::serve::config::Flags {
+                db: db.to_owned(),
+                config,
+                ..Default::default()
+            };
+            let targets = crate::serve::Config::load(&flags, |k| std::env::var(k).ok())?.targets;
+            let secret = crate::app::webhook::set(&mut store, &targets, &tenant, &url, now)?;
             eprintln!("{tenant}: actions go to {url}; the signing secret is shown only now:");
             println!("{secret}");
             Ok(ExitCode::SUCCESS)

@@ -1,8 +1,10 @@
 //! Delivery of the outbox: mails klar sends itself by SMTP (`mail`) and
 //! signed webhook POSTs to the CRM (`webhook`), both retried with backoff
-//! and parked after repeated failures.
+//! and parked after repeated failures; `target` keeps webhooks off private
+//! addresses.
 
 pub mod mail;
+pub mod target;
 pub mod webhook;
 
 use serde_json::Value;

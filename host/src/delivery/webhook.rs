@@ -86,21 +86,20 @@ pub(crate) fn record_failure(
     Ok(next.is_none())
 }
 
-/// Delivers every due action of every tenant with a webhook, once. Tenants
-/// for which `mailed` is true keep their e-mail requests for [`crate::delivery::mail`].
+/// Delivers every due action of every tenant with a webhook, once, to the
+/// addresses `targets` allows (a refused address counts as a failed attempt).
+/// Tenants for which `mailed` is true keep their e-mail requests for
+/// [`crate::delivery::mail`].
 pub fn deliver_due(
     store: &Store,
     retry: &Retry,
+    targets: &super::target::Targets,
     public_url: &str,
     (now, now_ms): (i64, i64),
     mailed: impl Fn(&str) -> bool,
 ) -> Result<Report, StoreError> {
     let conn = store.connection();
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(retry.timeout))
-        .http_status_as_error(false)
-        .build()
-        .into();
+    let agent = targets.agent(retry.timeout);
     let mut report = Report::default();
     for hook in webhooks::all(conn)? {
         let take = if mailed(&hook.tenant) {

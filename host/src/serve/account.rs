@@ -14,6 +14,7 @@ use utoipa_axum::routes;
 use super::api::{TenantKey, parse_body};
 use super::error::ErrorBody;
 use super::{ApiError, State, with_store};
+use crate::app::webhook::WebhookError;
 use crate::store::{apikeys, webhooks};
 use crate::times::rfc3339 as time;
 
@@ -231,19 +232,15 @@ async fn set_webhook(
 ) -> Result<Json<WebhookSecret>, ApiError> {
     let body: SetWebhook = parse_body(&body)?;
     let url = body.url.trim().to_owned();
-    let valid = (url.starts_with("http://") || url.starts_with("https://"))
-        && url.len() <= 2_000
-        && !url.chars().any(|c| c.is_whitespace() || c.is_control());
-    if !valid {
-        return Err(ApiError::bad_request(format!(
-            "{url:?} is not an http:// or https:// URL"
-        )));
-    }
     let now = state.now().timestamp();
+    let targets = state.targets.clone();
     with_store(&state, move |store| {
-        let secret = store
-            .transaction(|tx| webhooks::set(tx, &tenant, &url, now))
-            .map_err(ApiError::internal)?;
+        let secret = crate::app::webhook::set(store, &targets, &tenant, &url, now).map_err(
+            |err| match err {
+                WebhookError::Target(err) => ApiError::bad_request(err.to_string()),
+                WebhookError::Store(err) => ApiError::internal(err),
+            },
+        )?;
         Ok(Json(WebhookSecret { url, secret }))
     })
     .await

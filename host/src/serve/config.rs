@@ -10,6 +10,9 @@
 //! deliver_ms = 2000            # KLAR_DELIVER_MS: how often webhooks are sent
 //! webhook_retry_ms = 1000      # KLAR_WEBHOOK_RETRY_MS: first wait after a failure
 //! webhook_attempts = 8         # KLAR_WEBHOOK_ATTEMPTS: failures before parking
+//! # Webhooks go to public addresses only; these named hosts may be private
+//! # (an on-premises CRM). KLAR_WEBHOOK_ALLOW_PRIVATE="crm.intern,10.0.0.5"
+//! webhook_allow_private = ["crm.intern"]
 //!
 //! # Optional: klar mails the e-mail requests of the tenants listed under
 //! # [smtp.from] itself (their webhook, if any, gets every other action).
@@ -36,6 +39,8 @@ pub struct Config {
     pub public_url: Option<String>,
     pub deliver_every: Duration,
     pub retry: crate::delivery::webhook::Retry,
+    /// Where webhooks may point.
+    pub targets: crate::delivery::target::Targets,
     /// SMTP delivery of e-mail requests, if configured.
     pub smtp: Option<crate::delivery::mail::MailConfig>,
     /// A fixed clock (tests, demos).
@@ -51,6 +56,7 @@ struct File {
     deliver_ms: Option<u64>,
     webhook_retry_ms: Option<u64>,
     webhook_attempts: Option<u32>,
+    webhook_allow_private: Option<Vec<String>>,
     smtp: Option<SmtpFile>,
 }
 
@@ -72,6 +78,18 @@ pub struct Flags {
     pub now: Option<DateTime<Utc>>,
 }
 
+/// The private hosts webhooks may reach: `KLAR_WEBHOOK_ALLOW_PRIVATE`
+/// (comma-separated) if set, else the file's `webhook_allow_private`.
+pub fn allowed_targets(
+    file: Option<&[String]>,
+    env: impl Fn(&str) -> Option<String>,
+) -> crate::delivery::target::Targets {
+    match env("KLAR_WEBHOOK_ALLOW_PRIVATE") {
+        Some(list) => crate::delivery::target::Targets::allowing(list.split(',')),
+        None => crate::delivery::target::Targets::allowing(file.unwrap_or_default()),
+    }
+}
+
 fn parse_addr(text: &str, from: &str) -> Result<SocketAddr> {
     text.parse()
         .with_context(|| format!("{from}: {text:?} is not an address like 127.0.0.1:8080"))
@@ -91,6 +109,7 @@ impl Config {
             public_url: None,
             deliver_every: Duration::from_millis(2_000),
             retry: crate::delivery::webhook::Retry::default(),
+            targets: allowed_targets(file.webhook_allow_private.as_deref(), &env),
             smtp: None,
             now: None,
         };

@@ -45,6 +45,9 @@ pub(crate) struct Shared {
     /// Tenants whose e-mail requests klar mails itself (`[smtp.from]`); the
     /// CRM does not see those in the outbox, so nobody sends them twice.
     pub mailed: std::collections::BTreeSet<String>,
+    /// Where webhooks may point: public addresses and the private hosts the
+    /// operator allowed.
+    pub targets: crate::delivery::target::Targets,
 }
 
 impl Shared {
@@ -219,7 +222,10 @@ fn tick_all(db: &Path, plugin: &Arc<LoadedPlugin>, now: DateTime<Utc>) -> Result
 fn deliver(
     db: &Path,
     mailer: Option<Arc<crate::delivery::mail::Mailer>>,
-    retry: &crate::delivery::webhook::Retry,
+    (retry, targets): (
+        &crate::delivery::webhook::Retry,
+        &crate::delivery::target::Targets,
+    ),
     public_url: &str,
     now: DateTime<Utc>,
 ) {
@@ -237,7 +243,8 @@ fn deliver(
     }
     let mailed = |tenant: &str| mailer.as_ref().is_some_and(|m| m.mails_for(tenant));
     let clock = (now.timestamp(), now_ms);
-    let hooks = crate::delivery::webhook::deliver_due(&store, retry, public_url, clock, mailed);
+    let hooks =
+        crate::delivery::webhook::deliver_due(&store, retry, targets, public_url, clock, mailed);
     log_deliveries("webhooks", hooks);
 }
 
@@ -315,6 +322,7 @@ pub fn run(config: Config, plugin: Arc<LoadedPlugin>) -> Result<()> {
                 .as_ref()
                 .map(|smtp| smtp.from.keys().cloned().collect())
                 .unwrap_or_default(),
+            targets: config.targets.clone(),
         });
         // Tests wait for this line to learn the port.
         println!("klar serve: listening on http://{addr}");
@@ -350,8 +358,9 @@ pub fn run(config: Config, plugin: Arc<LoadedPlugin>) -> Result<()> {
                     interval.tick().await;
                     let (db, url) = (state.db.clone(), state.public_url.clone());
                     let (mailer, now) = (mailer.clone(), state.now());
+                    let targets = state.targets.clone();
                     let done = tokio::task::spawn_blocking(move || {
-                        deliver(&db, mailer, &retry, &url, now)
+                        deliver(&db, mailer, (&retry, &targets), &url, now)
                     })
                     .await;
                     if let Err(err) = done {
