@@ -282,6 +282,53 @@ fn a_crm_pushes_a_contact_gets_the_request_and_sees_the_answer_arrive() {
     assert_eq!(ack["acknowledged"], 0);
 }
 
+/// The link secret travels with the request until the CRM acknowledges it,
+/// and not after: the outbox then keeps only the token id.
+#[test]
+fn a_link_secret_leaves_klar_once_and_is_not_kept_after_acknowledgement() {
+    let s = Server::start();
+    let acme = s.keys.0.as_str();
+    s.call("PUT", "/v1/contacts/C1", Some(acme), Some(&contact_body()));
+    s.ws.ok(&["tick", "--now", NOW]);
+    let (_, outbox) = s.call("GET", "/v1/outbox?after=0", Some(acme), None);
+    let request = outbox["actions"][0].clone();
+    let token = request["payload"]["token"]
+        .as_str()
+        .expect("a secret")
+        .to_owned();
+    // Polled again before the acknowledgement: still there (at least once).
+    let (_, again) = s.call("GET", "/v1/outbox?after=0", Some(acme), None);
+    assert_eq!(again["actions"][0]["payload"]["token"], token.as_str());
+    let (_, ack) = s.call(
+        "POST",
+        "/v1/outbox/ack",
+        Some(acme),
+        Some(&json!({"ids": [request["id"]]})),
+    );
+    assert_eq!(ack["acknowledged"], 1);
+    let all = s.ws.ok(&["outbox", "acme", "--all", "--json"]);
+    assert!(!all.contains(&token), "the secret is still printed: {all}");
+    let items: Value = serde_json::from_str(&all).expect("JSON");
+    assert_eq!(
+        items[0]["payload"]["token_id"],
+        request["payload"]["token_id"]
+    );
+    assert_eq!(items[0]["payload"].get("token"), None);
+    assert_eq!(items[0]["payload"].get("response_url"), None);
+    let stored: String =
+        s.ws.sql()
+            .query_row(
+                "SELECT payload FROM outbox WHERE id = ?1",
+                [request["id"].as_str()],
+                |r| r.get(0),
+            )
+            .expect("the row");
+    assert!(!stored.contains(&token), "{stored}");
+    // The link itself still works: klar kept its hash.
+    let (status, _) = s.raw("GET", &format!("/r/{token}"), None, None, &[]);
+    assert_eq!(status, 200);
+}
+
 #[test]
 fn an_idempotency_key_makes_a_retry_harmless() {
     let s = Server::start();
@@ -868,6 +915,9 @@ fn webhooks_are_signed_retried_with_backoff_and_parked_after_repeated_failures()
     }
     let (_, outbox) = s.call("GET", "/v1/outbox", Some(acme), None);
     assert_eq!(outbox["actions"], json!([]));
+    let delivered_token = action["payload"]["token"].as_str().expect("the secret");
+    let all = s.ws.ok(&["outbox", "acme", "--all", "--json"]);
+    assert!(!all.contains(delivered_token), "kept after delivery: {all}");
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert_eq!(flaky.seen.lock().expect("lock").len(), 3);
 

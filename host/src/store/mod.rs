@@ -49,6 +49,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "007_decision_deadlines",
         include_str!("migrations/007_decision_deadlines.sql"),
     ),
+    (
+        "008_spent_link_secrets",
+        include_str!("migrations/008_spent_link_secrets.sql"),
+    ),
 ];
 
 /// A failed store operation. Opaque above `store/`: the faces print it, nothing
@@ -307,6 +311,39 @@ mod tests {
         drop(store);
         let err = Store::open(&path).err().expect("refused");
         assert!(matches!(err, StoreError::TooNew { found: 99, .. }), "{err}");
+    }
+
+    #[test]
+    fn migration_8_drops_the_secrets_of_acknowledged_actions() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("klar.db");
+        let store = Store::open(&path).expect("opens");
+        let sql = store.connection().sql();
+        sql.execute_batch(
+            "INSERT INTO tenants (id, name, timezone, locale, salt, created_at)
+                 VALUES ('acme', 'Acme', 'Europe/Berlin', 'de-DE', x'00', 0);
+             INSERT INTO outbox (id, tenant, seq, contact, purpose, kind, payload, created_at, acked_at)
+                 VALUES ('a1', 'acme', 1, 'C1', 'p', 'send-request', '{\"token\":\"s3cret\",\"token_id\":\"t1\"}', 0, 5),
+                        ('a2', 'acme', 2, 'C1', 'p', 'send-request', '{\"token\":\"pending\",\"token_id\":\"t2\"}', 0, NULL);
+             PRAGMA user_version = 7;",
+        )
+        .expect("an older store");
+        drop(store);
+        let store = Store::open(&path).expect("migrates");
+        let payload = |id: &str| -> String {
+            store
+                .connection()
+                .sql()
+                .query_row("SELECT payload FROM outbox WHERE id = ?1", [id], |r| {
+                    r.get(0)
+                })
+                .expect("a row")
+        };
+        assert_eq!(payload("a1"), r#"{"token_id":"t1"}"#);
+        assert!(
+            payload("a2").contains("pending"),
+            "a pending action keeps it"
+        );
     }
 
     #[test]

@@ -158,14 +158,17 @@ pub fn deliver_after(tx: &Tx<'_>, tenant: &str, id: &str, until: i64) -> Result<
     Ok(())
 }
 
-/// The CRM carried these actions out; returns how many were pending.
+/// The CRM carried these actions out; returns how many were pending. Their
+/// link secrets are dropped: only the token id stays (so do [`cancel`] and
+/// [`super::webhooks::delivered`]).
 pub fn acknowledge(tx: &Tx<'_>, tenant: &str, ids: &[String], now: i64) -> Result<usize> {
     let mut n = 0;
     for id in ids {
         n += tx
             .sql()
             .prepare_cached(
-                "UPDATE outbox SET acked_at = ?3 WHERE tenant = ?1 AND id = ?2 AND acked_at IS NULL",
+                "UPDATE outbox SET acked_at = ?3, payload = json_remove(payload, '$.token')
+                 WHERE tenant = ?1 AND id = ?2 AND acked_at IS NULL",
             )?
             .execute(params![tenant, id, now])?;
     }
@@ -248,7 +251,8 @@ pub fn cancel(
 ) -> Result<bool> {
     tx.sql()
         .prepare_cached(
-            "UPDATE outbox SET acked_at = ?3, cancelled_at = ?3, cancel_reason = ?4
+            "UPDATE outbox SET acked_at = ?3, cancelled_at = ?3, cancel_reason = ?4,
+                               payload = json_remove(payload, '$.token')
          WHERE tenant = ?1 AND id = ?2",
         )?
         .execute(params![tenant, pending.id, now, reason])?;

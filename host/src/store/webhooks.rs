@@ -122,10 +122,13 @@ pub fn due(
     rows.collect::<rusqlite::Result<_>>().map_err(Error::from)
 }
 
-/// The receiver took the action: it counts as acknowledged.
+/// The receiver took the action (or klar mailed it): it counts as
+/// acknowledged, and its link secret, now delivered, is dropped.
 pub fn delivered(conn: &Conn, tenant: &str, id: &str, now: i64) -> Result<()> {
     conn.sql().execute(
-        "UPDATE outbox SET acked_at = ?3, last_error = NULL WHERE tenant = ?1 AND id = ?2",
+        "UPDATE outbox SET acked_at = ?3, last_error = NULL,
+                           payload = json_remove(payload, '$.token')
+         WHERE tenant = ?1 AND id = ?2",
         params![tenant, id, now],
     )?;
     Ok(())
