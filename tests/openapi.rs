@@ -136,10 +136,24 @@ fn every_operation_answers_as_the_openapi_document_says() {
         let op = &c.doc["paths"][&path][method.to_lowercase()];
         assert!(op["summary"].is_string(), "{method} {path} has no summary");
         if path.starts_with("/v1/") {
-            assert_eq!(op["security"], json!([{"api_key": []}]), "{method} {path}");
+            // Each operation names the scope it needs; admin ones document 403.
+            let admin = ["/v1/keys", "/v1/webhook", "/v1/policy"]
+                .iter()
+                .any(|p| path.starts_with(p));
+            let scope = if admin { "admin" } else { "crm" };
+            assert_eq!(
+                op["security"],
+                json!([{"api_key": [scope]}]),
+                "{method} {path}"
+            );
             assert!(
                 op["responses"]["401"].is_object(),
                 "{method} {path} does not document 401"
+            );
+            assert_eq!(
+                op["responses"]["403"].is_object(),
+                admin,
+                "{method} {path}: 403 documented exactly for admin operations"
             );
         }
     }

@@ -329,6 +329,109 @@ fn a_link_secret_leaves_klar_once_and_is_not_kept_after_acknowledgement() {
     assert_eq!(status, 200);
 }
 
+/// A `crm` key does what a CRM integration needs and nothing more: it cannot
+/// make keys, revoke the admin's, move the webhook or change the policy.
+#[test]
+fn a_crm_key_cannot_manage_keys_the_webhook_or_the_policy() {
+    let s = Server::start();
+    let admin = s.keys.0.as_str();
+    let out =
+        s.ws.run(&["apikey", "create", "acme", "--name", "crm", "--now", NOW]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("scope crm"), "{}", stderr(&out));
+    let crm = stdout(&out).trim().to_owned();
+
+    // What a CRM needs works.
+    let (status, _) = s.call("PUT", "/v1/contacts/C1", Some(&crm), Some(&contact_body()));
+    assert_eq!(status, 200);
+    for path in [
+        "/v1/contacts/C1/use",
+        "/v1/cases",
+        "/v1/status",
+        "/v1/outbox",
+    ] {
+        let (status, body) = s.call("GET", path, Some(&crm), None);
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+
+    // Administration does not, and changes nothing.
+    let (_, keys) = s.call("GET", "/v1/keys", Some(admin), None);
+    let keys = keys["keys"].as_array().cloned().unwrap_or_default();
+    let mut scopes: Vec<&str> = keys.iter().filter_map(|k| k["scope"].as_str()).collect();
+    scopes.sort_unstable();
+    assert_eq!(scopes, ["admin", "crm"]);
+    let admin_id = keys
+        .iter()
+        .find(|k| k["scope"] == "admin")
+        .and_then(|k| k["id"].as_str())
+        .expect("the admin key's id")
+        .to_owned();
+    let attempts: [(&str, String, Option<Value>); 7] = [
+        ("GET", "/v1/keys".into(), None),
+        (
+            "POST",
+            "/v1/keys".into(),
+            Some(json!({"name": "mine", "scope": "admin"})),
+        ),
+        ("DELETE", format!("/v1/keys/{admin_id}"), None),
+        (
+            "PUT",
+            "/v1/webhook".into(),
+            Some(json!({"url": "https://93.184.215.14/x"})),
+        ),
+        ("DELETE", "/v1/webhook".into(), None),
+        ("GET", "/v1/policy/versions".into(), None),
+        (
+            "POST",
+            "/v1/policy/versions".into(),
+            Some(json!({"source": "fn x() {}", "author": "a", "message": "m"})),
+        ),
+    ];
+    for (method, path, body) in attempts {
+        let (status, answer) = s.call(method, &path, Some(&crm), body.as_ref());
+        assert_eq!(status, 403, "{method} {path}: {answer}");
+        assert_eq!(answer["error"]["code"], "forbidden", "{answer}");
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("scope admin")),
+            "{answer}"
+        );
+    }
+    let (status, _) = s.call("GET", "/v1/status", Some(admin), None);
+    assert_eq!(status, 200, "the admin key still works");
+    let (_, keys) = s.call("GET", "/v1/keys", Some(admin), None);
+    assert_eq!(
+        keys["keys"].as_array().map(Vec::len),
+        Some(2),
+        "no key was made"
+    );
+
+    // An admin key may make either kind; the CLI lists the scope.
+    let (status, made) = s.call(
+        "POST",
+        "/v1/keys",
+        Some(admin),
+        Some(&json!({"name": "second"})),
+    );
+    assert_eq!(status, 201, "{made}");
+    assert_eq!(made["scope"], "crm", "crm is the default");
+    let list = s.ws.ok(&["apikey", "list", "acme"]);
+    assert!(
+        list.lines()
+            .any(|l| l.contains(" admin ") && l.contains("admin")),
+        "{list}"
+    );
+    let out =
+        s.ws.run(&["apikey", "create", "acme", "--name", "x", "--scope", "root"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("use crm or admin"),
+        "{}",
+        stderr(&out)
+    );
+}
+
 #[test]
 fn an_idempotency_key_makes_a_retry_harmless() {
     let s = Server::start();

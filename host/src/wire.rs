@@ -234,15 +234,45 @@ impl From<report::CaseLine> for CaseLine {
     }
 }
 
-/// A key as listed; never the secret.
+/// What a key may do: `crm` (contacts, events, use, cases, outbox) or
+/// `admin` (also keys, the webhook and the policy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    Crm,
+    Admin,
+}
+
+impl From<apikeys::Scope> for Scope {
+    fn from(scope: apikeys::Scope) -> Scope {
+        match scope {
+            apikeys::Scope::Crm => Scope::Crm,
+            apikeys::Scope::Admin => Scope::Admin,
+        }
+    }
+}
+
+impl From<Scope> for apikeys::Scope {
+    fn from(scope: Scope) -> apikeys::Scope {
+        match scope {
+            Scope::Crm => apikeys::Scope::Crm,
+            Scope::Admin => apikeys::Scope::Admin,
+        }
+    }
+}
+
+/// A key as listed (`GET /v1/keys`, `klar apikey list --json`); never the
+/// secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ApiKey {
     pub id: String,
     pub tenant: String,
     pub name: String,
+    pub scope: Scope,
     #[serde(serialize_with = "crate::times::json")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
+    /// Null while the key works.
     #[serde(serialize_with = "crate::times::json_opt")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub revoked_at: Option<i64>,
@@ -254,6 +284,7 @@ impl From<apikeys::ApiKey> for ApiKey {
             id: row.id,
             tenant: row.tenant,
             name: row.name,
+            scope: row.scope.into(),
             created_at: row.created_at,
             revoked_at: row.revoked_at,
         }

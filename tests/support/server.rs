@@ -41,8 +41,14 @@ impl Server {
     /// `klar serve` in a prepared workspace with tenants `acme` and `other`:
     /// creates a key for each and starts the server with `args` added.
     pub fn launch(ws: Workspace, env: &[(&str, &str)], args: &[&str]) -> Server {
-        let acme = ws.ok(&["apikey", "create", "acme", "--name", "crm", "--now", NOW]);
-        let other = ws.ok(&["apikey", "create", "other", "--name", "crm", "--now", NOW]);
+        // Admin keys, so that a test may use every operation; the scope tests
+        // make `crm` keys of their own.
+        let admin = |tenant: &str| {
+            ws.ok(&[
+                "apikey", "create", tenant, "--name", "admin", "--scope", "admin", "--now", NOW,
+            ])
+        };
+        let (acme, other) = (admin("acme"), admin("other"));
         let mut child = klar()
             .current_dir(ws.path())
             .env("KLAR_DB", ws.path().join("klar.db"))

@@ -74,6 +74,10 @@ pub struct Sweep {
 /// Why a candidate did not become active. Nothing was changed.
 #[derive(Debug, thiserror::Error)]
 pub enum Refusal {
+    /// An empty source, or an author or message that cannot be shown as a
+    /// line in `policy log`.
+    #[error("{0}")]
+    Invalid(String),
     #[error(
         "{tenant}'s active policy v{active} has tests and this one has none; write tests for it, or activate it anyway with --untested --reason TEXT (recorded in the audit log)"
     )]
@@ -94,7 +98,7 @@ impl Refusal {
     pub fn failing_contacts(&self) -> usize {
         match self {
             Refusal::FailsForContacts(sweep) => distinct_contacts(&sweep.problems),
-            Refusal::Untested { .. } => 0,
+            Refusal::Untested { .. } | Refusal::Invalid(_) => 0,
         }
     }
 }
@@ -128,6 +132,9 @@ pub fn activate(
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Activated, ActivationError> {
     tenants::require(store.connection(), tenant)?;
+    if let Err(invalid) = well_formed(candidate) {
+        return Err(ActivationError::Refused(Refusal::Invalid(invalid)));
+    }
     let reason = candidate
         .untested_reason
         .map(str::trim)
@@ -152,6 +159,35 @@ pub fn activate(
         Ok(tenants::store_version(tx, tenant, &new, now)?)
     })?;
     Ok(Activated { version, sweep })
+}
+
+/// The longest author and message a version may carry.
+pub const MAX_AUTHOR: usize = 100;
+pub const MAX_MESSAGE: usize = 500;
+
+/// A version needs a script, and an author and a message that print as one
+/// line: control characters (an escape sequence, a newline) are refused.
+fn well_formed(candidate: &Candidate<'_>) -> Result<(), String> {
+    if candidate.source.trim().is_empty() {
+        return Err("the policy is empty; an empty policy would silently run every default".into());
+    }
+    for (what, text, max) in [
+        ("author", candidate.author, MAX_AUTHOR),
+        ("message", candidate.message, MAX_MESSAGE),
+    ] {
+        let blank_author = what == "author" && text.trim().is_empty();
+        if blank_author || text.chars().count() > max {
+            return Err(format!(
+                "the {what} has at most {max} characters (an author at least one)"
+            ));
+        }
+        if text.chars().any(char::is_control) {
+            return Err(format!(
+                "the {what} contains a control character; write it on one line without escape sequences"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A candidate without tests may replace a tested active version only with

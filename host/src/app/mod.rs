@@ -11,6 +11,7 @@ pub mod events;
 pub mod evidence;
 pub mod explain;
 pub mod import;
+pub mod keys;
 pub mod respond;
 pub mod simulate;
 pub mod table_tests;

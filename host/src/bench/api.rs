@@ -188,7 +188,8 @@ pub fn run(args: &ApiArgs) -> Result<ExitCode> {
             "de",
             now.timestamp(),
         )?;
-        let (secret, _) = apikeys::create(tx, "bench", "load", now.timestamp())?;
+        let (secret, _) =
+            apikeys::create(tx, "bench", ("load", apikeys::Scope::Crm), now.timestamp())?;
         Ok::<_, anyhow::Error>(secret)
     })?;
     let parsed = crate::app::import::parse(&std::fs::read(&csv)?, "de", now)?;

@@ -562,6 +562,10 @@ pub enum ApikeyCommand {
         /// What the key is for, e.g. crm.
         #[arg(long)]
         name: String,
+        /// crm (contacts, events, use, cases, outbox) or admin (also keys,
+        /// the webhook and the policy).
+        #[arg(long, default_value = "crm", value_parser = parse_scope)]
+        scope: crate::store::apikeys::Scope,
         #[command(flatten)]
         now: NowArg,
     },
@@ -706,4 +710,8 @@ pub struct StepArgs {
     /// The tenant's UTC offset at `now`, in minutes (60 for CET, 120 for CEST).
     #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub utc_offset_minutes: i32,
+}
+
+fn parse_scope(text: &str) -> Result<crate::store::apikeys::Scope, String> {
+    text.parse()
 }

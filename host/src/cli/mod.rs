@@ -365,6 +365,25 @@ fn read_json<T: DeserializeOwned>(path: &Path, what: &str) -> Result<T> {
 }
 
 /// The database of every command but `init` and `demo`: it must exist.
+/// Text from input (names, authors, messages), safe to print on a
+/// terminal: control characters such as ESC are shown escaped (`\u{1b}`)
+/// instead of being obeyed.
+pub(crate) fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return text.into();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
+}
+
 pub(crate) fn open_store(db: &Path) -> Result<Store> {
     Ok(Store::open_existing(db)?)
 }

@@ -161,7 +161,7 @@ fn print_refusal(
     refusal: &Refusal,
 ) -> std::io::Result<()> {
     let sweep = match refusal {
-        Refusal::Untested { .. } => {
+        Refusal::Untested { .. } | Refusal::Invalid(_) => {
             writeln!(out, "klar: refused: {refusal}")?;
             return writeln!(out, "{shown}: the active policy of {tenant} is unchanged");
         }
@@ -305,9 +305,9 @@ pub fn log(db: &Path, tenant: &str, json: bool) -> Result<ExitCode> {
             v.version,
             if v.active { "active" } else { "" },
             crate::times::local_secs(v.created_at, tz),
-            v.author,
+            super::printable(&v.author),
             &v.sha256[..12.min(v.sha256.len())],
-            v.message
+            super::printable(&v.message)
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use super::{NowArg, open_store};
+use super::{NowArg, open_store, printable};
 use crate::store::{Store, tenants};
 
 /// `klar init`
@@ -120,13 +120,20 @@ pub(super) fn apikey(db: &Path, command: super::ApikeyCommand) -> Result<ExitCod
     use crate::store::apikeys;
     let mut store = open_store(db)?;
     match command {
-        super::ApikeyCommand::Create { tenant, name, now } => {
+        super::ApikeyCommand::Create {
+            tenant,
+            name,
+            scope,
+            now,
+        } => {
             let now = now.resolve()?.timestamp();
             tenants::require(store.connection(), &tenant)?;
-            let (secret, key) = store.transaction(|tx| apikeys::create(tx, &tenant, &name, now))?;
+            let (secret, key) = crate::app::keys::create(&mut store, &tenant, &name, scope, now)?;
             eprintln!(
-                "created key {} ({name}) for {tenant}; it is shown only now:",
-                key.id
+                "created key {} ({}, scope {}) for {tenant}; it is shown only now:",
+                key.id,
+                key.name,
+                key.scope.as_str()
             );
             println!("{secret}");
             Ok(ExitCode::SUCCESS)
@@ -151,9 +158,10 @@ pub(super) fn apikey(db: &Path, command: super::ApikeyCommand) -> Result<ExitCod
             } else {
                 for k in &keys {
                     println!(
-                        "{:<14} {:<24} {}",
+                        "{:<14} {:<6} {:<24} {}",
                         k.id,
-                        k.name,
+                        k.scope.as_str(),
+                        printable(&k.name),
                         if k.revoked_at.is_some() {
                             "revoked"
                         } else {

@@ -11,12 +11,14 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::api::{TenantKey, parse_body};
+use super::api::{AdminKey, parse_body};
 use super::error::ErrorBody;
 use super::{ApiError, State, with_store};
+use crate::app::keys::KeyError;
 use crate::app::webhook::WebhookError;
 use crate::store::{apikeys, webhooks};
 use crate::times::rfc3339 as time;
+use crate::wire;
 
 pub(super) fn routes() -> OpenApiRouter<State> {
     OpenApiRouter::new()
@@ -25,31 +27,9 @@ pub(super) fn routes() -> OpenApiRouter<State> {
         .routes(routes!(show_webhook, set_webhook, remove_webhook))
 }
 
-/// A key as listed; never the secret.
-#[derive(Debug, Serialize, ToSchema)]
-pub(super) struct KeyLine {
-    id: String,
-    name: String,
-    /// RFC 3339.
-    created_at: String,
-    /// RFC 3339; null while the key works.
-    revoked_at: Option<String>,
-}
-
-impl From<&apikeys::ApiKey> for KeyLine {
-    fn from(k: &apikeys::ApiKey) -> KeyLine {
-        KeyLine {
-            id: k.id.clone(),
-            name: k.name.clone(),
-            created_at: time(k.created_at),
-            revoked_at: k.revoked_at.map(time),
-        }
-    }
-}
-
 #[derive(Debug, Serialize, ToSchema)]
 pub(super) struct Keys {
-    keys: Vec<KeyLine>,
+    keys: Vec<wire::ApiKey>,
 }
 
 /// The tenant's API keys, live and revoked.
@@ -58,17 +38,18 @@ pub(super) struct Keys {
     responses(
         (status = 200, description = "Every key, without secrets", body = Keys),
         (status = 401, description = "No live API key", body = ErrorBody),
+        (status = 403, description = "The key's scope is not admin", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["admin"])),
 )]
 async fn list_keys(
     AxumState(state): AxumState<State>,
-    TenantKey(tenant): TenantKey,
+    AdminKey(tenant): AdminKey,
 ) -> Result<Json<Keys>, ApiError> {
     with_store(&state, move |store| {
         let keys = apikeys::list(store.connection(), &tenant).map_err(ApiError::internal)?;
         Ok(Json(Keys {
-            keys: keys.iter().map(KeyLine::from).collect(),
+            keys: wire::list(keys),
         }))
     })
     .await
@@ -77,8 +58,17 @@ async fn list_keys(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct NewKey {
-    /// What the key is for, e.g. the CRM instance.
+    /// What the key is for, e.g. the CRM instance: 1 to 100 characters,
+    /// no control characters.
+    #[schema(min_length = 1, max_length = 100)]
     name: String,
+    /// `crm` (the default) or `admin`.
+    #[serde(default = "crm")]
+    scope: wire::Scope,
+}
+
+fn crm() -> wire::Scope {
+    wire::Scope::Crm
 }
 
 /// A new key, with its secret: shown this once.
@@ -86,6 +76,7 @@ pub(super) struct NewKey {
 pub(super) struct CreatedKey {
     id: String,
     name: String,
+    scope: wire::Scope,
     created_at: String,
     /// `klar_…`; klar keeps only its SHA-256.
     key: String,
@@ -99,31 +90,31 @@ pub(super) struct CreatedKey {
         (status = 201, description = "The new key, shown once", body = CreatedKey),
         (status = 400, description = "Bad body or an empty name", body = ErrorBody),
         (status = 401, description = "No live API key", body = ErrorBody),
+        (status = 403, description = "The key's scope is not admin", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["admin"])),
 )]
 async fn create_key(
     AxumState(state): AxumState<State>,
-    TenantKey(tenant): TenantKey,
+    AdminKey(tenant): AdminKey,
     body: Bytes,
 ) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
     let body: NewKey = parse_body(&body)?;
-    let name = body.name.trim().to_owned();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(ApiError::bad_request(
-            "a key's name has 1 to 100 characters",
-        ));
-    }
     let now = state.now().timestamp();
     with_store(&state, move |store| {
-        let (key, row) = store
-            .transaction(|tx| apikeys::create(tx, &tenant, &name, now))
-            .map_err(ApiError::internal)?;
+        let (key, row) =
+            crate::app::keys::create(store, &tenant, &body.name, body.scope.into(), now).map_err(
+                |err| match err {
+                    KeyError::BadName => ApiError::bad_request(err.to_string()),
+                    KeyError::Store(err) => ApiError::internal(err),
+                },
+            )?;
         Ok((
             StatusCode::CREATED,
             Json(CreatedKey {
                 id: row.id,
                 name: row.name,
+                scope: row.scope.into(),
                 created_at: time(row.created_at),
                 key,
             }),
@@ -145,13 +136,14 @@ pub(super) struct Revoked {
     responses(
         (status = 200, description = "Revoked", body = Revoked),
         (status = 401, description = "No live API key", body = ErrorBody),
+        (status = 403, description = "The key's scope is not admin", body = ErrorBody),
         (status = 404, description = "No live key with this id", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["admin"])),
 )]
 async fn revoke_key(
     AxumState(state): AxumState<State>,
-    TenantKey(tenant): TenantKey,
+    AdminKey(tenant): AdminKey,
     Path(id): Path<String>,
 ) -> Result<Json<Revoked>, ApiError> {
     let now = state.now().timestamp();
@@ -179,13 +171,14 @@ pub(super) struct WebhookLine {
     responses(
         (status = 200, description = "The webhook (its secret is never shown again)", body = WebhookLine),
         (status = 401, description = "No live API key", body = ErrorBody),
+        (status = 403, description = "The key's scope is not admin", body = ErrorBody),
         (status = 404, description = "No webhook: actions wait in GET /v1/outbox", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["admin"])),
 )]
 async fn show_webhook(
     AxumState(state): AxumState<State>,
-    TenantKey(tenant): TenantKey,
+    AdminKey(tenant): AdminKey,
 ) -> Result<Json<WebhookLine>, ApiError> {
     with_store(&state, move |store| {
         match webhooks::get(store.connection(), &tenant).map_err(ApiError::internal)? {
@@ -222,12 +215,13 @@ pub(super) struct WebhookSecret {
         (status = 200, description = "Set; the secret is shown once", body = WebhookSecret),
         (status = 400, description = "Bad body or not an http(s) URL", body = ErrorBody),
         (status = 401, description = "No live API key", body = ErrorBody),
+        (status = 403, description = "The key's scope is not admin", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["admin"])),
 )]
 async fn set_webhook(
     AxumState(state): AxumState<State>,
-    TenantKey(tenant): TenantKey,
+    AdminKey(tenant): AdminKey,
     body: Bytes,
 ) -> Result<Json<WebhookSecret>, ApiError> {
     let body: SetWebhook = parse_body(&body)?;
@@ -257,13 +251,14 @@ pub(super) struct Removed {
     responses(
         (status = 200, description = "Removed", body = Removed),
         (status = 401, description = "No live API key", body = ErrorBody),
+        (status = 403, description = "The key's scope is not admin", body = ErrorBody),
         (status = 404, description = "No webhook was set", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["admin"])),
 )]
 async fn remove_webhook(
     AxumState(state): AxumState<State>,
-    TenantKey(tenant): TenantKey,
+    AdminKey(tenant): AdminKey,
 ) -> Result<Json<Removed>, ApiError> {
     with_store(&state, move |store| {
         let removed = store

@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::api::{TenantKey, parse_body};
+use super::api::{AdminKey, parse_body};
 use super::error::{ErrorBody, ErrorDetail};
 use super::{ApiError, State, with_store};
 use crate::app::activation::{self, ActivationError, Candidate, ContactProblem, Refusal};
@@ -72,12 +72,13 @@ pub(super) struct Versions {
     responses(
         (status = 200, description = "Every stored version", body = Versions),
         (status = 401, description = "No live API key", body = ErrorBody),
+        (status = 403, description = "The key's scope is not admin", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["admin"])),
 )]
 async fn list_versions(
     AxumState(state): AxumState<State>,
-    TenantKey(tenant): TenantKey,
+    AdminKey(tenant): AdminKey,
 ) -> Result<Json<Versions>, ApiError> {
     with_store(&state, move |store| {
         let all =
@@ -112,13 +113,14 @@ pub(super) struct VersionSource {
         (status = 200, description = "The version and its script", body = VersionSource),
         (status = 400, description = "Not a version number", body = ErrorBody),
         (status = 401, description = "No live API key", body = ErrorBody),
+        (status = 403, description = "The key's scope is not admin", body = ErrorBody),
         (status = 404, description = "No such version", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["admin"])),
 )]
 async fn show_version(
     AxumState(state): AxumState<State>,
-    TenantKey(tenant): TenantKey,
+    AdminKey(tenant): AdminKey,
     Path(version): Path<String>,
 ) -> Result<Json<VersionSource>, ApiError> {
     let number: i64 = version
@@ -322,13 +324,14 @@ fn open(state: &State, source: &str) -> Result<Result<Session, Rejected>, ApiErr
         (status = 201, description = "Stored and active", body = Accepted),
         (status = 400, description = "Bad body or a malformed test file", body = ErrorBody),
         (status = 401, description = "No live API key", body = ErrorBody),
+        (status = 403, description = "The key's scope is not admin", body = ErrorBody),
         (status = 422, description = "Errors in the policy or for some of the tenant's contacts (`invalid_policy`, each problem naming its contact), failing tests (`failing_tests`), or no tests to replace a tested version without `untested_reason` (`untested`); the active policy is unchanged", body = Rejected),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["admin"])),
 )]
 async fn upload(
     AxumState(state): AxumState<State>,
-    TenantKey(tenant): TenantKey,
+    AdminKey(tenant): AdminKey,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let upload: Upload = parse_body(&body)?;
@@ -428,6 +431,15 @@ fn refused(
     tests: Option<Tests>,
 ) -> Rejected {
     match refusal {
+        Refusal::Invalid(_) => Rejected {
+            error: ErrorDetail {
+                code: "invalid_version".to_owned(),
+                message: format!("{refusal}; nothing was changed"),
+            },
+            problems: warnings,
+            rendered: String::new(),
+            tests,
+        },
         Refusal::Untested { .. } => Rejected {
             error: ErrorDetail {
                 code: "untested".to_owned(),
@@ -484,13 +496,14 @@ pub(super) struct SimulateBody {
         (status = 200, description = "A weekly forecast", body = Forecast),
         (status = 400, description = "Bad body", body = ErrorBody),
         (status = 401, description = "No live API key", body = ErrorBody),
+        (status = 403, description = "The key's scope is not admin", body = ErrorBody),
         (status = 422, description = "The candidate has errors (`invalid_policy`)", body = Rejected),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["admin"])),
 )]
 async fn simulate_policy(
     AxumState(state): AxumState<State>,
-    TenantKey(tenant): TenantKey,
+    AdminKey(tenant): AdminKey,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let body: SimulateBody = parse_body(&body)?;

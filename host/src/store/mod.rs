@@ -53,6 +53,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "008_spent_link_secrets",
         include_str!("migrations/008_spent_link_secrets.sql"),
     ),
+    (
+        "009_key_scopes",
+        include_str!("migrations/009_key_scopes.sql"),
+    ),
 ];
 
 /// A failed store operation. Opaque above `store/`: the faces print it, nothing
@@ -317,8 +321,10 @@ mod tests {
     fn migration_8_drops_the_secrets_of_acknowledged_actions() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("klar.db");
-        let store = Store::open(&path).expect("opens");
-        let sql = store.connection().sql();
+        let sql = Connection::open(&path).expect("opens");
+        for (_, migration) in &MIGRATIONS[..7] {
+            sql.execute_batch(migration).expect("an older schema");
+        }
         sql.execute_batch(
             "INSERT INTO tenants (id, name, timezone, locale, salt, created_at)
                  VALUES ('acme', 'Acme', 'Europe/Berlin', 'de-DE', x'00', 0);
@@ -328,7 +334,7 @@ mod tests {
              PRAGMA user_version = 7;",
         )
         .expect("an older store");
-        drop(store);
+        drop(sql);
         let store = Store::open(&path).expect("migrates");
         let payload = |id: &str| -> String {
             store

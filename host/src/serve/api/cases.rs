@@ -59,7 +59,7 @@ pub(super) struct CasesPage {
         (status = 400, description = "Bad query or cursor", body = ErrorBody),
         (status = 401, description = "No live API key", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["crm"])),
 )]
 async fn list_cases(
     AxumState(state): AxumState<State>,
@@ -131,7 +131,7 @@ async fn list_cases(
         (status = 200, description = "Bands, states, deadlines, attention, parked deliveries", body = wire::Status),
         (status = 401, description = "No live API key", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["crm"])),
 )]
 async fn status(
     AxumState(state): AxumState<State>,

@@ -175,7 +175,7 @@ fn store_contacts(
         (status = 401, description = "No live API key", body = ErrorBody),
         (status = 409, description = "The address belongs to an erased contact (`erased`)", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["crm"])),
 )]
 async fn upsert_contact(
     AxumState(state): AxumState<State>,
@@ -252,7 +252,7 @@ pub(super) struct InvalidItems {
         (status = 400, description = "Bad items (`invalid_items`; nothing stored) or a bad body", body = InvalidItems),
         (status = 401, description = "No live API key", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["crm"])),
 )]
 async fn upsert_batch(
     AxumState(state): AxumState<State>,
@@ -323,7 +323,7 @@ async fn upsert_batch(
         (status = 401, description = "No live API key", body = ErrorBody),
         (status = 404, description = "No such contact", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["crm"])),
 )]
 async fn evidence(
     AxumState(state): AxumState<State>,
@@ -360,7 +360,7 @@ pub(super) struct Explanation {
         (status = 401, description = "No live API key", body = ErrorBody),
         (status = 404, description = "No such contact", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["crm"])),
 )]
 async fn explanation(
     AxumState(state): AxumState<State>,
@@ -421,7 +421,7 @@ pub(super) enum Basis {
         (status = 401, description = "No live API key", body = ErrorBody),
         (status = 404, description = "No such contact or no case for the purpose", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["crm"])),
 )]
 async fn may_use(
     AxumState(state): AxumState<State>,
@@ -439,7 +439,7 @@ async fn may_use(
     // only the columns the answer needs.
     with_store(&state, move |store| {
         let conn = store.connection();
-        let tenant = tenant_of(conn, &key)?;
+        let (tenant, _) = tenant_of(conn, &key)?;
         let purpose = purpose?;
         let row = cases::usage(conn, &tenant, &id, &purpose).map_err(ApiError::internal)?;
         let Some(row) = row else {

@@ -106,7 +106,7 @@ fn event_of(body: &EventBody) -> Result<Event, ApiError> {
         (status = 409, description = "Every case rejected the event (e.g. a withdrawal without consent)", body = EventResponse),
         (status = 422, description = "The Idempotency-Key was used for another request (`idempotency_key_reused`)", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["crm"])),
 )]
 async fn report_event(
     AxumState(state): AxumState<State>,

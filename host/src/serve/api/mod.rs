@@ -44,14 +44,18 @@ impl<S: Send + Sync> FromRequestParts<S> for Bearer {
     }
 }
 
-/// The tenant of a live API key.
-pub(super) fn tenant_of(conn: &crate::store::Conn, key: &str) -> Result<String, ApiError> {
+/// The tenant of a live API key, and the key's scope.
+pub(super) fn tenant_of(
+    conn: &crate::store::Conn,
+    key: &str,
+) -> Result<(String, apikeys::Scope), ApiError> {
     apikeys::tenant_of(conn, key)
         .map_err(ApiError::internal)?
         .ok_or_else(ApiError::unauthorized)
 }
 
-/// The tenant of the request's API key.
+/// The tenant of the request's API key, of any scope: for the operations a
+/// CRM integration needs (documented with scope `crm`).
 pub(crate) struct TenantKey(pub String);
 
 impl FromRequestParts<State> for TenantKey {
@@ -59,8 +63,31 @@ impl FromRequestParts<State> for TenantKey {
 
     async fn from_request_parts(parts: &mut Parts, state: &State) -> Result<Self, ApiError> {
         let Bearer(key) = Bearer::from_request_parts(parts, state).await?;
-        let tenant = with_store(state, move |store| tenant_of(store.connection(), &key)).await?;
+        let (tenant, _) =
+            with_store(state, move |store| tenant_of(store.connection(), &key)).await?;
         Ok(TenantKey(tenant))
+    }
+}
+
+/// The tenant of the request's API key, which must have scope `admin`: for
+/// keys, the webhook and the policy. A `crm` key gets 403, so a leaked
+/// integration key cannot make keys, revoke the others or change the policy.
+pub(crate) struct AdminKey(pub String);
+
+impl FromRequestParts<State> for AdminKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &State) -> Result<Self, ApiError> {
+        let Bearer(key) = Bearer::from_request_parts(parts, state).await?;
+        let (tenant, scope) =
+            with_store(state, move |store| tenant_of(store.connection(), &key)).await?;
+        if scope != apikeys::Scope::Admin {
+            return Err(ApiError::forbidden(
+                "this key has scope crm; this operation needs a key with scope admin \
+                 (klar apikey create --scope admin)",
+            ));
+        }
+        Ok(AdminKey(tenant))
     }
 }
 

@@ -52,7 +52,7 @@ pub(super) struct OutboxPage {
         (status = 400, description = "Bad query", body = ErrorBody),
         (status = 401, description = "No live API key", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["crm"])),
 )]
 async fn pending_actions(
     AxumState(state): AxumState<State>,
@@ -110,7 +110,7 @@ pub(super) struct Acknowledged {
         (status = 400, description = "Bad body", body = ErrorBody),
         (status = 401, description = "No live API key", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["crm"])),
 )]
 async fn acknowledge(
     AxumState(state): AxumState<State>,
@@ -151,7 +151,7 @@ pub(super) struct Requeued {
         (status = 401, description = "No live API key", body = ErrorBody),
         (status = 404, description = "No parked action with this id", body = ErrorBody),
     ),
-    security(("api_key" = [])),
+    security(("api_key" = ["crm"])),
 )]
 async fn redeliver(
     AxumState(state): AxumState<State>,
