@@ -759,6 +759,106 @@ fn a_response_with_the_wrong_csrf_cookie_is_refused_and_records_nothing() {
     assert_eq!(use_["may_use"], true, "{use_}");
 }
 
+/// A contact with a pending request, and its link's page: (token, the CSRF
+/// value of the form and cookie, the page's headers).
+fn response_page(s: &Server) -> (String, String, Vec<(String, String)>) {
+    let acme = s.keys.0.as_str();
+    s.call("PUT", "/v1/contacts/C1", Some(acme), Some(&contact_body()));
+    s.ws.ok(&["tick", "--now", NOW]);
+    let (_, outbox) = s.call("GET", "/v1/outbox?after=0", Some(acme), None);
+    let token = outbox["actions"][0]["payload"]["token"]
+        .as_str()
+        .expect("a link token")
+        .to_owned();
+    let (status, headers, page) = s.full("GET", &format!("/r/{token}"), None, None, &[]);
+    assert_eq!(status, 200);
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a CSRF field")
+        .to_owned();
+    (token, csrf, headers)
+}
+
+/// POSTs an "accept" with a matching CSRF pair and these extra headers.
+fn post_accept(s: &Server, token: &str, csrf: &str, extra: &[(&str, &str)]) -> u16 {
+    let cookie = format!("klar_csrf={csrf}");
+    let mut headers = vec![
+        ("Content-Type", "application/x-www-form-urlencoded"),
+        ("Cookie", cookie.as_str()),
+    ];
+    headers.extend_from_slice(extra);
+    s.raw(
+        "POST",
+        &format!("/r/{token}"),
+        None,
+        Some(format!("answer=accept&csrf={csrf}")),
+        &headers,
+    )
+    .0
+}
+
+#[test]
+fn a_cross_site_form_is_refused_even_with_a_matching_csrf_pair() {
+    let s = Server::start();
+    let acme = s.keys.0.as_str();
+    let (token, csrf, headers) = response_page(&s);
+    let policy = headers
+        .iter()
+        .find(|(k, _)| k == "referrer-policy")
+        .map(|(_, v)| v.as_str());
+    assert_eq!(
+        policy,
+        Some("same-origin"),
+        "else a browser's Origin would be null"
+    );
+    for extra in [
+        [("Origin", "https://evil.example")],
+        [("Origin", "null")],
+        [("Referer", "https://evil.example/form")],
+    ] {
+        assert_eq!(post_accept(&s, &token, &csrf, &extra), 403, "{extra:?}");
+        let (_, use_) = s.call("GET", "/v1/contacts/C1/use", Some(acme), None);
+        assert_eq!(use_["may_use"], false, "{extra:?} recorded an answer");
+    }
+    let ours = format!("{}/r/{token}", s.url);
+    assert_eq!(
+        post_accept(&s, &token, &csrf, &[("Origin", &s.url), ("Referer", &ours)]),
+        200
+    );
+    let (_, use_) = s.call("GET", "/v1/contacts/C1/use", Some(acme), None);
+    assert_eq!(use_["may_use"], true, "{use_}");
+}
+
+#[test]
+fn under_https_the_csrf_cookie_is_secure_and_the_origin_is_the_public_one() {
+    let public = "https://consent.example.de";
+    let s = Server::start_with(&[("KLAR_PUBLIC_URL", public)]);
+    let (token, csrf, headers) = response_page(&s);
+    let cookie = headers
+        .iter()
+        .find(|(k, _)| k == "set-cookie")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    assert_eq!(post_accept(&s, &token, &csrf, &[("Origin", &s.url)]), 403);
+    assert_eq!(post_accept(&s, &token, &csrf, &[("Origin", public)]), 200);
+
+    let plain = Server::start();
+    let (_, _, headers) = response_page(&plain);
+    let cookie = headers
+        .iter()
+        .find(|(k, _)| k == "set-cookie")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    assert!(!cookie.contains("Secure"), "plain http: {cookie}");
+}
+
 /// The receivers of these tests listen on loopback, which an operator must
 /// allow by name.
 const LOOPBACK_ALLOWED: (&str, &str) = ("KLAR_WEBHOOK_ALLOW_PRIVATE", "127.0.0.1");

@@ -116,6 +116,20 @@ impl Server {
         body: Option<String>,
         headers: &[(&str, &str)],
     ) -> (u16, String) {
+        let (status, _, text) = self.full(method, path, key, body, headers);
+        (status, text)
+    }
+
+    /// Like [`Server::raw`], with the answer's headers (names in lower case).
+    #[allow(dead_code)]
+    pub fn full(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<String>,
+        headers: &[(&str, &str)],
+    ) -> (u16, Vec<(String, String)>, String) {
         let url = format!("{}{path}", self.url);
         let agent = Server::agent();
         let auth = key.map(|k| format!("Bearer {k}"));
@@ -156,8 +170,18 @@ impl Server {
         }
         .expect("the server answers");
         let status = response.status().as_u16();
+        let answer_headers = response
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    v.to_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
         let text = response.into_body().read_to_string().expect("a text body");
-        (status, text)
+        (status, answer_headers, text)
     }
 }
 

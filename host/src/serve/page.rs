@@ -9,8 +9,12 @@
 //!
 //! An unknown, used or expired link gets the same friendly page with the same
 //! status, so the page reveals nothing about whether a link ever existed.
-//! CSRF: a random value in a `SameSite=Strict` cookie and in the form must
-//! match (double submit).
+//! CSRF: a random value in a `SameSite=Strict` cookie (`Secure` when
+//! `public_url` is https) and in the form must match (double submit), and a
+//! browser's `Origin` (else its `Referer`) must be klar's `public_url`: a
+//! cross-site form that forged a matching pair is still refused. A request
+//! with neither header comes from no browser, which could not carry the
+//! contact's cookie anyway.
 
 use std::net::SocketAddr;
 
@@ -191,7 +195,10 @@ fn security_headers() -> [(header::HeaderName, HeaderValue); 4] {
         ),
         (
             header::REFERRER_POLICY,
-            HeaderValue::from_static("no-referrer"),
+            // Not `no-referrer`: under it a browser sends `Origin: null` with
+            // the form, and the origin check below could not tell our form
+            // from a forged one. Other sites still never see the link.
+            HeaderValue::from_static("same-origin"),
         ),
         (
             header::X_CONTENT_TYPE_OPTIONS,
@@ -295,7 +302,13 @@ async fn show(
     });
     match html {
         Ok(html) => {
-            let cookie = format!("{CSRF_COOKIE}={csrf}; Path=/r/; HttpOnly; SameSite=Strict");
+            let secure = if state.public_url.starts_with("https://") {
+                "; Secure"
+            } else {
+                ""
+            };
+            let cookie =
+                format!("{CSRF_COOKIE}={csrf}; Path=/r/; HttpOnly; SameSite=Strict{secure}");
             let mut response = (StatusCode::OK, security_headers(), Html(html)).into_response();
             if let Ok(value) = HeaderValue::from_str(&cookie) {
                 response.headers_mut().insert(header::SET_COOKIE, value);
@@ -353,6 +366,30 @@ impl AnswerForm {
     }
 }
 
+/// Whether the browser says the form came from klar's own page: its
+/// `Origin`, else its `Referer`, is `public_url`'s origin. Neither header:
+/// no browser sent it (see the module comment).
+fn same_origin(headers: &HeaderMap, public_url: &str) -> bool {
+    let ours = origin_of(public_url);
+    let header_text = |name| headers.get(name).map(|v| v.to_str().unwrap_or("null"));
+    if let Some(origin) = header_text(header::ORIGIN) {
+        return origin_of(origin) == ours && !ours.is_empty();
+    }
+    if let Some(referer) = header_text(header::REFERER) {
+        return origin_of(referer) == ours && !ours.is_empty();
+    }
+    true
+}
+
+/// `scheme://host[:port]` of a URL, in lower case; empty if it has none.
+fn origin_of(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return String::new();
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    format!("{scheme}://{host}").to_ascii_lowercase()
+}
+
 fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
@@ -381,7 +418,7 @@ async fn answer(
     let lang = language(&query, &headers);
     let t = texts(lang);
     let same = cookie(&headers, CSRF_COOKIE).is_some_and(|c| !c.is_empty() && c == form.csrf);
-    if !same {
+    if !same || !same_origin(&headers, &state.public_url) {
         return message(StatusCode::FORBIDDEN, lang, t.stale_heading, t.stale_body);
     }
     let Some(choice) = form.choice() else {
@@ -435,5 +472,44 @@ async fn answer(
         ),
         Ok(Err(err)) => ApiError::internal(err).into_response(),
         Err(err) => err.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(name: header::HeaderName, value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(name, HeaderValue::from_str(value).expect("a header value"));
+        headers
+    }
+
+    #[test]
+    fn only_the_public_origin_may_post_the_form() {
+        let public = "https://Consent.example.de";
+        assert!(same_origin(
+            &with(header::ORIGIN, "https://consent.example.de"),
+            public
+        ));
+        assert!(same_origin(
+            &with(header::REFERER, "https://consent.example.de/r/abc?lang=en"),
+            public
+        ));
+        assert!(same_origin(&HeaderMap::new(), public), "no browser");
+        for (name, value) in [
+            (header::ORIGIN, "https://evil.example"),
+            (header::ORIGIN, "null"),
+            (header::ORIGIN, "http://consent.example.de"),
+            (header::ORIGIN, "https://consent.example.de.evil.example"),
+            (header::REFERER, "https://evil.example/consent.example.de"),
+        ] {
+            assert!(
+                !same_origin(&with(name.clone(), value), public),
+                "{name}: {value}"
+            );
+        }
+        assert_eq!(origin_of("http://127.0.0.1:8080"), "http://127.0.0.1:8080");
+        assert_eq!(origin_of("no url"), "");
     }
 }
