@@ -468,6 +468,33 @@ fn an_idempotency_key_makes_a_retry_harmless() {
     );
     assert_eq!(status, 422);
     assert!(body.contains("idempotency_key_reused"), "{body}");
+
+    // The same JSON with its keys in another order and other spacing is the
+    // same request: the first answer again, and the event still once.
+    let reordered = r#"{ "reason": "dispute",  "by": "legal", "type": "hold-on" }"#;
+    let (status, third) = s.raw(
+        "POST",
+        "/v1/contacts/C1/events",
+        Some(acme),
+        Some(reordered.to_owned()),
+        &key,
+    );
+    assert_eq!((status, &third), (200, &first));
+    let audit = s.ws.ok(&["audit", "show", "acme", "C1"]);
+    assert_eq!(audit.matches("legal hold on").count(), 1, "{audit}");
+
+    // A key of 201 characters, or an empty one, is refused before anything runs.
+    for bad in ["k".repeat(201), " ".to_owned()] {
+        let (status, body) = s.raw(
+            "POST",
+            "/v1/contacts/C1/events",
+            Some(acme),
+            Some(reordered.to_owned()),
+            &[("Idempotency-Key", &bad)],
+        );
+        assert_eq!(status, 400, "{body}");
+        assert!(body.contains("Idempotency-Key"), "{body}");
+    }
 }
 
 #[test]

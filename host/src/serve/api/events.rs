@@ -87,6 +87,31 @@ fn event_of(body: &EventBody) -> Result<Event, ApiError> {
     })
 }
 
+/// The longest `Idempotency-Key` klar keeps (a UUID has 36 characters).
+pub(crate) const MAX_IDEMPOTENCY_KEY: usize = 200;
+
+/// JSON with every object's keys in sorted order and no spacing, whatever
+/// order serde_json's map keeps.
+fn canonical(value: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            let fields: Vec<String> = keys
+                .into_iter()
+                .map(|k| format!("{}:{}", Value::String(k.clone()), canonical(&map[k])))
+                .collect();
+            format!("{{{}}}", fields.join(","))
+        }
+        Value::Array(items) => {
+            let items: Vec<String> = items.iter().map(canonical).collect();
+            format!("[{}]", items.join(","))
+        }
+        other => other.to_string(),
+    }
+}
+
 /// Report an event: withdraw, used, bounce, data changed, legal hold.
 ///
 /// An `Idempotency-Key` header makes a retried call return the first answer;
@@ -95,7 +120,9 @@ fn event_of(body: &EventBody) -> Result<Event, ApiError> {
     post, path = "/v1/contacts/{id}/events", tag = "contacts",
     params(
         ("id" = String, Path, description = "The contact's id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the first answer"),
+        ("Idempotency-Key" = Option<String>, Header, max_length = 200, min_length = 1,
+         description = "Makes a retry return the first answer: 1 to 200 visible ASCII characters. \
+                        The same contact and the same JSON (in any key order) is the same request"),
     ),
     request_body = EventBody,
     responses(
@@ -121,11 +148,24 @@ async fn report_event(
         .get("idempotency-key")
         .map(|v| {
             v.to_str()
+                .ok()
+                .map(str::trim)
+                .filter(|k| (1..=MAX_IDEMPOTENCY_KEY).contains(&k.len()))
                 .map(str::to_owned)
-                .map_err(|_| ApiError::bad_request("Idempotency-Key must be text"))
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "an Idempotency-Key has 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
+                    ))
+                })
         })
         .transpose()?;
-    let request = format!("{id}\n{}", String::from_utf8_lossy(&body));
+    // What a retry must repeat: the contact and the event as parsed, so the
+    // same JSON with its keys in another order or other spacing is the same
+    // request.
+    let request = format!(
+        "{id}\n{}",
+        canonical(&serde_json::from_slice(&body).unwrap_or_default())
+    );
     let now = state.now();
     let shared = std::sync::Arc::clone(&state);
     with_store(&state, move |store| {
@@ -222,5 +262,26 @@ impl EventResult {
             rejected: None,
             failed: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::canonical;
+
+    #[test]
+    fn the_same_json_in_another_order_is_the_same_request() {
+        let a: serde_json::Value = serde_json::from_str(
+            r#"{"type":"hold-on","by":"legal","x":{"b":1,"a":[2,{"d":3,"c":4}]}}"#,
+        )
+        .expect("JSON");
+        let b: serde_json::Value = serde_json::from_str(
+            r#"{ "x": {"a": [2, {"c": 4, "d": 3}], "b": 1}, "by": "legal", "type": "hold-on" }"#,
+        )
+        .expect("JSON");
+        assert_eq!(canonical(&a), canonical(&b));
+        let c: serde_json::Value =
+            serde_json::from_str(r#"{"type":"hold-on","by":"legal2"}"#).expect("JSON");
+        assert_ne!(canonical(&a), canonical(&c));
     }
 }
