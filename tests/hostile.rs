@@ -153,3 +153,216 @@ fn what_klar_prints_escapes_control_characters_of_older_data() {
         assert!(out.contains("\\u{1b}[2J"), "{args:?}: {out}");
     }
 }
+
+/// A batch of 10,000 contacts as a CRM really sends them: names, addresses,
+/// owner, source, language and a few attributes (about 2.7 MB).
+fn realistic_batch(n: usize) -> String {
+    let items: Vec<serde_json::Value> = (0..n)
+        .map(|i| {
+            json!({
+                "id": format!("0035g00000{i:08}AAA"),
+                "first_name": "Maximiliane-Friederike",
+                "last_name": format!("Müller-Lüdenscheidt {i}"),
+                "email": format!("maximiliane.mueller-luedenscheidt.{i}@beispiel-unternehmen.de"),
+                "phone": "+49 711 123456-78",
+                "owner": "jana.kuehn@acme.example",
+                "source": "trade-fair-stuttgart-2026",
+                "language": "de-DE",
+                "created_at": "2026-10-01T09:30:00Z",
+                "attributes": {
+                    "customer": "yes",
+                    "segment": "Mittelstand Maschinenbau",
+                    "region": "Baden-Württemberg",
+                    "crm_owner_id": "0055g00000AbCdEfGH"
+                }
+            })
+        })
+        .collect();
+    json!({ "contacts": items }).to_string()
+}
+
+#[test]
+fn a_realistic_batch_of_10_000_contacts_fits_and_a_larger_body_gets_a_json_413() {
+    let s = Server::start();
+    let admin = s.keys.0.as_str();
+    let body = realistic_batch(10_000);
+    assert!(body.len() > 2_500_000, "{} bytes", body.len());
+    let (status, answer) = s.raw("POST", "/v1/contacts", Some(admin), Some(body), &[]);
+    assert_eq!(status, 200, "{}", &answer[..answer.len().min(300)]);
+
+    // Announced larger than the limit: refused at once, in the API's format,
+    // without waiting for a body that never comes.
+    let mut stream =
+        std::net::TcpStream::connect(s.url.trim_start_matches("http://")).expect("connects");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .expect("timeout");
+    use std::io::{Read, Write};
+    write!(
+        stream,
+        "POST /v1/contacts HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {admin}\r\n\
+         Content-Type: application/json\r\nContent-Length: 52428800\r\n\r\n0123456789"
+    )
+    .expect("writes");
+    let started = std::time::Instant::now();
+    let mut answer = vec![0; 4096];
+    let n = stream
+        .read(&mut answer)
+        .expect("an answer before the timeout");
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("payload_too_large"), "{answer}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+}
+
+/// Reads until the server closes the connection; how long that took, or
+/// `None` if it was still open after `limit`.
+fn closed_within(stream: &mut std::net::TcpStream, limit: std::time::Duration) -> Option<String> {
+    use std::io::Read;
+    stream.set_read_timeout(Some(limit)).expect("timeout");
+    let mut seen = Vec::new();
+    let mut buf = [0_u8; 1024];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return Some(String::from_utf8_lossy(&seen).into_owned()),
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                return Some(String::from_utf8_lossy(&seen).into_owned());
+            }
+            Err(_) => return None,
+        }
+    }
+}
+
+#[test]
+fn slow_clients_are_cut_off() {
+    use std::io::Write;
+    let s = Server::start_with(&[
+        ("KLAR_HEADER_TIMEOUT_MS", "300"),
+        ("KLAR_BODY_TIMEOUT_MS", "300"),
+    ]);
+    let addr = s.url.trim_start_matches("http://").to_owned();
+    let limit = std::time::Duration::from_secs(5);
+
+    // 100 connections that never finish their headers are all closed.
+    let mut idle: Vec<std::net::TcpStream> = (0..100)
+        .map(|_| {
+            let mut stream = std::net::TcpStream::connect(&addr).expect("connects");
+            stream
+                .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+                .expect("writes");
+            stream
+        })
+        .collect();
+    for (i, stream) in idle.iter_mut().enumerate() {
+        assert!(
+            closed_within(stream, limit).is_some(),
+            "connection {i} still open"
+        );
+    }
+
+    // A connection that sends nothing at all, and a keep-alive connection
+    // left idle after its answer, are closed too.
+    let mut silent = std::net::TcpStream::connect(&addr).expect("connects");
+    assert!(
+        closed_within(&mut silent, limit).is_some(),
+        "a silent connection stays open"
+    );
+    let mut kept = std::net::TcpStream::connect(&addr).expect("connects");
+    kept.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("writes");
+    let seen = closed_within(&mut kept, limit).expect("an idle keep-alive connection is closed");
+    assert!(seen.starts_with("HTTP/1.1 200"), "{seen}");
+
+    // A body that stops halfway gets 408 in the API's format.
+    let mut slow = std::net::TcpStream::connect(&addr).expect("connects");
+    write!(
+        slow,
+        "PUT /v1/contacts/C1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"owner\"",
+        s.keys.0
+    )
+    .expect("writes");
+    let seen = closed_within(&mut slow, limit).unwrap_or_default();
+    assert!(seen.starts_with("HTTP/1.1 408"), "{seen}");
+    assert!(seen.contains("request_timeout"), "{seen}");
+
+    // The server still answers.
+    let (status, _) = s.call("GET", "/health", None, None);
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn the_api_answers_in_its_own_format_and_headers() {
+    let s = Server::start();
+    let admin = s.keys.0.as_str();
+    // Another Content-Type: 415.
+    let (status, body) = s.raw(
+        "PUT",
+        "/v1/contacts/C1",
+        Some(admin),
+        Some("owner=jk".to_owned()),
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+    );
+    assert_eq!(status, 415, "{body}");
+    assert!(body.contains("\"unsupported_media_type\""), "{body}");
+    // A method the route does not have: 405 in JSON, with Allow.
+    let (status, headers, body) = s.full("PATCH", "/v1/webhook", Some(admin), None, &[]);
+    assert_eq!(status, 405, "{body}");
+    let value: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(value["error"]["code"], "method_not_allowed");
+    assert!(headers.iter().any(|(k, _)| k == "allow"), "{headers:?}");
+    // A rejected query: JSON.
+    let (status, body) = s.raw("GET", "/v1/outbox?after=x", Some(admin), None, &[]);
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("\"bad_request\""), "{body}");
+    // A 401 names its scheme; answers carrying secrets are not cached.
+    let (status, headers, _) = s.full("GET", "/v1/status", Some("klar_wrong"), None, &[]);
+    assert_eq!(status, 401);
+    let header = |headers: &[(String, String)], name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(
+        header(&headers, "www-authenticate").as_deref(),
+        Some("Bearer realm=\"klar\"")
+    );
+    let (status, headers, _) = s.full(
+        "POST",
+        "/v1/keys",
+        Some(admin),
+        Some(json!({"name": "second"}).to_string()),
+        &[],
+    );
+    assert_eq!(status, 201);
+    assert_eq!(
+        header(&headers, "cache-control").as_deref(),
+        Some("no-store")
+    );
+}
+
+#[test]
+fn failed_authentications_are_throttled_per_address() {
+    let s = Server::start();
+    for n in 1..=20 {
+        let (status, _) = s.call("GET", "/v1/status", Some(&format!("klar_guess{n}")), None);
+        assert_eq!(status, 401, "attempt {n}");
+    }
+    let (status, headers, body) = s.full("GET", "/v1/status", Some("klar_guess21"), None, &[]);
+    assert_eq!(status, 429, "{body}");
+    assert!(body.contains("too_many_failed_authentications"), "{body}");
+    let retry: u64 = headers
+        .iter()
+        .find(|(k, _)| k == "retry-after")
+        .and_then(|(_, v)| v.parse().ok())
+        .expect("a Retry-After in seconds");
+    assert!((1..=60).contains(&retry), "{retry}");
+    // The address stays blocked for the window, whatever key it sends.
+    let (status, _) = s.call("GET", "/v1/status", Some(s.keys.0.as_str()), None);
+    assert_eq!(status, 429);
+    // Calls without a key (health, the document) are not authentications.
+    let (status, _) = s.call("GET", "/health", None, None);
+    assert_eq!(status, 200);
+}

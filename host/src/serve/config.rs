@@ -13,6 +13,10 @@
 //! # Webhooks go to public addresses only; these named hosts may be private
 //! # (an on-premises CRM). KLAR_WEBHOOK_ALLOW_PRIVATE="crm.intern,10.0.0.5"
 //! webhook_allow_private = ["crm.intern"]
+//! header_timeout_ms = 10000    # KLAR_HEADER_TIMEOUT_MS: to send a request's headers
+//!                              # (also how long an idle connection stays open)
+//! body_timeout_ms = 30000      # KLAR_BODY_TIMEOUT_MS: to send a request's body
+//! max_body_bytes = 33554432    # KLAR_MAX_BODY_BYTES: the largest body (32 MiB)
 //!
 //! # Optional: klar mails the e-mail requests of the tenants listed under
 //! # [smtp.from] itself (their webhook, if any, gets every other action).
@@ -41,6 +45,8 @@ pub struct Config {
     pub retry: crate::delivery::webhook::Retry,
     /// Where webhooks may point.
     pub targets: crate::delivery::target::Targets,
+    /// Timeouts and the body limit of every request.
+    pub limits: super::guard::Limits,
     /// SMTP delivery of e-mail requests, if configured.
     pub smtp: Option<crate::delivery::mail::MailConfig>,
     /// A fixed clock (tests, demos).
@@ -57,6 +63,9 @@ struct File {
     webhook_retry_ms: Option<u64>,
     webhook_attempts: Option<u32>,
     webhook_allow_private: Option<Vec<String>>,
+    header_timeout_ms: Option<u64>,
+    body_timeout_ms: Option<u64>,
+    max_body_bytes: Option<u64>,
     smtp: Option<SmtpFile>,
 }
 
@@ -110,6 +119,7 @@ impl Config {
             deliver_every: Duration::from_millis(2_000),
             retry: crate::delivery::webhook::Retry::default(),
             targets: allowed_targets(file.webhook_allow_private.as_deref(), &env),
+            limits: super::guard::Limits::default(),
             smtp: None,
             now: None,
         };
@@ -146,6 +156,26 @@ impl Config {
                 })
                 .transpose()
         };
+        let limits = &mut config.limits;
+        for (from_env, from_file, target) in [
+            (
+                number("KLAR_HEADER_TIMEOUT_MS")?,
+                file.header_timeout_ms,
+                &mut limits.header_timeout,
+            ),
+            (
+                number("KLAR_BODY_TIMEOUT_MS")?,
+                file.body_timeout_ms,
+                &mut limits.body_timeout,
+            ),
+        ] {
+            if let Some(ms) = from_env.or(from_file) {
+                *target = Duration::from_millis(ms.max(1));
+            }
+        }
+        if let Some(bytes) = number("KLAR_MAX_BODY_BYTES")?.or(file.max_body_bytes) {
+            limits.max_body = usize::try_from(bytes).unwrap_or(usize::MAX).max(1024);
+        }
         if let Some(ms) = number("KLAR_DELIVER_MS")? {
             config.deliver_every = Duration::from_millis(ms);
         }

@@ -12,6 +12,8 @@ mod account;
 mod api;
 pub mod config;
 mod error;
+mod guard;
+mod listen;
 mod page;
 mod policy;
 
@@ -48,6 +50,10 @@ pub(crate) struct Shared {
     /// Where webhooks may point: public addresses and the private hosts the
     /// operator allowed.
     pub targets: crate::delivery::target::Targets,
+    /// Timeouts and the body limit.
+    pub limits: guard::Limits,
+    /// Failed authentications, per address and key prefix.
+    pub throttle: guard::Throttle,
 }
 
 impl Shared {
@@ -170,6 +176,13 @@ fn router(state: State) -> Router {
         )
         .merge(page::routes())
         .fallback(|| async { ApiError::not_found("no such route; the API is under /v1") })
+        // The guard reads every body within its limits; axum's own 2 MiB
+        // limit of the `Bytes` extractor would refuse a 10,000-contact batch.
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            guard::guard,
+        ))
         .with_state(state)
 }
 
@@ -323,6 +336,8 @@ pub fn run(config: Config, plugin: Arc<LoadedPlugin>) -> Result<()> {
                 .map(|smtp| smtp.from.keys().cloned().collect())
                 .unwrap_or_default(),
             targets: config.targets.clone(),
+            limits: config.limits,
+            throttle: guard::Throttle::default(),
         });
         // Tests wait for this line to learn the port.
         println!("klar serve: listening on http://{addr}");
@@ -370,13 +385,15 @@ pub fn run(config: Config, plugin: Arc<LoadedPlugin>) -> Result<()> {
             });
         }
 
-        axum::serve(
+        let limits = state.limits;
+        listen::serve(
             listener,
-            router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            router(state),
+            limits,
+            shutdown,
+            Duration::from_secs(30),
         )
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("the server failed")?;
+        .await;
         println!("klar serve: stopped");
         Ok::<_, anyhow::Error>(())
     })?;
