@@ -366,3 +366,69 @@ fn failed_authentications_are_throttled_per_address() {
     let (status, _) = s.call("GET", "/health", None, None);
     assert_eq!(status, 200);
 }
+
+#[test]
+fn contact_fields_have_limits_in_the_api_and_the_import() {
+    let s = Server::start();
+    let admin = s.keys.0.as_str();
+    let base = json!({"first_name": "Jürgen", "last_name": "Groß", "owner": "jk"});
+    let with = |field: &str, value: serde_json::Value| {
+        let mut body = base.clone();
+        body[field] = value;
+        body
+    };
+    let many: serde_json::Map<String, serde_json::Value> = (0..100_000)
+        .map(|i| (format!("a{i}"), json!("x")))
+        .collect();
+    for (body, needle) in [
+        (
+            with("owner", json!("o".repeat(1_000_000))),
+            "owner is longer than 200",
+        ),
+        (
+            with("first_name", json!(ESC)),
+            "first_name contains a control character",
+        ),
+        (
+            with("attributes", serde_json::Value::Object(many)),
+            "100000 attributes",
+        ),
+        (
+            with("attributes", json!({"note": "x".repeat(1_001)})),
+            "attribute \"note\"",
+        ),
+        (with("language", json!("de;rm -rf")), "not a language tag"),
+    ] {
+        let (status, answer) = s.call("PUT", "/v1/contacts/C1", Some(admin), Some(&body));
+        assert_eq!(status, 400, "{needle}: {answer}");
+        let message = answer["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(needle), "{needle}: {message}");
+    }
+    let (status, _) = s.call("GET", "/v1/contacts/C1/use", Some(admin), None);
+    assert_eq!(status, 404, "nothing was stored");
+
+    // The import applies the same rules, with the line, and stores nothing.
+    let long_owner = "o".repeat(201);
+    s.ws.write(
+        "contacts.csv",
+        &format!(
+            "external_id,first_name,last_name,email,phone,owner,source,created_at\n\
+             C00001,Jürgen,Groß,,,jk,fair,2026-10-01\n\
+             C00002,Anna,Schmidt,,,{long_owner},fair,2026-10-01\n\
+             ../x,Anna,Schmidt,,,jk,fair,2026-10-01\n"
+        ),
+    );
+    let out = s.ws.run(&["import", "acme", "contacts.csv", "--now", NOW]);
+    assert!(!out.status.success());
+    let said = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(
+        said.contains("contacts.csv:3: owner is longer than 200"),
+        "{said}"
+    );
+    assert!(
+        said.contains("contacts.csv:4: external_id has 1 to 200"),
+        "{said}"
+    );
+    let (status, _) = s.call("GET", "/v1/contacts/C00001/use", Some(admin), None);
+    assert_eq!(status, 404, "nothing was imported");
+}

@@ -9,6 +9,103 @@ use crate::plugin::Contact;
 use crate::store::contacts::{self, Upsert};
 use crate::store::{Store, StoreError};
 
+/// The limits of a contact's fields, for the import and the API alike. They
+/// are generous for real data and keep out what is not: a megabyte of owner,
+/// 100,000 attributes, an id like `../../x` or one with a NUL byte.
+pub mod limits {
+    pub const ID: usize = 200;
+    pub const NAME: usize = 200;
+    pub const OWNER: usize = 200;
+    pub const SOURCE: usize = 100;
+    pub const EMAIL: usize = 254;
+    pub const PHONE: usize = 50;
+    pub const LANGUAGE: usize = 16;
+    pub const ATTRIBUTES: usize = 100;
+    pub const ATTRIBUTE_NAME: usize = 64;
+    pub const ATTRIBUTE_VALUE: usize = 1_000;
+}
+
+/// Why a contact id is not one: empty, too long, a control character, a
+/// slash or backslash, or blanks around it.
+pub fn id_problem(id: &str) -> Option<String> {
+    let bad = id.is_empty()
+        || id.chars().count() > limits::ID
+        || id.chars().any(|c| c.is_control() || c == '/' || c == '\\')
+        || id.trim() != id;
+    bad.then(|| {
+        format!(
+            "a contact id has 1 to {} characters, without control characters, slashes or blanks around it",
+            limits::ID
+        )
+    })
+}
+
+/// Every problem with a contact's fields, in words (none: it may be stored).
+/// Addresses and dates are checked where they are parsed.
+pub fn field_problems(contact: &Contact) -> Vec<String> {
+    let mut problems: Vec<String> = id_problem(&contact.id).into_iter().collect();
+    let mut text = |what: &str, value: &str, max: usize| {
+        if value.chars().count() > max {
+            problems.push(format!("{what} is longer than {max} characters"));
+        } else if value.chars().any(char::is_control) {
+            problems.push(format!("{what} contains a control character"));
+        }
+    };
+    text("first_name", &contact.first_name, limits::NAME);
+    text("last_name", &contact.last_name, limits::NAME);
+    text("owner", &contact.owner, limits::OWNER);
+    text("source", &contact.source, limits::SOURCE);
+    text(
+        "email",
+        contact.email.as_deref().unwrap_or_default(),
+        limits::EMAIL,
+    );
+    text(
+        "phone",
+        contact.phone.as_deref().unwrap_or_default(),
+        limits::PHONE,
+    );
+    let language = &contact.language;
+    if language.len() > limits::LANGUAGE
+        || !language
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-')
+    {
+        problems.push(format!(
+            "language {language:?} is not a language tag (use de, en or en-GB)"
+        ));
+    }
+    if contact.attributes.len() > limits::ATTRIBUTES {
+        problems.push(format!(
+            "{} attributes; a contact has at most {}",
+            contact.attributes.len(),
+            limits::ATTRIBUTES
+        ));
+    }
+    for (name, value) in contact.attributes.iter().take(limits::ATTRIBUTES) {
+        let bad_name = name.is_empty()
+            || name.chars().count() > limits::ATTRIBUTE_NAME
+            || name.chars().any(char::is_control);
+        if bad_name {
+            problems.push(format!(
+                "attribute name {:?} must have 1 to {} characters and no control characters",
+                name.chars().take(80).collect::<String>(),
+                limits::ATTRIBUTE_NAME
+            ));
+        } else if value.chars().count() > limits::ATTRIBUTE_VALUE
+            || value
+                .chars()
+                .any(|c| c.is_control() && c != '\n' && c != '\t')
+        {
+            problems.push(format!(
+                "attribute {name:?} has more than {} characters or a control character",
+                limits::ATTRIBUTE_VALUE
+            ));
+        }
+    }
+    problems
+}
+
 /// The contact's e-mail address or phone number belongs to a person klar
 /// erased: which one, and the day.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -215,8 +215,8 @@ fn contact(row: &Row<'_>, language: &str, now: DateTime<Utc>) -> Result<Contact,
     let id = field("external_id");
     if id.is_empty() {
         problems.push("external_id is empty".to_owned());
-    } else if id.chars().count() > 200 {
-        problems.push("external_id is longer than 200 characters".to_owned());
+    } else if let Some(problem) = super::contacts::id_problem(id) {
+        problems.push(problem.replace("a contact id", "external_id"));
     }
     let owner = field("owner");
     if owner.is_empty() {
@@ -270,7 +270,7 @@ fn contact(row: &Row<'_>, language: &str, now: DateTime<Utc>) -> Result<Contact,
         "" => "import",
         s => s,
     };
-    Ok(Contact {
+    let contact = Contact {
         id: id.to_owned(),
         first_name: field("first_name").to_owned(),
         last_name: field("last_name").to_owned(),
@@ -281,7 +281,13 @@ fn contact(row: &Row<'_>, language: &str, now: DateTime<Utc>) -> Result<Contact,
         language: language.to_owned(),
         created_at: created_at.unwrap_or(now),
         attributes,
-    })
+    };
+    let problems = super::contacts::field_problems(&contact);
+    if problems.is_empty() {
+        Ok(contact)
+    } else {
+        Err(problems)
+    }
 }
 
 pub(crate) fn parse_time(text: &str) -> Option<DateTime<Utc>> {

@@ -21,7 +21,7 @@ use crate::plugin::{Contact, State as CaseState};
 use crate::store::contacts::Upsert;
 use crate::store::{cases, tenants};
 
-use super::{Bearer, TenantKey, parse_body, tenant_of, valid_id};
+use super::{Bearer, TenantKey, parse_body, tenant_of};
 
 pub(super) fn routes() -> OpenApiRouter<State> {
     OpenApiRouter::new()
@@ -82,9 +82,6 @@ fn validate(
     let blank = |v: Option<String>| v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
     let (email, phone) = (blank(body.email), blank(body.phone));
     let mut problems = Vec::new();
-    if let Err(e) = valid_id(id) {
-        problems.push(e.message);
-    }
     if body.owner.trim().is_empty() {
         problems.push("owner is empty: every contact needs a responsible person".to_owned());
     }
@@ -105,10 +102,7 @@ fn validate(
             None
         }),
     };
-    if !problems.is_empty() {
-        return Err(problems);
-    }
-    Ok(Contact {
+    let contact = Contact {
         id: id.to_owned(),
         first_name: body.first_name,
         last_name: body.last_name,
@@ -119,7 +113,13 @@ fn validate(
         language: body.language.unwrap_or_else(|| "de".to_owned()),
         created_at: created_at.unwrap_or(now),
         attributes: body.attributes,
-    })
+    };
+    problems.extend(crate::app::contacts::field_problems(&contact));
+    if problems.is_empty() {
+        Ok(contact)
+    } else {
+        Err(problems)
+    }
 }
 
 /// Why a contact may not be stored: an address of an erased contact.

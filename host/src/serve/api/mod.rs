@@ -100,12 +100,3 @@ pub(super) fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result
         ))
     })
 }
-
-pub(super) fn valid_id(id: &str) -> Result<(), ApiError> {
-    if id.is_empty() || id.chars().count() > 200 || id.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(
-            "a contact id has 1 to 200 characters and no control characters",
-        ));
-    }
-    Ok(())
-}
