@@ -362,7 +362,10 @@ fn failed_authentications_are_throttled_per_address() {
     // The address stays blocked for the window, whatever key it sends.
     let (status, _) = s.call("GET", "/v1/status", Some(s.keys.0.as_str()), None);
     assert_eq!(status, 429);
-    // Calls without a key (health, the document) are not authentications.
+    // A call without a key guesses nothing: it gets its 401, and /health
+    // still answers.
+    let (status, _) = s.call("GET", "/v1/status", None, None);
+    assert_eq!(status, 401);
     let (status, _) = s.call("GET", "/health", None, None);
     assert_eq!(status, 200);
 }

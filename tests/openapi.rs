@@ -314,7 +314,10 @@ fn every_operation_answers_as_the_openapi_document_says() {
     assert_eq!(answer["error"]["code"], "failing_tests", "{answer}");
     assert_eq!(answer["tests"]["failed"], 1, "{answer}");
     let malformed = json!({"source": B2B, "author": "dpo", "message": "b2b", "tests": "[[test]\n"});
-    call(&s, &c, upload, key, Some(malformed), 400);
+    // Tests that cannot be read are refused on their meaning, like a policy
+    // with errors (the JSON itself is fine).
+    let answer = call(&s, &c, upload, key, Some(malformed), 422);
+    assert_eq!(answer["error"]["code"], "invalid_tests", "{answer}");
     let good = json!({"source": B2B, "author": "dpo", "message": "B2B rules", "tests": B2B_TESTS});
     let answer = call(&s, &c, upload, key, Some(good), 201);
     assert_eq!(answer["version"]["version"], 1);
@@ -423,7 +426,7 @@ fn every_operation_answers_as_the_openapi_document_says() {
         set,
         key,
         Some(json!({"url": "http://127.0.0.1:9/klar"})),
-        400,
+        422,
     );
     let answer = call(
         &s,

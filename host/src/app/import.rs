@@ -378,10 +378,11 @@ mod tests {
 
     #[test]
     fn lines_are_counted_the_same_whatever_the_line_ends() {
-        // The second data row is bad; a quoted field spans two lines before it.
+        // The second data row is bad; a quoted field (an attribute, where a
+        // line break is allowed) spans two lines before it.
         let rows = [
             HEADER.trim_end(),
-            "C1,\"Anna\nMaria\",B,,,jk,web,,",
+            "C1,Anna,B,,,jk,web,,\"Halle 4\nStand 12\"",
             "C2,A,B,not-an-address,,jk,web,,",
             "C3,A,B,,,jk,web,,",
         ];

@@ -16,6 +16,7 @@ use super::error::ErrorBody;
 use super::{ApiError, State, with_store};
 use crate::app::keys::KeyError;
 use crate::app::webhook::WebhookError;
+use crate::delivery::target::TargetError;
 use crate::store::{apikeys, webhooks};
 use crate::times::rfc3339 as time;
 use crate::wire;
@@ -60,7 +61,7 @@ async fn list_keys(
 pub(super) struct NewKey {
     /// What the key is for, e.g. the CRM instance: 1 to 100 characters,
     /// no control characters.
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(schema_with = crate::serve::schemas::line_100)]
     name: String,
     /// `crm` (the default) or `admin`.
     #[serde(default = "crm")]
@@ -192,7 +193,9 @@ async fn show_webhook(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct SetWebhook {
-    /// An `http://` or `https://` URL.
+    /// An `http://` or `https://` URL without user or password, to a public
+    /// address (else 422 `webhook_refused`).
+    #[schema(schema_with = crate::serve::schemas::webhook_url)]
     url: String,
 }
 
@@ -214,6 +217,7 @@ pub(super) struct WebhookSecret {
     responses(
         (status = 200, description = "Set; the secret is shown once", body = WebhookSecret),
         (status = 400, description = "Bad body or not an http(s) URL", body = ErrorBody),
+        (status = 422, description = "The URL does not resolve to public addresses (`webhook_refused`)", body = ErrorBody),
         (status = 401, description = "No live API key", body = ErrorBody),
         (status = 403, description = "The key's scope is not admin", body = ErrorBody),
     ),
@@ -225,12 +229,17 @@ async fn set_webhook(
     body: Bytes,
 ) -> Result<Json<WebhookSecret>, ApiError> {
     let body: SetWebhook = parse_body(&body)?;
-    let url = body.url.trim().to_owned();
+    let url = body.url;
     let now = state.now().timestamp();
     let targets = state.targets.clone();
     with_store(&state, move |store| {
         let secret = crate::app::webhook::set(store, &targets, &tenant, &url, now).map_err(
             |err| match err {
+                // The form is the caller's mistake (400); where a well-formed
+                // URL points is klar's refusal (422).
+                WebhookError::Target(
+                    err @ (TargetError::Unresolved { .. } | TargetError::NotPublic { .. }),
+                ) => ApiError::unprocessable("webhook_refused", err.to_string()),
                 WebhookError::Target(err) => ApiError::bad_request(err.to_string()),
                 WebhookError::Store(err) => ApiError::internal(err),
             },

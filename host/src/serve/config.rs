@@ -17,6 +17,8 @@
 //!                              # (also how long an idle connection stays open)
 //! body_timeout_ms = 30000      # KLAR_BODY_TIMEOUT_MS: to send a request's body
 //! max_body_bytes = 33554432    # KLAR_MAX_BODY_BYTES: the largest body (32 MiB)
+//! auth_failures_per_minute = 20  # KLAR_AUTH_FAILURES_PER_MINUTE: wrong keys from one
+//!                              # address before it gets 429 for the rest of the minute
 //!
 //! # Optional: klar mails the e-mail requests of the tenants listed under
 //! # [smtp.from] itself (their webhook, if any, gets every other action).
@@ -66,6 +68,7 @@ struct File {
     header_timeout_ms: Option<u64>,
     body_timeout_ms: Option<u64>,
     max_body_bytes: Option<u64>,
+    auth_failures_per_minute: Option<u64>,
     smtp: Option<SmtpFile>,
 }
 
@@ -172,6 +175,10 @@ impl Config {
             if let Some(ms) = from_env.or(from_file) {
                 *target = Duration::from_millis(ms.max(1));
             }
+        }
+        if let Some(n) = number("KLAR_AUTH_FAILURES_PER_MINUTE")?.or(file.auth_failures_per_minute)
+        {
+            limits.auth_failures = u32::try_from(n).unwrap_or(u32::MAX).max(1);
         }
         if let Some(bytes) = number("KLAR_MAX_BODY_BYTES")?.or(file.max_body_bytes) {
             limits.max_body = usize::try_from(bytes).unwrap_or(usize::MAX).max(1024);

@@ -9,10 +9,12 @@
 //!   in the API's error format. Every `/v1` answer is `Cache-Control:
 //!   no-store` (they carry personal data, keys and link secrets), and a 401
 //!   names its scheme in `WWW-Authenticate`.
-//! - **Failed authentications** are throttled per address and per key
-//!   prefix: after [`FAILURES`] within [`WINDOW`], further calls get 429 with
-//!   `Retry-After` until the window ends, and the block is logged. A call with
-//!   a valid key costs one map lookup more.
+//! - **Failed authentications** (a wrong key) are throttled per address and
+//!   per key prefix: after `auth_failures` (default 20) within [`WINDOW`],
+//!   further calls with a key get 429 with `Retry-After` until the window
+//!   ends, whether the key is right or not (else the guessing would go on),
+//!   and the block is logged. A call with a valid key costs one map lookup
+//!   more; a call without a key gets its 401 as always.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -38,6 +40,9 @@ pub struct Limits {
     pub body_timeout: Duration,
     /// The largest body, in bytes: enough for a batch of 10,000 contacts.
     pub max_body: usize,
+    /// Wrong keys from one address (or with one key prefix) within
+    /// [`WINDOW`] after which klar answers 429.
+    pub auth_failures: u32,
 }
 
 impl Default for Limits {
@@ -46,13 +51,12 @@ impl Default for Limits {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
             max_body: 32 * 1024 * 1024,
+            auth_failures: 20,
         }
     }
 }
 
-/// Failed authentications from one address (or for one key prefix) within
-/// [`WINDOW`] after which klar answers 429.
-pub const FAILURES: u32 = 20;
+/// The window in which failed authentications are counted.
 pub const WINDOW: Duration = Duration::from_secs(60);
 
 /// Counts failed authentications per address and per key prefix.
@@ -75,11 +79,11 @@ struct Window {
 
 impl Throttle {
     /// Seconds until `who` may try again, if it is blocked now.
-    fn blocked(&self, who: &[Who], now: Instant) -> Option<u64> {
+    fn blocked(&self, who: &[Who], limit: u32, now: Instant) -> Option<u64> {
         let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         who.iter()
             .filter_map(|w| seen.get(w))
-            .filter(|w| w.failures >= FAILURES)
+            .filter(|w| w.failures >= limit)
             .filter_map(|w| WINDOW.checked_sub(now.duration_since(w.started)))
             .filter(|left| !left.is_zero())
             // Rounded up: a client that waits this long is let in.
@@ -88,7 +92,7 @@ impl Throttle {
     }
 
     /// Records a failure; true when it is the one that starts a block.
-    fn failed(&self, who: &[Who], now: Instant) -> bool {
+    fn failed(&self, who: &[Who], limit: u32, now: Instant) -> bool {
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         // An attacker with many addresses must not grow the map for ever.
         if seen.len() > 100_000 {
@@ -107,7 +111,7 @@ impl Throttle {
                 };
             }
             window.failures += 1;
-            starts |= window.failures == FAILURES;
+            starts |= window.failures == limit;
         }
         starts
     }
@@ -161,12 +165,20 @@ pub(super) async fn guard(
 }
 
 async fn api_call(state: &State, peer: SocketAddr, request: Request, next: Next) -> Response {
+    // Only a wrong key is a failed authentication; a call without one (a
+    // client that forgot the header) guesses nothing.
+    let prefix = key_prefix(&request);
+    let presented = prefix.is_some();
     let mut who = vec![Who::Address(peer.ip())];
-    if let Some(prefix) = key_prefix(&request) {
+    if let Some(prefix) = prefix {
         who.push(Who::KeyPrefix(prefix));
     }
     let now = Instant::now();
-    if let Some(wait) = state.throttle.blocked(&who, now) {
+    let limit = state.limits.auth_failures;
+    if let Some(wait) = presented
+        .then(|| state.throttle.blocked(&who, limit, now))
+        .flatten()
+    {
         let mut response = error(
             StatusCode::TOO_MANY_REQUESTS,
             "too_many_failed_authentications",
@@ -188,14 +200,17 @@ async fn api_call(state: &State, peer: SocketAddr, request: Request, next: Next)
         Ok(request) => next.run(request).await,
         Err(refusal) => return refusal,
     };
-    if response.status() == StatusCode::UNAUTHORIZED && state.throttle.failed(&who, now) {
+    if presented
+        && response.status() == StatusCode::UNAUTHORIZED
+        && state.throttle.failed(&who, limit, now)
+    {
         tracing::warn!(
             address = %peer.ip(),
             key_prefix = who.get(1).map_or("", |w| match w {
                 Who::KeyPrefix(p) => p.as_str(),
                 Who::Address(_) => "",
             }),
-            "{FAILURES} failed authentications within {} s: further calls get 429 until the window ends",
+            "{limit} failed authentications within {} s: further calls get 429 until the window ends",
             WINDOW.as_secs()
         );
     }
@@ -323,27 +338,25 @@ mod tests {
         let who = [Who::Address(IpAddr::from([192, 0, 2, 1]))];
         let other = [Who::Address(IpAddr::from([192, 0, 2, 2]))];
         let t0 = Instant::now();
-        for n in 1..FAILURES {
-            assert!(!throttle.failed(&who, t0), "{n}");
-            assert_eq!(throttle.blocked(&who, t0), None);
+        for n in 1..20 {
+            assert!(!throttle.failed(&who, 20, t0), "{n}");
+            assert_eq!(throttle.blocked(&who, 20, t0), None);
         }
-        assert!(throttle.failed(&who, t0), "the 20th starts the block");
+        assert!(throttle.failed(&who, 20, t0), "the 20th starts the block");
+        let later = t0 + Duration::from_secs(15);
+        assert_eq!(throttle.blocked(&who, 20, later), Some(45));
         assert_eq!(
-            throttle.blocked(&who, t0 + Duration::from_secs(15)),
-            Some(45)
-        );
-        assert_eq!(
-            throttle.blocked(&other, t0),
+            throttle.blocked(&other, 20, t0),
             None,
             "another address is free"
         );
         assert_eq!(
-            throttle.blocked(&who, t0 + WINDOW),
+            throttle.blocked(&who, 20, t0 + WINDOW),
             None,
             "the window ended"
         );
         assert!(
-            !throttle.failed(&who, t0 + WINDOW),
+            !throttle.failed(&who, 20, t0 + WINDOW),
             "a new window counts from 1"
         );
     }

@@ -16,6 +16,7 @@ mod guard;
 mod listen;
 mod page;
 mod policy;
+mod schemas;
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
@@ -140,12 +141,69 @@ impl utoipa::Modify for BearerKey {
 /// The routes and the OpenAPI document that describes them.
 pub(crate) fn api() -> (Router<State>, utoipa::openapi::OpenApi) {
     use utoipa::OpenApi as _;
-    utoipa_axum::router::OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, mut doc) = utoipa_axum::router::OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(utoipa_axum::routes!(health))
         .merge(api::routes())
         .merge(policy::routes())
         .merge(account::routes())
-        .split_for_parts()
+        .split_for_parts();
+    guarded_answers(&mut doc);
+    (router, doc)
+}
+
+/// The answers [`guard`] may give before any handler runs, in each
+/// operation's document: 429 to a call with a key, and 408, 413 and 415 to a
+/// call with a body.
+fn guarded_answers(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    let answer = |text: &str| {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(text)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build(),
+        )
+    };
+    for (path, item) in doc.paths.paths.iter_mut() {
+        if !path.starts_with("/v1/") {
+            continue;
+        }
+        for operation in [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let mut add = |status: &str, text: &str| {
+                operation
+                    .responses
+                    .responses
+                    .entry(status.to_owned())
+                    .or_insert_with(|| answer(text));
+            };
+            add(
+                "429",
+                "Too many calls with an invalid key from this address (`too_many_failed_authentications`; see `Retry-After`)",
+            );
+            if operation.request_body.is_some() {
+                add("408", "The body did not arrive in time (`request_timeout`)");
+                add("413", "The body is too large (`payload_too_large`)");
+                add(
+                    "415",
+                    "The body is not `application/json` (`unsupported_media_type`)",
+                );
+            }
+        }
+    }
 }
 
 /// The OpenAPI document as JSON (what `/v1/openapi.json` serves).

@@ -108,7 +108,7 @@ pub(super) struct VersionSource {
 /// One version with its script.
 #[utoipa::path(
     get, path = "/v1/policy/versions/{version}", tag = "policy",
-    params(("version" = i64, Path, description = "The version number")),
+    params(("version" = i64, Path, minimum = 1, description = "The version number")),
     responses(
         (status = 200, description = "The version and its script", body = VersionSource),
         (status = 400, description = "Not a version number", body = ErrorBody),
@@ -150,14 +150,17 @@ async fn show_version(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Upload {
-    /// The policy script (rhai).
+    /// The policy script (rhai); not empty.
+    #[schema(min_length = 1)]
     source: String,
     /// Its tests, in the format of `klar policy test` (TOML). Without tests the
     /// policy is only checked.
     tests: Option<String>,
-    /// Who makes the change.
+    /// Who makes the change: one line of at most 100 characters.
+    #[schema(schema_with = crate::serve::schemas::line_100)]
     author: String,
-    /// Why, for the version log.
+    /// Why, for the version log: one line of at most 500 characters.
+    #[schema(schema_with = crate::serve::schemas::line_500)]
     message: String,
     /// Why a policy without tests may replace the active version although
     /// that one has tests (as `klar policy set --untested --reason`); the
@@ -278,7 +281,8 @@ pub(super) struct Accepted {
 #[derive(Debug, Serialize, ToSchema)]
 pub(super) struct Rejected {
     /// `invalid_policy` (errors in the script, or for some of the tenant's
-    /// contacts: then each problem names one), `failing_tests` or `untested`.
+    /// contacts: then each problem names one), `invalid_tests` (tests that
+    /// cannot be read), `failing_tests`, `untested` or `invalid_version`.
     error: ErrorDetail,
     problems: Vec<Problem>,
     /// The problems drawn under the script's lines, as `klar policy check` prints them.
@@ -351,11 +355,25 @@ async fn upload(
             .map(|text| (PathBuf::from("tests.toml"), text.clone()))
             .collect();
         let checked =
-            activation::check_and_test(&shared.plugin, "policy.rhai", &upload.source, &files)
-                .map_err(|e| match e {
-                    activation::CheckError::Tests(e) => ApiError::bad_request(e.to_string()),
-                    other => ApiError::internal(other),
-                })?;
+            match activation::check_and_test(&shared.plugin, "policy.rhai", &upload.source, &files)
+            {
+                Ok(checked) => checked,
+                // Tests that are no tests are refused like a policy with
+                // errors: well-formed JSON, refused on its meaning.
+                Err(activation::CheckError::Tests(e)) => {
+                    let body = Rejected {
+                        error: ErrorDetail {
+                            code: "invalid_tests".to_owned(),
+                            message: format!("{e}; nothing was changed"),
+                        },
+                        problems: Vec::new(),
+                        rendered: String::new(),
+                        tests: None,
+                    };
+                    return Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response());
+                }
+                Err(other) => return Err(ApiError::internal(other)),
+            };
         let (mut session, warnings, report) = match checked {
             activation::Checked::Invalid(found) => {
                 let why = rejected(
@@ -477,14 +495,18 @@ fn refused(
 pub(super) struct SimulateBody {
     /// A candidate script; default: the active policy.
     source: Option<String>,
-    /// Simulated days, 1 to 730.
-    days: u32,
+    /// Simulated days, 1 to 730 (a whole number; `30.0` is 30).
+    #[schema(value_type = u32, minimum = 1, maximum = 730)]
+    days: serde_json::Number,
     /// The chance that a contact answers a given request (default 0.3).
+    #[schema(minimum = 0, maximum = 1)]
     answer_rate: Option<f64>,
     /// The chance that an answer is a refusal (default 0.2).
+    #[schema(minimum = 0, maximum = 1)]
     refuse_rate: Option<f64>,
     /// The same seed gives the same forecast (default 1).
-    seed: Option<u64>,
+    #[schema(value_type = Option<i64>, minimum = 0)]
+    seed: Option<serde_json::Number>,
 }
 
 /// Simulate a policy (default: the active one) on a copy of the tenant's
@@ -517,16 +539,31 @@ async fn simulate_policy(
             )))
         }
     };
+    // JSON numbers: 30 and 30.0 are the same whole number.
+    let whole = |n: &serde_json::Number| {
+        n.as_u64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && (0.0..=9.0e15).contains(f))
+                .map(|f| f as u64)
+        })
+    };
+    let days = whole(&body.days)
+        .filter(|d| (1..=730).contains(d))
+        .and_then(|d| u32::try_from(d).ok())
+        .ok_or_else(|| ApiError::bad_request("days is 1 to 730"))?;
+    let seed = match &body.seed {
+        None => 1,
+        Some(n) => whole(n)
+            .filter(|s| i64::try_from(*s).is_ok())
+            .ok_or_else(|| ApiError::bad_request("seed is a whole number from 0"))?,
+    };
     let options = simulate::Options {
-        days: body.days,
+        days,
         answer_rate: rate("answer_rate", body.answer_rate, 0.3)?,
         refuse_rate: rate("refuse_rate", body.refuse_rate, 0.2)?,
-        seed: body.seed.unwrap_or(1),
+        seed,
         start: state.now(),
     };
-    if !(1..=730).contains(&options.days) {
-        return Err(ApiError::bad_request("days is 1 to 730"));
-    }
     let shared = std::sync::Arc::clone(&state);
     tokio::task::spawn_blocking(move || {
         let (name, source) = match body.source {

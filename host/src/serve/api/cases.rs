@@ -11,8 +11,18 @@ use utoipa_axum::routes;
 use crate::serve::error::ErrorBody;
 use crate::serve::{ApiError, State, with_store};
 
+use crate::serve::schemas;
 use crate::store::report::{self, CaseFilter};
 use crate::wire;
+
+/// A page size: 1 to 1000, default 100.
+pub(super) fn page_size(limit: Option<usize>) -> Result<usize, ApiError> {
+    match limit {
+        None => Ok(100),
+        Some(n) if (1..=1000).contains(&n) => Ok(n),
+        Some(_) => Err(ApiError::bad_request("limit is 1 to 1000")),
+    }
+}
 
 use super::TenantKey;
 
@@ -25,21 +35,22 @@ pub(super) fn routes() -> OpenApiRouter<State> {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(super) struct CasesQuery {
-    /// Only cases in this state (`consented`, `other-basis`, `unclarified`,
-    /// `requested`, `awaiting-decision`, `paused`, `refused`, `withdrawn`,
-    /// `cleanup-pending`, `purged`); another value is a 400.
+    /// Only cases in this state; another value is a 400.
+    #[param(schema_with = schemas::state_names)]
     state: Option<String>,
-    /// Only cases in this band (`usable`, `to-clarify`, `removed`); another
-    /// value is a 400.
+    /// Only cases in this band; another value is a 400.
+    #[param(schema_with = schemas::band_names)]
     band: Option<String>,
     /// Only this owner's contacts.
     owner: Option<String>,
     /// Only cases whose next step is due but has not run.
     #[serde(default)]
     overdue: bool,
-    /// The `next` of the previous page.
+    /// The `next` of the previous page: the page starts after that case.
+    #[param(pattern = "^([0-9a-f]{2})*$", max_length = 1000)]
     after: Option<String>,
     /// Cases per page, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
 }
 
@@ -67,7 +78,7 @@ async fn list_cases(
     q: Result<Query<CasesQuery>, QueryRejection>,
 ) -> Result<Json<CasesPage>, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let limit = page_size(q.limit)?;
     // An unknown value is an error naming the allowed ones, not an empty page.
     let bad = |e: crate::plugin::UnknownName| ApiError::bad_request(e.to_string());
     let state_filter = q
@@ -79,6 +90,8 @@ async fn list_cases(
     let band_filter = q.band.as_deref().map(str::parse).transpose().map_err(bad)?;
     let after = match &q.after {
         None => None,
+        // Any position is a cursor: `next` is the hex of "contact\u{1f}purpose";
+        // hex without the separator is a contact to start after.
         Some(cursor) => {
             let bytes = (0..cursor.len())
                 .step_by(2)
@@ -88,13 +101,13 @@ async fn list_cases(
                         .and_then(|h| u8::from_str_radix(h, 16).ok())
                 })
                 .collect::<Option<Vec<u8>>>()
-                .and_then(|b| String::from_utf8(b).ok())
-                .and_then(|key| {
-                    key.split_once('\u{1f}')
-                        .map(|(c, p)| (c.to_owned(), p.to_owned()))
-                })
+                .filter(|_| cursor.len() % 2 == 0 && cursor.len() <= 1000)
                 .ok_or_else(|| ApiError::bad_request("`after` is not a cursor from this API"))?;
-            Some(bytes)
+            let key = String::from_utf8_lossy(&bytes).into_owned();
+            Some(match key.split_once('\u{1f}') {
+                Some((contact, purpose)) => (contact.to_owned(), purpose.to_owned()),
+                None => (key, String::new()),
+            })
         }
     };
     let now = state.now().timestamp();

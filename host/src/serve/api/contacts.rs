@@ -12,6 +12,8 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
+
+use crate::serve::schemas;
 use utoipa_axum::routes;
 
 use crate::serve::error::{ErrorBody, ErrorDetail};
@@ -32,27 +34,51 @@ pub(super) fn routes() -> OpenApiRouter<State> {
         .routes(routes!(may_use))
 }
 
+/// The contact of a path.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(super) struct ContactPath {
+    /// The CRM's id of the contact: 1 to 200 characters, no control
+    /// characters, slashes or blanks around it.
+    #[param(schema_with = schemas::contact_id)]
+    #[allow(dead_code)]
+    id: String,
+}
+
 /// A contact as the CRM sends it.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ContactBody {
     #[serde(default)]
+    #[schema(schema_with = schemas::name)]
     first_name: String,
     #[serde(default)]
+    #[schema(schema_with = schemas::name)]
     last_name: String,
+    /// Empty or null when unknown.
+    #[schema(schema_with = schemas::email)]
     email: Option<String>,
+    /// Empty or null when unknown.
+    #[schema(schema_with = schemas::phone)]
     phone: Option<String>,
     /// The responsible person; decisions on this contact go to them.
+    #[schema(schema_with = schemas::owner)]
     owner: String,
     /// Where the contact came from (default `api`); policies may use it.
     #[serde(default)]
+    #[schema(schema_with = schemas::source)]
     source: Option<String>,
-    /// `de` (default) or `en…`: the language of requests and the page.
+    /// `de` (default; also when empty) or `en…`: the language of requests
+    /// and the page.
+    #[schema(schema_with = schemas::language)]
     language: Option<String>,
     /// When the contact was first recorded (a date or RFC 3339 time; default now).
+    #[schema(schema_with = schemas::date_or_time)]
     created_at: Option<String>,
-    /// Free attributes a policy can read with `attr("name")`.
+    /// Free attributes a policy can read with `attr("name")`: at most 100,
+    /// names of 1 to 64 characters, values of at most 1,000.
     #[serde(default)]
+    #[schema(schema_with = schemas::attributes)]
     attributes: BTreeMap<String, String>,
 }
 
@@ -79,7 +105,9 @@ fn validate(
     body: ContactBody,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Contact, Vec<String>> {
-    let blank = |v: Option<String>| v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
+    // Empty is unknown; anything else is taken as sent (the document says
+    // so: an address with blanks around it is not one).
+    let blank = |v: Option<String>| v.filter(|s| !s.is_empty());
     let (email, phone) = (blank(body.email), blank(body.phone));
     let mut problems = Vec::new();
     if body.owner.trim().is_empty() {
@@ -110,7 +138,10 @@ fn validate(
         phone,
         owner: body.owner.trim().to_owned(),
         source: body.source.unwrap_or_else(|| "api".to_owned()),
-        language: body.language.unwrap_or_else(|| "de".to_owned()),
+        language: body
+            .language
+            .filter(|l| !l.is_empty())
+            .unwrap_or_else(|| "de".to_owned()),
         created_at: created_at.unwrap_or(now),
         attributes: body.attributes,
     };
@@ -167,7 +198,7 @@ fn store_contacts(
 /// An address that belongs to an erased contact is refused (409 `erased`).
 #[utoipa::path(
     put, path = "/v1/contacts/{id}", tag = "contacts",
-    params(("id" = String, Path, description = "The CRM's id of the contact (1 to 200 characters)")),
+    params(ContactPath),
     request_body = ContactBody,
     responses(
         (status = 200, description = "Stored", body = ContactResult),
@@ -208,6 +239,7 @@ async fn upsert_contact(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct BatchItem {
+    #[schema(schema_with = schemas::contact_id)]
     id: String,
     #[serde(flatten)]
     contact: ContactBody,
@@ -217,6 +249,7 @@ pub(super) struct BatchItem {
 #[serde(deny_unknown_fields)]
 pub(super) struct Batch {
     /// Up to 10,000 contacts.
+    #[schema(max_items = 10_000)]
     contacts: Vec<BatchItem>,
 }
 
@@ -233,12 +266,13 @@ pub(super) struct InvalidItem {
     errors: Vec<String>,
 }
 
-/// A batch with bad items: nothing was stored.
+/// A refused batch: nothing was stored. With `invalid_items`, `items` names
+/// every bad item; any other 400 (a body that is no batch) has only `error`.
 #[derive(Debug, Serialize, ToSchema)]
 pub(super) struct InvalidItems {
-    /// `invalid_items`.
     error: ErrorDetail,
-    items: Vec<InvalidItem>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    items: Option<Vec<InvalidItem>>,
 }
 
 /// Many contacts at once, all or nothing.
@@ -303,7 +337,7 @@ async fn upsert_batch(
                     code: "invalid_items".to_owned(),
                     message: format!("{} contact(s) are invalid; nothing was stored", bad.len()),
                 },
-                items: bad,
+                items: Some(bad),
             };
             return Ok((StatusCode::BAD_REQUEST, Json(body)).into_response());
         }
@@ -317,7 +351,7 @@ async fn upsert_batch(
 /// The proof bundle of a contact, as `klar evidence export`.
 #[utoipa::path(
     get, path = "/v1/contacts/{id}/evidence", tag = "contacts",
-    params(("id" = String, Path, description = "The contact's id")),
+    params(ContactPath),
     responses(
         (status = 200, description = "The bundle (`klar-evidence-bundle/1`)", body = crate::app::evidence::Bundle),
         (status = 401, description = "No live API key", body = ErrorBody),
@@ -354,7 +388,7 @@ pub(super) struct Explanation {
 /// Why a contact's cases are where they are, each step in words, as `klar explain`.
 #[utoipa::path(
     get, path = "/v1/contacts/{id}/explanation", tag = "contacts",
-    params(("id" = String, Path, description = "The contact's id")),
+    params(ContactPath),
     responses(
         (status = 200, description = "The steps", body = Explanation),
         (status = 401, description = "No live API key", body = ErrorBody),
@@ -383,6 +417,7 @@ async fn explanation(
 #[into_params(parameter_in = Query)]
 pub(super) struct PurposeQuery {
     /// The purpose (default `contact-data`).
+    #[param(schema_with = schemas::purpose)]
     purpose: Option<String>,
 }
 
@@ -414,7 +449,7 @@ pub(super) enum Basis {
 /// May the CRM use this contact for purpose P? The hottest call.
 #[utoipa::path(
     get, path = "/v1/contacts/{id}/use", tag = "contacts",
-    params(("id" = String, Path, description = "The contact's id"), PurposeQuery),
+    params(ContactPath, PurposeQuery),
     responses(
         (status = 200, description = "The band, state and basis", body = UseAnswer),
         (status = 400, description = "Bad query", body = ErrorBody),

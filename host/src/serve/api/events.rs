@@ -21,8 +21,9 @@ pub(super) fn routes() -> OpenApiRouter<State> {
     OpenApiRouter::new().routes(routes!(report_event))
 }
 
-/// Something that happened in the CRM.
-#[derive(Debug, Deserialize, Serialize, ToSchema)]
+/// Something that happened in the CRM. Its schema is
+/// [`crate::serve::schemas::event`]: each type with the fields it needs.
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct EventBody {
     /// `withdraw`, `used`, `bounce`, `data-changed`, `hold-on` or `hold-off`.
@@ -37,6 +38,14 @@ pub(super) struct EventBody {
     /// For `hold-on`/`hold-off`: why.
     reason: Option<String>,
 }
+
+impl utoipa::PartialSchema for EventBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::serve::schemas::event()
+    }
+}
+
+impl utoipa::ToSchema for EventBody {}
 
 /// What the event did to each purpose's case: its new `state`, or why it was
 /// `rejected`, or the error that `failed` the step.
@@ -59,25 +68,60 @@ pub(super) struct EventResponse {
 }
 
 fn event_of(body: &EventBody) -> Result<Event, ApiError> {
-    let need = |v: &Option<String>, what: &str| {
-        v.clone()
-            .filter(|s| !s.trim().is_empty())
-            .ok_or_else(|| ApiError::bad_request(format!("a {} event needs `{what}`", body.kind)))
+    // `by` and `reason` are shown to people (audit log, evidence): one line
+    // each, of a sensible length.
+    let need = |v: &Option<String>, what: &str, max: usize| {
+        let text = v.clone().filter(|s| !s.trim().is_empty()).ok_or_else(|| {
+            ApiError::bad_request(format!("a {} event needs `{what}`", body.kind))
+        })?;
+        if text.chars().count() > max || text.chars().any(char::is_control) {
+            return Err(ApiError::bad_request(format!(
+                "`{what}` has at most {max} characters and no control characters"
+            )));
+        }
+        Ok(text)
     };
+    let only = |field: &Option<String>, what: &str| match field {
+        Some(_) => Err(ApiError::bad_request(format!(
+            "a {} event takes no `{what}`",
+            body.kind
+        ))),
+        None => Ok(()),
+    };
+    if let Some(purpose) = &body.purpose
+        && !(1..=64).contains(&purpose.len())
+    {
+        return Err(ApiError::bad_request("`purpose` has 1 to 64 characters"));
+    }
+    match body.kind.as_str() {
+        "hold-on" | "hold-off" => only(&body.channel, "channel")?,
+        "bounce" => {
+            only(&body.by, "by")?;
+            only(&body.reason, "reason")?;
+        }
+        _ => {
+            only(&body.channel, "channel")?;
+            only(&body.by, "by")?;
+            only(&body.reason, "reason")?;
+        }
+    }
     Ok(match body.kind.as_str() {
         "withdraw" => Event::Withdraw,
         "used" => Event::Used,
         "data-changed" => Event::DataChanged,
         "bounce" => Event::Bounce {
-            channel: body.channel.clone().unwrap_or_else(|| "email".to_owned()),
+            channel: match &body.channel {
+                None => "email".to_owned(),
+                Some(_) => need(&body.channel, "channel", 50)?,
+            },
         },
         "hold-on" => Event::HoldOn {
-            by: need(&body.by, "by")?,
-            reason: need(&body.reason, "reason")?,
+            by: need(&body.by, "by", 200)?,
+            reason: need(&body.reason, "reason", 1_000)?,
         },
         "hold-off" => Event::HoldOff {
-            by: need(&body.by, "by")?,
-            reason: need(&body.reason, "reason")?,
+            by: need(&body.by, "by", 200)?,
+            reason: need(&body.reason, "reason", 1_000)?,
         },
         other => {
             return Err(ApiError::bad_request(format!(
@@ -119,7 +163,7 @@ fn canonical(value: &serde_json::Value) -> String {
 #[utoipa::path(
     post, path = "/v1/contacts/{id}/events", tag = "contacts",
     params(
-        ("id" = String, Path, description = "The contact's id"),
+        super::contacts::ContactPath,
         ("Idempotency-Key" = Option<String>, Header, max_length = 200, min_length = 1,
          description = "Makes a retry return the first answer: 1 to 200 visible ASCII characters. \
                         The same contact and the same JSON (in any key order) is the same request"),

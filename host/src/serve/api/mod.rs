@@ -91,7 +91,14 @@ impl FromRequestParts<State> for AdminKey {
     }
 }
 
+/// Every body of the API is one JSON object. (serde would also read a struct
+/// from an array of its fields in order, which the document does not allow.)
 pub(super) fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    if body.trim_ascii_start().first() != Some(&b'{') {
+        return Err(ApiError::bad_request(
+            "the body must be one JSON object, {…}",
+        ));
+    }
     serde_json::from_slice(body).map_err(|e| {
         ApiError::bad_request(format!(
             "the body is not valid JSON for this call (line {}, column {}): {e}",

@@ -30,8 +30,10 @@ pub(super) fn routes() -> OpenApiRouter<State> {
 pub(super) struct OutboxQuery {
     /// Only actions after this `seq` (the previous page's `next_after`).
     #[serde(default)]
+    #[param(minimum = 0)]
     after: i64,
     /// Actions per page, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
 }
 
@@ -60,7 +62,10 @@ async fn pending_actions(
     q: Result<Query<OutboxQuery>, QueryRejection>,
 ) -> Result<Json<OutboxPage>, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let limit = super::cases::page_size(q.limit)?;
+    if q.after < 0 {
+        return Err(ApiError::bad_request("after is a seq, 0 or more"));
+    }
     let public_url = state.public_url.clone();
     let mailed = state.mailed.contains(&tenant);
     let now = state.now().timestamp();
@@ -144,7 +149,7 @@ pub(super) struct Requeued {
 /// receiver is fixed. An empty body means all of them.
 #[utoipa::path(
     post, path = "/v1/outbox/redeliver", tag = "outbox",
-    request_body(content = RedeliverBody, description = "Optional"),
+    request_body(content = Option<RedeliverBody>, description = "Optional: without a body, every parked action"),
     responses(
         (status = 200, description = "Queued again", body = Requeued),
         (status = 400, description = "Bad body", body = ErrorBody),
@@ -158,11 +163,13 @@ async fn redeliver(
     TenantKey(tenant): TenantKey,
     body: Bytes,
 ) -> Result<Json<Requeued>, ApiError> {
-    let body: RedeliverBody = if body.iter().all(u8::is_ascii_whitespace) {
-        RedeliverBody::default()
-    } else {
-        parse_body(&body)?
-    };
+    // No body, or JSON `null`: every parked action.
+    let body: RedeliverBody =
+        if body.iter().all(u8::is_ascii_whitespace) || body.trim_ascii() == b"null" {
+            RedeliverBody::default()
+        } else {
+            parse_body(&body)?
+        };
     let now = state.now().timestamp();
     with_store(&state, move |store| {
         let requeued = store
