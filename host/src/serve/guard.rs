@@ -63,6 +63,9 @@ pub const WINDOW: Duration = Duration::from_secs(60);
 #[derive(Debug, Default)]
 pub struct Throttle {
     seen: Mutex<HashMap<Who, Window>>,
+    /// Whether any wrong key was seen: until then (the normal case) a call
+    /// takes no lock.
+    any: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -80,6 +83,9 @@ struct Window {
 impl Throttle {
     /// Seconds until `who` may try again, if it is blocked now.
     fn blocked(&self, who: &[Who], limit: u32, now: Instant) -> Option<u64> {
+        if !self.any.load(std::sync::atomic::Ordering::Relaxed) {
+            return None;
+        }
         let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         who.iter()
             .filter_map(|w| seen.get(w))
@@ -93,6 +99,7 @@ impl Throttle {
 
     /// Records a failure; true when it is the one that starts a block.
     fn failed(&self, who: &[Who], limit: u32, now: Instant) -> bool {
+        self.any.store(true, std::sync::atomic::Ordering::Relaxed);
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         // An attacker with many addresses must not grow the map for ever.
         if seen.len() > 100_000 {
