@@ -74,6 +74,43 @@ fn names_authors_and_messages_refuse_control_characters() {
         log.contains("no policy of its own"),
         "nothing was stored: {log}"
     );
+
+    // Who decided and why, through the API and the CLI alike.
+    let (status, _) = s.call(
+        "PUT",
+        "/v1/contacts/C1",
+        Some(admin),
+        Some(&json!({"owner": "jk"})),
+    );
+    assert_eq!(status, 200);
+    let (status, body) = s.call(
+        "POST",
+        "/v1/contacts/C1/events",
+        Some(admin),
+        Some(&json!({"type": "hold-on", "by": ESC, "reason": "dispute"})),
+    );
+    assert_eq!(status, 400, "{body}");
+    for args in [
+        [
+            "hold", "acme", "C1", "on", "--by", ESC, "--reason", "dispute",
+        ],
+        [
+            "hold", "acme", "C1", "on", "--by", "legal", "--reason", "a\nb",
+        ],
+    ] {
+        let out = s.ws.run(&[&args[..], &["--now", NOW]].concat());
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stdout(&out));
+        assert!(
+            stderr(&out).contains("control character"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    let audit = s.ws.ok(&["audit", "show", "acme", "C1"]);
+    assert!(
+        !audit.contains("legal hold on"),
+        "nothing was recorded: {audit}"
+    );
 }
 
 #[test]
@@ -136,6 +173,12 @@ fn what_klar_prints_escapes_control_characters_of_older_data() {
         "--now",
         NOW,
     ]);
+    s.call(
+        "PUT",
+        "/v1/contacts/C1",
+        Some(s.keys.0.as_str()),
+        Some(&json!({"owner": "jk"})),
+    );
     let sql = s.ws.sql();
     sql.execute("UPDATE api_keys SET name = ?1", [ESC])
         .expect("tamper");
@@ -144,8 +187,20 @@ fn what_klar_prints_escapes_control_characters_of_older_data() {
         [ESC],
     )
     .expect("tamper");
-    for args in [["apikey", "list", "acme"], ["policy", "log", "acme"]] {
-        let out = s.ws.ok(&args);
+    // An assignee from an older klar, and an error a plugin wrote.
+    sql.execute(
+        "UPDATE cases SET body = json_set(body, '$.assigned_to', ?1), needs_attention = ?1",
+        [ESC],
+    )
+    .expect("tamper");
+    let runs: [&[&str]; 4] = [
+        &["apikey", "list", "acme"],
+        &["policy", "log", "acme"],
+        &["cases", "acme", "--now", NOW],
+        &["status", "acme", "--now", NOW],
+    ];
+    for args in runs {
+        let out = s.ws.ok(args);
         assert!(
             !out.contains('\u{1b}'),
             "{args:?} printed a raw ESC: {out:?}"

@@ -171,21 +171,10 @@ fn well_formed(candidate: &Candidate<'_>) -> Result<(), String> {
     if candidate.source.trim().is_empty() {
         return Err("the policy is empty; an empty policy would silently run every default".into());
     }
-    for (what, text, max) in [
-        ("author", candidate.author, MAX_AUTHOR),
-        ("message", candidate.message, MAX_MESSAGE),
-    ] {
-        let blank_author = what == "author" && text.trim().is_empty();
-        if blank_author || text.chars().count() > max {
-            return Err(format!(
-                "the {what} has at most {max} characters (an author at least one)"
-            ));
-        }
-        if text.chars().any(char::is_control) {
-            return Err(format!(
-                "the {what} contains a control character; write it on one line without escape sequences"
-            ));
-        }
+    super::text::one_line("the author", candidate.author, MAX_AUTHOR)?;
+    // A message may be left out (the CLI's default); if given, one line.
+    if !candidate.message.is_empty() {
+        super::text::one_line("the message", candidate.message, MAX_MESSAGE)?;
     }
     Ok(())
 }

@@ -53,6 +53,9 @@ pub enum ReportError {
     NoContact { tenant: String, contact: String },
     #[error("this Idempotency-Key was used for a different request")]
     KeyReused,
+    /// A text a person wrote (who, why) that cannot be shown as one line.
+    #[error("{0}")]
+    BadText(String),
     #[error(transparent)]
     Session(#[from] engine::SessionError),
     #[error(transparent)]
@@ -102,6 +105,7 @@ pub fn report(
     idempotency: Option<&Idempotency<'_>>,
     now: DateTime<Utc>,
 ) -> Result<Reported, ReportError> {
+    super::text::event(event).map_err(ReportError::BadText)?;
     let open = sessions.get(store, tenant)?;
     let mut session = open.lock();
     store.write(|tx| {

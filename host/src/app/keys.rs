@@ -25,7 +25,7 @@ pub fn create(
     now: i64,
 ) -> Result<(String, ApiKey), KeyError> {
     let name = name.trim();
-    if name.is_empty() || name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
+    if super::text::one_line("name", name, MAX_NAME).is_err() {
         return Err(KeyError::BadName);
     }
     Ok(store.transaction(|tx| apikeys::create(tx, tenant, (name, scope), now))?)

@@ -15,4 +15,5 @@ pub mod keys;
 pub mod respond;
 pub mod simulate;
 pub mod table_tests;
+pub mod text;
 pub mod webhook;

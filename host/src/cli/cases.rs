@@ -97,20 +97,20 @@ pub(super) fn case_event(
     for events::PurposeResult { purpose, applied } in results {
         match applied {
             Applied::Now(state) => match event {
-                Event::HoldOn { .. } => println!(
+                Event::HoldOn { .. } => show!(
                     "{contact} {purpose}: legal hold placed (state {state}); nothing is cleaned up while it lasts"
                 ),
                 Event::HoldOff { .. } => {
-                    println!("{contact} {purpose}: legal hold lifted (state {state})")
+                    show!("{contact} {purpose}: legal hold lifted (state {state})")
                 }
-                _ => println!("{contact} {purpose}: {state}"),
+                _ => show!("{contact} {purpose}: {state}"),
             },
             Applied::Refused(why) => {
-                println!("{contact} {purpose}: {why}");
+                show!("{contact} {purpose}: {why}");
                 code = ExitCode::from(1);
             }
             Applied::Failed(why) => {
-                println!(
+                show!(
                     "{contact} {purpose}: the step failed and the case is marked for attention: {why}"
                 );
                 code = ExitCode::from(1);
@@ -211,6 +211,10 @@ pub(super) fn clear(
     now: &NowArg,
 ) -> Result<ExitCode> {
     let now = now.resolve()?.timestamp();
+    crate::app::text::one_line("--by", by, crate::app::text::MAX_WHO)
+        .map_err(anyhow::Error::msg)?;
+    crate::app::text::one_line("--reason", reason, crate::app::text::MAX_WHY)
+        .map_err(anyhow::Error::msg)?;
     let mut store = open_store(db)?;
     let tenant = tenants::require(store.connection(), tenant)?;
     let cleared = crate::engine::clear_attention(
@@ -241,7 +245,7 @@ pub(super) fn status(db: &Path, tenant: &str, json: bool, now: &NowArg) -> Resul
         return Ok(ExitCode::SUCCESS);
     }
     let total: i64 = s.bands.values().sum();
-    println!("{tenant}: {total} case(s)");
+    show!("{tenant}: {total} case(s)");
     for band in crate::plugin::Band::ALL {
         let detail: Vec<String> = band
             .states()
@@ -250,44 +254,49 @@ pub(super) fn status(db: &Path, tenant: &str, json: bool, now: &NowArg) -> Resul
                 format!("{st} {n}")
             })
             .collect();
-        println!(
+        show!(
             "  {:<11} {:>7}   {}",
             band.as_str().replace('-', " "),
             s.bands.get(band.as_str()).copied().unwrap_or(0),
             detail.join(", ")
         );
     }
-    println!(
+    show!(
         "overdue: {}   due in the next 7 days: {}   cleanup pending: {}   needs attention: {}",
-        s.overdue, s.due_next_7_days, s.cleanup_pending, s.needs_attention
+        s.overdue,
+        s.due_next_7_days,
+        s.cleanup_pending,
+        s.needs_attention
     );
     if s.delivery_parked > 0 {
-        println!(
+        show!(
             "deliveries parked after repeated failures: {} (see `klar outbox --parked`; `klar redeliver` retries)",
             s.delivery_parked
         );
     }
     for a in &s.attention {
-        println!(
+        show!(
             "  needs attention: {} {}: {}",
-            a.contact, a.purpose, a.error
+            a.contact,
+            a.purpose,
+            a.error
         );
     }
     if s.needs_attention > s.attention.len() as i64 {
-        println!(
+        show!(
             "  … and {} more (klar cases {tenant} --json lists them all)",
             s.needs_attention - s.attention.len() as i64
         );
     }
     if s.awaiting_decision_by_owner.is_empty() {
-        println!("awaiting a decision: nobody");
+        show!("awaiting a decision: nobody");
     } else {
         let waiting: Vec<String> = s
             .awaiting_decision_by_owner
             .iter()
             .map(|(owner, n)| format!("{owner} {n}"))
             .collect();
-        println!("awaiting a decision: {}", waiting.join(", "));
+        show!("awaiting a decision: {}", waiting.join(", "));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -306,7 +315,7 @@ pub(super) fn cases(
     let lines = crate::store::report::cases(store.connection(), tenant, filter, now)?;
     if json {
         let wire: Vec<crate::wire::CaseLine> = crate::wire::list(lines);
-        println!("{}", serde_json::to_string_pretty(&wire)?);
+        show!("{}", serde_json::to_string_pretty(&wire)?);
         return Ok(ExitCode::SUCCESS);
     }
     let header = [
@@ -318,12 +327,18 @@ pub(super) fn cases(
         "next due",
         "attention",
     ];
-    println!(
+    show!(
         "{:<14} {:<16} {:<18} {:<10} {:>9}  {:<26} {}",
-        header[0], header[1], header[2], header[3], header[4], header[5], header[6]
+        header[0],
+        header[1],
+        header[2],
+        header[3],
+        header[4],
+        header[5],
+        header[6]
     );
     for l in &lines {
-        println!(
+        show!(
             "{:<14} {:<16} {:<18} {:<10} {:>9}  {:<26} {}",
             l.contact,
             l.purpose,
@@ -340,6 +355,6 @@ pub(super) fn cases(
             l.needs_attention.as_deref().unwrap_or("")
         );
     }
-    println!("{} case(s)", lines.len());
+    show!("{} case(s)", lines.len());
     Ok(ExitCode::SUCCESS)
 }

@@ -45,9 +45,9 @@ pub(super) fn audit_show(db: &Path, tenant: &str, contact: &str, json: bool) -> 
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{:>6}  {:<21} {:<14} summary", "seq", "time", "purpose");
+    show!("{:>6}  {:<21} {:<14} summary", "seq", "time", "purpose");
     for row in &rows {
-        println!(
+        show!(
             "{:>6}  {:<21} {:<14} {}",
             row.seq,
             crate::times::local_secs(row.at, tenant.timezone),
@@ -55,7 +55,7 @@ pub(super) fn audit_show(db: &Path, tenant: &str, contact: &str, json: bool) -> 
             row.summary
         );
     }
-    println!("{} row(s) for {contact}", rows.len());
+    show!("{} row(s) for {contact}", rows.len());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -70,7 +70,11 @@ pub(super) fn explain(db: &Path, tenant: &str, contact: &str, json: bool) -> Res
     } else {
         print!(
             "{}",
-            crate::app::explain::render(contact, &decisions, tenant.timezone)
+            super::printable_text(&crate::app::explain::render(
+                contact,
+                &decisions,
+                tenant.timezone
+            ))
         );
     }
     Ok(ExitCode::SUCCESS)

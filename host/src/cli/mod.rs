@@ -11,6 +11,15 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use serde::de::DeserializeOwned;
 
+/// `println!` for a line that carries stored data (names, owners, reasons,
+/// errors a plugin wrote): control characters other than line breaks and
+/// tabs are shown escaped, never obeyed by the terminal.
+macro_rules! show {
+    ($($arg:tt)*) => {
+        println!("{}", $crate::cli::printable_text(&format!($($arg)*)))
+    };
+}
+
 mod args;
 mod cases;
 mod demo;
@@ -381,6 +390,26 @@ pub(crate) fn printable(text: &str) -> std::borrow::Cow<'_, str> {
             }
         })
         .collect::<String>()
+        .into()
+}
+
+/// [`printable`] that keeps line breaks and tabs: for whole blocks of output.
+pub(crate) fn printable_text(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return text.into();
+    }
+    text.split('\n')
+        .map(|line| {
+            line.split('\t')
+                .map(|part| printable(part).into_owned())
+                .collect::<Vec<_>>()
+                .join("\t")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
         .into()
 }
 

@@ -31,9 +31,12 @@ pub(super) fn outbox(
         println!("{}", serde_json::to_string_pretty(&wire)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    show!(
         "{:<18} {:<14} {:<16} {:<13} detail",
-        "id", "contact", "purpose", "kind"
+        "id",
+        "contact",
+        "purpose",
+        "kind"
     );
     for item in &items {
         let p = &item.payload;
@@ -70,15 +73,18 @@ pub(super) fn outbox(
             "notify" => format!("to {}: {}", field("recipient"), field("message")),
             _ => String::new(),
         };
-        println!(
+        show!(
             "{:<18} {:<14} {:<16} {:<13} {detail}",
-            item.id, item.contact, item.purpose, item.kind
+            item.id,
+            item.contact,
+            item.purpose,
+            item.kind
         );
         if let Some(reason) = &item.cancel_reason {
-            println!("{:<18} withdrawn before delivery: {reason}", "");
+            show!("{:<18} withdrawn before delivery: {reason}", "");
         }
         if let Some(until) = item.deliver_after {
-            println!(
+            show!(
                 "{:<18} held until {} (one message a day to the same contact)",
                 "",
                 crate::times::local_secs(until, tz)
@@ -90,13 +96,14 @@ pub(super) fn outbox(
             } else {
                 "retrying"
             };
-            println!(
+            show!(
                 "{:<18} {state} after {} attempt(s): {error}",
-                "", item.attempts
+                "",
+                item.attempts
             );
         }
     }
-    println!("{} action(s)", items.len());
+    show!("{} action(s)", items.len());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -16,6 +16,7 @@ use crate::plugin::Event;
 use crate::store::tenants;
 
 use super::{TenantKey, parse_body};
+use crate::app::text;
 
 pub(super) fn routes() -> OpenApiRouter<State> {
     OpenApiRouter::new().routes(routes!(report_event))
@@ -68,17 +69,13 @@ pub(super) struct EventResponse {
 }
 
 fn event_of(body: &EventBody) -> Result<Event, ApiError> {
-    // `by` and `reason` are shown to people (audit log, evidence): one line
-    // each, of a sensible length.
+    // `by`, `reason` and `channel` are shown to people (audit log,
+    // evidence): one line each (`app::text`, the rule of every face).
     let need = |v: &Option<String>, what: &str, max: usize| {
         let text = v.clone().filter(|s| !s.trim().is_empty()).ok_or_else(|| {
             ApiError::bad_request(format!("a {} event needs `{what}`", body.kind))
         })?;
-        if text.chars().count() > max || text.chars().any(char::is_control) {
-            return Err(ApiError::bad_request(format!(
-                "`{what}` has at most {max} characters and no control characters"
-            )));
-        }
+        text::one_line(what, &text, max).map_err(ApiError::bad_request)?;
         Ok(text)
     };
     let only = |field: &Option<String>, what: &str| match field {
@@ -116,12 +113,12 @@ fn event_of(body: &EventBody) -> Result<Event, ApiError> {
             },
         },
         "hold-on" => Event::HoldOn {
-            by: need(&body.by, "by", 200)?,
-            reason: need(&body.reason, "reason", 1_000)?,
+            by: need(&body.by, "by", text::MAX_WHO)?,
+            reason: need(&body.reason, "reason", text::MAX_WHY)?,
         },
         "hold-off" => Event::HoldOff {
-            by: need(&body.by, "by", 200)?,
-            reason: need(&body.reason, "reason", 1_000)?,
+            by: need(&body.by, "by", text::MAX_WHO)?,
+            reason: need(&body.reason, "reason", text::MAX_WHY)?,
         },
         other => {
             return Err(ApiError::bad_request(format!(
@@ -288,6 +285,7 @@ async fn report_event(
             Err(ReportError::NoContact { .. }) => {
                 Err(ApiError::not_found(format!("no contact {id}")))
             }
+            Err(ReportError::BadText(why)) => Err(ApiError::bad_request(why)),
             Err(ReportError::KeyReused) => Err(ApiError::unprocessable(
                 "idempotency_key_reused",
                 "this Idempotency-Key was used for a different request",
