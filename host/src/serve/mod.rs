@@ -99,8 +99,9 @@ where
     info(
         title = "klar API",
         // The API's own version, bumped whenever its JSON changes shape:
-        // 0.2.0 shows every time as RFC 3339 (outbox, evidence, audit rows).
-        version = "0.2.0",
+        // 0.2.0 shows every time as RFC 3339 (outbox, evidence, audit rows);
+        // 0.3.0 adds key scopes, exact limits and the 408/413/415/429 answers.
+        version = "0.3.0",
         description = "The CRM API of klar: contacts, \"may I use?\", events, cases, the \
                        cockpit, evidence, policies, and the outbox of actions. Every `/v1` call \
                        needs `Authorization: Bearer KEY` (`klar apikey create TENANT --name \
