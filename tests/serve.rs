@@ -733,21 +733,7 @@ fn a_simulation_refuses_days_and_chances_out_of_range() {
 fn a_response_with_the_wrong_csrf_cookie_is_refused_and_records_nothing() {
     let s = Server::start();
     let acme = s.keys.0.as_str();
-    s.call("PUT", "/v1/contacts/C1", Some(acme), Some(&contact_body()));
-    s.ws.ok(&["tick", "--now", NOW]);
-    let (_, outbox) = s.call("GET", "/v1/outbox?after=0", Some(acme), None);
-    let token = outbox["actions"][0]["payload"]["token"]
-        .as_str()
-        .expect("a link token")
-        .to_owned();
-    let (status, page) = s.raw("GET", &format!("/r/{token}"), None, None, &[]);
-    assert_eq!(status, 200);
-    let csrf = page
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .expect("a CSRF field")
-        .to_owned();
+    let (token, csrf, _) = response_page(&s);
     let other = "0".repeat(csrf.len());
     assert_ne!(csrf, other);
 

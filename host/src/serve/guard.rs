@@ -81,9 +81,15 @@ struct Window {
 }
 
 impl Throttle {
+    /// Whether no wrong key was ever seen: then nobody is blocked, and a
+    /// call needs no lock (nor the keys of [`who`]).
+    fn quiet(&self) -> bool {
+        !self.any.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Seconds until `who` may try again, if it is blocked now.
     fn blocked(&self, who: &[Who], limit: u32, now: Instant) -> Option<u64> {
-        if !self.any.load(std::sync::atomic::Ordering::Relaxed) {
+        if self.quiet() {
             return None;
         }
         let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
@@ -124,17 +130,20 @@ impl Throttle {
     }
 }
 
-/// The first characters of a presented key: enough to tell keys apart,
-/// too few to be worth anything.
-fn key_prefix(request: &Request) -> Option<String> {
-    let key = request
-        .headers()
-        .get(header::AUTHORIZATION)?
+/// Who a call with the key in `authorization` counts for: its address and
+/// the first characters of the key (enough to tell keys apart, too few to be
+/// worth anything).
+fn who(peer: SocketAddr, authorization: &HeaderValue) -> Vec<Who> {
+    let mut who = vec![Who::Address(peer.ip())];
+    let key = authorization
         .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")?
-        .trim();
-    Some(key.chars().take(13).collect())
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    if let Some(key) = key {
+        who.push(Who::KeyPrefix(key.chars().take(13).collect()));
+    }
+    who
 }
 
 fn error(status: StatusCode, code: &'static str, message: impl Into<String>) -> Response {
@@ -173,19 +182,22 @@ pub(super) async fn guard(
 
 async fn api_call(state: &State, peer: SocketAddr, request: Request, next: Next) -> Response {
     // Only a wrong key is a failed authentication; a call without one (a
-    // client that forgot the header) guesses nothing.
-    let prefix = key_prefix(&request);
-    let presented = prefix.is_some();
-    let mut who = vec![Who::Address(peer.ip())];
-    if let Some(prefix) = prefix {
-        who.push(Who::KeyPrefix(prefix));
-    }
+    // client that forgot the header) guesses nothing. The header is kept
+    // (a cheap clone) because the request moves on to the handler.
+    let authorization = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .filter(|v| v.as_bytes().starts_with(b"Bearer "))
+        .cloned();
     let now = Instant::now();
     let limit = state.limits.auth_failures;
-    if let Some(wait) = presented
-        .then(|| state.throttle.blocked(&who, limit, now))
-        .flatten()
-    {
+    let blocked = match &authorization {
+        Some(auth) if !state.throttle.quiet() => {
+            state.throttle.blocked(&who(peer, auth), limit, now)
+        }
+        _ => None,
+    };
+    if let Some(wait) = blocked {
         let mut response = error(
             StatusCode::TOO_MANY_REQUESTS,
             "too_many_failed_authentications",
@@ -207,10 +219,11 @@ async fn api_call(state: &State, peer: SocketAddr, request: Request, next: Next)
         Ok(request) => next.run(request).await,
         Err(refusal) => return refusal,
     };
-    if presented
-        && response.status() == StatusCode::UNAUTHORIZED
-        && state.throttle.failed(&who, limit, now)
-    {
+    let Some(auth) = authorization.filter(|_| response.status() == StatusCode::UNAUTHORIZED) else {
+        return response;
+    };
+    let who = who(peer, &auth);
+    if state.throttle.failed(&who, limit, now) {
         tracing::warn!(
             address = %peer.ip(),
             key_prefix = who.get(1).map_or("", |w| match w {
