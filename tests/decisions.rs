@@ -170,6 +170,34 @@ fn the_approver_must_differ_from_the_person_who_asked() {
     );
     db.tick(10);
     assert_eq!(db.state(), "cleanup-pending", "never unapproved");
+    // An approval names an account with the approver role, not any name.
+    let out = db.run(&[
+        "approve",
+        "acme",
+        "C00001",
+        "--by",
+        "dpo",
+        "--now",
+        &db.at(10),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("dpo is not an approver"),
+        "{}",
+        stdout(&out)
+    );
+    db.ok(&[
+        "user",
+        "add",
+        "acme",
+        "dpo",
+        "--name",
+        "Petra Ostermann",
+        "--role",
+        "approver",
+        "--now",
+        &db.at(10),
+    ]);
     db.ok(&[
         "approve",
         "acme",
@@ -179,6 +207,26 @@ fn the_approver_must_differ_from_the_person_who_asked() {
         "--now",
         &db.at(10),
     ]);
+    // Both refusals are in the audit log, and the approval names the CLI.
+    let refusals: i64 = db
+        .sql()
+        .query_row(
+            "SELECT COUNT(*) FROM audit_log WHERE kind = 'approval-refused'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(refusals, 2);
+    let via: String = db
+        .sql()
+        .query_row(
+            "SELECT json_extract(detail, '$.actor.via') FROM audit_log
+             WHERE json_extract(detail, '$.event.type') = 'approve'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("the approval's row");
+    assert_eq!(via, "cli");
     db.tick(10);
     assert_eq!(db.state(), "purged");
 }

@@ -46,6 +46,20 @@ pub fn hex(bytes: &[u8]) -> String {
     out
 }
 
+/// Percent-encodes text for a URL's path or query (everything but ASCII
+/// letters, digits and `-_.~`), e.g. a contact id in a cockpit link.
+pub fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// The SHA-256 of some bytes, as lower-case hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;

@@ -11,6 +11,8 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use klar::plugin::{Case, Clock, Contact, Event};
 use klar::runtime::{LoadedPlugin, Runtime, RuntimeConfig};
 
+pub mod browser;
+pub mod cockpit;
 pub mod server;
 pub mod smtp;
 

@@ -41,6 +41,11 @@ impl Server {
     /// `klar serve` in a prepared workspace with tenants `acme` and `other`:
     /// creates a key for each and starts the server with `args` added.
     pub fn launch(ws: Workspace, env: &[(&str, &str)], args: &[&str]) -> Server {
+        Server::launch_at(ws, env, args, NOW)
+    }
+
+    /// [`Server::launch`] with the server's clock fixed at `now`.
+    pub fn launch_at(ws: Workspace, env: &[(&str, &str)], args: &[&str], now: &str) -> Server {
         // Admin keys, so that a test may use every operation; the scope tests
         // make `crm` keys of their own.
         let admin = |tenant: &str| {
@@ -53,7 +58,7 @@ impl Server {
             .current_dir(ws.path())
             .env("KLAR_DB", ws.path().join("klar.db"))
             .envs(env.iter().copied())
-            .args(["serve", "--addr", "127.0.0.1:0", "--now", NOW])
+            .args(["serve", "--addr", "127.0.0.1:0", "--now", now])
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

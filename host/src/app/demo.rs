@@ -22,6 +22,7 @@ use crate::app::respond::{self, Origin, RespondError};
 use crate::engine::{self, EventError};
 use crate::plugin::{Answer, Decision, DecisionKind, Event};
 use crate::runtime::{LoadedPlugin, Session};
+use crate::store::accounts::Role;
 use crate::store::tenants::{self, Tenant};
 use crate::store::{Store, outbox};
 
@@ -571,7 +572,45 @@ pub fn run(
     }
     summary.refused_now = states_now(store, &refused)?;
     summary.withdrawn_now = states_now(store, &withdrawn)?;
+    add_accounts(store, options.end.timestamp())?;
     Ok(summary)
+}
+
+/// The demo's cockpit password: every demo account has it. A real tenant's
+/// people set their own through their sign-up link.
+pub const DEMO_PASSWORD: &str = "klar-demo-2026";
+
+/// The demo's people: the four owners, a data-protection officer who
+/// approves and places holds, and an administrator.
+pub const ACCOUNTS: &[(&str, &str, &[Role])] = &[
+    ("a.schmidt", "Anna Schmidt", &[Role::Owner]),
+    ("jk", "Jana Kühn", &[Role::Owner]),
+    ("m.yilmaz", "Mehmet Yilmaz", &[Role::Owner]),
+    ("l.dubois", "Léa Dubois", &[Role::Owner]),
+    (
+        "dpo",
+        "Dr. Petra Ostermann (Datenschutz)",
+        &[Role::Viewer, Role::Approver],
+    ),
+    ("admin", "Admin", &[Role::Admin, Role::Viewer]),
+];
+
+fn add_accounts(store: &mut Store, now: i64) -> Result<(), DemoError> {
+    for (id, name, roles) in ACCOUNTS {
+        let new = crate::app::accounts::NewAccount {
+            id,
+            name,
+            email: None,
+            roles: roles.to_vec(),
+            language: "de",
+        };
+        let step = |e: &dyn std::fmt::Display| DemoError::Step(format!("demo account {id}: {e}"));
+        let (_, link) =
+            crate::app::accounts::add(store, TENANT, &new, "demo", now).map_err(|e| step(&e))?;
+        crate::app::accounts::sign_up(store, &link, (DEMO_PASSWORD, DEMO_PASSWORD), now)
+            .map_err(|e| step(&e))?;
+    }
+    Ok(())
 }
 
 /// How many of these cases are in each state now.

@@ -5,10 +5,12 @@
 
 use chrono::{DateTime, Utc};
 
+use super::actor::Actor;
 use crate::engine::{self, EventError, Sessions, Stepped};
 use crate::plugin::{Event, State};
+use crate::store::audit::{self, Entry};
 use crate::store::tenants::{self, Tenant};
-use crate::store::{Store, StoreError, idempotency};
+use crate::store::{Store, StoreError, Tx, cases, idempotency};
 
 /// What the event did to one purpose's case.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,6 +96,10 @@ pub fn purposes_for(
 /// idempotency key, the key is looked up and its answer written in the same
 /// transaction: concurrent requests with one key wait for the first, and
 /// then get its answer; the event is applied once.
+///
+/// An approval is checked by identity before the policy sees it: `by` must
+/// be a live account with the approver role, and not the one who asked for
+/// the cleanup. A refused approval is written to the audit log.
 #[allow(clippy::too_many_arguments)] // The event's whole context.
 pub fn report(
     store: &mut Store,
@@ -101,7 +107,7 @@ pub fn report(
     tenant: &Tenant,
     contact: &str,
     purpose: Option<&str>,
-    event: &Event,
+    (event, actor): (&Event, &Actor),
     idempotency: Option<&Idempotency<'_>>,
     now: DateTime<Utc>,
 ) -> Result<Reported, ReportError> {
@@ -123,17 +129,51 @@ pub fn report(
         // The contact is read once per purpose, by its step; a contact that
         // does not exist is said by the first.
         let mut results = Vec::new();
+        let actor_json = actor.json();
         for purpose in purposes_for(tx, &tenant.id, event, purpose)? {
+            if let Event::Approve { by } = event
+                && let Some(why) = approval_refused(tx, &tenant.id, (contact, &purpose), by, actor)?
+            {
+                audit::append(
+                    tx,
+                    &tenant.id,
+                    Entry {
+                        at: now.timestamp(),
+                        contact: Some(contact.to_owned()),
+                        purpose: Some(purpose.clone()),
+                        kind: "approval-refused".to_owned(),
+                        detail: serde_json::json!({ "by": by, "why": why, "actor": actor_json })
+                            .to_string(),
+                        policy_sha256: None,
+                    },
+                )?;
+                results.push(PurposeResult {
+                    purpose,
+                    applied: Applied::Refused(why),
+                });
+                continue;
+            }
             let applied = match engine::step_in(
                 tx,
                 &mut session,
                 (tenant, &open.sha256),
                 (contact, &purpose),
                 event,
-                now,
+                (now, Some(&actor_json)),
                 |_, _| Ok(()),
             ) {
-                Ok(Stepped::Done(outcome)) => Applied::Now(outcome.case.state),
+                Ok(Stepped::Done(outcome)) => {
+                    if matches!(event, Event::Bounce { .. }) {
+                        crate::store::tokens::bounced(
+                            tx,
+                            &tenant.id,
+                            contact,
+                            &purpose,
+                            now.timestamp(),
+                        )?;
+                    }
+                    Applied::Now(outcome.case.state)
+                }
                 Ok(Stepped::Failed(why)) => Applied::Failed(why),
                 Err(EventError::Rejected(why)) => Applied::Refused(why),
                 Err(EventError::NoContact(_)) => {
@@ -159,4 +199,45 @@ pub fn report(
         }
         Ok(Reported::Stepped(results))
     })
+}
+
+/// Why `by` may not approve this case's pending cleanup, if they may not.
+/// Only a cleanup that waits for an approval is checked here; any other
+/// case goes to the policy, which says why there is nothing to approve.
+fn approval_refused(
+    tx: &Tx<'_>,
+    tenant: &str,
+    (contact, purpose): (&str, &str),
+    by: &str,
+    actor: &Actor,
+) -> Result<Option<String>, StoreError> {
+    let Some(case) = cases::get(tx, tenant, contact, purpose)? else {
+        return Ok(None);
+    };
+    let Some(plan) = case
+        .cleanup
+        .as_ref()
+        .filter(|p| case.state == State::CleanupPending && p.requires_approval)
+        .filter(|p| p.approved_by.is_none())
+    else {
+        return Ok(None);
+    };
+    if let Actor::Account { id, .. } = actor
+        && id != by
+    {
+        return Ok(Some(format!(
+            "{id} is signed in and cannot approve in the name of {by}"
+        )));
+    }
+    if plan.requested_by.as_deref() == Some(by) {
+        return Ok(Some(format!(
+            "{by} asked for this cleanup and cannot also approve it; a second person must"
+        )));
+    }
+    if !super::accounts::is_approver(tx, tenant, by)? {
+        return Ok(Some(format!(
+            "{by} is not an approver: a cleanup is approved only by a live account with the approver role (`klar user add {tenant} ID --name NAME --role approver`)"
+        )));
+    }
+    Ok(None)
 }

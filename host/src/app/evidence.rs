@@ -78,6 +78,11 @@ pub struct DecisionRecord {
     pub reason: Option<String>,
     pub from: Option<String>,
     pub to: Option<String>,
+    /// The face it came through: cockpit, cli or api (none in rows written
+    /// before klar recorded it).
+    pub via: Option<String>,
+    /// The signed-in account, for decisions made in the cockpit.
+    pub account: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
@@ -183,6 +188,18 @@ pub fn summary(kind: &str, detail: &str) -> String {
     }
     if let Some(error) = text("error") {
         out.push_str(&format!(": {error}"));
+    }
+    if let Some(actor) = v.get("actor")
+        && let Some(who) = super::actor::Actor::describe(actor)
+    {
+        out.push_str(&format!(" [through {who}]"));
+    }
+    if kind == "approval-refused" {
+        out = format!(
+            "approval by {} refused: {}",
+            text("by").unwrap_or_default(),
+            text("why").unwrap_or_default()
+        );
     }
     if kind == "mail-sent" {
         out = format!(
@@ -319,6 +336,8 @@ fn decision(row: &AuditRow) -> Option<DecisionRecord> {
         reason: text(event.get("reason")),
         from: text(v.get("from")),
         to: text(v.get("to")),
+        via: text(v.get("actor").and_then(|a| a.get("via"))),
+        account: text(v.get("actor").and_then(|a| a.get("account"))),
     })
 }
 

@@ -4,9 +4,13 @@
 //! nothing of clap, HTTP or terminals (progress is reported through a
 //! callback).
 
+pub mod accounts;
 pub mod activation;
+pub mod actor;
+pub mod cockpit;
 pub mod contacts;
 pub mod demo;
+pub mod digest;
 pub mod events;
 pub mod evidence;
 pub mod explain;

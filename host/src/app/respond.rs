@@ -194,6 +194,14 @@ fn record(
                 &detail,
             )?;
             tokens::close_case(tx, &token, at)?;
+            tokens::answered(
+                tx,
+                &token,
+                match answer {
+                    Answer::Accept => "accept",
+                    Answer::Refuse => "refuse",
+                },
+            )?;
             Ok(())
         },
     )

@@ -364,6 +364,21 @@ pub enum Command {
     #[command(subcommand)]
     Apikey(ApikeyCommand),
 
+    /// The cockpit's accounts: people who sign in with a password and act
+    /// by their roles (viewer, owner, approver, admin).
+    #[command(subcommand)]
+    User(UserCommand),
+
+    /// Mail the weekly digests that are due now (from Monday 07:00, once a
+    /// week per person), as `klar serve` does by itself; needs `[smtp]`.
+    Digest {
+        /// The TOML file with `[smtp]` and `public_url` (as for `serve`).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        now: NowArg,
+    },
+
     /// Check and inspect policies.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -586,6 +601,83 @@ pub enum ApikeyCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add an account; prints its one-time sign-up link (valid 72 h), where
+    /// the person sets a password.
+    Add {
+        /// The tenant's id.
+        tenant: String,
+        /// The account's id, e.g. jk: what the person signs in with, and
+        /// the name owners carry in the CRM.
+        id: String,
+        /// The person's name, e.g. "Jana Kühn".
+        #[arg(long)]
+        name: String,
+        /// A role; repeat for several (viewer, owner, approver, admin).
+        #[arg(long = "role", required = true, value_parser = parse_role)]
+        roles: Vec<crate::store::accounts::Role>,
+        /// Where the weekly digest goes.
+        #[arg(long)]
+        email: Option<String>,
+        /// The cockpit's language for this person: de or en.
+        #[arg(long, default_value = "de")]
+        language: String,
+        /// The cockpit's address, for the link (default: KLAR_PUBLIC_URL, or
+        /// http://127.0.0.1:8080).
+        #[arg(long, env = "KLAR_PUBLIC_URL", value_name = "URL")]
+        url: Option<String>,
+        #[command(flatten)]
+        now: NowArg,
+    },
+    /// The tenant's accounts and their roles.
+    List {
+        /// The tenant's id.
+        tenant: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replace an account's roles.
+    SetRole {
+        /// The tenant's id.
+        tenant: String,
+        /// The account's id.
+        id: String,
+        /// A role; repeat for several.
+        #[arg(long = "role", required = true, value_parser = parse_role)]
+        roles: Vec<crate::store::accounts::Role>,
+        #[command(flatten)]
+        now: NowArg,
+    },
+    /// Disable an account: its sessions end and it cannot sign in any more.
+    Disable {
+        /// The tenant's id.
+        tenant: String,
+        /// The account's id.
+        id: String,
+        #[command(flatten)]
+        now: NowArg,
+    },
+    /// A new one-time sign-up link (a lost link, a forgotten password);
+    /// earlier links stop working.
+    Link {
+        /// The tenant's id.
+        tenant: String,
+        /// The account's id.
+        id: String,
+        /// The cockpit's address (default: KLAR_PUBLIC_URL, or http://127.0.0.1:8080).
+        #[arg(long, env = "KLAR_PUBLIC_URL", value_name = "URL")]
+        url: Option<String>,
+        #[command(flatten)]
+        now: NowArg,
+    },
+}
+
+fn parse_role(text: &str) -> Result<crate::store::accounts::Role, String> {
+    text.parse()
 }
 
 #[derive(Debug, Subcommand)]

@@ -88,7 +88,14 @@ pub(super) fn case_event(
     let tenant = tenants::require(store.connection(), tenant)?;
     let sessions = crate::engine::Sessions::new(load_plugin(plugin)?);
     let results = match events::report(
-        &mut store, &sessions, &tenant, contact, purpose, &event, None, now,
+        &mut store,
+        &sessions,
+        &tenant,
+        contact,
+        purpose,
+        (&event, &crate::app::actor::Actor::Cli),
+        None,
+        now,
     )? {
         Reported::Stepped(results) => results,
         Reported::Repeated { .. } => Vec::new(),

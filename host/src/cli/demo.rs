@@ -91,5 +91,15 @@ pub(super) fn demo(
     );
     println!("  klar --db {shown} audit show demo C00001");
     println!("  klar --db {shown} evidence export demo C00001");
+    println!();
+    println!("the cockpit: `klar --db {shown} serve`, then open http://127.0.0.1:8080/cockpit");
+    println!(
+        "  tenant demo, password {}; accounts:",
+        crate::app::demo::DEMO_PASSWORD
+    );
+    for (id, name, roles) in crate::app::demo::ACCOUNTS {
+        let roles: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+        println!("    {id:<10} {name} ({})", roles.join(", "));
+    }
     Ok(code)
 }

@@ -28,6 +28,7 @@ mod outbox;
 mod plugin;
 mod policy;
 mod setup;
+mod users;
 
 pub use args::*;
 
@@ -260,6 +261,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             )
         }
         Command::Apikey(command) => setup::apikey(&db, command),
+        Command::User(command) => users::user(&db, command),
+        Command::Digest { config, now } => users::digest(&db, config, &now),
         Command::Webhook(command) => setup::webhook(&db, command),
         Command::Explain {
             tenant,

@@ -90,6 +90,58 @@ impl Mailer {
         self.from.contains_key(tenant)
     }
 
+    /// Mails the weekly digests that are due, from each tenant's sender
+    /// (tenants without one get none). A digest that fails is tried again
+    /// in the next round.
+    pub fn deliver_digests(
+        &self,
+        store: &mut Store,
+        public_url: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Report, tenants::TenantError> {
+        let mut report = Report::default();
+        let due = crate::app::digest::due(store, public_url, now)?;
+        for digest in due {
+            let Some(from) = self.from.get(&digest.tenant) else {
+                continue;
+            };
+            let sent = (|| {
+                let to = Mailbox::from_str(&digest.to).map_err(|e| e.to_string())?;
+                let message_id = format!(
+                    "<klar.digest.{}.{}.{}@{}>",
+                    digest.tenant,
+                    digest.account,
+                    digest.week,
+                    from.email.domain()
+                );
+                let message = Message::builder()
+                    .message_id(Some(message_id.clone()))
+                    .from(from.clone())
+                    .to(to)
+                    .subject(digest.subject.clone())
+                    .date(SystemTime::from(now))
+                    .header(lettre::message::header::ContentType::TEXT_PLAIN)
+                    .body(digest.text.clone())
+                    .map_err(|e| e.to_string())?;
+                self.transport
+                    .send(&message)
+                    .map_err(|e| format!("the mail relay refused or failed: {e}"))?;
+                Ok::<_, String>(message_id)
+            })();
+            match sent {
+                Ok(message_id) => {
+                    crate::app::digest::sent(store, &digest, &message_id, now.timestamp())?;
+                    report.delivered += 1;
+                }
+                Err(error) => {
+                    tracing::warn!(tenant = %digest.tenant, account = %digest.account, "digest: {error}");
+                    report.failed += 1;
+                }
+            }
+        }
+        Ok(report)
+    }
+
     /// Sends every due e-mail request of the tenants with a sender, once.
     /// `now` dates the mails and the evidence (simulated in tests);
     /// `now_ms` is the wall clock the retry schedule runs on.

@@ -62,6 +62,9 @@ pub(super) struct StepContext<'a> {
     pub(super) now: i64,
     /// When the contact was last sent a message, for the spacing.
     pub(super) last_message_at: Option<i64>,
+    /// Who reported the event, as the audit row names them (`{"via":
+    /// "cockpit", "account": …}`); `None` for the scheduler's own steps.
+    pub(super) actor: Option<&'a serde_json::Value>,
 }
 
 /// What happens to one step of a contact's group.
@@ -254,14 +257,19 @@ pub(super) fn apply_contact(
                 } else {
                     "step".to_owned()
                 },
-                detail: serde_json::json!({
-                    "event": event,
-                    "from": before.state,
-                    "to": case.state,
-                    "actions": outcome.actions,
-                    "trace": outcome.trace,
-                })
-                .to_string(),
+                detail: {
+                    let mut detail = serde_json::json!({
+                        "event": event,
+                        "from": before.state,
+                        "to": case.state,
+                        "actions": outcome.actions,
+                        "trace": outcome.trace,
+                    });
+                    if let Some(actor) = ctx.actor {
+                        detail["actor"] = actor.clone();
+                    }
+                    detail.to_string()
+                },
                 policy_sha256: Some(ctx.policy_sha256.to_owned()),
             },
         )?;

@@ -108,7 +108,7 @@ pub fn step_event_then(
             (tenant, policy_sha256),
             (contact_id, purpose),
             &event,
-            now,
+            (now, None),
             then,
         )
     })?;
@@ -130,14 +130,15 @@ pub enum Stepped {
 /// One event for one case inside the caller's transaction: the contact and
 /// the case are read, the plugin steps, and the outcome (or the failure's
 /// mark) is written; `then` writes more with a successful step. A refused
-/// event writes nothing.
+/// event writes nothing. `actor` names who reported the event in the audit
+/// row (see [`crate::app::actor`]).
 pub fn step_in(
     tx: &Tx<'_>,
     session: &mut Session,
     (tenant, policy_sha256): (&Tenant, &str),
     (contact_id, purpose): (&str, &str),
     event: &Event,
-    now: DateTime<Utc>,
+    (now, actor): (DateTime<Utc>, Option<&serde_json::Value>),
     then: impl FnOnce(&Tx<'_>, &Outcome) -> Result<(), StoreError>,
 ) -> Result<Stepped, EventError> {
     let no_case = || EventError::NoCase {
@@ -169,6 +170,7 @@ pub fn step_in(
         policy_sha256,
         now: now.timestamp(),
         last_message_at,
+        actor,
     };
     let step = Step {
         before: &case,

@@ -100,6 +100,7 @@ pub fn tick(
                     policy_sha256,
                     now: now.timestamp(),
                     last_message_at: last_messages[i],
+                    actor: None,
                 };
                 applied.extend(apply_contact(tx, &ctx, contact, steps)?);
                 i = j;
@@ -141,6 +142,14 @@ pub fn tick_all(
 ) -> Result<Vec<(String, TickReport)>, TickAllError> {
     let mut reports = Vec::new();
     for tenant in tenants::list(store.connection())? {
+        // The overview's trend: the bands as the day's first tick finds them.
+        let day = now
+            .with_timezone(&tenant.timezone)
+            .format("%Y-%m-%d")
+            .to_string();
+        store
+            .transaction(|tx| crate::store::report::record_day(tx, &tenant.id, &day))
+            .map_err(StoreError::from)?;
         let (mut session, sha256) = tenant_session(store, plugin, &tenant)?;
         let report = tick(store, &mut session, &tenant, &sha256, now, batch)?;
         reports.push((tenant.id, report));

@@ -10,6 +10,7 @@
 
 mod account;
 mod api;
+mod cockpit;
 pub mod config;
 mod error;
 mod guard;
@@ -234,6 +235,7 @@ fn router(state: State) -> Router {
             }),
         )
         .merge(page::routes())
+        .merge(cockpit::routes())
         .fallback(|| async { ApiError::not_found("no such route; the API is under /v1") })
         // The guard reads every body within its limits; axum's own 2 MiB
         // limit of the `Bytes` extractor would refuse a 10,000-contact batch.
@@ -312,6 +314,13 @@ fn deliver(
     if let Some(mailer) = &mailer {
         let mails = mailer.deliver_due(&mut store, retry, public_url, now, now_ms);
         log_deliveries("mails", mails);
+        match mailer.deliver_digests(&mut store, public_url, now) {
+            Ok(r) if r.delivered + r.failed > 0 => {
+                tracing::info!(delivered = r.delivered, failed = r.failed, "digests")
+            }
+            Ok(_) => {}
+            Err(err) => tracing::error!("digests: {err:#}"),
+        }
     }
     let mailed = |tenant: &str| mailer.as_ref().is_some_and(|m| m.mails_for(tenant));
     let clock = (now.timestamp(), now_ms);

@@ -273,6 +273,11 @@ async fn show(
                 version: text.version,
             });
         }
+        // The overview's funnel counts opened links.
+        let ids: Vec<String> = open.iter().map(|t| t.id.clone()).collect();
+        store
+            .transaction(|tx| tokens::opened(tx, &ids, now))
+            .map_err(ApiError::internal)?;
         Ok(Some((lang, tenant.name, items)))
     })
     .await;
@@ -369,7 +374,7 @@ impl AnswerForm {
 /// Whether the browser says the form came from klar's own page: its
 /// `Origin`, else its `Referer`, is `public_url`'s origin. Neither header:
 /// no browser sent it (see the module comment).
-fn same_origin(headers: &HeaderMap, public_url: &str) -> bool {
+pub(super) fn same_origin(headers: &HeaderMap, public_url: &str) -> bool {
     let ours = origin_of(public_url);
     let header_text = |name| headers.get(name).map(|v| v.to_str().unwrap_or("null"));
     if let Some(origin) = header_text(header::ORIGIN) {
@@ -390,7 +395,7 @@ fn origin_of(url: &str) -> String {
     format!("{scheme}://{host}").to_ascii_lowercase()
 }
 
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+pub(super) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()

@@ -11,6 +11,7 @@
 //! database library, so a second backend can sit behind these three types
 //! without touching `app` or `engine`.
 
+pub mod accounts;
 pub mod apikeys;
 pub mod audit;
 pub mod bench;
@@ -57,6 +58,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "009_key_scopes",
         include_str!("migrations/009_key_scopes.sql"),
     ),
+    ("010_accounts", include_str!("migrations/010_accounts.sql")),
 ];
 
 /// A failed store operation. Opaque above `store/`: the faces print it, nothing

@@ -213,3 +213,478 @@ pub fn cases(conn: &Conn, tenant: &str, filter: &CaseFilter, now: i64) -> Result
     }
     Ok(out)
 }
+
+/// Writes the tenant's band counts for `day` (the tenant's local date,
+/// `YYYY-MM-DD`) unless that day has them: the overview's trend.
+pub fn record_day(tx: &super::Tx<'_>, tenant: &str, day: &str) -> Result<()> {
+    let known: i64 = tx.sql().query_row(
+        "SELECT COUNT(*) FROM band_days WHERE tenant = ?1 AND day = ?2",
+        params![tenant, day],
+        |r| r.get(0),
+    )?;
+    if known > 0 {
+        return Ok(());
+    }
+    tx.sql().execute(
+        "INSERT INTO band_days (tenant, day, usable, to_clarify, removed)
+         SELECT ?1, ?2,
+                COALESCE(SUM(band = 'usable'), 0),
+                COALESCE(SUM(band = 'to-clarify'), 0),
+                COALESCE(SUM(band = 'removed'), 0)
+         FROM cases WHERE tenant = ?1",
+        params![tenant, day],
+    )?;
+    Ok(())
+}
+
+/// One day of the trend: usable, to clarify, removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BandDay {
+    pub day: String,
+    pub usable: i64,
+    pub to_clarify: i64,
+    pub removed: i64,
+}
+
+/// The recorded days from `since` (`YYYY-MM-DD`) on, oldest first.
+pub fn band_days(conn: &Conn, tenant: &str, since: &str) -> Result<Vec<BandDay>> {
+    let mut stmt = conn.sql().prepare(
+        "SELECT day, usable, to_clarify, removed FROM band_days
+         WHERE tenant = ?1 AND day >= ?2 ORDER BY day",
+    )?;
+    let rows = stmt.query_map(params![tenant, since], |r| {
+        Ok(BandDay {
+            day: r.get(0)?,
+            usable: r.get(1)?,
+            to_clarify: r.get(2)?,
+            removed: r.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// One request wave (the ISO week of the cases' first request) and how far
+/// its cases got.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Wave {
+    /// e.g. `2026-W49`.
+    pub week: String,
+    pub sent: i64,
+    pub bounced: i64,
+    pub opened: i64,
+    pub agreed: i64,
+    pub refused: i64,
+    pub reminded_once: i64,
+    pub reminded_twice: i64,
+    pub handed_to_person: i64,
+    pub decided: i64,
+    pub cleaned_up: i64,
+}
+
+/// The funnel of the last `limit` waves, newest first.
+pub fn funnel(conn: &Conn, tenant: &str, limit: i64) -> Result<Vec<Wave>> {
+    let mut stmt = conn.sql().prepare(
+        "WITH t AS (
+            SELECT contact, purpose,
+                   MIN(CASE WHEN attempt = 1 THEN created_at END) AS first,
+                   MAX(attempt) AS attempts,
+                   MAX(opened_at IS NOT NULL) AS opened,
+                   MAX(bounced_at IS NOT NULL) AS bounced,
+                   MAX(answer IS 'accept') AS agreed,
+                   MAX(answer IS 'refuse') AS refused
+            FROM response_tokens WHERE tenant = ?1 GROUP BY contact, purpose
+         )
+         SELECT strftime('%G-W%V', t.first, 'unixepoch') AS wave, COUNT(*),
+                SUM(t.bounced), SUM(t.opened), SUM(t.agreed), SUM(t.refused),
+                SUM(t.attempts >= 2), SUM(t.attempts >= 3),
+                SUM(EXISTS (SELECT 1 FROM audit_log a
+                            WHERE a.tenant = ?1 AND a.contact = t.contact AND a.purpose = t.purpose
+                              AND a.kind = 'state-change'
+                              AND a.detail LIKE '%\"to\":\"awaiting-decision\"%')),
+                SUM(EXISTS (SELECT 1 FROM audit_log a
+                            WHERE a.tenant = ?1 AND a.contact = t.contact AND a.purpose = t.purpose
+                              AND a.kind = 'state-change'
+                              AND a.detail LIKE '%\"from\":\"awaiting-decision\"%')),
+                SUM(c.state = 'purged')
+         FROM t JOIN cases c ON c.tenant = ?1 AND c.contact = t.contact AND c.purpose = t.purpose
+         WHERE t.first IS NOT NULL
+         GROUP BY wave ORDER BY wave DESC LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![tenant, limit], |r| {
+        Ok(Wave {
+            week: r.get(0)?,
+            sent: r.get(1)?,
+            bounced: r.get(2)?,
+            opened: r.get(3)?,
+            agreed: r.get(4)?,
+            refused: r.get(5)?,
+            reminded_once: r.get(6)?,
+            reminded_twice: r.get(7)?,
+            handed_to_person: r.get(8)?,
+            decided: r.get(9)?,
+            cleaned_up: r.get(10)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// What the next cleanups will erase: pending cleanups by week they may run,
+/// with those on legal hold counted apart (they will not run).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CleanupWeek {
+    /// The ISO week the grace period ends, e.g. `2026-W50`.
+    pub week: String,
+    /// Cases whose cleanup may run then.
+    pub cases: i64,
+    /// Of them, the distinct contacts that will be erased or anonymised.
+    pub contacts: i64,
+    /// Cases on legal hold in that week, subtracted from `cases`.
+    pub on_hold: i64,
+    /// Cases still waiting for an approval (not subtracted; they run once approved).
+    pub awaiting_approval: i64,
+}
+
+pub fn cleanup_preview(conn: &Conn, tenant: &str) -> Result<Vec<CleanupWeek>> {
+    let mut stmt = conn.sql().prepare(
+        "SELECT strftime('%G-W%V', json_extract(body, '$.cleanup.not_before')) AS week,
+                SUM(NOT COALESCE(json_extract(body, '$.legal_hold'), 0)),
+                COUNT(DISTINCT CASE WHEN NOT COALESCE(json_extract(body, '$.legal_hold'), 0) THEN contact END),
+                SUM(COALESCE(json_extract(body, '$.legal_hold'), 0)),
+                SUM(COALESCE(json_extract(body, '$.cleanup.requires_approval'), 0)
+                    AND json_extract(body, '$.cleanup.approved_by') IS NULL)
+         FROM cases WHERE tenant = ?1 AND state = 'cleanup-pending'
+         GROUP BY week ORDER BY week LIMIT 12",
+    )?;
+    let rows = stmt.query_map([tenant], |r| {
+        Ok(CleanupWeek {
+            week: r.get::<_, Option<String>>(0)?.unwrap_or_default(),
+            cases: r.get(1)?,
+            contacts: r.get(2)?,
+            on_hold: r.get(3)?,
+            awaiting_approval: r.get(4)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// The cockpit's queue: which cases, in what order.
+#[derive(Debug, Clone, Default)]
+pub struct QueueFilter {
+    pub state: Option<State>,
+    pub band: Option<Band>,
+    /// The contact's owner in the CRM.
+    pub owner: Option<String>,
+    /// Whom the case waits for (`(nobody)` for none).
+    pub assigned: Option<String>,
+    pub purpose: Option<String>,
+    pub source: Option<String>,
+    pub overdue: bool,
+    /// Due within the next 7 days (not overdue).
+    pub due_soon: bool,
+    /// Due later than 7 days from now.
+    pub on_time: bool,
+    /// Only cases whose last step failed.
+    pub failed: bool,
+    /// Only cases with a delivery klar gave up on.
+    pub parked: bool,
+    /// Only cases of one request wave (`2026-W49`)…
+    pub wave: Option<String>,
+    /// …that reached this stage of the funnel.
+    pub stage: Option<Stage>,
+    /// Part of a name, an e-mail address or a contact id.
+    pub search: Option<String>,
+    /// Only what this account must act on: cases assigned to it, decisions
+    /// waiting for it as the contact's owner, and (with `true`, an approver)
+    /// cleanups that wait for a second person it can be.
+    pub mine: Option<(String, bool)>,
+    pub offset: usize,
+    pub limit: usize,
+}
+
+/// A stage of the request funnel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Sent,
+    Bounced,
+    Opened,
+    Agreed,
+    Refused,
+    RemindedOnce,
+    RemindedTwice,
+    Handed,
+    Decided,
+    Cleaned,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 10] = [
+        Stage::Sent,
+        Stage::Bounced,
+        Stage::Opened,
+        Stage::Agreed,
+        Stage::Refused,
+        Stage::RemindedOnce,
+        Stage::RemindedTwice,
+        Stage::Handed,
+        Stage::Decided,
+        Stage::Cleaned,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Sent => "sent",
+            Stage::Bounced => "bounced",
+            Stage::Opened => "opened",
+            Stage::Agreed => "agreed",
+            Stage::Refused => "refused",
+            Stage::RemindedOnce => "reminded_once",
+            Stage::RemindedTwice => "reminded_twice",
+            Stage::Handed => "handed",
+            Stage::Decided => "decided",
+            Stage::Cleaned => "cleaned",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Stage> {
+        Stage::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// The SQL condition on a case `c` (fixed text, no input in it).
+    fn condition(self) -> &'static str {
+        match self {
+            Stage::Sent => "1",
+            Stage::Bounced => {
+                "EXISTS (SELECT 1 FROM response_tokens r WHERE r.tenant = c.tenant AND r.contact = c.contact AND r.purpose = c.purpose AND r.bounced_at IS NOT NULL)"
+            }
+            Stage::Opened => {
+                "EXISTS (SELECT 1 FROM response_tokens r WHERE r.tenant = c.tenant AND r.contact = c.contact AND r.purpose = c.purpose AND r.opened_at IS NOT NULL)"
+            }
+            Stage::Agreed => {
+                "EXISTS (SELECT 1 FROM response_tokens r WHERE r.tenant = c.tenant AND r.contact = c.contact AND r.purpose = c.purpose AND r.answer = 'accept')"
+            }
+            Stage::Refused => {
+                "EXISTS (SELECT 1 FROM response_tokens r WHERE r.tenant = c.tenant AND r.contact = c.contact AND r.purpose = c.purpose AND r.answer = 'refuse')"
+            }
+            Stage::RemindedOnce => {
+                "EXISTS (SELECT 1 FROM response_tokens r WHERE r.tenant = c.tenant AND r.contact = c.contact AND r.purpose = c.purpose AND r.attempt >= 2)"
+            }
+            Stage::RemindedTwice => {
+                "EXISTS (SELECT 1 FROM response_tokens r WHERE r.tenant = c.tenant AND r.contact = c.contact AND r.purpose = c.purpose AND r.attempt >= 3)"
+            }
+            Stage::Handed => {
+                "EXISTS (SELECT 1 FROM audit_log a WHERE a.tenant = c.tenant AND a.contact = c.contact AND a.purpose = c.purpose AND a.kind = 'state-change' AND a.detail LIKE '%\"to\":\"awaiting-decision\"%')"
+            }
+            Stage::Decided => {
+                "EXISTS (SELECT 1 FROM audit_log a WHERE a.tenant = c.tenant AND a.contact = c.contact AND a.purpose = c.purpose AND a.kind = 'state-change' AND a.detail LIKE '%\"from\":\"awaiting-decision\"%')"
+            }
+            Stage::Cleaned => "c.state = 'purged'",
+        }
+    }
+}
+
+/// One line of the queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueLine {
+    pub contact: String,
+    pub purpose: String,
+    pub state: String,
+    pub band: String,
+    pub due_at: Option<i64>,
+    pub owner: String,
+    pub source: String,
+    pub assigned_to: Option<String>,
+    pub legal_hold: bool,
+    pub needs_attention: Option<String>,
+    /// None once the person is erased: nobody sees their data again.
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub awaiting_approval: bool,
+    pub requested_by: Option<String>,
+}
+
+/// The queue's lines, most urgent first (failed, then overdue and soonest
+/// due), and how many lines match in all.
+pub fn queue(
+    conn: &Conn,
+    tenant: &str,
+    filter: &QueueFilter,
+    now: i64,
+) -> Result<(Vec<QueueLine>, i64)> {
+    use rusqlite::types::Value as Sql;
+    let mut conditions = vec!["c.tenant = ?1".to_owned()];
+    let mut values: Vec<Sql> = vec![Sql::Text(tenant.to_owned())];
+    // Adds a value and returns its placeholder.
+    let mut bind = |value: Sql| {
+        values.push(value);
+        format!("?{}", values.len())
+    };
+    let text = |s: &str| Sql::Text(s.to_owned());
+    if let Some(state) = filter.state {
+        conditions.push(format!("c.state = {}", bind(text(state.as_str()))));
+    }
+    if let Some(band) = filter.band {
+        conditions.push(format!("c.band = {}", bind(text(band.as_str()))));
+    }
+    if let Some(owner) = &filter.owner {
+        conditions.push(format!("k.owner = {}", bind(text(owner))));
+    }
+    if let Some(assigned) = &filter.assigned {
+        conditions.push(format!(
+            "COALESCE(json_extract(c.body, '$.assigned_to'), '(nobody)') = {}",
+            bind(text(assigned))
+        ));
+    }
+    if let Some(purpose) = &filter.purpose {
+        conditions.push(format!("c.purpose = {}", bind(text(purpose))));
+    }
+    if let Some(source) = &filter.source {
+        conditions.push(format!("k.source = {}", bind(text(source))));
+    }
+    if filter.overdue || filter.due_soon || filter.on_time {
+        let now = bind(Sql::Integer(now));
+        if filter.on_time {
+            conditions.push(format!("c.due_at >= {now} + 7 * 86400"));
+        }
+        if filter.overdue {
+            conditions.push(format!("c.due_at < {now}"));
+        }
+        if filter.due_soon {
+            conditions.push(format!(
+                "c.due_at >= {now} AND c.due_at < {now} + 7 * 86400"
+            ));
+        }
+    }
+    if filter.failed {
+        conditions.push("c.needs_attention IS NOT NULL".to_owned());
+    }
+    if filter.parked {
+        conditions.push(
+            "EXISTS (SELECT 1 FROM outbox o WHERE o.tenant = c.tenant AND o.contact = c.contact
+                     AND o.purpose = c.purpose AND o.parked_at IS NOT NULL AND o.acked_at IS NULL)"
+                .to_owned(),
+        );
+    }
+    if let Some(wave) = &filter.wave {
+        conditions.push(format!(
+            "(SELECT strftime('%G-W%V', MIN(r.created_at), 'unixepoch') FROM response_tokens r
+              WHERE r.tenant = c.tenant AND r.contact = c.contact AND r.purpose = c.purpose
+                AND r.attempt = 1) = {}",
+            bind(text(wave))
+        ));
+    }
+    if let Some(stage) = filter.stage {
+        conditions.push(stage.condition().to_owned());
+    }
+    if let Some(search) = filter
+        .search
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        let pattern = format!(
+            "%{}%",
+            search
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
+        let p = bind(Sql::Text(pattern));
+        conditions.push(format!(
+            "k.erased_at IS NULL AND (c.contact LIKE {p} ESCAPE '\\' OR k.email LIKE {p} ESCAPE '\\'
+               OR (k.first_name || ' ' || k.last_name) LIKE {p} ESCAPE '\\')"
+        ));
+    }
+    if let Some((me, approver)) = &filter.mine {
+        let me = bind(text(me));
+        let mut sql = format!(
+            "(json_extract(c.body, '$.assigned_to') = {me}
+              OR (c.state = 'awaiting-decision' AND k.owner = {me}
+                  AND json_extract(c.body, '$.assigned_to') IS NULL)"
+        );
+        if *approver {
+            sql.push_str(&format!(
+                " OR (c.state = 'cleanup-pending'
+                    AND json_extract(c.body, '$.cleanup.requires_approval')
+                    AND json_extract(c.body, '$.cleanup.approved_by') IS NULL
+                    AND json_extract(c.body, '$.cleanup.requested_by') IS NOT {me})"
+            ));
+        }
+        sql.push(')');
+        conditions.push(sql);
+    }
+    let conditions = conditions.join(" AND ");
+    let from = "FROM cases c JOIN contacts k ON k.tenant = c.tenant AND k.id = c.contact";
+    let total: i64 = conn.sql().query_row(
+        &format!("SELECT COUNT(*) {from} WHERE {conditions}"),
+        rusqlite::params_from_iter(values.iter()),
+        |r| r.get(0),
+    )?;
+    values.push(Sql::Integer(
+        i64::try_from(filter.limit).unwrap_or(i64::MAX),
+    ));
+    values.push(Sql::Integer(i64::try_from(filter.offset).unwrap_or(0)));
+    let (limit, offset) = (values.len() - 1, values.len());
+    let mut stmt = conn.sql().prepare(&format!(
+        "SELECT c.contact, c.purpose, c.state, c.band, c.due_at, k.owner, k.source, c.body,
+                c.needs_attention, k.erased_at IS NULL, k.first_name || ' ' || k.last_name, k.email
+         {from} WHERE {conditions}
+         ORDER BY c.needs_attention IS NULL, c.due_at IS NULL, c.due_at, c.contact, c.purpose
+         LIMIT ?{limit} OFFSET ?{offset}"
+    ))?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(values.iter()), |r| {
+        let body: String = r.get(7)?;
+        let case: Option<Case> = serde_json::from_str(&body).ok();
+        let alive: bool = r.get(9)?;
+        let plan = case.as_ref().and_then(|c| c.cleanup.clone());
+        Ok(QueueLine {
+            contact: r.get(0)?,
+            purpose: r.get(1)?,
+            state: r.get(2)?,
+            band: r.get(3)?,
+            due_at: r.get(4)?,
+            owner: r.get(5)?,
+            source: r.get(6)?,
+            assigned_to: case.as_ref().and_then(|c| c.assigned_to.clone()),
+            legal_hold: case.as_ref().is_some_and(|c| c.legal_hold),
+            needs_attention: r.get(8)?,
+            name: if alive { Some(r.get(10)?) } else { None },
+            email: if alive { r.get(11)? } else { None },
+            awaiting_approval: plan
+                .as_ref()
+                .is_some_and(|p| p.requires_approval && p.approved_by.is_none()),
+            requested_by: plan.and_then(|p| p.requested_by),
+        })
+    })?;
+    Ok((rows.collect::<rusqlite::Result<Vec<_>>>()?, total))
+}
+
+/// The tenant's sources (the queue's filter offers them).
+pub fn sources(conn: &Conn, tenant: &str) -> Result<Vec<String>> {
+    let mut stmt = conn.sql().prepare(
+        "SELECT DISTINCT source FROM contacts WHERE tenant = ?1 ORDER BY source LIMIT 200",
+    )?;
+    let rows = stmt.query_map([tenant], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// Owners with cases (the queue's filter offers them).
+pub fn owners(conn: &Conn, tenant: &str) -> Result<Vec<String>> {
+    let mut stmt = conn.sql().prepare(
+        "SELECT DISTINCT owner FROM contacts WHERE tenant = ?1 ORDER BY owner LIMIT 500",
+    )?;
+    let rows = stmt.query_map([tenant], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// Ageing of the open cases: due later than a week, due within the week,
+/// and overdue.
+pub fn ageing(conn: &Conn, tenant: &str, now: i64) -> Result<(i64, i64, i64)> {
+    Ok(conn.sql().query_row(
+        "SELECT COALESCE(SUM(due_at >= ?2 + 7 * 86400), 0),
+                COALESCE(SUM(due_at >= ?2 AND due_at < ?2 + 7 * 86400), 0),
+                COALESCE(SUM(due_at < ?2), 0)
+         FROM cases WHERE tenant = ?1 AND due_at IS NOT NULL",
+        params![tenant, now],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?)
+}

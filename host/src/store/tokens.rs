@@ -175,6 +175,37 @@ pub fn close_case(tx: &Tx<'_>, token: &Token, now: i64) -> Result<usize> {
     close_for_case(tx, &token.tenant, &token.contact, &token.purpose, now)
 }
 
+/// Notes that these links were opened (the first time counts).
+pub fn opened(tx: &Tx<'_>, ids: &[String], now: i64) -> Result<()> {
+    let mut stmt = tx.sql().prepare_cached(
+        "UPDATE response_tokens SET opened_at = ?2 WHERE id = ?1 AND opened_at IS NULL",
+    )?;
+    for id in ids {
+        stmt.execute(params![id, now])?;
+    }
+    Ok(())
+}
+
+/// Notes the answer given through a link.
+pub fn answered(tx: &Tx<'_>, token: &Token, answer: &str) -> Result<()> {
+    tx.sql()
+        .prepare_cached("UPDATE response_tokens SET answer = ?2 WHERE id = ?1")?
+        .execute(params![token.id, answer])?;
+    Ok(())
+}
+
+/// Notes that the latest request of a case bounced.
+pub fn bounced(tx: &Tx<'_>, tenant: &str, contact: &str, purpose: &str, now: i64) -> Result<()> {
+    tx.sql()
+        .prepare_cached(
+            "UPDATE response_tokens SET bounced_at = ?4 WHERE id = (
+                SELECT id FROM response_tokens WHERE tenant = ?1 AND contact = ?2 AND purpose = ?3
+                ORDER BY created_at DESC, attempt DESC LIMIT 1) AND bounced_at IS NULL",
+        )?
+        .execute(params![tenant, contact, purpose, now])?;
+    Ok(())
+}
+
 /// A lookup that failed because of the token or because of the database.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenLookupError {

@@ -266,7 +266,7 @@ async fn report_event(
             &tenant_row,
             &id,
             parsed.purpose.as_deref(),
-            &event,
+            (&event, &crate::app::actor::Actor::Api),
             key.as_ref(),
             now,
         ) {
