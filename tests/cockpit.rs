@@ -994,3 +994,124 @@ fn the_weekly_digest_names_the_cases_and_no_personal_data() {
         Some("klar: 1 case(s) wait for you, 0 of them overdue")
     );
 }
+
+#[test]
+fn an_admin_checks_simulates_and_activates_a_policy_on_its_page() {
+    let fx = Fixture::new();
+    let mut root = fx.signed_in("acme", "root");
+    let (status, _, page) = root.get("/cockpit/policy");
+    assert_eq!(status, 200);
+    assert!(page.contains("v1") && page.contains("Versionen"), "{page}");
+    let token = root.csrf();
+    // A broken draft: the check names line and column; nothing changes.
+    let broken = "fn reminder_days(contact) {\n    [7\n}\n";
+    let (status, _, page) = root.post(
+        "/cockpit/policy",
+        &[
+            ("csrf", &token),
+            ("op", "check"),
+            ("source", broken),
+            ("tests", ""),
+        ],
+    );
+    assert_eq!(status, 422, "{page}");
+    assert!(
+        page.contains("policy.rhai:3:1") || page.contains("3:1:"),
+        "{page}"
+    );
+    let (status, _, page) = root.post(
+        "/cockpit/policy",
+        &[
+            ("csrf", &token),
+            ("op", "activate"),
+            ("source", broken),
+            ("tests", ""),
+            ("message", "kaputt"),
+        ],
+    );
+    assert_eq!(status, 422);
+    assert!(page.contains("Nicht aktiviert"), "{page}");
+    let versions = |fx: &Fixture| -> i64 {
+        fx.server
+            .ws
+            .sql()
+            .query_row(
+                "SELECT COUNT(*) FROM policy_versions WHERE tenant = 'acme'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("count")
+    };
+    assert_eq!(versions(&fx), 1);
+    // A dry run of a draft next to the running policy: a weekly chart.
+    let draft = format!(
+        "{}fn cleanup_grace_days(contact) {{ 5 }}\n",
+        cockpit::POLICY.replace("fn cleanup_grace_days(contact) { 3 }\n", "")
+    );
+    let (status, _, page) = root.post(
+        "/cockpit/policy",
+        &[
+            ("csrf", &token),
+            ("op", "simulate"),
+            ("source", &draft),
+            ("tests", ""),
+            ("days", "21"),
+            ("against", "on"),
+        ],
+    );
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("<title id=\"forecast-title\">Wöchentliche Vorschau</title>"),
+        "{page}"
+    );
+    assert_eq!(versions(&fx), 1, "a dry run changes nothing");
+    // Activation goes through the same rule as the CLI and the API.
+    let (status, _, page) = root.post(
+        "/cockpit/policy",
+        &[
+            ("csrf", &token),
+            ("op", "activate"),
+            ("source", &draft),
+            ("tests", ""),
+            ("message", "Fünf Tage Frist"),
+        ],
+    );
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Aktiv ist jetzt v2"), "{page}");
+    let author: String = fx
+        .server
+        .ws
+        .sql()
+        .query_row(
+            "SELECT author FROM policy_versions WHERE tenant = 'acme' AND active = 1",
+            [],
+            |r| r.get(0),
+        )
+        .expect("v2");
+    assert_eq!(author, "Rolf Admin (root, cockpit)");
+    let (_, _, diff) = root.get("/cockpit/policy?from=1&to=2");
+    assert!(
+        diff.contains("+fn cleanup_grace_days(contact) { 5 }"),
+        "{diff}"
+    );
+    // A viewer sees the page without its forms and may not post; an owner
+    // does not see it.
+    let mut vera = fx.signed_in("acme", "vera");
+    let (status, _, page) = vera.get("/cockpit/policy");
+    assert_eq!(status, 200);
+    assert!(!page.contains("name=\"op\""), "{page}");
+    let vera_token = vera.csrf();
+    let (status, _, _) = vera.post(
+        "/cockpit/policy",
+        &[
+            ("csrf", &vera_token),
+            ("op", "activate"),
+            ("source", &draft),
+            ("message", "x"),
+        ],
+    );
+    assert_eq!(status, 403);
+    let mut jk = fx.signed_in("acme", "jk");
+    assert_eq!(jk.get("/cockpit/policy").0, 403);
+    assert_eq!(versions(&fx), 2);
+}

@@ -160,6 +160,7 @@ fn a_dpo_signs_in_approves_a_cleanup_and_prints_the_proof() {
     browser.pdf("cockpit-proof-C4-en");
 
     both_languages(&browser, &server, "/cockpit/settings", "settings");
+    both_languages(&browser, &server, "/cockpit/policy", "policy-viewer");
 
     // Sign-out.
     browser.goto(&format!("{}/cockpit/queue", server.url));
@@ -273,4 +274,37 @@ fn an_owner_works_his_queue_in_bulk_in_the_browser() {
     );
     audited(&browser, "the queue after a bulk decision");
     browser.screenshot("cockpit-bulk-results-de");
+}
+
+#[test]
+fn an_admin_runs_a_dry_run_of_the_policy_in_the_browser() {
+    let (ws, links) = cockpit::prepare();
+    let server = Server::launch_at(ws, &[], &["--tick-seconds", "0"], &at(15));
+    let browser = Browser::start("de-DE");
+    browser.goto(&format!("{}{}", server.url, links["root"]));
+    browser.type_into("#password", PASSWORD);
+    browser.type_into("#password2", PASSWORD);
+    browser.click("button[type=submit]");
+    browser.heading_becomes("Passwort festlegen");
+    sign_in(&browser, &server, "acme", "root");
+    both_languages(&browser, &server, "/cockpit/policy", "policy");
+    browser.goto(&format!("{}/cockpit/policy", server.url));
+    browser.type_into("#p-days", "28");
+    browser.click("button[value=simulate]");
+    browser.heading_becomes("Regelwerk");
+    let outcome = browser.text("section.results");
+    assert!(
+        outcome.contains("Wöchentliche Vorschau (28 Tage)"),
+        "{outcome}"
+    );
+    let unnamed = browser.script(
+        "return [...document.querySelectorAll('svg')].filter(s => \
+           s.getAttribute('role') !== 'img' || !s.querySelector('title') || !s.querySelector('desc')).length;",
+    );
+    assert_eq!(
+        unnamed, 0,
+        "the forecast chart has a title and a description"
+    );
+    audited(&browser, "a dry run's forecast");
+    browser.screenshot("cockpit-policy-dry-run-de");
 }

@@ -164,6 +164,69 @@ pub fn bands(values: [i64; 3], names: [&str; 3], title: &str) -> String {
     svg
 }
 
+/// A dry run's weeks: one group of bars per week, one bar per series.
+pub fn forecast(series: &[(String, Vec<u64>)], title: &str) -> String {
+    const BARS: [&str; 4] = ["#1f4e8c", "#1b6e3a", "#8a1c1c", "#5b5b5b"];
+    let weeks = series.first().map_or(0, |(_, v)| v.len()).max(1);
+    let (w, h, left, bottom, top) = (640.0_f64, 220.0_f64, 40.0, 28.0, 10.0);
+    let max = series
+        .iter()
+        .flat_map(|(_, v)| v.iter().copied())
+        .max()
+        .unwrap_or(0)
+        .max(1) as f64;
+    let group = (w - left - 10.0) / weeks as f64;
+    let bar = (group * 0.8 / series.len().max(1) as f64).max(1.0);
+    let desc = series
+        .iter()
+        .map(|(name, v)| {
+            format!(
+                "{name}: {}",
+                v.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    let mut svg = format!(
+        r#"<svg class="chart" viewBox="0 0 {w} {h}" role="img" aria-labelledby="forecast-title forecast-desc" xmlns="http://www.w3.org/2000/svg"><title id="forecast-title">{}</title><desc id="forecast-desc">{}</desc>"#,
+        escape(title),
+        escape(&desc)
+    );
+    let _ = write!(
+        svg,
+        r##"<line x1="{left}" y1="{}" x2="{}" y2="{}" stroke="#333"/><text x="{}" y="{}" font-size="12" text-anchor="end" fill="#222">{}</text>"##,
+        h - bottom,
+        w - 10.0,
+        h - bottom,
+        left - 6.0,
+        top + 10.0,
+        max as u64
+    );
+    for (s, (_, values)) in series.iter().enumerate() {
+        for (i, v) in values.iter().enumerate() {
+            let height = (h - top - bottom) * (*v as f64) / max;
+            let x = left + group * i as f64 + group * 0.1 + bar * s as f64;
+            let _ = write!(
+                svg,
+                r#"<rect x="{x:.1}" y="{:.1}" width="{bar:.1}" height="{height:.1}" fill="{}"/>"#,
+                h - bottom - height,
+                BARS[s % BARS.len()]
+            );
+        }
+    }
+    for i in 0..weeks {
+        let _ = write!(
+            svg,
+            r##"<text x="{:.1}" y="{}" font-size="11" text-anchor="middle" fill="#222">{}</text>"##,
+            left + group * (i as f64 + 0.5),
+            h - 10.0,
+            i + 1
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,6 +14,7 @@ mod auth;
 mod case;
 mod charts;
 mod lists;
+mod policy;
 mod texts;
 
 use std::sync::OnceLock;
@@ -56,6 +57,7 @@ pub(super) fn routes() -> Router<State> {
         .route("/cockpit/case/{contact}/act", post(case::act))
         .route("/cockpit/case/{contact}/proof", get(case::proof))
         .route("/cockpit/case/{contact}/bundle.json", get(case::bundle))
+        .route("/cockpit/policy", get(policy::show).post(policy::act))
         .route("/cockpit/static/klar.css", get(css))
         .route("/cockpit/static/klar.js", get(js))
 }
@@ -126,6 +128,10 @@ fn env() -> &'static Environment<'static> {
             (
                 "proof.html",
                 include_str!("../../../templates/cockpit/proof.html"),
+            ),
+            (
+                "policy.html",
+                include_str!("../../../templates/cockpit/policy.html"),
             ),
         ];
         for (name, source) in templates {
@@ -311,4 +317,26 @@ fn session_cookie(state: &State, secret: Option<&str>) -> HeaderValue {
         None => format!("{COOKIE}=; Path=/cockpit; HttpOnly; SameSite=Strict; Max-Age=0{secure}"),
     };
     HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_template_parses() {
+        let env = super::env();
+        for name in [
+            "base.html",
+            "login.html",
+            "signup.html",
+            "message.html",
+            "settings.html",
+            "overview.html",
+            "queue.html",
+            "case.html",
+            "proof.html",
+            "policy.html",
+        ] {
+            assert!(env.get_template(name).is_ok(), "{name}");
+        }
+    }
 }
