@@ -1115,3 +1115,165 @@ fn an_admin_checks_simulates_and_activates_a_policy_on_its_page() {
     assert_eq!(jk.get("/cockpit/policy").0, 403);
     assert_eq!(versions(&fx), 2);
 }
+
+#[test]
+fn an_admin_manages_people_and_keys_in_the_cockpit() {
+    let fx = Fixture::new();
+    let mut root = fx.signed_in("acme", "root");
+    let token = root.csrf();
+    let (status, _, page) = root.post(
+        "/cockpit/people",
+        &[
+            ("csrf", &token),
+            ("op", "add"),
+            ("id", "neu"),
+            ("name", "Nora Neu"),
+            ("email", "nora@acme.example"),
+            ("language", "en"),
+            ("role", "owner"),
+            ("role", "approver"),
+        ],
+    );
+    assert_eq!(status, 200, "{page}");
+    let page = page.replace("&#x2f;", "/");
+    let start = page
+        .find("/cockpit/signup/")
+        .expect("a sign-up link on the page");
+    let link = page[start..]
+        .split('<')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let mut nora = Person::new(&fx.server);
+    assert_eq!(
+        nora.post(&link, &[("password", PASSWORD), ("password2", PASSWORD)])
+            .0,
+        200
+    );
+    assert_eq!(nora.sign_in("acme", "neu", PASSWORD).0, 303);
+    let (_, _, queue) = nora.get("/cockpit/queue");
+    assert!(
+        queue.contains("My queue"),
+        "her language is English: {queue}"
+    );
+    // The same id again is refused with a reason.
+    let (status, _, page) = root.post(
+        "/cockpit/people",
+        &[
+            ("csrf", &token),
+            ("op", "add"),
+            ("id", "neu"),
+            ("name", "Nora Neu"),
+            ("role", "owner"),
+        ],
+    );
+    assert_eq!(status, 422);
+    assert!(page.contains("acme already has an account neu"), "{page}");
+    // Roles, then disabling: her session ends at once.
+    let (status, _, _) = root.post(
+        "/cockpit/people",
+        &[
+            ("csrf", &token),
+            ("op", "roles"),
+            ("id", "neu"),
+            ("role", "viewer"),
+        ],
+    );
+    assert_eq!(status, 200);
+    let roles: String = fx
+        .server
+        .ws
+        .sql()
+        .query_row("SELECT roles FROM accounts WHERE id = 'neu'", [], |r| {
+            r.get(0)
+        })
+        .expect("roles");
+    assert_eq!(roles, "viewer");
+    let (status, _, _) = root.post(
+        "/cockpit/people",
+        &[("csrf", &token), ("op", "disable"), ("id", "neu")],
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        nora.get("/cockpit/queue").0,
+        303,
+        "a disabled account's session is over"
+    );
+    let by: String = fx
+        .server
+        .ws
+        .sql()
+        .query_row(
+            "SELECT json_extract(detail, '$.by') FROM audit_log WHERE kind = 'account-disabled'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("audited");
+    assert_eq!(by, "Rolf Admin (root, cockpit)");
+
+    // A key, shown once, works against the API; revoked, it does not.
+    let (status, _, page) = root.post(
+        "/cockpit/keys",
+        &[
+            ("csrf", &token),
+            ("op", "create"),
+            ("name", "crm-2"),
+            ("scope", "crm"),
+        ],
+    );
+    assert_eq!(status, 200, "{page}");
+    let start = page.find("id=\"new-key\">").expect("the new key") + "id=\"new-key\">".len();
+    let key = page[start..]
+        .split('<')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(key.starts_with("klar_"), "{key}");
+    assert_eq!(fx.server.call("GET", "/v1/status", Some(&key), None).0, 200);
+    let id: String = fx
+        .server
+        .ws
+        .sql()
+        .query_row("SELECT id FROM api_keys WHERE name = 'crm-2'", [], |r| {
+            r.get(0)
+        })
+        .expect("the key's id");
+    let (status, _, _) = root.post(
+        "/cockpit/keys",
+        &[("csrf", &token), ("op", "revoke"), ("id", &id)],
+    );
+    assert_eq!(status, 200);
+    assert_eq!(fx.server.call("GET", "/v1/status", Some(&key), None).0, 401);
+
+    // Nobody but an admin gets these pages or their forms.
+    let mut jk = fx.signed_in("acme", "jk");
+    let jk_token = jk.csrf();
+    for path in ["/cockpit/people", "/cockpit/keys"] {
+        assert_eq!(jk.get(path).0, 403, "{path}");
+        assert_eq!(
+            jk.post(
+                path,
+                &[
+                    ("csrf", &jk_token),
+                    ("op", "add"),
+                    ("id", "x"),
+                    ("name", "x"),
+                    ("role", "admin")
+                ]
+            )
+            .0,
+            403,
+            "{path}"
+        );
+    }
+    let mut olga = fx.signed_in("other", "olga");
+    let (_, _, page) = olga.get("/cockpit/people");
+    assert!(!page.contains("Jana") && !page.contains(">jk<"), "{page}");
+    let olga_token = olga.csrf();
+    let (status, _, _) = olga.post(
+        "/cockpit/people",
+        &[("csrf", &olga_token), ("op", "disable"), ("id", "jk")],
+    );
+    assert_eq!(status, 422, "another tenant's account is not found");
+    assert_eq!(jk.get("/cockpit/queue").0, 200, "jk is still signed in");
+}

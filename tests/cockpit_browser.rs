@@ -288,6 +288,8 @@ fn an_admin_runs_a_dry_run_of_the_policy_in_the_browser() {
     browser.heading_becomes("Passwort festlegen");
     sign_in(&browser, &server, "acme", "root");
     both_languages(&browser, &server, "/cockpit/policy", "policy");
+    both_languages(&browser, &server, "/cockpit/people", "people");
+    both_languages(&browser, &server, "/cockpit/keys", "keys");
     browser.goto(&format!("{}/cockpit/policy", server.url));
     browser.type_into("#p-days", "28");
     browser.click("button[value=simulate]");

@@ -10,6 +10,7 @@
 //! from our own origin; pages send a strict CSP (no inline script or
 //! style, nothing from elsewhere).
 
+mod admin;
 mod auth;
 mod case;
 mod charts;
@@ -58,6 +59,11 @@ pub(super) fn routes() -> Router<State> {
         .route("/cockpit/case/{contact}/proof", get(case::proof))
         .route("/cockpit/case/{contact}/bundle.json", get(case::bundle))
         .route("/cockpit/policy", get(policy::show).post(policy::act))
+        .route(
+            "/cockpit/people",
+            get(admin::people).post(admin::people_act),
+        )
+        .route("/cockpit/keys", get(admin::keys).post(admin::keys_act))
         .route("/cockpit/static/klar.css", get(css))
         .route("/cockpit/static/klar.js", get(js))
 }
@@ -132,6 +138,14 @@ fn env() -> &'static Environment<'static> {
             (
                 "policy.html",
                 include_str!("../../../templates/cockpit/policy.html"),
+            ),
+            (
+                "people.html",
+                include_str!("../../../templates/cockpit/people.html"),
+            ),
+            (
+                "keys.html",
+                include_str!("../../../templates/cockpit/keys.html"),
             ),
         ];
         for (name, source) in templates {
@@ -335,6 +349,8 @@ mod tests {
             "case.html",
             "proof.html",
             "policy.html",
+            "people.html",
+            "keys.html",
         ] {
             assert!(env.get_template(name).is_ok(), "{name}");
         }
