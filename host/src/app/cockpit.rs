@@ -291,7 +291,8 @@ pub struct Overview {
     pub ageing: (i64, i64, i64),
     /// The bands at the first tick of each recorded day of the last 8 weeks.
     pub trend: Vec<BandDay>,
-    pub funnel: Vec<Wave>,
+    /// The request waves as the day's first tick found them, and that day.
+    pub funnel: Option<(String, Vec<Wave>)>,
     pub cleanup: Vec<CleanupWeek>,
 }
 
@@ -301,11 +302,16 @@ pub fn overview(conn: &Conn, tenant: &Tenant, now: DateTime<Utc>) -> store::Resu
         .with_timezone(&tenant.timezone)
         .format("%Y-%m-%d")
         .to_string();
+    let status = report::status(conn, &tenant.id, at)?;
     Ok(Overview {
-        status: report::status(conn, &tenant.id, at)?,
-        ageing: report::ageing(conn, &tenant.id, at)?,
+        ageing: (
+            report::on_time(conn, &tenant.id, at)?,
+            status.due_next_7_days,
+            status.overdue,
+        ),
+        status,
         trend: report::band_days(conn, &tenant.id, &since)?,
-        funnel: report::funnel(conn, &tenant.id, 8)?,
+        funnel: report::latest_funnel(conn, &tenant.id)?,
         cleanup: report::cleanup_preview(conn, &tenant.id)?,
     })
 }

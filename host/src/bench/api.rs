@@ -91,9 +91,9 @@ pub fn parse_wrk(report: &str) -> Option<Load> {
 }
 
 /// `klar serve` on a free loopback port; killed when dropped.
-struct Server {
+pub(super) struct Server {
     child: Child,
-    url: String,
+    pub(super) url: String,
 }
 
 impl Drop for Server {
@@ -104,11 +104,21 @@ impl Drop for Server {
 }
 
 fn serve(db: &Path) -> Result<Server> {
+    serve_at(db, None)
+}
+
+/// `klar serve` on `db`, its clock fixed at `now` if given.
+pub(super) fn serve_at(db: &Path, now: Option<chrono::DateTime<chrono::Utc>>) -> Result<Server> {
     let exe = std::env::current_exe().context("cannot find the klar binary")?;
-    let mut child = Command::new(exe)
+    let mut command = Command::new(exe);
+    command
         .args(["--db"])
         .arg(db)
-        .args(["serve", "--addr", "127.0.0.1:0", "--tick-seconds", "0"])
+        .args(["serve", "--addr", "127.0.0.1:0", "--tick-seconds", "0"]);
+    if let Some(now) = now {
+        command.arg("--now").arg(now.to_rfc3339());
+    }
+    let mut child = command
         .env("KLAR_DELIVER_MS", "0")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

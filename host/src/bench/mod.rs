@@ -7,8 +7,10 @@
 //! - `import`: a generated CSV through `klar import` vs SQLite's own `.import`.
 //! - `sweep`: one `tick` over many due cases vs SQLite updating as many rows.
 //! - `api`: "may I use?" under load vs the same server's `/health`.
+//! - `cockpit`: the overview and the queue on many cases vs `/health`.
 
 mod api;
+mod cockpit;
 mod steps;
 mod store;
 
@@ -18,6 +20,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 pub use api::{ApiArgs, Load, parse_wrk};
+pub use cockpit::CockpitArgs;
 pub use steps::{StepsArgs, workload};
 pub use store::{ImportArgs, SweepArgs};
 
@@ -40,6 +43,8 @@ pub enum BenchWhat {
     Sweep(SweepArgs),
     /// "May I use?" over HTTP under wrk's load, vs the same server's /health.
     Api(ApiArgs),
+    /// The cockpit's overview and queue on many cases, vs the same server's /health.
+    Cockpit(CockpitArgs),
 }
 
 pub fn run(plugin: Option<&Path>, cli: &BenchCli) -> Result<ExitCode> {
@@ -49,5 +54,6 @@ pub fn run(plugin: Option<&Path>, cli: &BenchCli) -> Result<ExitCode> {
         Some(BenchWhat::Import(args)) => store::import(plugin, args),
         Some(BenchWhat::Sweep(args)) => store::sweep(plugin, args),
         Some(BenchWhat::Api(args)) => api::run(args),
+        Some(BenchWhat::Cockpit(args)) => cockpit::run(args),
     }
 }

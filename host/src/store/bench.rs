@@ -42,3 +42,58 @@ pub fn touch_every_case(tx: &Tx<'_>, tenant: &str) -> Result<usize> {
         )
         .map_err(Error::from)
 }
+
+/// `klar bench cockpit`: `cases` contacts `K0000001`… of 20 owners `o01`…
+/// and 5 sources, one case each in a spread of states, with due dates
+/// around `now`, assignments, cleanup plans, and a first request (a
+/// response link) for most, in waves a week apart.
+pub fn cockpit_cases(tx: &Tx<'_>, tenant: &str, cases: i64, now: i64) -> Result<()> {
+    tx.sql().execute(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)
+         INSERT INTO contacts (tenant, id, first_name, last_name, email, phone, owner, source, language, created_at)
+         SELECT ?3, printf('K%07d', i), 'Jürgen', printf('Müller%d', i), printf('kontakt%d@example.de', i), NULL,
+                printf('o%02d', 1 + i % 20), printf('quelle-%d', i % 5), 'de', ?2 - 120 * 86400
+         FROM n",
+        params![cases, now, tenant],
+    )?;
+    // State by i % 100: 30 consented, 10 other-basis, 20 requested, 5
+    // awaiting a decision, 15 paused, 10 cleanup-pending, 10 purged.
+    tx.sql().execute(
+        "INSERT INTO cases (tenant, contact, purpose, state, band, body, due_at, updated_at)
+         SELECT ?1, id, 'contact-data', s.state, s.band,
+                json_object('purpose', 'contact-data', 'state', s.state, 'attempt', 1,
+                    'assigned_to', CASE WHEN s.state = 'awaiting-decision' THEN owner END,
+                    'legal_hold', json(CASE WHEN s.state = 'cleanup-pending' AND k % 7 = 0 THEN 'true' ELSE 'false' END),
+                    'cleanup', CASE WHEN s.state = 'cleanup-pending' THEN json_object(
+                        'mode', 'delete', 'not_before', strftime('%Y-%m-%dT%H:%M:%SZ', ?2 + (k % 28) * 86400, 'unixepoch'),
+                        'reason', 'refusal', 'resume_state', 'refused', 'resume_due_at', NULL,
+                        'requested_by', CASE WHEN k % 2 = 0 THEN owner END,
+                        'requires_approval', json(CASE WHEN k % 30 = 0 THEN 'true' ELSE 'false' END),
+                        'approved_by', NULL) END),
+                CASE WHEN s.state IN ('requested', 'awaiting-decision', 'paused', 'cleanup-pending')
+                     THEN ?2 + ((k * 7919) % (60 * 86400)) - 20 * 86400 END,
+                ?2
+         FROM (SELECT id, owner, CAST(substr(id, 2) AS INTEGER) AS k FROM contacts WHERE tenant = ?1) c
+         JOIN (SELECT 0 AS lo, 30 AS hi, 'consented' AS state, 'usable' AS band
+               UNION ALL SELECT 30, 40, 'other-basis', 'usable'
+               UNION ALL SELECT 40, 60, 'requested', 'to-clarify'
+               UNION ALL SELECT 60, 65, 'awaiting-decision', 'to-clarify'
+               UNION ALL SELECT 65, 80, 'paused', 'to-clarify'
+               UNION ALL SELECT 80, 90, 'cleanup-pending', 'removed'
+               UNION ALL SELECT 90, 100, 'purged', 'removed') s
+           ON c.k % 100 >= s.lo AND c.k % 100 < s.hi",
+        params![tenant, now],
+    )?;
+    tx.sql().execute(
+        "INSERT INTO response_tokens (id, hash, tenant, contact, purpose, attempt, channel, text_version,
+                                      language, created_at, expires_at, opened_at, answer)
+         SELECT printf('%016x', k), printf('%064x', k), ?1, contact, 'contact-data', 1, 'email', 1, 'de',
+                ?2 - (k % 8) * 7 * 86400, ?2 + 180 * 86400,
+                CASE WHEN k % 3 = 0 THEN ?2 END,
+                CASE state WHEN 'consented' THEN 'accept' WHEN 'cleanup-pending' THEN 'refuse' END
+         FROM (SELECT contact, state, CAST(substr(contact, 2) AS INTEGER) AS k FROM cases WHERE tenant = ?1)
+         WHERE state <> 'other-basis'",
+        params![tenant, now],
+    )?;
+    Ok(())
+}

@@ -59,6 +59,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("migrations/009_key_scopes.sql"),
     ),
     ("010_accounts", include_str!("migrations/010_accounts.sql")),
+    (
+        "011_cockpit_speed",
+        include_str!("migrations/011_cockpit_speed.sql"),
+    ),
 ];
 
 /// A failed store operation. Opaque above `store/`: the faces print it, nothing

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 
 use super::{Conn, Result};
 
@@ -49,8 +49,9 @@ pub fn status(conn: &Conn, tenant: &str, now: i64) -> Result<Status> {
         .map(|b| (b.as_str().to_owned(), 0))
         .collect();
     {
-        let mut stmt = conn.sql().prepare(
-            "SELECT state, band, COUNT(*) FROM cases WHERE tenant = ?1 GROUP BY state, band",
+        // Kept by triggers on `cases` (migration 011): no scan.
+        let mut stmt = conn.sql().prepare_cached(
+            "SELECT state, band, n FROM case_counts WHERE tenant = ?1 AND n <> 0",
         )?;
         let rows = stmt.query_map([tenant], |r| {
             Ok((
@@ -94,9 +95,12 @@ pub fn status(conn: &Conn, tenant: &str, now: i64) -> Result<Status> {
     };
     let mut awaiting = BTreeMap::new();
     {
+        // From the index of assignments; the unassigned are the rest.
         let mut stmt = conn.sql().prepare(
-            "SELECT COALESCE(json_extract(body, '$.assigned_to'), '(nobody)'), COUNT(*) FROM cases
-             WHERE tenant = ?1 AND state = 'awaiting-decision' GROUP BY 1",
+            "SELECT json_extract(body, '$.assigned_to'), COUNT(*) FROM cases
+             WHERE tenant = ?1 AND json_extract(body, '$.assigned_to') IS NOT NULL
+               AND state = 'awaiting-decision'
+             GROUP BY 1",
         )?;
         let rows = stmt.query_map([tenant], |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
@@ -104,6 +108,11 @@ pub fn status(conn: &Conn, tenant: &str, now: i64) -> Result<Status> {
         for row in rows {
             let (owner, n) = row?;
             awaiting.insert(owner, n);
+        }
+        let assigned: i64 = awaiting.values().sum();
+        let waiting = states.get("awaiting-decision").copied().unwrap_or(0);
+        if waiting > assigned {
+            awaiting.insert("(nobody)".to_owned(), waiting - assigned);
         }
     }
     Ok(Status {
@@ -228,13 +237,31 @@ pub fn record_day(tx: &super::Tx<'_>, tenant: &str, day: &str) -> Result<()> {
     tx.sql().execute(
         "INSERT INTO band_days (tenant, day, usable, to_clarify, removed)
          SELECT ?1, ?2,
-                COALESCE(SUM(band = 'usable'), 0),
-                COALESCE(SUM(band = 'to-clarify'), 0),
-                COALESCE(SUM(band = 'removed'), 0)
-         FROM cases WHERE tenant = ?1",
+                COALESCE(SUM(CASE WHEN band = 'usable' THEN n END), 0),
+                COALESCE(SUM(CASE WHEN band = 'to-clarify' THEN n END), 0),
+                COALESCE(SUM(CASE WHEN band = 'removed' THEN n END), 0)
+         FROM case_counts WHERE tenant = ?1",
         params![tenant, day],
     )?;
+    let waves = serde_json::to_string(&funnel(tx, tenant, 8)?).unwrap_or_else(|_| "[]".to_owned());
+    tx.sql().execute(
+        "INSERT OR REPLACE INTO funnel_days (tenant, day, waves) VALUES (?1, ?2, ?3)",
+        params![tenant, day, waves],
+    )?;
     Ok(())
+}
+
+/// The funnel as the latest daily snapshot has it: its day, and the waves.
+pub fn latest_funnel(conn: &Conn, tenant: &str) -> Result<Option<(String, Vec<Wave>)>> {
+    let row: Option<(String, String)> = conn
+        .sql()
+        .query_row(
+            "SELECT day, waves FROM funnel_days WHERE tenant = ?1 ORDER BY day DESC LIMIT 1",
+            [tenant],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    Ok(row.map(|(day, waves)| (day, serde_json::from_str(&waves).unwrap_or_default())))
 }
 
 /// One day of the trend: usable, to clarify, removed.
@@ -265,7 +292,7 @@ pub fn band_days(conn: &Conn, tenant: &str, since: &str) -> Result<Vec<BandDay>>
 
 /// One request wave (the ISO week of the cases' first request) and how far
 /// its cases got.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Wave {
     /// e.g. `2026-W49`.
     pub week: String,
@@ -328,40 +355,41 @@ pub fn funnel(conn: &Conn, tenant: &str, limit: i64) -> Result<Vec<Wave>> {
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
-/// What the next cleanups will erase: pending cleanups by week they may run,
-/// with those on legal hold counted apart (they will not run).
+/// What the next cleanups will erase: pending cleanups by the ISO week they
+/// may run, those on legal hold counted apart (they will not run), and of the
+/// rest those still waiting for an approval.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CleanupWeek {
-    /// The ISO week the grace period ends, e.g. `2026-W50`.
+    /// The ISO week the grace period ends, e.g. `2026-W50`; empty for
+    /// cleanups with no date (held, or past their date and waiting).
     pub week: String,
-    /// Cases whose cleanup may run then.
+    /// Cases whose cleanup may run then (those on hold subtracted).
     pub cases: i64,
-    /// Of them, the distinct contacts that will be erased or anonymised.
-    pub contacts: i64,
-    /// Cases on legal hold in that week, subtracted from `cases`.
+    /// Cases on legal hold, subtracted from `cases`.
     pub on_hold: i64,
-    /// Cases still waiting for an approval (not subtracted; they run once approved).
+    /// Of `cases`, those still waiting for an approval.
     pub awaiting_approval: i64,
 }
 
 pub fn cleanup_preview(conn: &Conn, tenant: &str) -> Result<Vec<CleanupWeek>> {
+    // Every column comes from the index `cases_cleanup`: no case is read.
     let mut stmt = conn.sql().prepare(
-        "SELECT strftime('%G-W%V', json_extract(body, '$.cleanup.not_before')) AS week,
+        "SELECT COALESCE(strftime('%G-W%V', due_at, 'unixepoch'), '') AS week,
                 SUM(NOT COALESCE(json_extract(body, '$.legal_hold'), 0)),
-                COUNT(DISTINCT CASE WHEN NOT COALESCE(json_extract(body, '$.legal_hold'), 0) THEN contact END),
                 SUM(COALESCE(json_extract(body, '$.legal_hold'), 0)),
-                SUM(COALESCE(json_extract(body, '$.cleanup.requires_approval'), 0)
+                SUM(NOT COALESCE(json_extract(body, '$.legal_hold'), 0)
+                    AND COALESCE(json_extract(body, '$.cleanup.requires_approval'), 0)
                     AND json_extract(body, '$.cleanup.approved_by') IS NULL)
-         FROM cases WHERE tenant = ?1 AND state = 'cleanup-pending'
-         GROUP BY week ORDER BY week LIMIT 12",
+         FROM cases INDEXED BY cases_cleanup
+         WHERE tenant = ?1 AND state = 'cleanup-pending'
+         GROUP BY week ORDER BY week = '', week LIMIT 12",
     )?;
     let rows = stmt.query_map([tenant], |r| {
         Ok(CleanupWeek {
-            week: r.get::<_, Option<String>>(0)?.unwrap_or_default(),
+            week: r.get(0)?,
             cases: r.get(1)?,
-            contacts: r.get(2)?,
-            on_hold: r.get(3)?,
-            awaiting_approval: r.get(4)?,
+            on_hold: r.get(2)?,
+            awaiting_approval: r.get(3)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
@@ -594,28 +622,50 @@ pub fn queue(
                OR (k.first_name || ' ' || k.last_name) LIKE {p} ESCAPE '\\')"
         ));
     }
-    if let Some((me, approver)) = &filter.mine {
-        let me = bind(text(me));
-        let mut sql = format!(
-            "(json_extract(c.body, '$.assigned_to') = {me}
-              OR (c.state = 'awaiting-decision' AND k.owner = {me}
-                  AND json_extract(c.body, '$.assigned_to') IS NULL)"
-        );
-        if *approver {
-            sql.push_str(&format!(
-                " OR (c.state = 'cleanup-pending'
-                    AND json_extract(c.body, '$.cleanup.requires_approval')
-                    AND json_extract(c.body, '$.cleanup.approved_by') IS NULL
-                    AND json_extract(c.body, '$.cleanup.requested_by') IS NOT {me})"
-            ));
+    // "Mine" drives the query: a union of index lookups (the cases assigned
+    // to me, the decisions waiting for me as the contact's owner, and the
+    // approvals I may give), not a test of every case.
+    let mine = match &filter.mine {
+        Some((me, approver)) => {
+            let me = bind(text(me));
+            let mut sql = format!(
+                "WITH m(id) AS (
+                    SELECT rowid FROM cases WHERE tenant = ?1 AND json_extract(body, '$.assigned_to') = {me}
+                    UNION
+                    SELECT c2.rowid FROM cases c2 INDEXED BY cases_unassigned
+                    JOIN contacts k2 ON k2.tenant = c2.tenant AND k2.id = c2.contact
+                    WHERE c2.tenant = ?1 AND c2.state = 'awaiting-decision'
+                      AND json_extract(c2.body, '$.assigned_to') IS NULL AND k2.owner = {me}"
+            );
+            if *approver {
+                sql.push_str(&format!(
+                    "
+                    UNION
+                    SELECT rowid FROM cases INDEXED BY cases_cleanup
+                    WHERE tenant = ?1 AND state = 'cleanup-pending'
+                      AND json_extract(body, '$.cleanup.requires_approval')
+                      AND json_extract(body, '$.cleanup.approved_by') IS NULL
+                      AND json_extract(body, '$.cleanup.requested_by') IS NOT {me}"
+                ));
+            }
+            sql.push_str(")\n");
+            Some(sql)
         }
-        sql.push(')');
-        conditions.push(sql);
-    }
+        None => None,
+    };
     let conditions = conditions.join(" AND ");
-    let from = "FROM cases c JOIN contacts k ON k.tenant = c.tenant AND k.id = c.contact";
+    let (with, from) = match &mine {
+        Some(with) => (
+            with.as_str(),
+            "FROM m CROSS JOIN cases c ON c.rowid = m.id JOIN contacts k ON k.tenant = c.tenant AND k.id = c.contact",
+        ),
+        None => (
+            "",
+            "FROM cases c JOIN contacts k ON k.tenant = c.tenant AND k.id = c.contact",
+        ),
+    };
     let total: i64 = conn.sql().query_row(
-        &format!("SELECT COUNT(*) {from} WHERE {conditions}"),
+        &format!("{with}SELECT COUNT(*) {from} WHERE {conditions}"),
         rusqlite::params_from_iter(values.iter()),
         |r| r.get(0),
     )?;
@@ -625,7 +675,7 @@ pub fn queue(
     values.push(Sql::Integer(i64::try_from(filter.offset).unwrap_or(0)));
     let (limit, offset) = (values.len() - 1, values.len());
     let mut stmt = conn.sql().prepare(&format!(
-        "SELECT c.contact, c.purpose, c.state, c.band, c.due_at, k.owner, k.source, c.body,
+        "{with}SELECT c.contact, c.purpose, c.state, c.band, c.due_at, k.owner, k.source, c.body,
                 c.needs_attention, k.erased_at IS NULL, k.first_name || ' ' || k.last_name, k.email
          {from} WHERE {conditions}
          ORDER BY c.needs_attention IS NULL, c.due_at IS NULL, c.due_at, c.contact, c.purpose
@@ -658,33 +708,39 @@ pub fn queue(
     Ok((rows.collect::<rusqlite::Result<Vec<_>>>()?, total))
 }
 
+/// The distinct values of a contacts column with an index on (tenant,
+/// column), one index seek each instead of a scan of every contact.
+fn distinct(conn: &Conn, tenant: &str, column: &str) -> Result<Vec<String>> {
+    let sql = format!(
+        "WITH RECURSIVE v(x) AS (
+             SELECT (SELECT MIN({column}) FROM contacts WHERE tenant = ?1)
+             UNION ALL
+             SELECT (SELECT MIN({column}) FROM contacts WHERE tenant = ?1 AND {column} > v.x)
+             FROM v WHERE v.x IS NOT NULL
+         )
+         SELECT x FROM v WHERE x IS NOT NULL LIMIT 500"
+    );
+    let mut stmt = conn.sql().prepare(&sql)?;
+    let rows = stmt.query_map([tenant], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
 /// The tenant's sources (the queue's filter offers them).
 pub fn sources(conn: &Conn, tenant: &str) -> Result<Vec<String>> {
-    let mut stmt = conn.sql().prepare(
-        "SELECT DISTINCT source FROM contacts WHERE tenant = ?1 ORDER BY source LIMIT 200",
-    )?;
-    let rows = stmt.query_map([tenant], |r| r.get(0))?;
-    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    distinct(conn, tenant, "source")
 }
 
-/// Owners with cases (the queue's filter offers them).
+/// Owners with contacts (the queue's filter offers them).
 pub fn owners(conn: &Conn, tenant: &str) -> Result<Vec<String>> {
-    let mut stmt = conn.sql().prepare(
-        "SELECT DISTINCT owner FROM contacts WHERE tenant = ?1 ORDER BY owner LIMIT 500",
-    )?;
-    let rows = stmt.query_map([tenant], |r| r.get(0))?;
-    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    distinct(conn, tenant, "owner")
 }
 
-/// Ageing of the open cases: due later than a week, due within the week,
-/// and overdue.
-pub fn ageing(conn: &Conn, tenant: &str, now: i64) -> Result<(i64, i64, i64)> {
+/// Cases due later than 7 days from now (the overview's "on time"; due
+/// soon and overdue are in [`Status`]).
+pub fn on_time(conn: &Conn, tenant: &str, now: i64) -> Result<i64> {
     Ok(conn.sql().query_row(
-        "SELECT COALESCE(SUM(due_at >= ?2 + 7 * 86400), 0),
-                COALESCE(SUM(due_at >= ?2 AND due_at < ?2 + 7 * 86400), 0),
-                COALESCE(SUM(due_at < ?2), 0)
-         FROM cases WHERE tenant = ?1 AND due_at IS NOT NULL",
+        "SELECT COUNT(*) FROM cases WHERE tenant = ?1 AND due_at IS NOT NULL AND due_at >= ?2 + 7 * 86400",
         params![tenant, now],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        |r| r.get(0),
     )?)
 }

@@ -540,7 +540,8 @@ pub(super) async fn overview(
             (Stage::Cleaned, w.cleaned_up),
         ]
     };
-    let funnel_svg = o.funnel.first().map(|w| {
+    let (funnel_day, waves_list) = o.funnel.clone().unwrap_or_default();
+    let funnel_svg = waves_list.first().map(|w| {
         let words: Vec<(String, i64)> = stages(w)
             .into_iter()
             .map(|(s, n)| (word(lang, s.as_str()), n))
@@ -552,8 +553,7 @@ pub(super) async fn overview(
         .iter()
         .map(|s| context! { id => s.as_str(), label => word(lang, s.as_str()) })
         .collect();
-    let waves: Vec<Value> = o
-        .funnel
+    let waves: Vec<Value> = waves_list
         .iter()
         .map(|w| {
             let cells: Vec<Value> = stages(w)
@@ -577,7 +577,7 @@ pub(super) async fn overview(
     let cleanup: Vec<Value> = o
         .cleanup
         .iter()
-        .map(|c| context! { week => c.week, cases => c.cases, contacts => c.contacts, on_hold => c.on_hold, awaiting_approval => c.awaiting_approval })
+        .map(|c| context! { week => c.week, cases => c.cases, on_hold => c.on_hold, awaiting_approval => c.awaiting_approval })
         .collect();
     render(
         StatusCode::OK,
@@ -589,7 +589,7 @@ pub(super) async fn overview(
             bands,
             bands_svg => Value::from_safe_string(charts::bands(band_values, name_refs, &word(lang, "bands"))),
             trend_svg, trend_rows,
-            funnel_svg, stage_heads, waves,
+            funnel_svg, stage_heads, waves, funnel_day,
             ageing => context! { on_time => o.ageing.0, due_soon => o.ageing.1, overdue => o.ageing.2 },
             waiting,
             failed => o.status.needs_attention,

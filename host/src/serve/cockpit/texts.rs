@@ -440,6 +440,8 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("policy_active", "Aktiv ist jetzt", "Now active:"),
     ("reminders", "Erinnerungen", "Reminders"),
     ("people", "Personen", "People"),
+    ("as_of", "Stand: erster Lauf am", "As of the first run on"),
+    ("no_date", "ohne Termin", "no date"),
     ("keys", "API-Schlüssel", "API keys"),
     ("disabled", "gesperrt", "disabled"),
     (
