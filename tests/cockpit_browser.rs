@@ -84,6 +84,15 @@ fn a_dpo_signs_in_approves_a_cleanup_and_prints_the_proof() {
             .contains("Ihr Passwort ist gespeichert")
     );
 
+    // With the keyboard alone: the skip link comes first, then the fields.
+    browser.goto(&format!("{}/cockpit/login", server.url));
+    browser.keys("\u{e004}");
+    let focused = browser.script("return document.activeElement.textContent.trim()");
+    assert_eq!(focused, "Zum Inhalt springen");
+    browser.keys("\u{e004}acme\u{e004}dpo\u{e004}nicht das Passwort\u{e007}");
+    browser.heading_becomes("Anmelden");
+    assert!(browser.text("#login-error").contains("stimmen nicht"));
+
     // Sign-in: a wrong password first.
     browser.goto(&format!("{}/cockpit/login", server.url));
     audited(&browser, "sign-in");
