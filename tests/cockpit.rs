@@ -1277,3 +1277,162 @@ fn an_admin_manages_people_and_keys_in_the_cockpit() {
     assert_eq!(status, 422, "another tenant's account is not found");
     assert_eq!(jk.get("/cockpit/queue").0, 200, "jk is still signed in");
 }
+
+#[test]
+fn klar_user_manages_accounts_at_the_terminal() {
+    let ws = Workspace::new(&[]);
+    ws.ok(&[
+        "tenant",
+        "add",
+        "acme",
+        "--name",
+        "Müller GmbH",
+        "--now",
+        &at(0),
+    ]);
+    let out = ws.run(&[
+        "user",
+        "add",
+        "acme",
+        "Jana",
+        "--name",
+        "Jana Kühn",
+        "--role",
+        "owner",
+        "--now",
+        &at(0),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "an error");
+    assert!(
+        stderr(&out).contains("account id \"Jana\" is not allowed"),
+        "{}",
+        stderr(&out)
+    );
+    let out = ws.run(&[
+        "user",
+        "add",
+        "acme",
+        "jk",
+        "--name",
+        "Jana Kühn",
+        "--role",
+        "boss",
+        "--now",
+        &at(0),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "clap refuses an unknown role");
+    assert!(
+        stderr(&out).contains("unknown role \"boss\""),
+        "{}",
+        stderr(&out)
+    );
+    let out = ws.run(&[
+        "user",
+        "add",
+        "nope",
+        "jk",
+        "--name",
+        "Jana Kühn",
+        "--role",
+        "owner",
+        "--now",
+        &at(0),
+    ]);
+    assert!(
+        stderr(&out).contains("there is no tenant nope"),
+        "{}",
+        stderr(&out)
+    );
+    let added = ws.ok(&[
+        "user",
+        "add",
+        "acme",
+        "jk",
+        "--name",
+        "Jana Kühn",
+        "--role",
+        "owner",
+        "--email",
+        "jk@acme.example",
+        "--url",
+        "https://klar.example/",
+        "--now",
+        &at(0),
+    ]);
+    assert!(
+        added.contains("https://klar.example/cockpit/signup/"),
+        "{added}"
+    );
+    let again = ws.run(&[
+        "user",
+        "add",
+        "acme",
+        "jk",
+        "--name",
+        "Jana",
+        "--role",
+        "owner",
+        "--now",
+        &at(0),
+    ]);
+    assert!(
+        stderr(&again).contains("acme already has an account jk"),
+        "{}",
+        stderr(&again)
+    );
+    assert_eq!(
+        ws.ok(&[
+            "user",
+            "set-role",
+            "acme",
+            "jk",
+            "--role",
+            "owner",
+            "--role",
+            "approver",
+            "--now",
+            &at(1)
+        ]),
+        "acme: jk now has role(s) owner approver\n"
+    );
+    let link = ws.ok(&["user", "link", "acme", "jk", "--now", &at(1)]);
+    assert!(link.contains("a new sign-up link for jk"), "{link}");
+    assert_ne!(link.lines().last(), added.lines().last(), "a new secret");
+    let list: Value =
+        serde_json::from_str(&ws.ok(&["user", "list", "acme", "--json"])).expect("json");
+    assert_eq!(list[0]["id"], "jk");
+    assert_eq!(list[0]["roles"], serde_json::json!(["owner", "approver"]));
+    assert_eq!(list[0]["signed_up"], false);
+    assert_eq!(
+        ws.ok(&["user", "disable", "acme", "jk", "--now", &at(2)]),
+        "acme: jk disabled; its sessions have ended\n"
+    );
+    let out = ws.run(&["user", "disable", "acme", "jk", "--now", &at(2)]);
+    assert_eq!(out.status.code(), Some(1), "disabled already");
+    let table = ws.ok(&["user", "list", "acme"]);
+    assert!(table.contains("disabled"), "{table}");
+    // Every change is in the audit chain, and it still verifies.
+    let kinds: Vec<String> = {
+        let sql = ws.sql();
+        let mut stmt = sql
+            .prepare("SELECT kind FROM audit_log WHERE tenant = 'acme' AND kind LIKE 'account%' OR kind = 'signup-link' ORDER BY seq")
+            .expect("sql");
+        stmt.query_map([], |r| r.get(0))
+            .expect("rows")
+            .map(|r| r.expect("a kind"))
+            .collect()
+    };
+    assert_eq!(
+        kinds,
+        [
+            "account-added",
+            "account-roles",
+            "signup-link",
+            "account-disabled"
+        ]
+    );
+    assert_eq!(
+        ws.ok(&["audit", "verify", "acme"]),
+        "acme: audit chain intact\n"
+    );
+}
