@@ -299,6 +299,7 @@ fn an_admin_runs_a_dry_run_of_the_policy_in_the_browser() {
     both_languages(&browser, &server, "/cockpit/policy", "policy");
     both_languages(&browser, &server, "/cockpit/people", "people");
     both_languages(&browser, &server, "/cockpit/keys", "keys");
+    both_languages(&browser, &server, "/cockpit/setup", "setup");
     browser.goto(&format!("{}/cockpit/policy", server.url));
     browser.type_into("#p-days", "28");
     browser.click("button[value=simulate]");

@@ -285,3 +285,120 @@ pub(super) async fn keys_act(
         Err(err) => internal(lang, format!("{err:?}")),
     }
 }
+
+/// `GET /cockpit/setup`: the webhook and the purposes.
+pub(super) async fn setup(
+    AxumState(state): AxumState<State>,
+    signed: Signed,
+    Query(q): Query<AdminQuery>,
+) -> Response {
+    let lang = language(q.lang.as_deref(), Some(signed.account()));
+    if let Some(refused) = admin_only(&signed, lang) {
+        return refused;
+    }
+    setup_page(&state, &signed, lang, None, StatusCode::OK).await
+}
+
+async fn setup_page(
+    state: &State,
+    signed: &Signed,
+    lang: &'static str,
+    outcome: Option<Value>,
+    status: StatusCode,
+) -> Response {
+    let tenant = signed.tenant().to_owned();
+    let found = with_store(state, move |store| {
+        let conn = store.connection();
+        let webhook = crate::store::webhooks::get(conn, &tenant)
+            .map_err(ApiError::internal)?
+            .map(|w| w.url);
+        let purposes =
+            crate::store::tenants::purposes(conn, &tenant).map_err(ApiError::internal)?;
+        Ok((webhook, purposes))
+    })
+    .await;
+    let (webhook, purposes) = match found {
+        Ok(found) => found,
+        Err(err) => return internal(lang, format!("{err:?}")),
+    };
+    let purposes: Vec<Value> = purposes
+        .into_iter()
+        .map(|(id, description)| context! { id, description })
+        .collect();
+    render(
+        status,
+        lang,
+        "setup.html",
+        context! { frame => signed.frame(), current => "setup", webhook, purposes, outcome },
+    )
+}
+
+/// `POST /cockpit/setup`: set or remove the webhook, add a purpose.
+pub(super) async fn setup_act(
+    AxumState(state): AxumState<State>,
+    signed: Signed,
+    headers: HeaderMap,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> Response {
+    if let Some(refused) = form_refused(&state, &headers, &signed.session, field(&fields, "csrf")) {
+        return refused;
+    }
+    let lang = language(None, Some(signed.account()));
+    if let Some(refused) = admin_only(&signed, lang) {
+        return refused;
+    }
+    let tenant = signed.tenant().to_owned();
+    let now = state.now().timestamp();
+    let op = field(&fields, "op").unwrap_or_default().to_owned();
+    let url = field(&fields, "url").unwrap_or_default().trim().to_owned();
+    let id = field(&fields, "id").unwrap_or_default().trim().to_owned();
+    let description = field(&fields, "description")
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    let targets = state.targets.clone();
+    let done = with_store(&state, move |store| {
+        Ok(match op.as_str() {
+            "webhook" => crate::app::webhook::set(store, &targets, &tenant, &url, now)
+                .map(|secret| (url.clone(), Some(secret)))
+                .map_err(|e| e.to_string()),
+            "remove-webhook" => store
+                .transaction(|tx| crate::store::webhooks::remove(tx, &tenant))
+                .map(|_| (String::new(), None))
+                .map_err(|e| e.to_string()),
+            "purpose" => {
+                if let Err(why) = crate::app::text::one_line("the description", &description, 500) {
+                    Err(why)
+                } else {
+                    store
+                        .transaction(|tx| {
+                            crate::store::tenants::add_purpose(tx, &tenant, &id, &description, now)
+                        })
+                        .map(|()| (id.clone(), None))
+                        .map_err(|e| e.to_string())
+                }
+            }
+            _ => Err("unknown operation".to_owned()),
+        })
+    })
+    .await;
+    match done {
+        Ok(Ok((what, secret))) => {
+            let outcome =
+                context! { ok => true, text => format!("{}: {what}", word(lang, "saved")), secret };
+            setup_page(&state, &signed, lang, Some(outcome), StatusCode::OK).await
+        }
+        Ok(Err(why)) => {
+            let outcome = context! { ok => false, text => why };
+            setup_page(
+                &state,
+                &signed,
+                lang,
+                Some(outcome),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
+        Err(err) => internal(lang, format!("{err:?}")),
+    }
+}

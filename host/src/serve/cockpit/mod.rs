@@ -64,6 +64,7 @@ pub(super) fn routes() -> Router<State> {
             get(admin::people).post(admin::people_act),
         )
         .route("/cockpit/keys", get(admin::keys).post(admin::keys_act))
+        .route("/cockpit/setup", get(admin::setup).post(admin::setup_act))
         .route("/cockpit/static/klar.css", get(css))
         .route("/cockpit/static/klar.js", get(js))
 }
@@ -94,61 +95,34 @@ fn static_file(kind: &'static str, body: &'static str) -> Response {
         .into_response()
 }
 
+/// Each template's name with its text, compiled in: the name is the file's.
+macro_rules! templates {
+    ($($name:literal),* $(,)?) => {
+        &[$(($name, include_str!(concat!("../../../templates/cockpit/", $name)))),*]
+    };
+}
+
+const TEMPLATES: &[(&str, &str)] = templates!(
+    "base.html",
+    "login.html",
+    "signup.html",
+    "message.html",
+    "settings.html",
+    "overview.html",
+    "queue.html",
+    "case.html",
+    "proof.html",
+    "policy.html",
+    "people.html",
+    "keys.html",
+    "setup.html",
+);
+
 fn env() -> &'static Environment<'static> {
     static ENV: OnceLock<Environment<'static>> = OnceLock::new();
     ENV.get_or_init(|| {
         let mut env = Environment::new();
-        let templates: &[(&str, &str)] = &[
-            (
-                "base.html",
-                include_str!("../../../templates/cockpit/base.html"),
-            ),
-            (
-                "login.html",
-                include_str!("../../../templates/cockpit/login.html"),
-            ),
-            (
-                "signup.html",
-                include_str!("../../../templates/cockpit/signup.html"),
-            ),
-            (
-                "message.html",
-                include_str!("../../../templates/cockpit/message.html"),
-            ),
-            (
-                "settings.html",
-                include_str!("../../../templates/cockpit/settings.html"),
-            ),
-            (
-                "overview.html",
-                include_str!("../../../templates/cockpit/overview.html"),
-            ),
-            (
-                "queue.html",
-                include_str!("../../../templates/cockpit/queue.html"),
-            ),
-            (
-                "case.html",
-                include_str!("../../../templates/cockpit/case.html"),
-            ),
-            (
-                "proof.html",
-                include_str!("../../../templates/cockpit/proof.html"),
-            ),
-            (
-                "policy.html",
-                include_str!("../../../templates/cockpit/policy.html"),
-            ),
-            (
-                "people.html",
-                include_str!("../../../templates/cockpit/people.html"),
-            ),
-            (
-                "keys.html",
-                include_str!("../../../templates/cockpit/keys.html"),
-            ),
-        ];
-        for (name, source) in templates {
+        for (name, source) in TEMPLATES {
             if let Err(err) = env.add_template(name, source) {
                 tracing::error!("cockpit template {name}: {err}");
             }
@@ -338,20 +312,7 @@ mod tests {
     #[test]
     fn every_template_parses() {
         let env = super::env();
-        for name in [
-            "base.html",
-            "login.html",
-            "signup.html",
-            "message.html",
-            "settings.html",
-            "overview.html",
-            "queue.html",
-            "case.html",
-            "proof.html",
-            "policy.html",
-            "people.html",
-            "keys.html",
-        ] {
+        for (name, _) in super::TEMPLATES {
             assert!(env.get_template(name).is_ok(), "{name}");
         }
     }
