@@ -1539,3 +1539,65 @@ fn an_admin_sets_the_webhook_and_adds_a_purpose_in_the_cockpit() {
     let (_, _, page) = olga.get("/cockpit/setup");
     assert!(!page.contains("Newsletter mit Angeboten"), "{page}");
 }
+
+#[test]
+fn klar_serve_mails_the_digest_itself_and_marks_the_cookie_secure_under_https() {
+    let sink = SmtpSink::start();
+    let (ws, links) = cockpit::prepare();
+    // Behind a TLS proxy: public_url is https, the delivery loop runs.
+    ws.write(
+        "klar.toml",
+        &format!(
+            "public_url = \"https://klar.example\"\ndeliver_ms = 200\n[smtp]\nurl = \"{}\"\n[smtp.from]\nacme = \"Müller GmbH <datenschutz@mueller.example>\"\n",
+            sink.url()
+        ),
+    );
+    let server = Server::launch_at(
+        ws,
+        &[],
+        &["--config", "klar.toml", "--tick-seconds", "0"],
+        &at(15),
+    );
+    // Without a word from anyone, this week's digests go out.
+    let mails = sink.wait_for(3);
+    let mail = parse(mail_to(&mails, "jk@acme.example"));
+    let text = mail.body_text(0).expect("a text").to_string();
+    assert!(
+        text.contains("https://klar.example/cockpit/case/C1"),
+        "{text}"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    assert_eq!(sink.wait_for(3).len(), 3, "once a week, not every round");
+    // The session cookie is Secure when the cockpit is reached by https.
+    let mut p = Person::new(&server);
+    let origin = "https://klar.example";
+    let (status, _, _) = p.post_from(
+        &links["jk"],
+        &[("password", PASSWORD), ("password2", PASSWORD)],
+        origin,
+    );
+    assert_eq!(status, 200);
+    let signed = p.post_from(
+        "/cockpit/login",
+        &[
+            ("tenant", "acme"),
+            ("account", "jk"),
+            ("password", PASSWORD),
+        ],
+        origin,
+    );
+    assert_eq!(signed.0, 303);
+    let cookie = header(&signed, "set-cookie").expect("a cookie");
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    // A form from plain http is not our origin any more.
+    let (status, _, _) = p.post_from(
+        "/cockpit/login",
+        &[
+            ("tenant", "acme"),
+            ("account", "jk"),
+            ("password", PASSWORD),
+        ],
+        &server.url.clone(),
+    );
+    assert_eq!(status, 403);
+}
