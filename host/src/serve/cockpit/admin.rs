@@ -28,6 +28,35 @@ fn by(signed: &Signed) -> String {
     format!("{} ({}, cockpit)", a.name, a.id)
 }
 
+/// Why an admin's form must be refused, if it must: no session token or
+/// another origin (403, see [`form_refused`]), or not an admin (403).
+fn refused_form(
+    state: &State,
+    signed: &Signed,
+    headers: &HeaderMap,
+    fields: &[(String, String)],
+    lang: &str,
+) -> Option<Response> {
+    form_refused(state, headers, &signed.session, field(fields, "csrf"))
+        .or_else(|| admin_only(signed, lang))
+}
+
+/// What an admin's form did, for its page: what was saved and a secret
+/// shown only now (a sign-up link, a key, a webhook secret), or why
+/// nothing was (422).
+fn outcome(done: Result<(String, Option<String>), String>, lang: &str) -> (Value, StatusCode) {
+    match done {
+        Ok((what, shown)) => (
+            context! { ok => true, text => format!("{}: {what}", word(lang, "saved")), shown },
+            StatusCode::OK,
+        ),
+        Err(why) => (
+            context! { ok => false, text => why },
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    }
+}
+
 /// An admin's page, or the refusal of anyone else.
 fn admin_only(signed: &Signed, lang: &str) -> Option<Response> {
     (!signed.account().has(Role::Admin))
@@ -110,11 +139,8 @@ pub(super) async fn people_act(
     headers: HeaderMap,
     Form(fields): Form<Vec<(String, String)>>,
 ) -> Response {
-    if let Some(refused) = form_refused(&state, &headers, &signed.session, field(&fields, "csrf")) {
-        return refused;
-    }
     let lang = language(None, Some(signed.account()));
-    if let Some(refused) = admin_only(&signed, lang) {
+    if let Some(refused) = refused_form(&state, &signed, &headers, &fields, lang) {
         return refused;
     }
     let tenant = signed.tenant().to_owned();
@@ -160,25 +186,11 @@ pub(super) async fn people_act(
         })
     })
     .await;
-    match done {
-        Ok(Ok((what, link))) => {
-            let outcome =
-                context! { ok => true, text => format!("{}: {what}", word(lang, "saved")), link };
-            people_page(&state, &signed, lang, Some(outcome), StatusCode::OK).await
-        }
-        Ok(Err(err)) => {
-            let outcome = context! { ok => false, text => err.to_string() };
-            people_page(
-                &state,
-                &signed,
-                lang,
-                Some(outcome),
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await
-        }
-        Err(err) => internal(lang, format!("{err:?}")),
-    }
+    let (outcome, status) = match done {
+        Ok(done) => outcome(done.map_err(|e| e.to_string()), lang),
+        Err(err) => return internal(lang, format!("{err:?}")),
+    };
+    people_page(&state, &signed, lang, Some(outcome), status).await
 }
 
 /// `GET /cockpit/keys`
@@ -235,11 +247,8 @@ pub(super) async fn keys_act(
     headers: HeaderMap,
     Form(fields): Form<Vec<(String, String)>>,
 ) -> Response {
-    if let Some(refused) = form_refused(&state, &headers, &signed.session, field(&fields, "csrf")) {
-        return refused;
-    }
     let lang = language(None, Some(signed.account()));
-    if let Some(refused) = admin_only(&signed, lang) {
+    if let Some(refused) = refused_form(&state, &signed, &headers, &fields, lang) {
         return refused;
     }
     let tenant = signed.tenant().to_owned();
@@ -265,25 +274,11 @@ pub(super) async fn keys_act(
         })
     })
     .await;
-    match done {
-        Ok(Ok((what, secret))) => {
-            let outcome =
-                context! { ok => true, text => format!("{}: {what}", word(lang, "saved")), secret };
-            keys_page(&state, &signed, lang, Some(outcome), StatusCode::OK).await
-        }
-        Ok(Err(why)) => {
-            let outcome = context! { ok => false, text => why };
-            keys_page(
-                &state,
-                &signed,
-                lang,
-                Some(outcome),
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await
-        }
-        Err(err) => internal(lang, format!("{err:?}")),
-    }
+    let (outcome, status) = match done {
+        Ok(done) => outcome(done, lang),
+        Err(err) => return internal(lang, format!("{err:?}")),
+    };
+    keys_page(&state, &signed, lang, Some(outcome), status).await
 }
 
 /// `GET /cockpit/setup`: the webhook and the purposes.
@@ -340,11 +335,8 @@ pub(super) async fn setup_act(
     headers: HeaderMap,
     Form(fields): Form<Vec<(String, String)>>,
 ) -> Response {
-    if let Some(refused) = form_refused(&state, &headers, &signed.session, field(&fields, "csrf")) {
-        return refused;
-    }
     let lang = language(None, Some(signed.account()));
-    if let Some(refused) = admin_only(&signed, lang) {
+    if let Some(refused) = refused_form(&state, &signed, &headers, &fields, lang) {
         return refused;
     }
     let tenant = signed.tenant().to_owned();
@@ -382,23 +374,9 @@ pub(super) async fn setup_act(
         })
     })
     .await;
-    match done {
-        Ok(Ok((what, secret))) => {
-            let outcome =
-                context! { ok => true, text => format!("{}: {what}", word(lang, "saved")), secret };
-            setup_page(&state, &signed, lang, Some(outcome), StatusCode::OK).await
-        }
-        Ok(Err(why)) => {
-            let outcome = context! { ok => false, text => why };
-            setup_page(
-                &state,
-                &signed,
-                lang,
-                Some(outcome),
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await
-        }
-        Err(err) => internal(lang, format!("{err:?}")),
-    }
+    let (outcome, status) = match done {
+        Ok(done) => outcome(done, lang),
+        Err(err) => return internal(lang, format!("{err:?}")),
+    };
+    setup_page(&state, &signed, lang, Some(outcome), status).await
 }
