@@ -23,18 +23,6 @@ struct Person<'a> {
 
 type Answer = (u16, Vec<(String, String)>, String);
 
-fn encode(text: &str) -> String {
-    let mut out = String::new();
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 fn header<'h>(answer: &'h Answer, name: &str) -> Option<&'h str> {
     answer
         .1
@@ -100,7 +88,7 @@ impl<'a> Person<'a> {
     fn post_from(&mut self, path: &str, fields: &[(&str, &str)], origin: &str) -> Answer {
         let body = fields
             .iter()
-            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+            .map(|(k, v)| format!("{}={}", klar::percent_encode(k), klar::percent_encode(v)))
             .collect::<Vec<_>>()
             .join("&");
         let mut request = Person::agent()

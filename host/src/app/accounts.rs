@@ -18,6 +18,8 @@ pub const SIGNUP_VALID_SECONDS: i64 = 72 * 3600;
 pub const IDLE_SECONDS: i64 = 30 * 60;
 /// …and after this long in any case.
 pub const ABSOLUTE_SECONDS: i64 = 12 * 3600;
+/// A session's last request is written down at most this often.
+const TOUCH_AFTER_SECONDS: i64 = 60;
 /// Failed sign-ins are counted over this window.
 pub const THROTTLE_WINDOW_SECONDS: i64 = 15 * 60;
 /// Failed sign-ins for one account in the window before it is blocked.
@@ -494,7 +496,11 @@ pub fn session(store: &mut Store, secret: &str, now: i64) -> store::Result<Optio
     if account.disabled_at.is_some() {
         return Ok(None);
     }
-    store.transaction(|tx| accounts::touch_session(tx, &hash, now))?;
+    // A write per page view would be the cockpit's only write on most
+    // requests; a minute's precision is plenty for a 30-minute idle limit.
+    if now - row.last_seen_at >= TOUCH_AFTER_SECONDS {
+        store.transaction(|tx| accounts::touch_session(tx, &hash, now))?;
+    }
     Ok(Some(LiveSession {
         account,
         hash,

@@ -39,31 +39,49 @@ fn week_due(now: DateTime<Utc>, tz: chrono_tz::Tz) -> Option<String> {
     monday_morning.then_some(label)
 }
 
-/// The digests due now: one per person whose week's digest has not gone out.
+/// The digests due now from the tenants `mailed` says klar mails for: one
+/// per person whose week has not been dealt with. A person with nothing
+/// waiting when their week comes up gets no digest that week, and their
+/// week is marked done, so that the delivery loop (every few seconds) does
+/// not read their queue again and again.
 pub fn due(
-    store: &Store,
+    store: &mut Store,
+    mailed: impl Fn(&str) -> bool,
     public_url: &str,
     now: DateTime<Utc>,
 ) -> Result<Vec<Digest>, tenants::TenantError> {
-    let conn = store.connection();
     let mut out = Vec::new();
-    for tenant in tenants::list(conn)? {
+    let mut nothing_to_send = Vec::new();
+    for tenant in tenants::list(store.connection())? {
+        if !mailed(&tenant.id) {
+            continue;
+        }
         let Some(week) = week_due(now, tenant.timezone) else {
             continue;
         };
-        for account in accounts::list(conn, &tenant.id)? {
+        for account in accounts::list(store.connection(), &tenant.id)? {
             if account.disabled_at.is_some() || !account.digest {
                 continue;
             }
             let Some(to) = account.email.clone() else {
                 continue;
             };
-            if accounts::digest_week(conn, &tenant.id, &account.id)?.as_deref() == Some(&week) {
+            let done = accounts::digest_week(store.connection(), &tenant.id, &account.id)?;
+            if done.as_deref() == Some(&week) {
                 continue;
             }
-            if let Some(digest) = compose(store, &account, (&to, &week), public_url, now)? {
-                out.push(digest);
+            match compose(store, &account, (&to, &week), public_url, now)? {
+                Some(digest) => out.push(digest),
+                None => nothing_to_send.push((account.id, week.clone())),
             }
+        }
+        if !nothing_to_send.is_empty() {
+            store.transaction(|tx| {
+                for (account, week) in nothing_to_send.drain(..) {
+                    accounts::set_digest_week(tx, &tenant.id, &account, &week)?;
+                }
+                Ok::<_, store::Error>(())
+            })?;
         }
     }
     Ok(out)

@@ -91,7 +91,10 @@ pub fn run(args: &CockpitArgs) -> Result<ExitCode> {
         let (_, link) = accounts::add(&mut store, "bench", &new, "bench", now.timestamp())?;
         accounts::sign_up(&mut store, &link, (PASSWORD, PASSWORD), now.timestamp())?;
         // The daily snapshot a tick takes (the trend and the funnel).
-        store.transaction(|tx| crate::store::report::record_day(tx, "bench", "2026-12-01"))?;
+        let waves = crate::store::report::funnel(store.connection(), "bench", 8)?;
+        store.transaction(|tx| {
+            crate::store::report::record_day(tx, "bench", "2026-12-01", &waves)
+        })?;
     }
     let build_s = built.elapsed().as_secs_f64();
 

@@ -100,7 +100,7 @@ impl Mailer {
         now: DateTime<Utc>,
     ) -> Result<Report, tenants::TenantError> {
         let mut report = Report::default();
-        let due = crate::app::digest::due(store, public_url, now)?;
+        let due = crate::app::digest::due(store, |t| self.mails_for(t), public_url, now)?;
         for digest in due {
             let Some(from) = self.from.get(&digest.tenant) else {
                 continue;

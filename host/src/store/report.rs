@@ -223,19 +223,24 @@ pub fn cases(conn: &Conn, tenant: &str, filter: &CaseFilter, now: i64) -> Result
     Ok(out)
 }
 
-/// Writes the tenant's band counts for `day` (the tenant's local date,
-/// `YYYY-MM-DD`) unless that day has them: the overview's trend.
-pub fn record_day(tx: &super::Tx<'_>, tenant: &str, day: &str) -> Result<()> {
-    let known: i64 = tx.sql().query_row(
+/// Whether the tenant's snapshot of `day` (the tenant's local date,
+/// `YYYY-MM-DD`) was taken.
+pub fn day_recorded(conn: &Conn, tenant: &str, day: &str) -> Result<bool> {
+    let known: i64 = conn.sql().query_row(
         "SELECT COUNT(*) FROM band_days WHERE tenant = ?1 AND day = ?2",
         params![tenant, day],
         |r| r.get(0),
     )?;
-    if known > 0 {
-        return Ok(());
-    }
-    tx.sql().execute(
-        "INSERT INTO band_days (tenant, day, usable, to_clarify, removed)
+    Ok(known > 0)
+}
+
+/// Writes the tenant's snapshot of `day` unless it has one: the band counts
+/// (the overview's trend) and `waves`, the funnel [`funnel`] computed
+/// beforehand (it reads every link; the caller reads it outside the write
+/// transaction, so that nobody waits for it).
+pub fn record_day(tx: &super::Tx<'_>, tenant: &str, day: &str, waves: &[Wave]) -> Result<()> {
+    let inserted = tx.sql().execute(
+        "INSERT OR IGNORE INTO band_days (tenant, day, usable, to_clarify, removed)
          SELECT ?1, ?2,
                 COALESCE(SUM(CASE WHEN band = 'usable' THEN n END), 0),
                 COALESCE(SUM(CASE WHEN band = 'to-clarify' THEN n END), 0),
@@ -243,7 +248,10 @@ pub fn record_day(tx: &super::Tx<'_>, tenant: &str, day: &str) -> Result<()> {
          FROM case_counts WHERE tenant = ?1",
         params![tenant, day],
     )?;
-    let waves = serde_json::to_string(&funnel(tx, tenant, 8)?).unwrap_or_else(|_| "[]".to_owned());
+    if inserted == 0 {
+        return Ok(());
+    }
+    let waves = serde_json::to_string(waves).unwrap_or_else(|_| "[]".to_owned());
     tx.sql().execute(
         "INSERT OR REPLACE INTO funnel_days (tenant, day, waves) VALUES (?1, ?2, ?3)",
         params![tenant, day, waves],
