@@ -478,7 +478,8 @@ fn withdraw_stale(
             }
         }
     }
-    if case.state != before.state {
+    if case.state != before.state && outbox::any_pending(tx, tenant, contact, "create-task", None)?
+    {
         let reason = format!("the case is now {}", case.state);
         for pending in outbox::pending(tx, tenant, contact, "create-task")? {
             if pending.purposes.iter().all(|p| p == &case.purpose) {
@@ -499,6 +500,9 @@ fn replace_older_messages(
     newest: &str,
 ) -> Result<(), StoreError> {
     let tenant = ctx.tenant.id.as_str();
+    if !outbox::any_pending(tx, tenant, contact, "send-request", Some(newest))? {
+        return Ok(());
+    }
     let pending = outbox::pending(tx, tenant, contact, "send-request")?;
     let Some(new) = pending.iter().find(|p| p.id == newest) else {
         return Ok(());

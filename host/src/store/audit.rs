@@ -101,13 +101,16 @@ pub fn row_hash(tenant: &str, seq: i64, e: &Entry, prev_hash: &str) -> String {
 
 /// Appends an entry for `tenant` inside the caller's transaction.
 pub fn append(tx: &Tx<'_>, tenant: &str, entry: Entry) -> Result<Row> {
-    let last: Option<(i64, String)> = tx
-        .sql()
-        .prepare_cached(
-            "SELECT seq, hash FROM audit_log WHERE tenant = ?1 ORDER BY seq DESC LIMIT 1",
-        )?
-        .query_row([tenant], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
+    let cached = tx
+        .audit_head
+        .borrow_mut()
+        .take()
+        .filter(|(t, _, _)| t == tenant)
+        .map(|(_, seq, hash)| (seq, hash));
+    let last = match cached {
+        Some(head) => Some(head),
+        None => head(tx, tenant)?,
+    };
     let (seq, prev_hash) = match last {
         Some((seq, hash)) => (seq + 1, hash),
         None => (1, GENESIS.to_owned()),
@@ -128,6 +131,7 @@ pub fn append(tx: &Tx<'_>, tenant: &str, entry: Entry) -> Result<Row> {
             hash
         ],
     )?;
+    *tx.audit_head.borrow_mut() = Some((tenant.to_owned(), seq, hash.clone()));
     Ok(Row {
         seq,
         entry,

@@ -89,6 +89,12 @@ pub struct Tx<'a> {
     conn: &'a Conn,
     // Held for its drop, which rolls back unless committed.
     inner: rusqlite::Transaction<'a>,
+    /// The audit chain's head as this transaction last wrote it: (tenant,
+    /// seq, hash). A sweep appends a row per case, and reading the head back
+    /// each time cost an index seek per row; only `audit::append` writes
+    /// audit rows, and nothing else in the transaction can (SQLite's write
+    /// lock is ours), so the head stays true until commit.
+    pub(in crate::store) audit_head: std::cell::RefCell<Option<(String, i64, String)>>,
 }
 
 impl std::ops::Deref for Tx<'_> {
@@ -192,6 +198,19 @@ impl Store {
         // The scheduler and the import run a dozen statements per case; keep
         // them all prepared.
         conn.set_prepared_statement_cache_capacity(64);
+        // Plans that do not depend on bound values. Without this, SQLite
+        // (3.5x) marks a statement for re-preparing whenever the planner
+        // glanced at a bound value (any `col = ?` it filters on, a partial
+        // index's condition), and rusqlite's statement cache clears the
+        // bindings of every statement it takes back, which expires such a
+        // statement: a sweep re-prepared about six statements per case
+        // (counted with a breakpoint on sqlite3Reprepare). Queries that need
+        // a partial index name it (`INDEXED BY`).
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+            true,
+        )
+        .map_err(open_err)?;
         let mut store = Store { conn: Conn(conn) };
         store.migrate(&shown)?;
         Ok(store)
@@ -269,6 +288,7 @@ impl Store {
         let tx = Tx {
             conn: &self.conn,
             inner,
+            audit_head: std::cell::RefCell::new(None),
         };
         let value = work(&tx)?;
         tx.inner.commit().map_err(Error)?;
@@ -306,6 +326,43 @@ mod tests {
             again.schema_version().expect("version"),
             MIGRATIONS.len() as i64
         );
+    }
+
+    #[test]
+    fn cached_statements_are_not_prepared_again_on_every_use() {
+        // Two statements of every request a sweep sends (the chain's head,
+        // the consent text): without the planner's stability guarantee
+        // SQLite re-prepared each of them whenever the cache handed it out
+        // again.
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(&dir.path().join("klar.db")).expect("opens");
+        let uses: [(&str, &[&str]); 2] = [
+            (
+                "SELECT seq FROM audit_log WHERE tenant = ?1 ORDER BY seq DESC LIMIT 1",
+                &["acme"],
+            ),
+            (
+                "SELECT version FROM consent_texts
+                 WHERE tenant = ?1 AND purpose = ?2 AND language = ?3 ORDER BY version DESC LIMIT 1",
+                &["acme", "newsletter", "de"],
+            ),
+        ];
+        for (sql, params) in uses {
+            for _ in 0..3 {
+                let mut stmt = store
+                    .connection()
+                    .sql()
+                    .prepare_cached(sql)
+                    .expect("prepares");
+                let rows = stmt
+                    .query_map(rusqlite::params_from_iter(params), |r| r.get::<_, i64>(0))
+                    .expect("runs")
+                    .count();
+                assert_eq!(rows, 0);
+                let reprepared = stmt.get_status(rusqlite::StatementStatus::RePrepare);
+                assert_eq!(reprepared, 0, "{sql}");
+            }
+        }
     }
 
     #[test]

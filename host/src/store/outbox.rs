@@ -201,6 +201,26 @@ pub struct Pending {
     token_id: Value,
 }
 
+/// Whether the contact has an action of `kind` waiting for delivery other
+/// than `except`: the cheap question a sweep asks before reading them (most
+/// contacts have none but the message just queued).
+pub fn any_pending(
+    tx: &Tx<'_>,
+    tenant: &str,
+    contact: &str,
+    kind: &str,
+    except: Option<&str>,
+) -> Result<bool> {
+    tx.sql()
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM outbox INDEXED BY outbox_pending_by_contact
+             WHERE tenant = ?1 AND contact = ?2 AND acked_at IS NULL AND kind = ?3
+               AND id IS NOT ?4)",
+        )?
+        .query_row(params![tenant, contact, kind, except], |r| r.get(0))
+        .map_err(Error::from)
+}
+
 /// The contact's actions of `kind` still waiting for delivery, in order.
 pub fn pending(tx: &Tx<'_>, tenant: &str, contact: &str, kind: &str) -> Result<Vec<Pending>> {
     let mut stmt = tx.sql().prepare_cached(
