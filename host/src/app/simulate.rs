@@ -106,12 +106,14 @@ struct Pending {
 }
 
 /// Runs `source` (a policy text) on the copy at `db` for the tenant.
+/// `on_day` hears of each simulated day with the cases its tick stepped.
 pub fn run(
     db: &Path,
     plugin: &Arc<LoadedPlugin>,
     tenant_id: &str,
     (name, source): (&str, &str),
     options: &Options,
+    on_day: &mut dyn FnMut(usize),
 ) -> Result<Forecast, SimulateError> {
     let mut store = Store::open(db)?;
     let tenant = tenants::require(store.connection(), tenant_id)?;
@@ -145,7 +147,7 @@ pub fn run(
                 ..Week::default()
             });
         }
-        engine::tick(&mut store, &mut session, &tenant, &sha, morning, 500)?;
+        let ticked = engine::tick(&mut store, &mut session, &tenant, &sha, morning, 500)?;
         let new = outbox::Filter {
             all: true,
             after: seen,
@@ -238,6 +240,7 @@ pub fn run(
                 Err(err) => return Err(SimulateError::Step(err.to_string())),
             }
         }
+        on_day(ticked.due);
     }
     // Cases nothing settled: their state at the end.
     for (contact, purpose, state) in crate::store::cases::states(store.connection(), tenant_id)? {

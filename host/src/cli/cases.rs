@@ -137,7 +137,38 @@ pub(super) fn tick(
     let now = now.resolve()?;
     let mut store = open_store(db)?;
     let plugin = load_plugin(plugin)?;
-    for (tenant, r) in crate::engine::tick_all(&mut store, &plugin, now, batch)? {
+    let bar = if std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::new(0)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg} {wide_bar} {pos}/{len} cases, {per_sec}, {eta} left",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let started = std::time::Instant::now();
+    let reports = crate::engine::tick_all(&mut store, &plugin, now, batch, &mut |p| match p {
+        crate::engine::Progress::Start { tenant, due } => {
+            bar.set_message(tenant.to_owned());
+            bar.set_position(0);
+            bar.set_length(due as u64);
+        }
+        crate::engine::Progress::Stepped(n) => bar.inc(n as u64),
+    })?;
+    bar.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    let stepped: usize = reports.iter().map(|(_, r)| r.due).sum();
+    if stepped > 0 {
+        // On standard error, like the bar: standard output stays one line
+        // per tenant for scripts.
+        eprintln!(
+            "klar tick: {stepped} due case(s) in {seconds:.2} s ({:.0} cases/s)",
+            stepped as f64 / seconds.max(1e-9)
+        );
+    }
+    for (tenant, r) in reports {
         // Deferred requests are named only when there are some, so that the
         // usual line stays as it was.
         let deferred = if r.deferred > 0 {

@@ -525,11 +525,32 @@ pub fn simulate(
     };
     let scratch = tempfile::tempdir().context("failed to create a scratch folder")?;
     let loaded = load_plugin(plugin)?;
-    let run = |file: &str, policy: (&str, &str)| -> Result<crate::app::simulate::Forecast> {
+    let runs = if other.is_some() { 2 } else { 1 };
+    let bar = if std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::new(u64::from(options.days) * runs)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg} {wide_bar} {pos}/{len} days, {eta} left")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let started = std::time::Instant::now();
+    let mut stepped = 0usize;
+    let mut run = |file: &str, policy: (&str, &str)| -> Result<crate::app::simulate::Forecast> {
+        bar.set_message(policy.0.to_owned());
         let copy = scratch.path().join(file);
         crate::app::simulate::copy_database(db, &copy)?;
         Ok(crate::app::simulate::run(
-            &copy, &loaded, tenant, policy, options,
+            &copy,
+            &loaded,
+            tenant,
+            policy,
+            options,
+            &mut |due| {
+                stepped += due;
+                bar.inc(1);
+            },
         )?)
     };
     let forecast = run("candidate.db", (&name, &source))?;
@@ -537,6 +558,14 @@ pub fn simulate(
         Some(v) => Some(run("against.db", (&format!("v{}", v.version), &v.source))?),
         None => None,
     };
+    bar.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    // On standard error: standard output carries the forecast (or its JSON).
+    eprintln!(
+        "klar simulate: {} simulated day(s), {stepped} case step(s) in {seconds:.2} s ({:.0} steps/s)",
+        u64::from(options.days) * runs,
+        stepped as f64 / seconds.max(1e-9)
+    );
     let differences = compared
         .as_ref()
         .map(|b| crate::app::simulate::differences(&forecast, b))

@@ -30,7 +30,7 @@ pub use session::{
     OpenSession, RunningPolicy, SessionError, Sessions, running_policy, tenant_session,
 };
 pub use step::{EventError, Stepped, clear_attention, step_event, step_event_then, step_in};
-pub use tick::{TickAllError, TickReport, tick, tick_all};
+pub use tick::{Progress, TickAllError, TickReport, sweep, tick, tick_all};
 
 /// The tenant's clock at `now`: its UTC offset decides the local calendar day.
 pub fn clock(tenant: &Tenant, now: DateTime<Utc>) -> Clock {

@@ -277,7 +277,7 @@ async fn health(
 /// Ticks every tenant once (on a blocking thread).
 fn tick_all(db: &Path, plugin: &Arc<LoadedPlugin>, now: DateTime<Utc>) -> Result<()> {
     let mut store = Store::open(db)?;
-    for (tenant, r) in crate::engine::tick_all(&mut store, plugin, now, 500)? {
+    for (tenant, r) in crate::engine::tick_all(&mut store, plugin, now, 500, &mut |_| {})? {
         if r.due > 0 {
             tracing::info!(
                 tenant = %tenant,

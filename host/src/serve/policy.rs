@@ -583,8 +583,15 @@ async fn simulate_policy(
         let scratch = tempfile::tempdir().map_err(ApiError::internal)?;
         let copy = scratch.path().join("simulation.db");
         simulate::copy_database(&shared.db, &copy).map_err(ApiError::internal)?;
-        let forecast = simulate::run(&copy, &shared.plugin, &tenant, (&name, &source), &options)
-            .map_err(ApiError::internal)?;
+        let forecast = simulate::run(
+            &copy,
+            &shared.plugin,
+            &tenant,
+            (&name, &source),
+            &options,
+            &mut |_| {},
+        )
+        .map_err(ApiError::internal)?;
         Ok(Json(forecast).into_response())
     })
     .await

@@ -430,6 +430,7 @@ async fn dry_run(
             &tenant,
             ("the draft", &source),
             &options,
+            &mut |_| {},
         )
         .map_err(|e| e.to_string())?;
         let running = if against {
@@ -445,6 +446,7 @@ async fn dry_run(
                     &tenant,
                     (&running.name, &running.source),
                     &options,
+                    &mut |_| {},
                 )
                 .map_err(|e| e.to_string())?,
             )
