@@ -434,9 +434,11 @@ fn the_store_benchmarks_print_their_baselines() {
         fields(&json),
         [
             "csv_mib",
+            "klar_check_pass_s",
             "klar_import_s",
             "klar_peak_rss_mib",
             "klar_speed_vs_sqlite",
+            "klar_write_pass_s",
             "rows",
             "sqlite_import_s",
         ]

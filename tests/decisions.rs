@@ -245,6 +245,6 @@ fn audit_verify_catches_a_row_edited_in_the_database_file() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         stdout(&out),
-        "acme: row 5 was changed after it was written\n"
+        "acme: row 4 was changed after it was written\n"
     );
 }

@@ -353,7 +353,17 @@ pub fn run(
             problem.line, problem.message
         )));
     }
-    crate::app::import::store(store, TENANT, &parsed, start.timestamp(), &mut |_| {})?;
+    if let Err(problems) = crate::app::import::import_bytes(
+        store,
+        TENANT,
+        (csv.as_bytes(), "demo.csv"),
+        (&tenant.locale, start),
+    )? {
+        return Err(DemoError::Step(format!(
+            "the generated CSV has {} bad row(s)",
+            problems.len()
+        )));
+    }
     let mut personas: BTreeMap<(String, String), Persona> = BTreeMap::new();
     for (_, contact) in &parsed.contacts {
         personas.insert(

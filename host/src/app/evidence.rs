@@ -131,7 +131,90 @@ pub struct Bundle {
     pub decisions: Vec<DecisionRecord>,
     pub policy_versions: Vec<PolicyRecord>,
     pub audit: Vec<AuditRow>,
+    /// How the contact arrived, when a bulk import added it.
+    pub arrival: Option<ArrivalRecord>,
     pub chain: Chain,
+}
+
+/// A contact added by a bulk import: that import's audit row (in `audit`)
+/// commits to the root of a Merkle tree over the ids it added, and this
+/// proof shows the contact's id is one of them.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct ArrivalRecord {
+    /// The tenant's import number.
+    pub import: i64,
+    /// The import's audit row (`seq`); its detail holds the file's SHA-256
+    /// and `added_ids.merkle_root`.
+    pub audit_seq: i64,
+    /// The contact's place among the ids the import added, from 0.
+    pub position: i64,
+    /// How many ids the import added: the tree's size.
+    pub added: i64,
+    /// SHA-256(0x00 || id), hex.
+    pub leaf_hash: String,
+    /// The audit path from the leaf up (RFC 6962), hex.
+    pub proof: Vec<String>,
+    pub merkle_root: String,
+    /// Whether the proof leads from the leaf to the root in the audit row.
+    pub proof_valid: bool,
+    pub how_to_verify: &'static str,
+}
+
+const HOW_TO_VERIFY_ARRIVAL: &str = "Recompute leaf_hash as SHA-256 of the byte 0x00 followed by the \
+contact id in UTF-8. Combine it with each hash of `proof` in turn as RFC 9162 (section 2.1.3.2) \
+describes for an inclusion proof of leaf `position` in a tree of `added` leaves, where a node is \
+SHA-256 of 0x01, the left hash and the right hash. The result must equal \
+added_ids.merkle_root in the detail of the audit row `audit_seq`, whose own hash is checked like \
+every other row's.";
+
+/// The arrival of a contact a bulk import added, with its proof.
+fn arrival(
+    conn: &Conn,
+    tenant: &str,
+    contact: &str,
+    audit: &[AuditRow],
+) -> Result<Option<ArrivalRecord>, BundleError> {
+    let Some(found) = crate::store::imports::arrival(conn, tenant, contact)? else {
+        return Ok(None);
+    };
+    let Some(row) = audit.iter().find(|r| r.seq == found.audit_seq) else {
+        return Ok(None);
+    };
+    let detail: Value = serde_json::from_str(&row.detail).unwrap_or(Value::Null);
+    let root = detail
+        .pointer("/added_ids/merkle_root")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let mut leaves = Vec::new();
+    crate::store::imports::added_ids(conn, tenant, found.import, &mut |id| {
+        leaves.push(crate::merkle::leaf(id))
+    })?;
+    let index = usize::try_from(found.position).unwrap_or(usize::MAX);
+    let leaf = crate::merkle::leaf(contact);
+    let proof = crate::merkle::proof(&leaves, index);
+    let stored_root = crate::merkle::root(&leaves);
+    // The ids as stored must give the root the chain holds, and the proof
+    // must lead there from this contact's leaf.
+    let valid = crate::hex(&stored_root) == root
+        && crate::merkle::verify(
+            leaf,
+            found.position as u64,
+            leaves.len() as u64,
+            &proof,
+            &stored_root,
+        );
+    Ok(Some(ArrivalRecord {
+        import: found.import,
+        audit_seq: found.audit_seq,
+        position: found.position,
+        added: leaves.len() as i64,
+        leaf_hash: crate::hex(&leaf),
+        proof: proof.iter().map(|h| crate::hex(h)).collect(),
+        merkle_root: root,
+        proof_valid: valid,
+        how_to_verify: HOW_TO_VERIFY_ARRIVAL,
+    }))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -169,6 +252,18 @@ pub fn summary(kind: &str, detail: &str) -> String {
         return kind.to_owned();
     };
     let text = |key: &str| v.get(key).and_then(Value::as_str).map(str::to_owned);
+    if kind == "import" {
+        let n = |key: &str| v.get(key).and_then(Value::as_i64).unwrap_or(0);
+        return format!(
+            "import {} of {}: {} added, {} updated, {} unchanged, {} case(s) opened",
+            n("import"),
+            text("file").unwrap_or_default(),
+            n("added"),
+            n("updated"),
+            n("unchanged"),
+            n("cases_opened")
+        );
+    }
     let mut out = match v.get("event") {
         Some(event) => describe_event(event),
         None => kind.to_owned(),
@@ -307,10 +402,16 @@ pub fn audit_rows(conn: &Conn, tenant: &str, contact: &str) -> Result<Vec<AuditR
             contact: contact.to_owned(),
         });
     }
-    Ok(audit::rows(conn, tenant, Some(contact))?
-        .into_iter()
-        .map(audit_row)
-        .collect())
+    let mut rows = audit::rows(conn, tenant, Some(contact))?;
+    // A contact a bulk import added has no row of its own for that: the
+    // import's row (about the tenant) stands for it.
+    if let Some(found) = crate::store::imports::arrival(conn, tenant, contact)?
+        && let Some(row) = audit::row(conn, tenant, found.audit_seq)?
+    {
+        let at = rows.partition_point(|r| r.seq < row.seq);
+        rows.insert(at, row);
+    }
+    Ok(rows.into_iter().map(audit_row).collect())
 }
 
 fn decision(row: &AuditRow) -> Option<DecisionRecord> {
@@ -426,6 +527,7 @@ pub fn export(
         consent_texts: wire::list(consent_texts),
         decisions: audit.iter().filter_map(decision).collect(),
         policy_versions,
+        arrival: arrival(conn, &tenant.id, contact, &audit)?,
         audit,
         chain: Chain {
             head_seq,

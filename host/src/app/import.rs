@@ -1,15 +1,23 @@
-//! CSV import of contacts: the whole file is read and checked before anything
-//! is written, every bad row is reported with its line number, and the good
-//! rows land in one transaction (or none do).
+//! CSV import of contacts, streamed in two passes so that a file of
+//! millions of rows needs little memory: the first pass reads and checks
+//! every row and keeps only what the duplicate check needs; if a row is bad
+//! nothing is written (unless the caller skips bad rows), and the second
+//! pass writes the good rows in one transaction, all of them or none. An
+//! import writes one audit row for the contacts it adds (see
+//! `store/imports.rs`), not two for each.
 //!
 //! Columns: `external_id,first_name,last_name,email,phone,owner,source,created_at`
 //! (a header is required, order is free); further columns are kept as the
 //! contact's attributes. UTF-8 only.
 
-use std::collections::{BTreeMap, HashMap};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::io::Read;
+use std::rc::Rc;
 
 use crate::store::Conn;
 use chrono::{DateTime, NaiveDate, Utc};
+use sha2::{Digest, Sha256};
 
 use crate::plugin::Contact;
 
@@ -31,7 +39,8 @@ pub struct RowProblem {
     pub message: String,
 }
 
-/// The file as read: good rows with their lines, and the problems.
+/// A whole file as read in memory: good rows with their lines, and the
+/// problems (for small files: the demo's, the tests').
 #[derive(Debug, Default)]
 pub struct Parsed {
     pub contacts: Vec<(u64, Contact)>,
@@ -50,154 +59,472 @@ pub enum ImportError {
     DuplicateColumn(String),
     #[error("failed to read the header")]
     Csv(#[from] csv::Error),
+    #[error("failed to read the file")]
+    Read(#[source] std::io::Error),
+    #[error("the file changed while it was imported; nothing was imported")]
+    Changed,
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
 
-/// Reads and checks every row. `now` fills an empty `created_at`.
-pub fn parse(bytes: &[u8], language: &str, now: DateTime<Utc>) -> Result<Parsed, ImportError> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(true)
-        .from_reader(bytes);
-    let header = reader.byte_headers()?.clone();
-    if header.is_empty() {
-        return Err(ImportError::NoHeader);
+impl From<crate::store::Error> for ImportError {
+    fn from(err: crate::store::Error) -> ImportError {
+        ImportError::Store(err.into())
     }
-    let names: Vec<String> = header
-        .iter()
-        .map(|h| std::str::from_utf8(h).map(|s| s.trim().trim_start_matches('\u{feff}').to_owned()))
-        .collect::<Result<_, _>>()
-        .map_err(|_| ImportError::HeaderNotUtf8)?;
-    let mut index = HashMap::new();
-    for (i, name) in names.iter().enumerate() {
-        if index.insert(name.as_str(), i).is_some() {
-            return Err(ImportError::DuplicateColumn(name.clone()));
+}
+
+/// Where the lines of a streamed file start, for naming a record's line.
+/// The csv reader's own count, and the byte offset it gives a record, stop
+/// one short in a file with CRLF line ends: a record "starts" at the `\n`
+/// of the line before. So a record's line is found from the first byte at or
+/// after that offset that ends no line; lines end in `\n`, `\r\n` or a lone
+/// `\r`. The bytes pass through here as the csv reader reads them, and only
+/// the runs of line ends it has not passed yet are kept.
+#[derive(Debug, Default)]
+struct Lines {
+    seen: u64,
+    /// The last byte seen was `\r`: a `\n` next belongs to the same line end.
+    cr: bool,
+    /// The run of line-end bytes being read: where it began, lines it ends.
+    run: Option<(u64, u64)>,
+    /// Finished runs: (start, lines they end).
+    runs: VecDeque<(u64, u64)>,
+    /// Lines ended by runs already passed.
+    passed: u64,
+    sha256: Sha256,
+}
+
+impl Lines {
+    fn feed(&mut self, bytes: &[u8]) {
+        self.sha256.update(bytes);
+        for &b in bytes {
+            let at = self.seen;
+            if self.cr && b != b'\n' {
+                self.line_ends();
+            }
+            if b == b'\r' || b == b'\n' {
+                if self.run.is_none() {
+                    self.run = Some((at, 0));
+                }
+                if b == b'\n' {
+                    self.line_ends();
+                }
+            } else if let Some(run) = self.run.take() {
+                self.runs.push_back(run);
+            }
+            self.cr = b == b'\r';
+            self.seen += 1;
         }
-    }
-    let missing: Vec<String> = COLUMNS
-        .iter()
-        .filter(|c| !index.contains_key(*c))
-        .map(|c| (*c).to_owned())
-        .collect();
-    if !missing.is_empty() {
-        return Err(ImportError::MissingColumns(missing));
     }
 
-    let mut parsed = Parsed::default();
-    let mut first_line: HashMap<String, u64> = HashMap::new();
-    let lines = LineStarts::of(bytes);
-    for record in reader.byte_records() {
-        let record = match record {
-            Ok(record) => record,
-            Err(err) => {
-                let line = err.position().map_or(0, |p| lines.line_of(p.byte()));
-                parsed.problems.push(RowProblem {
-                    line,
-                    message: format!("cannot be read: {err}"),
-                });
-                continue;
+    fn line_ends(&mut self) {
+        if let Some(run) = &mut self.run {
+            run.1 += 1;
+        }
+    }
+
+    fn end(&mut self) {
+        if self.cr {
+            self.line_ends();
+            self.cr = false;
+        }
+        if let Some(run) = self.run.take() {
+            self.runs.push_back(run);
+        }
+    }
+
+    /// The 1-based line of the record the csv reader places at `offset`
+    /// (asked in increasing order).
+    fn line_of(&mut self, offset: u64) -> u64 {
+        // A run that starts at or before the offset ends before the record
+        // or holds the offset: either way the record starts after it.
+        while let Some(&(start, lines)) = self.runs.front() {
+            if start > offset {
+                break;
             }
+            self.passed += lines;
+            self.runs.pop_front();
+        }
+        let open = match self.run {
+            Some((start, lines)) if start <= offset => lines,
+            _ => 0,
         };
-        let line = record.position().map_or(0, |p| lines.line_of(p.byte()));
-        let problem = |message: String| RowProblem { line, message };
-        if record.len() != names.len() {
-            parsed.problems.push(problem(format!(
+        1 + self.passed + open
+    }
+}
+
+/// The file's bytes on their way to the csv reader, through [`Lines`].
+struct Tracked<R> {
+    inner: R,
+    lines: Rc<RefCell<Lines>>,
+}
+
+impl<R: Read> Read for Tracked<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut lines = self.lines.borrow_mut();
+        if n == 0 {
+            lines.end();
+        } else {
+            lines.feed(&buf[..n]);
+        }
+        Ok(n)
+    }
+}
+
+/// A CSV file read row by row, each row checked.
+pub struct Rows<R: Read> {
+    reader: csv::Reader<Tracked<R>>,
+    names: Vec<String>,
+    index: HashMap<String, usize>,
+    language: String,
+    now: DateTime<Utc>,
+    lines: Rc<RefCell<Lines>>,
+    record: csv::ByteRecord,
+}
+
+/// One row: its line, and the contact or what is wrong with it.
+pub type Checked = (u64, Result<Contact, Vec<String>>);
+
+impl<R: Read> Rows<R> {
+    /// Reads and checks the header. `language` is the contacts' language
+    /// where the file names none; `now` fills an empty `created_at`.
+    pub fn new(read: R, language: &str, now: DateTime<Utc>) -> Result<Rows<R>, ImportError> {
+        let lines = Rc::new(RefCell::new(Lines::default()));
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .flexible(true)
+            .from_reader(Tracked {
+                inner: read,
+                lines: Rc::clone(&lines),
+            });
+        let header = reader.byte_headers().map_err(read_error)?.clone();
+        if header.is_empty() {
+            return Err(ImportError::NoHeader);
+        }
+        let names: Vec<String> = header
+            .iter()
+            .map(|h| {
+                std::str::from_utf8(h).map(|s| s.trim().trim_start_matches('\u{feff}').to_owned())
+            })
+            .collect::<Result<_, _>>()
+            .map_err(|_| ImportError::HeaderNotUtf8)?;
+        let mut index = HashMap::new();
+        for (i, name) in names.iter().enumerate() {
+            if index.insert(name.clone(), i).is_some() {
+                return Err(ImportError::DuplicateColumn(name.clone()));
+            }
+        }
+        let missing: Vec<String> = COLUMNS
+            .iter()
+            .filter(|c| !index.contains_key(**c))
+            .map(|c| (*c).to_owned())
+            .collect();
+        if !missing.is_empty() {
+            return Err(ImportError::MissingColumns(missing));
+        }
+        Ok(Rows {
+            reader,
+            names,
+            index,
+            language: language.to_owned(),
+            now,
+            lines,
+            record: csv::ByteRecord::new(),
+        })
+    }
+
+    /// The next row, or `None` at the end of the file.
+    pub fn next_row(&mut self) -> Result<Option<Checked>, ImportError> {
+        match self.reader.read_byte_record(&mut self.record) {
+            Ok(false) => Ok(None),
+            Ok(true) => {
+                let line = self.line(self.record.position());
+                Ok(Some((line, self.check_record())))
+            }
+            Err(err) if err.is_io_error() => Err(read_error(err)),
+            Err(err) => {
+                let line = self.line(err.position());
+                Ok(Some((line, Err(vec![format!("cannot be read: {err}")]))))
+            }
+        }
+    }
+
+    /// The SHA-256 of every byte read so far: of the whole file once
+    /// [`Rows::next_row`] has said it ended.
+    pub fn sha256(&self) -> String {
+        crate::hex(&self.lines.borrow().sha256.clone().finalize())
+    }
+
+    fn line(&self, position: Option<&csv::Position>) -> u64 {
+        position.map_or(0, |p| self.lines.borrow_mut().line_of(p.byte()))
+    }
+
+    fn check_record(&self) -> Result<Contact, Vec<String>> {
+        let record = &self.record;
+        if record.len() != self.names.len() {
+            return Err(vec![format!(
                 "has {} field(s), the header has {}",
                 record.len(),
-                names.len()
-            )));
-            continue;
+                self.names.len()
+            )]);
         }
         let mut fields = Vec::with_capacity(record.len());
-        let mut bad_utf8 = None;
         for (i, raw) in record.iter().enumerate() {
             match std::str::from_utf8(raw) {
                 Ok(text) => fields.push(text.trim().to_owned()),
-                Err(_) => {
-                    bad_utf8 = Some(names[i].clone());
-                    break;
-                }
+                Err(_) => return Err(vec![format!("column {} is not valid UTF-8", self.names[i])]),
             }
-        }
-        if let Some(column) = bad_utf8 {
-            parsed
-                .problems
-                .push(problem(format!("column {column} is not valid UTF-8")));
-            continue;
         }
         let row = Row {
-            names: &names,
+            names: &self.names,
             fields: &fields,
-            index: &index,
+            index: &self.index,
         };
-        match contact(&row, language, now) {
+        contact(&row, &self.language, self.now)
+    }
+}
+
+fn read_error(err: csv::Error) -> ImportError {
+    if !err.is_io_error() {
+        return ImportError::Csv(err);
+    }
+    match err.into_kind() {
+        csv::ErrorKind::Io(io) => ImportError::Read(io),
+        _ => ImportError::Read(std::io::Error::other("the csv reader failed")),
+    }
+}
+
+/// What the first pass found: the problems (every bad row, with its line)
+/// and what the second pass needs to write the others.
+#[derive(Debug, Default)]
+pub struct Check {
+    pub problems: Vec<RowProblem>,
+    /// Data rows in the file.
+    pub rows: u64,
+    /// Rows that may be written.
+    pub good: u64,
+    /// The lines of bad rows, which the second pass skips.
+    bad: HashSet<u64>,
+    /// The file's SHA-256: the second pass must read the same file.
+    pub sha256: String,
+}
+
+impl Check {
+    /// How many rows have problems.
+    pub fn bad_rows(&self) -> usize {
+        self.bad.len()
+    }
+}
+
+/// Why an id cannot be imported a second time in one file: only its first
+/// line is kept, by id (about 50 bytes each, so a million ids fit well).
+#[derive(Default)]
+struct Seen(HashMap<Box<str>, u64>);
+
+impl Seen {
+    fn first(&mut self, id: &str, line: u64) -> Option<u64> {
+        match self.0.get(id) {
+            Some(&first) => Some(first),
+            None => {
+                self.0.insert(id.into(), line);
+                None
+            }
+        }
+    }
+}
+
+/// The first pass: reads and checks every row of the file. Rows repeating
+/// an id, and rows whose e-mail address or phone number belongs to a
+/// contact klar erased, are problems too.
+pub fn check<R: Read>(
+    read: R,
+    conn: &Conn,
+    tenant: &str,
+    (language, now): (&str, DateTime<Utc>),
+) -> Result<Check, ImportError> {
+    let mut rows = Rows::new(read, language, now)?;
+    let tombstones = crate::store::imports::any_tombstone(conn, tenant)?;
+    let mut seen = Seen::default();
+    let mut check = Check::default();
+    while let Some((line, row)) = rows.next_row()? {
+        check.rows += 1;
+        let mut problems = match row {
             Ok(contact) => {
-                if let Some(first) = first_line.get(&contact.id) {
-                    parsed.problems.push(problem(format!(
+                let mut problems = Vec::new();
+                if let Some(first) = seen.first(&contact.id, line) {
+                    problems.push(format!(
                         "external_id {} appears again (first on line {first})",
                         contact.id
-                    )));
-                } else {
-                    first_line.insert(contact.id.clone(), line);
-                    parsed.contacts.push((line, contact));
+                    ));
+                } else if tombstones
+                    && let Some(erased) = super::contacts::erased_address(conn, tenant, &contact)?
+                {
+                    problems.push(format!(
+                        "the {} of {} belongs to a contact erased on {}; it cannot be imported again",
+                        erased.kind,
+                        contact.id,
+                        erased.day()
+                    ));
                 }
+                problems
             }
-            Err(messages) => {
-                for message in messages {
-                    parsed.problems.push(problem(message));
-                }
-            }
+            Err(problems) => problems,
+        };
+        if problems.is_empty() {
+            check.good += 1;
+        } else {
+            check.bad.insert(line);
+            check.problems.extend(
+                problems
+                    .drain(..)
+                    .map(|message| RowProblem { line, message }),
+            );
+        }
+    }
+    check.sha256 = rows.sha256();
+    Ok(check)
+}
+
+/// Reads and checks a whole file in memory (without the erasure check).
+pub fn parse(bytes: &[u8], language: &str, now: DateTime<Utc>) -> Result<Parsed, ImportError> {
+    let mut rows = Rows::new(bytes, language, now)?;
+    let mut seen = Seen::default();
+    let mut parsed = Parsed::default();
+    while let Some((line, row)) = rows.next_row()? {
+        match row {
+            Ok(contact) => match seen.first(&contact.id, line) {
+                Some(first) => parsed.problems.push(RowProblem {
+                    line,
+                    message: format!(
+                        "external_id {} appears again (first on line {first})",
+                        contact.id
+                    ),
+                }),
+                None => parsed.contacts.push((line, contact)),
+            },
+            Err(messages) => parsed.problems.extend(
+                messages
+                    .into_iter()
+                    .map(|message| RowProblem { line, message }),
+            ),
         }
     }
     Ok(parsed)
 }
 
-/// Where each line of the file starts, to name a record's line. The csv
-/// reader's own count, and the byte offset it gives a record, stop one short
-/// in a file with CRLF line ends: a record "starts" at the `\n` of the line
-/// before. So the line is found from the first byte at or after that offset
-/// that ends no line; lines end in `\n`, `\r\n` or a lone `\r`.
-struct LineStarts<'a> {
-    bytes: &'a [u8],
-    starts: Vec<usize>,
+/// Both passes over a file held in memory (the demo's, a benchmark's):
+/// nothing is written if a row is bad.
+pub fn import_bytes(
+    store: &mut crate::store::Store,
+    tenant: &str,
+    (bytes, name): (&[u8], &str),
+    (language, now): (&str, DateTime<Utc>),
+) -> Result<Result<Counts, Vec<RowProblem>>, ImportError> {
+    let check = check(bytes, store.connection(), tenant, (language, now))?;
+    if !check.problems.is_empty() {
+        return Ok(Err(check.problems));
+    }
+    write(
+        store,
+        tenant,
+        (bytes, name),
+        &check,
+        (language, now),
+        &mut |_| {},
+    )
+    .map(Ok)
 }
 
-impl LineStarts<'_> {
-    fn of(bytes: &[u8]) -> LineStarts<'_> {
-        let mut starts = vec![0];
-        let mut i = 0;
-        while i < bytes.len() {
-            let end = match (bytes[i], bytes.get(i + 1)) {
-                (b'\r', Some(b'\n')) => Some(i + 2),
-                (b'\r' | b'\n', _) => Some(i + 1),
-                _ => None,
-            };
-            i = end.unwrap_or(i + 1);
-            if let Some(next) = end {
-                starts.push(next);
-            }
-        }
-        LineStarts { bytes, starts }
-    }
+/// What storing an import did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub added: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+    pub opened: usize,
+}
 
-    /// The 1-based line of the record the csv reader places at `offset`.
-    fn line_of(&self, offset: u64) -> u64 {
-        let mut at = usize::try_from(offset).unwrap_or(usize::MAX);
-        while self
-            .bytes
-            .get(at)
-            .is_some_and(|b| matches!(b, b'\r' | b'\n'))
-        {
-            at += 1;
+/// The second pass: writes the good rows of the file `check` read, in one
+/// transaction, all of them or none. A new contact gets a case for every
+/// purpose; a known one is updated (with its own audit row) and gets the
+/// cases it lacks. One audit row (`import`) names the file by name and
+/// SHA-256, the counts, and the Merkle root of the ids it added.
+/// `progress` hears of each row written.
+pub fn write<R: Read>(
+    store: &mut crate::store::Store,
+    tenant: &str,
+    (read, name): (R, &str),
+    check: &Check,
+    (language, now): (&str, DateTime<Utc>),
+    progress: &mut dyn FnMut(usize),
+) -> Result<Counts, ImportError> {
+    use crate::store::contacts::{self, Upsert};
+    use crate::store::{audit, imports};
+    let at = now.timestamp();
+    let mut rows = Rows::new(read, language, now)?;
+    // The write lock from the start: nothing else writes between the
+    // import's number and its audit row.
+    store.write(|tx| {
+        let n = imports::begin(tx, tenant)?;
+        let mut counts = Counts::default();
+        let mut ids = crate::merkle::Builder::default();
+        while let Some((line, row)) = rows.next_row()? {
+            let contact = match row {
+                Ok(contact) if !check.bad.contains(&line) => contact,
+                _ => continue,
+            };
+            if imports::add_contact(tx, tenant, &contact, (n, ids.len() as i64))? {
+                ids.push(crate::merkle::leaf(&contact.id));
+                counts.added += 1;
+            } else {
+                match contacts::upsert(tx, tenant, &contact, at)? {
+                    Upsert::Updated => counts.updated += 1,
+                    Upsert::Unchanged => counts.unchanged += 1,
+                    Upsert::Added => counts.added += 1,
+                }
+                counts.opened += contacts::open_cases(tx, tenant, &contact.id, at)?;
+            }
+            progress(1);
         }
-        self.starts.partition_point(|&start| start <= at) as u64
-    }
+        if rows.sha256() != check.sha256 {
+            return Err(ImportError::Changed);
+        }
+        counts.opened += imports::open_cases(tx, tenant, n, at)?;
+        let row = audit::append(
+            tx,
+            tenant,
+            audit::Entry::tenant(
+                at,
+                "import",
+                &serde_json::json!({
+                    "import": n,
+                    "file": name,
+                    "file_sha256": check.sha256,
+                    "rows": check.rows,
+                    "skipped": check.bad_rows(),
+                    "added": counts.added,
+                    "updated": counts.updated,
+                    "unchanged": counts.unchanged,
+                    "cases_opened": counts.opened,
+                    "added_ids": {
+                        "count": ids.len(),
+                        "merkle_root": crate::hex(&ids.root()),
+                        "tree": crate::merkle::DESCRIPTION,
+                    },
+                }),
+            ),
+        )?;
+        imports::finish(tx, tenant, n, row.seq)?;
+        Ok(counts)
+    })
 }
 
 /// One record, its fields found by column name.
 struct Row<'a> {
     names: &'a [String],
     fields: &'a [String],
-    index: &'a HashMap<&'a str, usize>,
+    index: &'a HashMap<String, usize>,
 }
 
 impl Row<'_> {
@@ -319,29 +646,6 @@ pub(crate) fn plausible_phone(phone: &str) -> bool {
         && phone.chars().filter(char::is_ascii_digit).count() >= 5
 }
 
-/// Adds a problem for every row whose e-mail address or phone number was
-/// erased earlier: such a contact must not come back through an import.
-pub fn check_erased(conn: &Conn, tenant: &str, parsed: &mut Parsed) -> crate::store::Result<()> {
-    let mut keep = Vec::with_capacity(parsed.contacts.len());
-    for (line, contact) in std::mem::take(&mut parsed.contacts) {
-        match super::contacts::erased_address(conn, tenant, &contact)? {
-            Some(erased) => parsed.problems.push(RowProblem {
-                line,
-                message: format!(
-                    "the {} of {} belongs to a contact erased on {}; it cannot be imported again",
-                    erased.kind,
-                    contact.id,
-                    erased.day()
-                ),
-            }),
-            None => keep.push((line, contact)),
-        }
-    }
-    parsed.contacts = keep;
-    parsed.problems.sort_by_key(|p| p.line);
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -460,36 +764,4 @@ mod tests {
             "column first_name is not valid UTF-8"
         );
     }
-}
-
-/// What storing an import did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Counts {
-    pub added: usize,
-    pub updated: usize,
-    pub unchanged: usize,
-    pub opened: usize,
-}
-
-/// Stores the good rows of `parsed` in one transaction: all of them or none.
-/// `progress` hears of each row stored.
-pub fn store(
-    store: &mut crate::store::Store,
-    tenant: &str,
-    parsed: &Parsed,
-    now: i64,
-    progress: &mut dyn FnMut(usize),
-) -> Result<Counts, crate::store::StoreError> {
-    use crate::store::contacts::Upsert;
-    let list = parsed.contacts.iter().map(|(_, contact)| contact);
-    let mut counts = Counts::default();
-    for stored in super::contacts::store_all(store, tenant, list, now, progress)? {
-        match stored.upsert {
-            Upsert::Added => counts.added += 1,
-            Upsert::Updated => counts.updated += 1,
-            Upsert::Unchanged => counts.unchanged += 1,
-        }
-        counts.opened += stored.cases_opened;
-    }
-    Ok(counts)
 }

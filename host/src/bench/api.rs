@@ -202,8 +202,15 @@ pub fn run(args: &ApiArgs) -> Result<ExitCode> {
             apikeys::create(tx, "bench", ("load", apikeys::Scope::Crm), now.timestamp())?;
         Ok::<_, anyhow::Error>(secret)
     })?;
-    let parsed = crate::app::import::parse(&std::fs::read(&csv)?, "de", now)?;
-    crate::app::import::store(&mut store, "bench", &parsed, now.timestamp(), &mut |_| {})?;
+    let bytes = std::fs::read(&csv)?;
+    if let Err(problems) = crate::app::import::import_bytes(
+        &mut store,
+        "bench",
+        (&bytes, "contacts.csv"),
+        ("de", now),
+    )? {
+        anyhow::bail!("the generated CSV has {} problem(s)", problems.len());
+    }
     drop(store);
 
     let script = dir.join("may-i-use.lua");

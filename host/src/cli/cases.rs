@@ -23,22 +23,21 @@ pub(super) fn import(
     now: &NowArg,
 ) -> Result<ExitCode> {
     let now = now.resolve()?;
-    let bytes =
-        std::fs::read(file).with_context(|| format!("failed to read {}", file.display()))?;
     let mut store = open_store(db)?;
     let tenant_row = tenants::require(store.connection(), tenant)?;
-    let mut parsed = crate::app::import::parse(&bytes, &tenant_row.locale, now)
-        .with_context(|| format!("{}: cannot import", file.display()))?;
-    crate::app::import::check_erased(store.connection(), tenant, &mut parsed)?;
     let name = file.display();
-    for problem in &parsed.problems {
+    let open = || {
+        std::fs::File::open(file)
+            .map(std::io::BufReader::new)
+            .with_context(|| format!("failed to read {name}"))
+    };
+    let language = tenant_row.locale.as_str();
+    let check = crate::app::import::check(open()?, store.connection(), tenant, (language, now))
+        .with_context(|| format!("{name}: cannot import"))?;
+    for problem in &check.problems {
         println!("{name}:{}: {}", problem.line, problem.message);
     }
-    let bad_lines = {
-        let mut lines: Vec<u64> = parsed.problems.iter().map(|p| p.line).collect();
-        lines.dedup();
-        lines.len()
-    };
+    let bad_lines = check.bad_rows();
     if bad_lines > 0 && !skip_invalid {
         println!(
             "{name}: nothing was imported: {bad_lines} row(s) have problems; fix them, or import the others with --skip-invalid"
@@ -47,14 +46,25 @@ pub(super) fn import(
     }
 
     let progress = if std::io::stderr().is_terminal() {
-        indicatif::ProgressBar::new(parsed.contacts.len() as u64)
+        indicatif::ProgressBar::new(check.good)
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let counts =
-        crate::app::import::store(&mut store, tenant, &parsed, now.timestamp(), &mut |n| {
-            progress.inc(n as u64)
-        })?;
+    let counts = crate::app::import::write(
+        &mut store,
+        tenant,
+        // The audit row names the file, not the folders it was in.
+        (
+            open()?,
+            &file
+                .file_name()
+                .map_or_else(|| name.to_string(), |f| f.to_string_lossy().into_owned()),
+        ),
+        &check,
+        (language, now),
+        &mut |n| progress.inc(n as u64),
+    )
+    .with_context(|| format!("{name}: cannot import"))?;
     progress.finish_and_clear();
     println!(
         "{name}: {} added, {} updated, {} unchanged; {} case(s) opened{}",

@@ -152,26 +152,40 @@ pub fn head(conn: &Conn, tenant: &str) -> Result<Option<(i64, String)>> {
         .map_err(Error::from)
 }
 
+/// One row of a tenant's chain.
+pub fn row(conn: &Conn, tenant: &str, seq: i64) -> Result<Option<Row>> {
+    conn.sql()
+        .prepare_cached(
+            "SELECT seq, at, contact, purpose, kind, detail, policy_sha256, prev_hash, hash
+             FROM audit_log WHERE tenant = ?1 AND seq = ?2",
+        )?
+        .query_row(params![tenant, seq], read_row)
+        .optional()
+        .map_err(Error::from)
+}
+
+fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+    Ok(Row {
+        seq: r.get(0)?,
+        entry: Entry {
+            at: r.get(1)?,
+            contact: r.get(2)?,
+            purpose: r.get(3)?,
+            kind: r.get(4)?,
+            detail: r.get(5)?,
+            policy_sha256: r.get(6)?,
+        },
+        prev_hash: r.get(7)?,
+        hash: r.get(8)?,
+    })
+}
+
 pub fn rows(conn: &Conn, tenant: &str, contact: Option<&str>) -> Result<Vec<Row>> {
     let mut stmt = conn.sql().prepare(
         "SELECT seq, at, contact, purpose, kind, detail, policy_sha256, prev_hash, hash
          FROM audit_log WHERE tenant = ?1 AND (?2 IS NULL OR contact = ?2) ORDER BY seq",
     )?;
-    let rows = stmt.query_map(params![tenant, contact], |r| {
-        Ok(Row {
-            seq: r.get(0)?,
-            entry: Entry {
-                at: r.get(1)?,
-                contact: r.get(2)?,
-                purpose: r.get(3)?,
-                kind: r.get(4)?,
-                detail: r.get(5)?,
-                policy_sha256: r.get(6)?,
-            },
-            prev_hash: r.get(7)?,
-            hash: r.get(8)?,
-        })
-    })?;
+    let rows = stmt.query_map(params![tenant, contact], read_row)?;
     rows.collect::<rusqlite::Result<_>>().map_err(Error::from)
 }
 

@@ -19,6 +19,7 @@ pub mod cases;
 pub mod contacts;
 pub mod evidence;
 pub mod idempotency;
+pub mod imports;
 pub mod outbox;
 pub mod report;
 pub mod sweep;
@@ -62,6 +63,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "011_cockpit_speed",
         include_str!("migrations/011_cockpit_speed.sql"),
+    ),
+    (
+        "012_import_batches",
+        include_str!("migrations/012_import_batches.sql"),
     ),
 ];
 

@@ -1,0 +1,19 @@
+-- A bulk import writes one audit row for all the contacts it adds, instead
+-- of a `contact-added` and a `case-opened` row for each: the row (kind
+-- `import`) commits to the file's SHA-256 and to the root of a Merkle tree
+-- over the added ids in file order (see `merkle.rs`). Each added contact
+-- keeps the number of its import and its place among those ids, so that
+-- its evidence bundle can prove through the chain when and from which
+-- import it arrived.
+CREATE TABLE imports (
+    tenant      TEXT NOT NULL,
+    n           INTEGER NOT NULL,
+    -- The import's audit row, written when the import ends.
+    audit_seq   INTEGER,
+    PRIMARY KEY (tenant, n)
+) STRICT;
+
+ALTER TABLE contacts ADD COLUMN imported_in INTEGER;
+ALTER TABLE contacts ADD COLUMN import_pos INTEGER;
+CREATE INDEX contacts_import ON contacts (tenant, imported_in, import_pos)
+    WHERE imported_in IS NOT NULL;
