@@ -277,6 +277,17 @@ pub fn run(args: &ApiArgs) -> Result<ExitCode> {
             "  goal >= 30,000 req/s with p99 < 5 ms: {}",
             if goal { "met" } else { "not met" }
         );
+        // wrk keeps one request open on every connection, so the mean
+        // latency is the connections divided by the rate (Little's law): a
+        // p99 under 5 ms needs at least connections / 5 ms requests a second.
+        println!(
+            "  Little's law: {} connections / {:.0} req/s = {:.2} ms mean latency; \
+             a p99 under 5 ms needs more than {:.0} req/s",
+            args.connections,
+            use_.requests_per_s,
+            args.connections as f64 / use_.requests_per_s.max(1.0) * 1000.0,
+            args.connections as f64 / 0.005
+        );
     }
     if use_.errors > 0 || health.errors > 0 {
         bail!("some requests failed (see the errors column)");

@@ -17,7 +17,7 @@ use crate::serve::schemas;
 use utoipa_axum::routes;
 
 use crate::serve::error::{ErrorBody, ErrorDetail};
-use crate::serve::{ApiError, State, with_store};
+use crate::serve::{ApiError, State, with_reader, with_store};
 
 use crate::plugin::{Contact, State as CaseState};
 use crate::store::contacts::Upsert;
@@ -471,8 +471,8 @@ async fn may_use(
         })
         .map_err(|e| ApiError::bad_request(e.body_text()));
     // The hottest call: the key and the case in one trip to the database, and
-    // only the columns the answer needs.
-    with_store(&state, move |store| {
+    // only the columns the answer needs, read on this thread.
+    with_reader(&state, move |store| {
         let conn = store.connection();
         let (tenant, _) = tenant_of(conn, &key)?;
         let purpose = purpose?;
@@ -508,5 +508,4 @@ async fn may_use(
             basis,
         }))
     })
-    .await
 }
