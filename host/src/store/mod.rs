@@ -68,6 +68,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "012_import_batches",
         include_str!("migrations/012_import_batches.sql"),
     ),
+    (
+        "013_sweep_speed",
+        include_str!("migrations/013_sweep_speed.sql"),
+    ),
 ];
 
 /// A failed store operation. Opaque above `store/`: the faces print it, nothing

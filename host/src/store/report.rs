@@ -66,18 +66,12 @@ pub fn status(conn: &Conn, tenant: &str, now: i64) -> Result<Status> {
             *bands.entry(band).or_default() += n;
         }
     }
-    let count = |sql: &str| -> rusqlite::Result<i64> {
-        conn.sql()
-            .query_row(sql, params![tenant, now], |r| r.get(0))
-    };
-    let overdue = count(
-        "SELECT COUNT(*) FROM cases WHERE tenant = ?1 AND due_at IS NOT NULL AND due_at < ?2",
-    )?;
-    let due_next_7_days = count(
-        "SELECT COUNT(*) FROM cases WHERE tenant = ?1 AND due_at IS NOT NULL AND due_at >= ?2 AND due_at < ?2 + 7 * 86400",
-    )?;
-    let needs_attention = count(
-        "SELECT COUNT(*) FROM cases WHERE tenant = ?1 AND needs_attention IS NOT NULL AND ?2 = ?2",
+    let overdue = due_between(conn, tenant, i64::MIN, now)?;
+    let due_next_7_days = due_between(conn, tenant, now, now + 7 * 86_400)?;
+    let needs_attention = conn.sql().query_row(
+        "SELECT COUNT(*) FROM cases WHERE tenant = ?1 AND needs_attention IS NOT NULL",
+        [tenant],
+        |r| r.get(0),
     )?;
     let attention = {
         let mut stmt = conn.sql().prepare(
@@ -746,9 +740,22 @@ pub fn owners(conn: &Conn, tenant: &str) -> Result<Vec<String>> {
 /// Cases due later than 7 days from now (the overview's "on time"; due
 /// soon and overdue are in [`Status`]).
 pub fn on_time(conn: &Conn, tenant: &str, now: i64) -> Result<i64> {
-    Ok(conn.sql().query_row(
-        "SELECT COUNT(*) FROM cases WHERE tenant = ?1 AND due_at IS NOT NULL AND due_at >= ?2 + 7 * 86400",
-        params![tenant, now],
-        |r| r.get(0),
-    )?)
+    due_between(conn, tenant, now + 7 * 86_400, i64::MAX)
+}
+
+/// Cases of any state due at or after `from` and before `to`: one range of
+/// `cases_tenant_state` per state. (An index on due time alone would make
+/// every step of a sweep keep one more index; measured, that cost a sixth
+/// of a sweep's time.)
+fn due_between(conn: &Conn, tenant: &str, from: i64, to: i64) -> Result<i64> {
+    let states: Vec<&str> = State::ALL.iter().map(|s| s.as_str()).collect();
+    let mut stmt = conn.sql().prepare_cached(
+        "SELECT COUNT(*) FROM cases INDEXED BY cases_tenant_state
+         WHERE tenant = ?1 AND state = ?2 AND due_at >= ?3 AND due_at < ?4",
+    )?;
+    let mut n = 0;
+    for state in states {
+        n += stmt.query_row(params![tenant, state, from, to], |r| r.get::<_, i64>(0))?;
+    }
+    Ok(n)
 }
