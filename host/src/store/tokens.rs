@@ -124,12 +124,15 @@ pub fn redeemable(conn: &Conn, secret: &str, now: i64) -> Result<Vec<Token>, Tok
     let tokens = match &link.message {
         // Links from before messages could span purposes are their own message.
         None => vec![link],
+        // A message goes to one contact: its tokens are among the
+        // contact's few (no index of its own, which every request sent
+        // would have to keep).
         Some(message) => {
             let mut stmt = conn.sql().prepare_cached(&format!(
-                "SELECT {TOKEN_COLUMNS} FROM response_tokens INDEXED BY response_tokens_by_message
-                 WHERE message = ?1 ORDER BY purpose"
+                "SELECT {TOKEN_COLUMNS} FROM response_tokens INDEXED BY response_tokens_by_case
+                 WHERE tenant = ?1 AND contact = ?2 AND message = ?3 ORDER BY purpose"
             ))?;
-            let rows = stmt.query_map([message], read)?;
+            let rows = stmt.query_map(params![link.tenant, link.contact, message], read)?;
             rows.collect::<rusqlite::Result<Vec<_>>>()?
         }
     };
