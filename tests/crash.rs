@@ -235,6 +235,19 @@ fn a_sweep_killed_ten_times_ends_as_one_that_never_was() {
     );
     verify(&whole);
     verify(&killed);
+    // The counts the cockpit reads, kept at each commit, match the cases.
+    for ws in [&whole, &killed] {
+        assert_eq!(
+            rows(
+                ws.path(),
+                "SELECT tenant, state, band, n FROM case_counts WHERE n <> 0 ORDER BY 1, 2, 3"
+            ),
+            rows(
+                ws.path(),
+                "SELECT tenant, state, band, COUNT(*) FROM cases GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+            )
+        );
+    }
 }
 
 #[test]

@@ -244,7 +244,17 @@ pub(super) fn apply_contact(
             continue;
         }
         let case = &outcome.case;
-        cases::write(tx, tenant, &contact.id, case, now)?;
+        if !cases::write(tx, tenant, &contact.id, (before.state, case), now)? {
+            // Someone moved the case since it was read (another klar
+            // process): this step was computed from an older state.
+            tracing::warn!(
+                contact = %contact.id,
+                purpose = %case.purpose,
+                "the case changed while it was stepped; the step is dropped"
+            );
+            applied.push(Applied::Unchanged);
+            continue;
+        }
         let row = audit::append(
             tx,
             tenant,
@@ -579,7 +589,8 @@ pub(super) fn end_every_purpose(
         case.cleanup = None;
         case.assigned_to = None;
         case.updated_at = DateTime::from_timestamp(now, 0);
-        cases::write(tx, tenant, contact, &case, now)?;
+        // Read in this transaction, so the state is the stored one.
+        cases::write(tx, tenant, contact, (before.state, &case), now)?;
         tokens::close_for_case(tx, tenant, contact, &case.purpose, now)?;
         evidence::start_retention(tx, tenant, (contact, &case.purpose), keep_evidence_until)?;
         audit::append(

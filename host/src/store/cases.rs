@@ -7,7 +7,7 @@ use super::{Conn, Error, Result, Tx};
 
 use super::StoreError;
 use super::contacts;
-use crate::plugin::{Case, Contact};
+use crate::plugin::{Case, Contact, State};
 
 pub(crate) fn parse(body: &str) -> Result<Case, StoreError> {
     serde_json::from_str(body).map_err(|e| {
@@ -47,17 +47,20 @@ pub fn of_contact(conn: &Conn, tenant: &str, contact: &str) -> Result<Vec<Case>,
     bodies.iter().map(|b| parse(b)).collect()
 }
 
-/// Writes a case after a step and clears a failure mark.
+/// Writes a case after a step and clears a failure mark, if the stored case
+/// is still in the state `before` the step saw: false (and nothing written)
+/// if another writer moved it meanwhile, so that a step never overwrites a
+/// newer state. A change of state is counted in `case_counts` at commit.
 pub fn write(
     tx: &Tx<'_>,
     tenant: &str,
     contact: &str,
-    case: &Case,
+    (before, case): (State, &Case),
     now: i64,
-) -> Result<(), StoreError> {
-    tx.sql().prepare_cached(
+) -> Result<bool, StoreError> {
+    let written = tx.sql().prepare_cached(
         "UPDATE cases SET state = ?4, band = ?5, body = ?6, due_at = ?7, updated_at = ?8, needs_attention = NULL
-         WHERE tenant = ?1 AND contact = ?2 AND purpose = ?3",
+         WHERE tenant = ?1 AND contact = ?2 AND purpose = ?3 AND state = ?9",
     )?
     .execute(params![
         tenant,
@@ -67,9 +70,18 @@ pub fn write(
         case.state.band().as_str(),
         serde_json::to_string(case).unwrap_or_default(),
         case.due_at.map(|t| t.timestamp()),
-        now
+        now,
+        before.as_str()
     ])?;
-    Ok(())
+    if written == 1 && before != case.state {
+        let mut counts = tx.case_counts.borrow_mut();
+        for (state, n) in [(before, -1), (case.state, 1)] {
+            *counts
+                .entry((tenant.to_owned(), state.as_str(), state.band().as_str()))
+                .or_default() += n;
+        }
+    }
+    Ok(written == 1)
 }
 
 /// Moves a case's next step without changing anything else (a request that
@@ -286,4 +298,71 @@ pub fn clear_attention(
         )?
         .execute(params![tenant, contact, purpose, now])?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Store, tenants};
+
+    #[test]
+    fn a_step_never_overwrites_a_case_another_writer_moved() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut store = Store::open(&dir.path().join("klar.db")).expect("opens");
+        let counts = |store: &Store| -> Vec<(String, i64)> {
+            let mut stmt = store
+                .connection()
+                .sql()
+                .prepare("SELECT state, n FROM case_counts WHERE n <> 0 ORDER BY state")
+                .expect("query");
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .expect("runs")
+                .collect::<rusqlite::Result<_>>()
+                .expect("reads")
+        };
+        store
+            .transaction(|tx| -> crate::store::Result<()> {
+                tenants::add(tx, "acme", "ACME", "UTC", "de", 1).map_err(|e| match e {
+                    tenants::TenantError::Sql(e) => e,
+                    other => panic!("{other}"),
+                })?;
+                let contact = Contact {
+                    id: "C1".to_owned(),
+                    first_name: "A".to_owned(),
+                    last_name: "B".to_owned(),
+                    email: None,
+                    phone: None,
+                    owner: "jk".to_owned(),
+                    source: "web".to_owned(),
+                    language: "de".to_owned(),
+                    created_at: chrono::DateTime::default(),
+                    attributes: Default::default(),
+                };
+                contacts::upsert(tx, "acme", &contact, 1)?;
+                contacts::open_cases(tx, "acme", "C1", 1)?;
+                Ok(())
+            })
+            .expect("fills");
+        let before = get(store.connection(), "acme", "C1", tenants::DEFAULT_PURPOSE)
+            .expect("reads")
+            .expect("a case");
+        let mut asked = before.clone();
+        asked.state = State::Requested;
+        let mut refused = before.clone();
+        refused.state = State::Refused;
+        let written = store
+            .transaction(|tx| {
+                let first = write(tx, "acme", "C1", (before.state, &asked), 2)?;
+                // A second step computed from the same old state comes late.
+                let second = write(tx, "acme", "C1", (before.state, &refused), 2)?;
+                Ok::<_, StoreError>((first, second))
+            })
+            .expect("writes");
+        assert_eq!(written, (true, false));
+        let stored = get(store.connection(), "acme", "C1", tenants::DEFAULT_PURPOSE)
+            .expect("reads")
+            .expect("a case");
+        assert_eq!(stored.state, State::Requested);
+        assert_eq!(counts(&store), [("requested".to_owned(), 1)]);
+    }
 }
