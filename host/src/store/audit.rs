@@ -181,12 +181,29 @@ fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
 }
 
 pub fn rows(conn: &Conn, tenant: &str, contact: Option<&str>) -> Result<Vec<Row>> {
-    let mut stmt = conn.sql().prepare(
-        "SELECT seq, at, contact, purpose, kind, detail, policy_sha256, prev_hash, hash
-         FROM audit_log WHERE tenant = ?1 AND (?2 IS NULL OR contact = ?2) ORDER BY seq",
-    )?;
-    let rows = stmt.query_map(params![tenant, contact], read_row)?;
-    rows.collect::<rusqlite::Result<_>>().map_err(Error::from)
+    // Two statements, not one with `?2 IS NULL OR contact = ?2`: a plan
+    // cannot depend on the bound value (the store's connections keep plans
+    // stable), and that one read the tenant's whole log for one contact.
+    let rows = match contact {
+        None => conn
+            .sql()
+            .prepare_cached(
+                "SELECT seq, at, contact, purpose, kind, detail, policy_sha256, prev_hash, hash
+                 FROM audit_log WHERE tenant = ?1 ORDER BY seq",
+            )?
+            .query_map([tenant], read_row)?
+            .collect::<rusqlite::Result<_>>(),
+        Some(contact) => conn
+            .sql()
+            .prepare_cached(
+                "SELECT seq, at, contact, purpose, kind, detail, policy_sha256, prev_hash, hash
+                 FROM audit_log INDEXED BY audit_by_case
+                 WHERE tenant = ?1 AND contact = ?2 ORDER BY seq",
+            )?
+            .query_map(params![tenant, contact], read_row)?
+            .collect::<rusqlite::Result<_>>(),
+    };
+    rows.map_err(Error::from)
 }
 
 /// Walks a tenant's chain and lists every problem, in order.
