@@ -153,49 +153,72 @@ pub struct CaseFilter {
 }
 
 pub fn cases(conn: &Conn, tenant: &str, filter: &CaseFilter, now: i64) -> Result<Vec<CaseLine>> {
-    let mut stmt = conn.sql().prepare(
+    use rusqlite::types::Value as Sql;
+    // Only the filters given become terms, so that one contact's cases and
+    // a page after a cursor are index seeks (plans do not depend on bound
+    // values: `?7 IS NULL OR c.contact = ?7` read every case of the tenant).
+    let mut conditions = vec!["c.tenant = ?1".to_owned()];
+    let mut values: Vec<Sql> = vec![Sql::Text(tenant.to_owned())];
+    let mut bind = |value: Sql| {
+        values.push(value);
+        format!("?{}", values.len())
+    };
+    if let Some(state) = filter.state {
+        conditions.push(format!(
+            "c.state = {}",
+            bind(Sql::Text(state.as_str().into()))
+        ));
+    }
+    if let Some(band) = filter.band {
+        conditions.push(format!(
+            "c.band = {}",
+            bind(Sql::Text(band.as_str().into()))
+        ));
+    }
+    if let Some(owner) = &filter.owner {
+        conditions.push(format!("k.owner = {}", bind(Sql::Text(owner.clone()))));
+    }
+    if filter.overdue {
+        conditions.push(format!(
+            "c.due_at IS NOT NULL AND c.due_at < {}",
+            bind(Sql::Integer(now))
+        ));
+    }
+    if let Some(contact) = &filter.contact {
+        conditions.push(format!("c.contact = {}", bind(Sql::Text(contact.clone()))));
+    }
+    if let Some((contact, purpose)) = &filter.after {
+        let (c, p) = (
+            bind(Sql::Text(contact.clone())),
+            bind(Sql::Text(purpose.clone())),
+        );
+        conditions.push(format!("(c.contact, c.purpose) > ({c}, {p})"));
+    }
+    let limit = bind(Sql::Integer(
+        filter
+            .limit
+            .map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX)),
+    ));
+    let mut stmt = conn.sql().prepare_cached(&format!(
         "SELECT c.contact, c.purpose, c.state, c.band, c.body, c.needs_attention, k.owner
          FROM cases c JOIN contacts k ON k.tenant = c.tenant AND k.id = c.contact
-         WHERE c.tenant = ?1
-           AND (?2 IS NULL OR c.state = ?2)
-           AND (?3 IS NULL OR c.band = ?3)
-           AND (?4 IS NULL OR k.owner = ?4)
-           AND (?5 = 0 OR (c.due_at IS NOT NULL AND c.due_at < ?6))
-           AND (?7 IS NULL OR c.contact = ?7)
-           AND (?8 IS NULL OR (c.contact, c.purpose) > (?8, ?9))
+         WHERE {}
          ORDER BY c.contact, c.purpose
-         LIMIT ?10",
-    )?;
-    let (after_contact, after_purpose) = filter.after.clone().unzip();
-    let limit = filter
-        .limit
-        .map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
-    let rows = stmt.query_map(
-        params![
-            tenant,
-            filter.state.map(State::as_str),
-            filter.band.map(Band::as_str),
-            filter.owner,
-            filter.overdue,
-            now,
-            filter.contact,
-            after_contact,
-            after_purpose,
-            limit
-        ],
-        |r| {
-            let body: String = r.get(4)?;
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                body,
-                r.get::<_, Option<String>>(5)?,
-                r.get::<_, String>(6)?,
-            ))
-        },
-    )?;
+         LIMIT {limit}",
+        conditions.join(" AND ")
+    ))?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(values.iter()), |r| {
+        let body: String = r.get(4)?;
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+            body,
+            r.get::<_, Option<String>>(5)?,
+            r.get::<_, String>(6)?,
+        ))
+    })?;
     let mut out = Vec::new();
     for row in rows {
         let (contact, purpose, state, band, body, needs_attention, owner) = row?;
