@@ -184,7 +184,7 @@ pub struct Rows<R: Read> {
 }
 
 /// One row: its line, and the contact or what is wrong with it.
-pub type Checked = (u64, Result<Contact, Vec<String>>);
+pub type ReadRow = (u64, Result<Contact, Vec<String>>);
 
 impl<R: Read> Rows<R> {
     /// Reads and checks the header. `language` is the contacts' language
@@ -235,7 +235,7 @@ impl<R: Read> Rows<R> {
     }
 
     /// The next row, or `None` at the end of the file.
-    pub fn next_row(&mut self) -> Result<Option<Checked>, ImportError> {
+    pub fn next_row(&mut self) -> Result<Option<ReadRow>, ImportError> {
         match self.reader.read_byte_record(&mut self.record) {
             Ok(false) => Ok(None),
             Ok(true) => {
@@ -334,6 +334,10 @@ impl Seen {
     }
 }
 
+fn repeated(id: &str, first: u64) -> String {
+    format!("external_id {id} appears again (first on line {first})")
+}
+
 /// The first pass: reads and checks every row of the file. Rows repeating
 /// an id, and rows whose e-mail address or phone number belongs to a
 /// contact klar erased, are problems too.
@@ -353,10 +357,7 @@ pub fn check<R: Read>(
             Ok(contact) => {
                 let mut problems = Vec::new();
                 if let Some(first) = seen.first(&contact.id, line) {
-                    problems.push(format!(
-                        "external_id {} appears again (first on line {first})",
-                        contact.id
-                    ));
+                    problems.push(repeated(&contact.id, first));
                 } else if tombstones
                     && let Some(erased) = super::contacts::erased_address(conn, tenant, &contact)?
                 {
@@ -396,10 +397,7 @@ pub fn parse(bytes: &[u8], language: &str, now: DateTime<Utc>) -> Result<Parsed,
             Ok(contact) => match seen.first(&contact.id, line) {
                 Some(first) => parsed.problems.push(RowProblem {
                     line,
-                    message: format!(
-                        "external_id {} appears again (first on line {first})",
-                        contact.id
-                    ),
+                    message: repeated(&contact.id, first),
                 }),
                 None => parsed.contacts.push((line, contact)),
             },

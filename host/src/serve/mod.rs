@@ -79,11 +79,19 @@ pub(crate) fn with_reader<T>(
     state: &State,
     work: impl FnOnce(&mut Store) -> Result<T, ApiError>,
 ) -> Result<T, ApiError> {
+    on_this_thread(&state.db, work)
+}
+
+/// `work` with this thread's connection to `db`, opened on first use.
+fn on_this_thread<T>(
+    db: &Path,
+    work: impl FnOnce(&mut Store) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
     STORE.with(|cell| {
         let mut slot = cell.borrow_mut();
-        if slot.as_ref().is_none_or(|(path, _)| path != &state.db) {
-            let store = Store::open(&state.db).map_err(ApiError::internal)?;
-            *slot = Some((state.db.clone(), store));
+        if slot.as_ref().is_none_or(|(path, _)| path != db) {
+            let store = Store::open(db).map_err(ApiError::internal)?;
+            *slot = Some((db.to_path_buf(), store));
         }
         match slot.as_mut() {
             Some((_, store)) => work(store),
@@ -99,21 +107,9 @@ where
     F: FnOnce(&mut Store) -> Result<T, ApiError> + Send + 'static,
 {
     let db = state.db.clone();
-    tokio::task::spawn_blocking(move || {
-        STORE.with(|cell| {
-            let mut slot = cell.borrow_mut();
-            if slot.as_ref().is_none_or(|(path, _)| path != &db) {
-                let store = Store::open(&db).map_err(ApiError::internal)?;
-                *slot = Some((db.clone(), store));
-            }
-            match slot.as_mut() {
-                Some((_, store)) => work(store),
-                None => Err(ApiError::internal("no database connection")),
-            }
-        })
-    })
-    .await
-    .map_err(ApiError::internal)?
+    tokio::task::spawn_blocking(move || on_this_thread(&db, work))
+        .await
+        .map_err(ApiError::internal)?
 }
 
 /// The API's description, completed by the routes registered with it.
