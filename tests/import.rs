@@ -120,7 +120,7 @@ fn a_malformed_file_changes_nothing_and_names_every_bad_line() {
         "bad.csv",
         &format!(
             "{HEADER}\nC1,Anna,Schmidt,anna@example.de,,jk,web,,\nC2,Ben,Braun,ben(at)example.de,,jk,web,,\n\
-             C3,Carla,Hoffmann,,,,web,,\nC4,Dirk,Krüger,,,jk,web,31.12.2025,\n"
+             C3,Carla,Hoffmann,,,,web,,\nC4,Dirk,Krüger,,,jk,web,31.13.2025,\n"
         ),
     );
     let before = t.counts();
@@ -130,7 +130,7 @@ fn a_malformed_file_changes_nothing_and_names_every_bad_line() {
         stdout(&out),
         "bad.csv:3: email \"ben(at)example.de\" is not an e-mail address\n\
          bad.csv:4: owner is empty: every contact needs a responsible person\n\
-         bad.csv:5: created_at \"31.12.2025\" is not a date (use 2026-11-30 or 2026-11-30T09:00:00Z)\n\
+         bad.csv:5: created_at \"31.13.2025\" is not a date (use 30.11.2026, 2026-11-30 or 2026-11-30T09:00:00Z)\n\
          bad.csv: nothing was imported: 3 row(s) have problems; fix them, or import the others with --skip-invalid\n"
     );
     assert_eq!(t.counts(), before, "not one row was written");
@@ -154,7 +154,7 @@ fn a_file_without_the_columns_is_refused_whole() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         stderr(&out),
-        "klar: wrong.csv: cannot import: the header lacks the column(s) external_id, first_name, last_name, email, phone, owner, source, created_at; expected external_id,first_name,last_name,email,phone,owner,source,created_at\n"
+        "klar: wrong.csv: cannot import: the header lacks the column(s) external_id, first_name, last_name, email, phone, owner, source, created_at; expected external_id,first_name,last_name,email,phone,owner,source,created_at (in any order, separated by commas, semicolons or tabs)\n"
     );
 }
 
@@ -358,4 +358,335 @@ fn crate_hex(bytes: &[u8]) -> String {
 fn crate_sha(text: &str) -> String {
     use sha2::{Digest, Sha256};
     crate_hex(&Sha256::digest(text.as_bytes()))
+}
+
+/// German Excel's header row for the contacts, with a column of its own
+/// (`Straße`) that becomes an attribute.
+const EXCEL_HEADER: [&str; 9] = [
+    "external_id",
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "owner",
+    "source",
+    "created_at",
+    "Straße",
+];
+
+/// Rows as an admin types them in Excel: umlauts and ß, a German date.
+const EXCEL_ROWS: [[&str; 9]; 3] = [
+    [
+        "K-1",
+        "Jürgen",
+        "Groß",
+        "j.gross@example.de",
+        "+49 711 1234567",
+        "jk",
+        "Messe",
+        "31.12.2025",
+        "Königstraße 1",
+    ],
+    [
+        "K-2",
+        "Zoë",
+        "Weiß-Müller",
+        "",
+        "",
+        "mb",
+        "",
+        "",
+        "Äußere Str. 5",
+    ],
+    [
+        "K-3",
+        "Ömer",
+        "Öztürk",
+        "oemer@example.de",
+        "",
+        "jk",
+        "",
+        "2026-01-15",
+        "",
+    ],
+];
+
+impl Tenant {
+    fn assert_excel_names_intact(&self) {
+        let store = self.store();
+        for row in EXCEL_ROWS {
+            let c = contacts::get(store.connection(), "acme", row[0])
+                .expect("reads")
+                .unwrap_or_else(|| panic!("{} was imported", row[0]));
+            assert_eq!(
+                (c.first_name.as_str(), c.last_name.as_str()),
+                (row[1], row[2])
+            );
+            assert_eq!(
+                c.attributes.get("Straße").map(String::as_str),
+                Some(row[8]).filter(|s| !s.is_empty())
+            );
+        }
+        let jurgen = contacts::get(store.connection(), "acme", "K-1")
+            .expect("reads")
+            .expect("exists");
+        assert_eq!(
+            jurgen.created_at.format("%Y-%m-%d").to_string(),
+            "2025-12-31"
+        );
+    }
+}
+
+/// The rows as German Excel's "CSV UTF-8" and plain "CSV" exports write
+/// them: semicolons, CRLF, and a byte-order mark or Windows-1252.
+fn excel_csv(utf8: bool) -> Vec<u8> {
+    let mut text = EXCEL_HEADER.join(";") + "\r\n";
+    for row in EXCEL_ROWS {
+        text += &(row.join(";") + "\r\n");
+    }
+    if utf8 {
+        let mut bytes = b"\xEF\xBB\xBF".to_vec();
+        bytes.extend_from_slice(text.as_bytes());
+        bytes
+    } else {
+        // Windows-1252 is Latin-1 for every character used here.
+        text.chars()
+            .map(|c| u8::try_from(u32::from(c)).expect("a Latin-1 character"))
+            .collect()
+    }
+}
+
+/// A new tenant that imported [`excel_csv`], and what the import printed.
+fn imported_excel_csv(utf8: bool) -> (Tenant, String) {
+    let t = Tenant::new();
+    std::fs::write(t.path().join("kontakte.csv"), excel_csv(utf8)).expect("writes");
+    let out = t.ok(&[
+        "import",
+        "acme",
+        "kontakte.csv",
+        "--now",
+        "2026-11-30T09:00:00Z",
+    ]);
+    (t, out)
+}
+
+#[test]
+fn german_excels_csv_utf8_export_imports_with_every_name_intact() {
+    let (t, out) = imported_excel_csv(true);
+    assert_eq!(
+        out,
+        "kontakte.csv: 3 added, 0 updated, 0 unchanged; 6 case(s) opened\n"
+    );
+    t.assert_excel_names_intact();
+}
+
+#[test]
+fn german_excels_plain_csv_export_is_read_as_windows_1252_and_says_so() {
+    let (t, out) = imported_excel_csv(false);
+    assert_eq!(
+        out,
+        "kontakte.csv: read as Windows-1252 (German Excel's plain CSV): line 1 is not valid UTF-8; --encoding utf-8 refuses such a file instead\n\
+         kontakte.csv: 3 added, 0 updated, 0 unchanged; 6 case(s) opened\n"
+    );
+    t.assert_excel_names_intact();
+
+    // Said to be UTF-8, the file is refused row by row, and nothing is stored.
+    let t = Tenant::new();
+    std::fs::write(t.path().join("kontakte.csv"), excel_csv(false)).expect("writes");
+    let before = t.counts();
+    let out = t.run(&["import", "acme", "kontakte.csv", "--encoding", "utf-8"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("the header is not valid UTF-8"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(t.counts(), before);
+}
+
+#[test]
+fn separator_and_encoding_can_be_given() {
+    let t = Tenant::new();
+    let text = format!(
+        "{}\n{}\n",
+        EXCEL_HEADER.join("|"),
+        EXCEL_ROWS.map(|r| r.join("|")).join("\n")
+    );
+    t.write("pipes.csv", &text);
+    let out = t.run(&["import", "acme", "pipes.csv"]);
+    assert_eq!(out.status.code(), Some(2), "no separator found: refused");
+    let out = t.ok(&[
+        "import",
+        "acme",
+        "pipes.csv",
+        "--delimiter",
+        "|",
+        "--encoding",
+        "utf-8",
+        "--now",
+        "2026-11-30T09:00:00Z",
+    ]);
+    assert!(
+        out.ends_with("3 added, 0 updated, 0 unchanged; 6 case(s) opened\n"),
+        "{out}"
+    );
+    t.assert_excel_names_intact();
+}
+
+/// A Python that has openpyxl: scripts/test installs one beside the build
+/// (or set KLAR_XLSX_PYTHON).
+fn python_with_openpyxl() -> std::path::PathBuf {
+    if let Some(path) = std::env::var_os("KLAR_XLSX_PYTHON") {
+        return path.into();
+    }
+    // CARGO_TARGET_TMPDIR is target/tmp; the venv sits beside it.
+    let target = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let python = target
+        .parent()
+        .unwrap_or(&target)
+        .join("python-tools/bin/python");
+    assert!(
+        python.exists(),
+        "no Python with openpyxl at {}; scripts/test installs it (or set KLAR_XLSX_PYTHON)",
+        python.display()
+    );
+    python
+}
+
+/// Writes `rows` into the sheet `Kontakte` of a new workbook with openpyxl,
+/// as a spreadsheet program would: a phone typed as a number, a date typed
+/// as a date, a column of its own, an empty row in between.
+fn xlsx(path: &std::path::Path, rows: &serde_json::Value) {
+    let script = r#"
+import datetime, json, sys
+import openpyxl
+rows = json.loads(sys.argv[2])
+book = openpyxl.Workbook()
+book.active.title = "Deckblatt"
+sheet = book.create_sheet("Kontakte", 0)
+for row in rows:
+    cells = []
+    for value in row:
+        if isinstance(value, dict) and "date" in value:
+            value = datetime.datetime.strptime(value["date"], "%Y-%m-%d")
+        cells.append(value)
+    sheet.append(cells)
+for cell in sheet["H"]:
+    if isinstance(cell.value, datetime.datetime):
+        cell.number_format = "DD.MM.YYYY"
+book.save(sys.argv[1])
+"#;
+    let out = std::process::Command::new(python_with_openpyxl())
+        .arg("-c")
+        .arg(script)
+        .arg(path)
+        .arg(rows.to_string())
+        .output()
+        .expect("python runs");
+    assert!(out.status.success(), "openpyxl: {}", stderr(&out));
+}
+
+#[test]
+fn an_xlsx_workbook_imports_with_every_name_intact() {
+    let t = Tenant::new();
+    let mut rows = vec![serde_json::json!(EXCEL_HEADER)];
+    for row in EXCEL_ROWS {
+        let mut cells: Vec<serde_json::Value> = row.iter().map(|c| serde_json::json!(c)).collect();
+        if row[0] == "K-1" {
+            cells[7] = serde_json::json!({ "date": "2025-12-31" });
+            cells[4] = serde_json::json!(4_971_112_345_i64);
+        }
+        rows.push(serde_json::Value::Array(cells));
+        if row[0] == "K-2" {
+            rows.push(serde_json::json!([]));
+        }
+    }
+    xlsx(
+        &t.path().join("kontakte.xlsx"),
+        &serde_json::Value::Array(rows),
+    );
+    let out = t.ok(&[
+        "import",
+        "acme",
+        "kontakte.xlsx",
+        "--now",
+        "2026-11-30T09:00:00Z",
+    ]);
+    assert_eq!(
+        out,
+        "kontakte.xlsx: 3 added, 0 updated, 0 unchanged; 6 case(s) opened\n"
+    );
+    t.assert_excel_names_intact();
+    let jurgen = contacts::get(t.store().connection(), "acme", "K-1")
+        .expect("reads")
+        .expect("exists");
+    assert_eq!(jurgen.phone.as_deref(), Some("4971112345"));
+}
+
+#[test]
+fn a_bad_xlsx_row_is_named_by_sheet_and_row_and_nothing_is_stored() {
+    let t = Tenant::new();
+    let rows = serde_json::json!([
+        EXCEL_HEADER,
+        EXCEL_ROWS[0],
+        [],
+        [
+            "K-9",
+            "Anna",
+            "Schmidt",
+            "anna(at)example.de",
+            "",
+            "jk",
+            "",
+            "",
+            ""
+        ],
+        EXCEL_ROWS[2],
+    ]);
+    xlsx(&t.path().join("kontakte.xlsx"), &rows);
+    let before = t.counts();
+    let out = t.run(&["import", "acme", "kontakte.xlsx"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stdout(&out),
+        "kontakte.xlsx: sheet Kontakte, row 4: email \"anna(at)example.de\" is not an e-mail address\n\
+         kontakte.xlsx: nothing was imported: 1 row(s) have problems; fix them, or import the others with --skip-invalid\n"
+    );
+    assert_eq!(t.counts(), before);
+
+    let out = t.run(&["import", "acme", "kontakte.xlsx", "--sheet", "Tabelle9"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out)
+            .contains("the workbook has no sheet \"Tabelle9\"; its sheets: Kontakte, Deckblatt"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn cases_as_csv_open_in_german_excel() {
+    let (t, _) = imported_excel_csv(true);
+    t.ok(&["tick", "--now", "2026-11-30T09:00:00Z"]);
+    let out = t.run(&["cases", "acme", "--csv", "--now", "2026-11-30T09:00:00Z"]);
+    assert!(out.status.success());
+    let bytes = out.stdout;
+    assert!(
+        bytes.starts_with(b"\xEF\xBB\xBF"),
+        "a byte-order mark first"
+    );
+    let text = std::str::from_utf8(&bytes[3..]).expect("UTF-8");
+    let lines: Vec<&str> = text.split_terminator("\r\n").collect();
+    assert_eq!(lines.len(), 1 + 6, "{text}");
+    assert!(!text.replace("\r\n", "").contains('\n'), "CRLF only");
+    assert_eq!(
+        lines[0],
+        "contact;purpose;state;band;owner;assigned_to;reminders_sent;next_due;legal_hold;needs_attention"
+    );
+    // The request went out; its reminder is due on 18 December at 09:00
+    // UTC, which is 10:00 in Berlin, written as German Excel reads a time.
+    assert!(
+        lines.contains(&"K-1;contact-data;requested;to-clarify;jk;;0;18.12.2026 10:00;no;"),
+        "{text}"
+    );
 }

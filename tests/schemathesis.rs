@@ -29,7 +29,7 @@ fn schemathesis() -> PathBuf {
     target
         .parent()
         .unwrap_or(&target)
-        .join("schemathesis/bin/schemathesis")
+        .join("python-tools/bin/schemathesis")
 }
 
 #[test]

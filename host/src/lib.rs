@@ -23,6 +23,7 @@ pub mod cli;
 pub mod delivery;
 pub mod diagnostics;
 pub mod engine;
+pub mod excel;
 pub mod merkle;
 pub mod runtime;
 pub mod serve;

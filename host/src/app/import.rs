@@ -8,18 +8,21 @@
 //!
 //! Columns: `external_id,first_name,last_name,email,phone,owner,source,created_at`
 //! (a header is required, order is free); further columns are kept as the
-//! contact's attributes. UTF-8 only.
+//! contact's attributes. The file may be what Excel writes: CSV with
+//! commas, semicolons or tabs, in UTF-8 (with or without a byte-order mark)
+//! or Windows-1252, or an `.xlsx` workbook (see `format`).
 
-use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+mod format;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Read;
-use std::rc::Rc;
 
 use crate::store::Conn;
 use chrono::{DateTime, NaiveDate, Utc};
-use sha2::{Digest, Sha256};
 
 use crate::plugin::Contact;
+use format::Records;
+pub use format::{Encoding, Format, Options, detect};
 
 pub const COLUMNS: [&str; 8] = [
     "external_id",
@@ -53,7 +56,7 @@ pub enum ImportError {
     NoHeader,
     #[error("the header is not valid UTF-8")]
     HeaderNotUtf8,
-    #[error("the header lacks the column(s) {}; expected {}", .0.join(", "), COLUMNS.join(","))]
+    #[error("the header lacks the column(s) {}; expected {} (in any order, separated by commas, semicolons or tabs)", .0.join(", "), COLUMNS.join(","))]
     MissingColumns(Vec<String>),
     #[error("the header names column {0} twice")]
     DuplicateColumn(String),
@@ -61,6 +64,12 @@ pub enum ImportError {
     Csv(#[from] csv::Error),
     #[error("failed to read the file")]
     Read(#[source] std::io::Error),
+    #[error("this is an Excel 97-2003 workbook (.xls); save it as .xlsx or as CSV and import that")]
+    OldExcel,
+    #[error("the workbook has no sheet {sheet:?}; its sheets: {}", .sheets.join(", "))]
+    NoSheet { sheet: String, sheets: Vec<String> },
+    #[error("the workbook cannot be read: {0}")]
+    Xlsx(String),
     #[error("the file changed while it was imported; nothing was imported")]
     Changed,
     #[error(transparent)]
@@ -73,144 +82,32 @@ impl From<crate::store::Error> for ImportError {
     }
 }
 
-/// Where the lines of a streamed file start, for naming a record's line.
-/// The csv reader's own count, and the byte offset it gives a record, stop
-/// one short in a file with CRLF line ends: a record "starts" at the `\n`
-/// of the line before. So a record's line is found from the first byte at or
-/// after that offset that ends no line; lines end in `\n`, `\r\n` or a lone
-/// `\r`. The bytes pass through here as the csv reader reads them, and only
-/// the runs of line ends it has not passed yet are kept.
-#[derive(Debug, Default)]
-struct Lines {
-    seen: u64,
-    /// The last byte seen was `\r`: a `\n` next belongs to the same line end.
-    cr: bool,
-    /// The run of line-end bytes being read: where it began, lines it ends.
-    run: Option<(u64, u64)>,
-    /// Finished runs: (start, lines they end).
-    runs: VecDeque<(u64, u64)>,
-    /// Lines ended by runs already passed.
-    passed: u64,
-    sha256: Sha256,
-}
-
-impl Lines {
-    fn feed(&mut self, bytes: &[u8]) {
-        self.sha256.update(bytes);
-        for &b in bytes {
-            let at = self.seen;
-            if self.cr && b != b'\n' {
-                self.line_ends();
-            }
-            if b == b'\r' || b == b'\n' {
-                if self.run.is_none() {
-                    self.run = Some((at, 0));
-                }
-                if b == b'\n' {
-                    self.line_ends();
-                }
-            } else if let Some(run) = self.run.take() {
-                self.runs.push_back(run);
-            }
-            self.cr = b == b'\r';
-            self.seen += 1;
-        }
-    }
-
-    fn line_ends(&mut self) {
-        if let Some(run) = &mut self.run {
-            run.1 += 1;
-        }
-    }
-
-    fn end(&mut self) {
-        if self.cr {
-            self.line_ends();
-            self.cr = false;
-        }
-        if let Some(run) = self.run.take() {
-            self.runs.push_back(run);
-        }
-    }
-
-    /// The 1-based line of the record the csv reader places at `offset`
-    /// (asked in increasing order).
-    fn line_of(&mut self, offset: u64) -> u64 {
-        // A run that starts at or before the offset ends before the record
-        // or holds the offset: either way the record starts after it.
-        while let Some(&(start, lines)) = self.runs.front() {
-            if start > offset {
-                break;
-            }
-            self.passed += lines;
-            self.runs.pop_front();
-        }
-        let open = match self.run {
-            Some((start, lines)) if start <= offset => lines,
-            _ => 0,
-        };
-        1 + self.passed + open
-    }
-}
-
-/// The file's bytes on their way to the csv reader, through [`Lines`].
-struct Tracked<R> {
-    inner: R,
-    lines: Rc<RefCell<Lines>>,
-}
-
-impl<R: Read> Read for Tracked<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        let mut lines = self.lines.borrow_mut();
-        if n == 0 {
-            lines.end();
-        } else {
-            lines.feed(&buf[..n]);
-        }
-        Ok(n)
-    }
-}
-
-/// A CSV file read row by row, each row checked.
-pub struct Rows<R: Read> {
-    reader: csv::Reader<Tracked<R>>,
-    names: Vec<String>,
+/// A file read row by row, each row checked.
+pub struct Rows<'a> {
+    records: Records<'a>,
     index: HashMap<String, usize>,
     language: String,
     now: DateTime<Utc>,
-    lines: Rc<RefCell<Lines>>,
-    record: csv::ByteRecord,
 }
 
 /// One row: its line, and the contact or what is wrong with it.
 pub type ReadRow = (u64, Result<Contact, Vec<String>>);
 
-impl<R: Read> Rows<R> {
+impl<'a> Rows<'a> {
     /// Reads and checks the header. `language` is the contacts' language
     /// where the file names none; `now` fills an empty `created_at`.
-    pub fn new(read: R, language: &str, now: DateTime<Utc>) -> Result<Rows<R>, ImportError> {
-        let lines = Rc::new(RefCell::new(Lines::default()));
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(true)
-            .flexible(true)
-            .from_reader(Tracked {
-                inner: read,
-                lines: Rc::clone(&lines),
-            });
-        let header = reader.byte_headers().map_err(read_error)?.clone();
-        if header.is_empty() {
-            return Err(ImportError::NoHeader);
-        }
-        let names: Vec<String> = header
-            .iter()
-            .map(|h| {
-                std::str::from_utf8(h).map(|s| s.trim().trim_start_matches('\u{feff}').to_owned())
-            })
-            .collect::<Result<_, _>>()
-            .map_err(|_| ImportError::HeaderNotUtf8)?;
+    pub fn new<R: Read + 'a>(
+        read: R,
+        format: &Format,
+        language: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Rows<'a>, ImportError> {
+        let records = Records::open(read, format)?;
         let mut index = HashMap::new();
-        for (i, name) in names.iter().enumerate() {
+        for (i, name) in records.names.iter().enumerate() {
+            if name.is_empty() {
+                continue;
+            }
             if index.insert(name.clone(), i).is_some() {
                 return Err(ImportError::DuplicateColumn(name.clone()));
             }
@@ -224,80 +121,42 @@ impl<R: Read> Rows<R> {
             return Err(ImportError::MissingColumns(missing));
         }
         Ok(Rows {
-            reader,
-            names,
+            records,
             index,
             language: language.to_owned(),
             now,
-            lines,
-            record: csv::ByteRecord::new(),
         })
     }
 
     /// The next row, or `None` at the end of the file.
     pub fn next_row(&mut self) -> Result<Option<ReadRow>, ImportError> {
-        match self.reader.read_byte_record(&mut self.record) {
-            Ok(false) => Ok(None),
-            Ok(true) => {
-                let line = self.line(self.record.position());
-                Ok(Some((line, self.check_record())))
-            }
-            Err(err) if err.is_io_error() => Err(read_error(err)),
-            Err(err) => {
-                let line = self.line(err.position());
-                Ok(Some((line, Err(vec![format!("cannot be read: {err}")]))))
-            }
-        }
+        Ok(self.records.next()?.map(|(line, fields)| {
+            let checked = match fields {
+                Ok(fields) => contact(
+                    &Row {
+                        names: &self.records.names,
+                        fields: &fields,
+                        index: &self.index,
+                    },
+                    &self.language,
+                    self.now,
+                ),
+                Err(problem) => Err(vec![problem]),
+            };
+            (line, checked)
+        }))
     }
 
     /// The SHA-256 of every byte read so far: of the whole file once
     /// [`Rows::next_row`] has said it ended.
     pub fn sha256(&self) -> String {
-        crate::hex(&self.lines.borrow().sha256.clone().finalize())
-    }
-
-    fn line(&self, position: Option<&csv::Position>) -> u64 {
-        position.map_or(0, |p| self.lines.borrow_mut().line_of(p.byte()))
-    }
-
-    fn check_record(&self) -> Result<Contact, Vec<String>> {
-        let record = &self.record;
-        if record.len() != self.names.len() {
-            return Err(vec![format!(
-                "has {} field(s), the header has {}",
-                record.len(),
-                self.names.len()
-            )]);
-        }
-        let mut fields = Vec::with_capacity(record.len());
-        for (i, raw) in record.iter().enumerate() {
-            match std::str::from_utf8(raw) {
-                Ok(text) => fields.push(text.trim().to_owned()),
-                Err(_) => return Err(vec![format!("column {} is not valid UTF-8", self.names[i])]),
-            }
-        }
-        let row = Row {
-            names: &self.names,
-            fields: &fields,
-            index: &self.index,
-        };
-        contact(&row, &self.language, self.now)
-    }
-}
-
-fn read_error(err: csv::Error) -> ImportError {
-    if !err.is_io_error() {
-        return ImportError::Csv(err);
-    }
-    match err.into_kind() {
-        csv::ErrorKind::Io(io) => ImportError::Read(io),
-        _ => ImportError::Read(std::io::Error::other("the csv reader failed")),
+        self.records.sha256()
     }
 }
 
 /// What the first pass found: the problems (every bad row, with its line)
 /// and what the second pass needs to write the others.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Check {
     pub problems: Vec<RowProblem>,
     /// Data rows in the file.
@@ -308,6 +167,8 @@ pub struct Check {
     bad: HashSet<u64>,
     /// The file's SHA-256: the second pass must read the same file.
     pub sha256: String,
+    /// How the file was read; the second pass reads it the same way.
+    pub format: Format,
 }
 
 impl Check {
@@ -342,15 +203,22 @@ fn repeated(id: &str, first: u64) -> String {
 /// an id, and rows whose e-mail address or phone number belongs to a
 /// contact klar erased, are problems too.
 pub fn check<R: Read>(
-    read: R,
+    (read, format): (R, &Format),
     conn: &Conn,
     tenant: &str,
     (language, now): (&str, DateTime<Utc>),
 ) -> Result<Check, ImportError> {
-    let mut rows = Rows::new(read, language, now)?;
+    let mut rows = Rows::new(read, format, language, now)?;
     let tombstones = crate::store::imports::any_tombstone(conn, tenant)?;
     let mut seen = Seen::default();
-    let mut check = Check::default();
+    let mut check = Check {
+        problems: Vec::new(),
+        rows: 0,
+        good: 0,
+        bad: HashSet::new(),
+        sha256: String::new(),
+        format: format.clone(),
+    };
     while let Some((line, row)) = rows.next_row()? {
         check.rows += 1;
         let mut problems = match row {
@@ -389,7 +257,8 @@ pub fn check<R: Read>(
 
 /// Reads and checks a whole file in memory (without the erasure check).
 pub fn parse(bytes: &[u8], language: &str, now: DateTime<Utc>) -> Result<Parsed, ImportError> {
-    let mut rows = Rows::new(bytes, language, now)?;
+    let format = detect(bytes, &Options::default())?;
+    let mut rows = Rows::new(bytes, &format, language, now)?;
     let mut seen = Seen::default();
     let mut parsed = Parsed::default();
     while let Some((line, row)) = rows.next_row()? {
@@ -419,7 +288,13 @@ pub fn import_bytes(
     (bytes, name): (&[u8], &str),
     (language, now): (&str, DateTime<Utc>),
 ) -> Result<Result<Counts, Vec<RowProblem>>, ImportError> {
-    let check = check(bytes, store.connection(), tenant, (language, now))?;
+    let format = detect(bytes, &Options::default())?;
+    let check = check(
+        (bytes, &format),
+        store.connection(),
+        tenant,
+        (language, now),
+    )?;
     if !check.problems.is_empty() {
         return Ok(Err(check.problems));
     }
@@ -460,7 +335,7 @@ pub fn write<R: Read>(
     use crate::store::contacts::{self, Upsert};
     use crate::store::{audit, imports};
     let at = now.timestamp();
-    let mut rows = Rows::new(read, language, now)?;
+    let mut rows = Rows::new(read, &check.format, language, now)?;
     // The write lock from the start: nothing else writes between the
     // import's number and its audit row.
     store.write(|tx| {
@@ -561,9 +436,9 @@ fn contact(row: &Row<'_>, language: &str, now: DateTime<Utc>) -> Result<Contact,
     }
     let created_at = match field("created_at") {
         "" => Some(now),
-        text => parse_time(text).or_else(|| {
+        text => parse_time(text).or_else(|| german_date(text)).or_else(|| {
             problems.push(format!(
-                "created_at {text:?} is not a date (use 2026-11-30 or 2026-11-30T09:00:00Z)"
+                "created_at {text:?} is not a date (use 30.11.2026, 2026-11-30 or 2026-11-30T09:00:00Z)"
             ));
             None
         }),
@@ -579,6 +454,14 @@ fn contact(row: &Row<'_>, language: &str, now: DateTime<Utc>) -> Result<Contact,
             language
         }
     };
+    for (i, (name, value)) in row.names.iter().zip(row.fields).enumerate() {
+        if name.is_empty() && !value.is_empty() {
+            problems.push(format!(
+                "has a value in column {}, which the header does not name",
+                i + 1
+            ));
+        }
+    }
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -587,7 +470,10 @@ fn contact(row: &Row<'_>, language: &str, now: DateTime<Utc>) -> Result<Contact,
         .iter()
         .zip(row.fields)
         .filter(|(name, value)| {
-            !COLUMNS.contains(&name.as_str()) && name.as_str() != "language" && !value.is_empty()
+            !name.is_empty()
+                && !COLUMNS.contains(&name.as_str())
+                && name.as_str() != "language"
+                && !value.is_empty()
         })
         .map(|(name, value)| (name.clone(), value.clone()))
         .collect();
@@ -620,6 +506,15 @@ pub(crate) fn parse_time(text: &str) -> Option<DateTime<Utc>> {
         return Some(t.with_timezone(&Utc));
     }
     NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+}
+
+/// A day as German Excel writes it (`31.12.2025`), at midnight UTC as an
+/// ISO day is.
+fn german_date(text: &str) -> Option<DateTime<Utc>> {
+    NaiveDate::parse_from_str(text, "%d.%m.%Y")
         .ok()
         .and_then(|d| d.and_hms_opt(0, 0, 0))
         .map(|t| t.and_utc())
@@ -721,7 +616,7 @@ mod tests {
                 (4, "phone \"12\" is not a phone number"),
                 (
                     4,
-                    "created_at \"yesterday\" is not a date (use 2026-11-30 or 2026-11-30T09:00:00Z)"
+                    "created_at \"yesterday\" is not a date (use 30.11.2026, 2026-11-30 or 2026-11-30T09:00:00Z)"
                 ),
                 (6, "has 3 field(s), the header has 9"),
             ]
@@ -753,13 +648,49 @@ mod tests {
     }
 
     #[test]
-    fn invalid_utf8_is_reported_by_column() {
+    fn invalid_utf8_is_read_as_windows_1252_unless_utf8_is_said() {
         let mut csv = HEADER.as_bytes().to_vec();
         csv.extend_from_slice(b"C1,J\xfcrgen,B,,,jk,web,,\n");
         let parsed = parse(&csv, "de", now()).expect("parses");
+        assert_eq!(parsed.problems, []);
+        assert_eq!(parsed.contacts[0].1.first_name, "Jürgen");
+
+        let mut rows = Rows::new(&csv[..], &Format::plain_csv(), "de", now()).expect("header");
+        let (_, row) = rows.next_row().expect("reads").expect("a row");
+        assert!(row.expect_err("refused")[0].starts_with("column first_name is not valid UTF-8"),);
+    }
+
+    #[test]
+    fn german_excel_csv_reads_with_its_dates() {
+        let csv = format!(
+            "\u{feff}{}\r\nC1;Jürgen;Groß;;;jk;;31.12.2025;IFA\r\nC2;A;B;;;jk;;1.2.2026;\r\n",
+            HEADER.trim_end().replace(',', ";")
+        );
+        let parsed = parse(csv.as_bytes(), "de", now()).expect("parses");
+        assert_eq!(parsed.problems, []);
+        let days: Vec<String> = parsed
+            .contacts
+            .iter()
+            .map(|(_, c)| c.created_at.format("%Y-%m-%d").to_string())
+            .collect();
+        assert_eq!(days, ["2025-12-31", "2026-02-01"]);
+        assert_eq!(parsed.contacts[0].1.last_name, "Groß");
+    }
+
+    #[test]
+    fn a_value_under_no_column_name_is_a_problem() {
+        let csv = format!(
+            "{},\nC1,A,B,,,jk,,,,\nC2,A,B,,,jk,,,,stray\n",
+            HEADER.trim_end()
+        );
+        let parsed = parse(csv.as_bytes(), "de", now()).expect("parses");
+        assert_eq!(parsed.contacts.len(), 1);
         assert_eq!(
-            parsed.problems[0].message,
-            "column first_name is not valid UTF-8"
+            parsed.problems,
+            [RowProblem {
+                line: 3,
+                message: "has a value in column 10, which the header does not name".to_owned()
+            }]
         );
     }
 }

@@ -144,7 +144,9 @@ pub fn import(_plugin: Option<&Path>, args: &ImportArgs) -> Result<ExitCode> {
     let started = Instant::now();
     // Both passes stream the file, as `klar import` does.
     let open = || std::fs::File::open(&csv).map(std::io::BufReader::new);
-    let check = crate::app::import::check(open()?, store.connection(), "bench", ("de", now))?;
+    let format = crate::app::import::detect(open()?, &Default::default())?;
+    let check =
+        crate::app::import::check((open()?, &format), store.connection(), "bench", ("de", now))?;
     if !check.problems.is_empty() {
         bail!("the generated CSV has {} problem(s)", check.problems.len());
     }

@@ -176,8 +176,12 @@ pub enum Command {
         #[arg(long)]
         overdue: bool,
         /// Print JSON instead of a table.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "csv")]
         json: bool,
+        /// Print CSV for German Excel (semicolons, UTF-8 with a byte-order
+        /// mark, local times Excel reads as dates): `klar cases T --csv > cases.csv`.
+        #[arg(long)]
+        csv: bool,
         #[command(flatten)]
         now: NowArg,
     },
@@ -307,11 +311,24 @@ pub enum Command {
     Import {
         /// The tenant's id.
         tenant: String,
-        /// The CSV file (UTF-8, with a header line).
+        /// The file, with a header line: CSV (separated by commas,
+        /// semicolons or tabs; UTF-8 or Windows-1252, as Excel saves it) or
+        /// an Excel workbook (.xlsx).
         file: PathBuf,
         /// Import the good rows even if some are bad.
         #[arg(long)]
         skip_invalid: bool,
+        /// The CSV file's separator (default: found from the header line):
+        /// comma, semicolon, tab, or the character itself.
+        #[arg(long, value_parser = parse_delimiter)]
+        delimiter: Option<u8>,
+        /// The CSV file's encoding (default: UTF-8, or Windows-1252 when the
+        /// file is not valid UTF-8).
+        #[arg(long, value_enum)]
+        encoding: Option<EncodingArg>,
+        /// The workbook's sheet to import (default: the first).
+        #[arg(long)]
+        sheet: Option<String>,
         #[command(flatten)]
         now: NowArg,
     },
@@ -806,4 +823,38 @@ pub struct StepArgs {
 
 fn parse_scope(text: &str) -> Result<crate::store::apikeys::Scope, String> {
     text.parse()
+}
+
+/// A CSV file's encoding, as `klar import --encoding` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EncodingArg {
+    #[value(name = "utf-8", alias = "utf8")]
+    Utf8,
+    #[value(name = "windows-1252", alias = "cp1252", alias = "latin1")]
+    Windows1252,
+}
+
+impl From<EncodingArg> for crate::app::import::Encoding {
+    fn from(arg: EncodingArg) -> Self {
+        match arg {
+            EncodingArg::Utf8 => crate::app::import::Encoding::Utf8,
+            EncodingArg::Windows1252 => crate::app::import::Encoding::Windows1252,
+        }
+    }
+}
+
+/// `--delimiter`: a name, or the one ASCII character.
+fn parse_delimiter(text: &str) -> Result<u8, String> {
+    match text {
+        "comma" => Ok(b','),
+        "semicolon" => Ok(b';'),
+        "tab" | "\\t" => Ok(b'\t'),
+        "pipe" => Ok(b'|'),
+        _ => match text.as_bytes() {
+            [b] if b.is_ascii() && !b.is_ascii_alphanumeric() && *b != b'"' && *b != b'\n' => {
+                Ok(*b)
+            }
+            _ => Err("use comma, semicolon, tab, or one punctuation character".to_owned()),
+        },
+    }
 }

@@ -18,7 +18,7 @@ use crate::store::tenants;
 pub(super) fn import(
     db: &Path,
     tenant: &str,
-    file: &Path,
+    (file, options): (&Path, &crate::app::import::Options),
     skip_invalid: bool,
     now: &NowArg,
 ) -> Result<ExitCode> {
@@ -32,10 +32,25 @@ pub(super) fn import(
             .with_context(|| format!("failed to read {name}"))
     };
     let language = tenant_row.locale.as_str();
-    let check = crate::app::import::check(open()?, store.connection(), tenant, (language, now))
+    let format = crate::app::import::detect(open()?, options)
         .with_context(|| format!("{name}: cannot import"))?;
+    if let Some(note) = format.note() {
+        println!("{name}: {note}");
+    }
+    let check = crate::app::import::check(
+        (open()?, &format),
+        store.connection(),
+        tenant,
+        (language, now),
+    )
+    .with_context(|| format!("{name}: cannot import"))?;
     for problem in &check.problems {
-        println!("{name}:{}: {}", problem.line, problem.message);
+        match &format {
+            crate::app::import::Format::Csv { .. } => {
+                println!("{name}:{}: {}", problem.line, problem.message);
+            }
+            xlsx => println!("{name}: {}: {}", xlsx.place(problem.line), problem.message),
+        }
     }
     let bad_lines = check.bad_rows();
     if bad_lines > 0 && !skip_invalid {
@@ -349,22 +364,36 @@ pub(super) fn status(db: &Path, tenant: &str, json: bool, now: &NowArg) -> Resul
     Ok(ExitCode::SUCCESS)
 }
 
+/// How `klar cases` prints.
+pub(super) enum Output {
+    Table,
+    Json,
+    Csv,
+}
+
 /// `klar cases`
 pub(super) fn cases(
     db: &Path,
     tenant: &str,
     filter: &crate::store::report::CaseFilter,
-    json: bool,
+    output: Output,
     now: &NowArg,
 ) -> Result<ExitCode> {
     let now = now.resolve()?.timestamp();
     let store = open_store(db)?;
     let tz = tenants::require(store.connection(), tenant)?.timezone;
     let lines = crate::store::report::cases(store.connection(), tenant, filter, now)?;
-    if json {
-        let wire: Vec<crate::wire::CaseLine> = crate::wire::list(lines);
-        show!("{}", serde_json::to_string_pretty(&wire)?);
-        return Ok(ExitCode::SUCCESS);
+    match output {
+        Output::Table => {}
+        Output::Json => {
+            let wire: Vec<crate::wire::CaseLine> = crate::wire::list(lines);
+            show!("{}", serde_json::to_string_pretty(&wire)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        Output::Csv => {
+            cases_csv(std::io::stdout().lock(), &lines, tz)?;
+            return Ok(ExitCode::SUCCESS);
+        }
     }
     let header = [
         "contact",
@@ -405,4 +434,47 @@ pub(super) fn cases(
     }
     show!("{} case(s)", lines.len());
     Ok(ExitCode::SUCCESS)
+}
+
+/// `klar cases --csv`: the listed cases for German Excel.
+fn cases_csv(
+    out: impl std::io::Write,
+    lines: &[crate::store::report::CaseLine],
+    tz: chrono_tz::Tz,
+) -> Result<()> {
+    use crate::excel::cell;
+    let mut w = crate::excel::writer(out)?;
+    w.write_record([
+        "contact",
+        "purpose",
+        "state",
+        "band",
+        "owner",
+        "assigned_to",
+        "reminders_sent",
+        "next_due",
+        "legal_hold",
+        "needs_attention",
+    ])?;
+    for l in lines {
+        let due = l
+            .next_due_at
+            .as_deref()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map_or_else(String::new, |t| crate::excel::time(t.timestamp(), tz));
+        w.write_record([
+            cell(&l.contact),
+            cell(&l.purpose),
+            l.state.clone(),
+            l.band.clone(),
+            cell(&l.owner),
+            cell(l.assigned_to.as_deref().unwrap_or("")),
+            l.reminders_sent.to_string(),
+            due,
+            if l.legal_hold { "yes" } else { "no" }.to_owned(),
+            cell(l.needs_attention.as_deref().unwrap_or("")),
+        ])?;
+    }
+    w.flush()?;
+    Ok(())
 }

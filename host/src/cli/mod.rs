@@ -283,6 +283,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             owner,
             overdue,
             json,
+            csv,
             now,
         } => {
             let filter = crate::store::report::CaseFilter {
@@ -292,14 +293,31 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 overdue,
                 ..Default::default()
             };
-            cases::cases(&db, &tenant, &filter, json, &now)
+            let output = if json {
+                cases::Output::Json
+            } else if csv {
+                cases::Output::Csv
+            } else {
+                cases::Output::Table
+            };
+            cases::cases(&db, &tenant, &filter, output, &now)
         }
         Command::Import {
             tenant,
             file,
             skip_invalid,
+            delimiter,
+            encoding,
+            sheet,
             now,
-        } => cases::import(&db, &tenant, &file, skip_invalid, &now),
+        } => {
+            let options = crate::app::import::Options {
+                delimiter,
+                encoding: encoding.map(Into::into),
+                sheet,
+            };
+            cases::import(&db, &tenant, (&file, &options), skip_invalid, &now)
+        }
         Command::Policy(PolicyCommand::Set {
             tenant,
             file,

@@ -450,22 +450,11 @@ pub(super) async fn export(
     }
 }
 
-/// A cell Excel must not run as a formula.
-fn cell(text: &str) -> String {
-    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{text}")
-    } else {
-        text.to_owned()
-    }
-}
-
 fn csv_bytes(rows: &[Row], lang: &str) -> Result<Vec<u8>, csv::Error> {
-    let mut out = b"\xEF\xBB\xBF".to_vec();
+    use crate::excel::cell;
+    let mut out = Vec::new();
     {
-        let mut writer = csv::WriterBuilder::new()
-            .delimiter(b';')
-            .terminator(csv::Terminator::CRLF)
-            .from_writer(&mut out);
+        let mut writer = crate::excel::writer(&mut out)?;
         let heads = [
             "contact", "name", "email", "purpose", "state", "band", "due", "owner", "assigned",
             "source",
