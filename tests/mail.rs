@@ -199,3 +199,169 @@ fn two_purposes_due_together_arrive_as_one_mail_with_both_texts() {
         .unwrap_or_default();
     assert_eq!(purposes, ["contact-data", "newsletter"], "{bundle:#}");
 }
+
+/// The legal team's own German text, with both placeholders, on two lines.
+const OWN_TEXT: &str = "Ich willige ein, dass {company} meine Kontaktdaten für „{purpose}“ speichert.\n\
+Widerruf jederzeit über meinen persönlichen Link oder an datenschutz@mueller.example.\n";
+const OWN_BODY: [&str; 2] = [
+    "Ich willige ein, dass Müller & Söhne GmbH meine Kontaktdaten für „Pflege des geschäftlichen Kontakts“ speichert.",
+    "Widerruf jederzeit über meinen persönlichen Link oder an datenschutz@mueller.example.",
+];
+const FRENCH_TEXT: &str = "J'accepte que {company} conserve mes coordonnées.";
+
+/// The HTML a template makes of a text (minijinja's escaping).
+fn escaped(text: &str) -> String {
+    text.replace('&', "&amp;").replace('\'', "&#x27;")
+}
+
+#[test]
+fn the_tenants_own_text_is_the_one_in_the_mail_on_the_page_and_in_the_evidence_word_for_word() {
+    let sink = SmtpSink::start();
+    let s = support::smtp::serve_with_smtp_prepared(&sink.url(), &[], &[], &|ws| {
+        ws.write("de.txt", OWN_TEXT);
+        ws.write("fr.txt", FRENCH_TEXT);
+        ws.write(
+            "french.csv",
+            "external_id,first_name,last_name,email,phone,owner,source,created_at,language\n\
+             C3,Amélie,Dubois,amelie@example.fr,,jk,web,2026-10-01,fr-FR\n",
+        );
+        ws.ok(&["import", "acme", "french.csv", "--now", NOW]);
+        let set = ws.ok(&[
+            "text",
+            "set",
+            "acme",
+            "contact-data",
+            "de.txt",
+            "--author",
+            "Dr. Weber (DSB)",
+            "--message",
+            "Fassung der Rechtsabteilung",
+            "--now",
+            NOW,
+        ]);
+        assert!(
+            set.starts_with("acme contact-data (de): version 1 set"),
+            "{set}"
+        );
+        ws.ok(&[
+            "text",
+            "set",
+            "acme",
+            "contact-data",
+            "fr.txt",
+            "--language",
+            "fr",
+            "--author",
+            "Dr. Weber (DSB)",
+            "--message",
+            "version française",
+            "--now",
+            NOW,
+        ]);
+    });
+    let mails = sink.wait_for(3);
+    let body = OWN_BODY.join("\n");
+    let sha = klar::sha256_hex(body.as_bytes());
+
+    // The mail carries the words as set, line by line.
+    let mail = parse(mail_to(&mails, "j.gross@example.de"));
+    let text = mail.body_text(0).expect("a text part").into_owned();
+    let html = mail.body_html(0).expect("an HTML part").into_owned();
+    for line in OWN_BODY {
+        assert!(text.contains(line), "{line:?} in {text}");
+        assert!(html.contains(&escaped(line)), "{line:?} in {html}");
+    }
+    // The page shows the same words and their hash.
+    let link = link_in(&text, &s.url);
+    let path = link.replacen(&s.url, "", 1);
+    let (status, page) = s.raw("GET", &path, None, None, &[]);
+    assert_eq!(status, 200);
+    assert!(page.contains(&escaped(&body)), "{page}");
+    assert!(page.contains(&sha[..12]), "the page names the hash: {page}");
+
+    // A contact who reads French gets the French text (on a German page
+    // with the text marked as French); English has no own text: standard.
+    let french = parse(mail_to(&mails, "amelie@example.fr"));
+    let french_text = french.body_text(0).expect("a text part").into_owned();
+    assert!(
+        french_text.contains("J'accepte que Müller & Söhne GmbH conserve mes coordonnées."),
+        "{french_text}"
+    );
+    let (_, french_page) = s.raw(
+        "GET",
+        &link_in(&french_text, &s.url).replacen(&s.url, "", 1),
+        None,
+        None,
+        &[],
+    );
+    assert!(french_page.contains(r#"lang="fr""#), "{french_page}");
+    let english = parse(mail_to(&mails, "zoe.hart@example.com"));
+    assert!(
+        english
+            .body_text(0)
+            .is_some_and(|t| t.contains("I agree that Müller & Söhne GmbH")),
+        "English falls back to klar's standard text"
+    );
+
+    // A second version through the API: the link already sent keeps showing
+    // version 1, and the answer to it is evidence of version 1.
+    let key = Some(s.keys.0.as_str());
+    let (status, v2) = s.call(
+        "PUT",
+        "/v1/texts/contact-data/de",
+        key,
+        Some(&serde_json::json!({"text": "Neue Fassung für {company}.", "author": "Dr. Weber (DSB)", "message": "kürzer"})),
+    );
+    assert_eq!(status, 201, "{v2}");
+    assert_eq!(v2["version"], 2);
+    assert_eq!(v2["body"], "Neue Fassung für Müller & Söhne GmbH.");
+    let (_, page_again) = s.raw("GET", &path, None, None, &[]);
+    assert!(page_again.contains(&escaped(&body)), "{page_again}");
+    let token = path.trim_start_matches("/r/");
+    s.ws.ok(&["respond", token, "accept", "--now", NOW]);
+    let bundle: Value =
+        serde_json::from_str(&s.ws.ok(&["evidence", "export", "acme", "C1", "--now", NOW]))
+            .expect("a bundle");
+    let texts = bundle["consent_texts"].as_array().expect("texts");
+    assert_eq!(texts.len(), 1, "{bundle:#}");
+    assert_eq!(texts[0]["body"], body.as_str());
+    assert_eq!(texts[0]["sha256"], sha.as_str());
+    assert_eq!(texts[0]["version"], 1);
+    assert_eq!(texts[0]["author"], "Dr. Weber (DSB)");
+    let answered = bundle["responses"]
+        .as_array()
+        .and_then(|r| r.iter().find(|x| x["detail"]["answer"] == "accept"))
+        .expect("the answer's evidence");
+    assert_eq!(
+        answered["detail"]["text_sha256"],
+        sha.as_str(),
+        "{bundle:#}"
+    );
+
+    // A request issued from now on uses version 2.
+    let (status, _) = s.call(
+        "PUT",
+        "/v1/contacts/C4",
+        key,
+        Some(&serde_json::json!({"first_name": "Jana", "last_name": "Kühn", "email": "jana@example.de", "owner": "jk", "language": "de"})),
+    );
+    assert_eq!(status, 200);
+    let mails = sink.wait_for(4);
+    let jana = parse(mail_to(&mails, "jana@example.de"));
+    let jana_text = jana.body_text(0).expect("a text part").into_owned();
+    assert!(
+        jana_text.contains("Neue Fassung für Müller & Söhne GmbH."),
+        "{jana_text}"
+    );
+    // Both versions are in the audit log with author and hash.
+    let set: i64 =
+        s.ws.sql()
+            .query_row(
+                "SELECT COUNT(*) FROM audit_log WHERE tenant = 'acme' AND kind = 'text-set'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("counts");
+    assert_eq!(set, 3, "de v1, fr v1, de v2");
+    assert_eq!(s.ws.ok(&["audit", "verify", "acme"]).lines().count(), 1);
+}

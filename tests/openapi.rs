@@ -137,7 +137,7 @@ fn every_operation_answers_as_the_openapi_document_says() {
         assert!(op["summary"].is_string(), "{method} {path} has no summary");
         if path.starts_with("/v1/") {
             // Each operation names the scope it needs; admin ones document 403.
-            let admin = ["/v1/keys", "/v1/webhook", "/v1/policy"]
+            let admin = ["/v1/keys", "/v1/webhook", "/v1/policy", "/v1/texts"]
                 .iter()
                 .any(|p| path.starts_with(p));
             let scope = if admin { "admin" } else { "crm" };
@@ -448,6 +448,105 @@ fn every_operation_answers_as_the_openapi_document_says() {
     let remove = ("DELETE", "/v1/webhook", "/v1/webhook");
     call(&s, &c, remove, key, None, 200);
     call(&s, &c, remove, key, None, 404);
+
+    // Consent texts: the requests above wrote klar's standard ones (German
+    // and English, version 1, no author); a text with a mistake is refused
+    // with its place; a good one becomes version 2, then 3, and they compare.
+    let texts = ("GET", "/v1/texts", "/v1/texts");
+    let answer = call(&s, &c, texts, key, None, 200);
+    assert_eq!(
+        answer["texts"].as_array().map(Vec::len),
+        Some(2),
+        "{answer}"
+    );
+    assert_eq!(answer["texts"][0]["author"], Value::Null);
+    call(
+        &s,
+        &c,
+        ("GET", "/v1/texts", "/v1/texts?purpose=a&purpose=b"),
+        key,
+        None,
+        400,
+    );
+    let put = (
+        "PUT",
+        "/v1/texts/{purpose}/{language}",
+        "/v1/texts/contact-data/de",
+    );
+    let broken = json!({"text": "Ich, {firma}, willige ein.", "author": "dpo", "message": "m"});
+    let answer = call(&s, &c, put, key, Some(broken), 422);
+    assert_eq!(answer["error"]["code"], "invalid_text");
+    assert_eq!(
+        (
+            answer["mistakes"][0]["line"].clone(),
+            answer["mistakes"][0]["column"].clone()
+        ),
+        (json!(1), json!(6))
+    );
+    let blank = json!({"text": " \n", "author": "dpo", "message": "m"});
+    assert_eq!(
+        call(&s, &c, put, key, Some(blank), 422)["error"]["code"],
+        "invalid_text"
+    );
+    let nobody = json!({"text": "T", "author": " ", "message": "m"});
+    call(&s, &c, put, key, Some(nobody), 400);
+    let unknown = ("PUT", "/v1/texts/{purpose}/{language}", "/v1/texts/nope/de");
+    call(
+        &s,
+        &c,
+        unknown,
+        key,
+        Some(json!({"text": "T", "author": "dpo", "message": "m"})),
+        404,
+    );
+    let v1 =
+        json!({"text": "Ich willige ein, dass {company} …", "author": "dpo", "message": "erste"});
+    let answer = call(&s, &c, put, key, Some(v1), 201);
+    assert_eq!(answer["body"], "Ich willige ein, dass Müller GmbH …");
+    let v2 = json!({"text": "Ich willige ein, dass {company} schreibt.", "author": "dpo", "message": "zweite"});
+    assert_eq!(call(&s, &c, put, key, Some(v2), 201)["version"], 3);
+    let show = (
+        "GET",
+        "/v1/texts/{purpose}/{language}",
+        "/v1/texts/contact-data/de?version=2",
+    );
+    assert_eq!(call(&s, &c, show, key, None, 200)["message"], "erste");
+    let nine = (
+        "GET",
+        "/v1/texts/{purpose}/{language}",
+        "/v1/texts/contact-data/de?version=9",
+    );
+    call(&s, &c, nine, key, None, 404);
+    let bad = (
+        "GET",
+        "/v1/texts/{purpose}/{language}",
+        "/v1/texts/contact-data/de?version=x",
+    );
+    call(&s, &c, bad, key, None, 400);
+    let diff = (
+        "GET",
+        "/v1/texts/{purpose}/{language}/diff",
+        "/v1/texts/contact-data/de/diff?from=2&to=3",
+    );
+    let answer = call(&s, &c, diff, key, None, 200);
+    assert!(
+        answer["diff"]
+            .as_str()
+            .is_some_and(|d| d.contains("+Ich willige ein, dass Müller GmbH schreibt.")),
+        "{answer}"
+    );
+    let diff_bad = (
+        "GET",
+        "/v1/texts/{purpose}/{language}/diff",
+        "/v1/texts/contact-data/de/diff?from=1",
+    );
+    call(&s, &c, diff_bad, key, None, 400);
+    let diff_none = (
+        "GET",
+        "/v1/texts/{purpose}/{language}/diff",
+        "/v1/texts/contact-data/de/diff?from=1&to=7",
+    );
+    call(&s, &c, diff_none, key, None, 404);
 
     let missing: Vec<_> = c
         .operations()

@@ -127,6 +127,9 @@ pub struct ConsentText {
     #[serde(serialize_with = "crate::times::json")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
+    /// Who wrote this version and why; null for klar's standard text.
+    pub author: Option<String>,
+    pub message: Option<String>,
 }
 
 impl From<texts::ConsentText> for ConsentText {
@@ -138,6 +141,8 @@ impl From<texts::ConsentText> for ConsentText {
             body: row.body,
             sha256: row.sha256,
             created_at: row.created_at,
+            author: row.author,
+            message: row.message,
         }
     }
 }

@@ -135,6 +135,17 @@ pub fn serve_with_smtp_purposes(
     env: &[(&str, &str)],
     purposes: &[(&str, &str)],
 ) -> Server {
+    serve_with_smtp_prepared(smtp_url, env, purposes, &|_| {})
+}
+
+/// As [`serve_with_smtp_purposes`], with `prepare` run on the workspace
+/// after the import and before the server starts (to set texts, say).
+pub fn serve_with_smtp_prepared(
+    smtp_url: &str,
+    env: &[(&str, &str)],
+    purposes: &[(&str, &str)],
+    prepare: &dyn Fn(&Workspace),
+) -> Server {
     let ws = Workspace::new(&[("contacts.csv", CSV)]);
     ws.ok(&[
         "tenant",
@@ -159,6 +170,7 @@ pub fn serve_with_smtp_purposes(
         ]);
     }
     ws.ok(&["import", "acme", "contacts.csv", "--now", NOW]);
+    prepare(&ws);
     ws.write(
         "klar.toml",
         &format!(

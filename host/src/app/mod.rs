@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod activation;
 pub mod actor;
 pub mod cockpit;
+pub mod consent_texts;
 pub mod contacts;
 pub mod demo;
 pub mod digest;

@@ -39,6 +39,11 @@ pub enum Command {
     #[command(subcommand)]
     Purpose(PurposeCommand),
 
+    /// The consent texts the company's legal team writes, per purpose and
+    /// language, in versions.
+    #[command(subcommand)]
+    Text(TextCommand),
+
     /// Record a person's decision on a case.
     Decide {
         /// The tenant's id.
@@ -769,6 +774,90 @@ pub enum PurposeCommand {
         /// What the purpose is, in words a contact understands; the standard consent text names it.
         #[arg(long)]
         description: String,
+        #[command(flatten)]
+        now: NowArg,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TextCommand {
+    /// Set the next version of a purpose's consent text from a file (UTF-8).
+    /// It may name `{company}` and `{purpose}`; `{{` and `}}` are braces. It
+    /// is used for every request issued from now on; links already sent keep
+    /// the version they named.
+    Set {
+        /// The tenant's id.
+        tenant: String,
+        /// The purpose's id.
+        purpose: String,
+        /// The file with the text.
+        file: PathBuf,
+        /// The text's language: de, en, or another the tenant writes texts in.
+        #[arg(long, default_value = "de")]
+        language: String,
+        /// Who wrote this version.
+        #[arg(long)]
+        author: String,
+        /// Why it changed.
+        #[arg(long)]
+        message: String,
+        #[command(flatten)]
+        now: NowArg,
+    },
+    /// Every version of the tenant's texts, with author and message.
+    List {
+        /// The tenant's id.
+        tenant: String,
+        /// Only this purpose's texts.
+        #[arg(long)]
+        purpose: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print one version's words (default: the current one).
+    Show {
+        /// The tenant's id.
+        tenant: String,
+        /// The purpose's id.
+        purpose: String,
+        /// The version (default: the current one).
+        version: Option<i64>,
+        /// The text's language.
+        #[arg(long, default_value = "de")]
+        language: String,
+    },
+    /// What changed from one version to another, as a unified diff.
+    Diff {
+        /// The tenant's id.
+        tenant: String,
+        /// The purpose's id.
+        purpose: String,
+        /// The older version.
+        from: i64,
+        /// The newer version.
+        to: i64,
+        /// The texts' language.
+        #[arg(long, default_value = "de")]
+        language: String,
+    },
+    /// Write the request mail (text and HTML) and the response page for a
+    /// sample contact, in German and English, into files to open: the
+    /// current texts, or FILE as the next version would read.
+    Preview {
+        /// The tenant's id.
+        tenant: String,
+        /// The purpose's id.
+        purpose: String,
+        /// A text not yet set, to see before `text set` (in --language).
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+        /// The language of --file.
+        #[arg(long, default_value = "de")]
+        language: String,
+        /// The folder to write into (created if missing).
+        #[arg(short, long, default_value = "preview")]
+        output: PathBuf,
         #[command(flatten)]
         now: NowArg,
     },

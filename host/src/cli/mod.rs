@@ -28,6 +28,7 @@ mod outbox;
 mod plugin;
 mod policy;
 mod setup;
+mod texts;
 mod users;
 
 pub use args::*;
@@ -93,6 +94,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             description,
             now,
         }) => setup::purpose_add(&db, &tenant, &id, &description, &now),
+        Command::Text(command) => texts::run(&db, command),
         Command::Tick { batch, now } => cases::tick(plugin, &db, batch, &now),
         Command::Decide {
             tenant,

@@ -385,6 +385,106 @@ fn environment() -> Environment<'static> {
     env
 }
 
+/// What a request mail says, before it has an address.
+pub(crate) struct Draft<'a> {
+    /// The language of the mail around the texts (`de` or `en`).
+    pub language: &'a str,
+    /// The contact's name, empty if unknown.
+    pub name: &'a str,
+    pub company: &'a str,
+    /// Each purpose asked about, as the contact reads it, with its text.
+    pub texts: &'a [(String, texts::ConsentText)],
+    pub link: &'a str,
+    pub expires: Option<DateTime<chrono_tz::Tz>>,
+    /// A reminder, not the first request.
+    pub reminder: bool,
+}
+
+/// A request mail's subject and bodies.
+pub(crate) struct Rendered {
+    pub subject: String,
+    pub plain: String,
+    pub html: String,
+}
+
+/// Renders a request mail: what is sent, and what `klar text preview`
+/// writes to files.
+pub(crate) fn render(draft: &Draft<'_>) -> Result<Rendered, minijinja::Error> {
+    let Draft {
+        language,
+        name,
+        company,
+        texts: shown,
+        link,
+        expires,
+        reminder,
+    } = *draft;
+    let w = words(language);
+    let names: Vec<&str> = shown.iter().map(|(name, _)| name.as_str()).collect();
+    let purpose = match names.as_slice() {
+        [] => String::new(),
+        [one] => (*one).to_owned(),
+        [rest @ .., last] => format!("{} {} {last}", rest.join(", "), w.and),
+    };
+    let several = shown.len() > 1;
+    let expires = expires
+        .map(|t| match language {
+            "en" => t.format("%-d %B %Y").to_string(),
+            _ => t.format("%d.%m.%Y").to_string(),
+        })
+        .unwrap_or_default();
+    let subject = fill(
+        if reminder {
+            w.subject_reminder
+        } else {
+            w.subject_request
+        },
+        &[("purpose", &purpose)],
+    );
+    let greeting = if name.is_empty() {
+        w.greeting_unnamed.to_owned()
+    } else {
+        fill(w.greeting, &[("name", name)])
+    };
+    let pairs = [("company", company), ("purpose", purpose.as_str())];
+    let intro = fill(
+        match (reminder, several) {
+            (false, false) => w.intro,
+            (true, false) => w.reminder_intro,
+            (false, true) => w.intro_several,
+            (true, true) => w.reminder_intro_several,
+        },
+        &pairs,
+    );
+    let valid_until = fill(w.valid_until, &[("date", &expires)]);
+    // The link is klar's public URL and a hex token; shown unescaped so that
+    // mail clients display it as written (minijinja would escape each `/`).
+    let link = if link.contains(['"', '\'', '<', '>', '&']) {
+        minijinja::Value::from(link)
+    } else {
+        minijinja::Value::from_safe_string(link.to_owned())
+    };
+    let ctx = context! {
+        lang => language, subject, greeting, intro, company, link,
+        texts => shown
+            .iter()
+            .map(|(purpose, text)| context! {
+                purpose, text => text.body, version => text.version, lang => text.language,
+            })
+            .collect::<Vec<_>>(),
+        text_heading => w.text_heading, call => w.call, button => w.button,
+        valid_until, no_answer => w.no_answer, withdraw => w.withdraw,
+        regards => w.regards, footer => w.footer,
+    };
+    let env = environment();
+    let render = |name: &str| env.get_template(name).and_then(|t| t.render(&ctx));
+    Ok(Rendered {
+        plain: render("mail.txt")?,
+        html: render("mail.html")?,
+        subject,
+    })
+}
+
 /// Builds the mail for one `send-request` action.
 fn compose(
     conn: &Conn,
@@ -411,7 +511,15 @@ fn compose(
     );
     let payload = &item.payload;
     let text_field = |key: &str| payload.get(key).and_then(Value::as_str).unwrap_or("");
-    let language = texts::language_for(text_field("language"));
+    // The text is in the language it was issued in (one the tenant wrote,
+    // perhaps); the mail around it in German or English.
+    let text_language = text_field("language");
+    let language = texts::language_for(text_language);
+    let text_language = if text_language.is_empty() {
+        language
+    } else {
+        text_language
+    };
     let purposes = tenants::purposes(conn, tenant_id)?;
     // A message may ask about several purposes, each with its own text.
     let asked: Vec<(String, i64)> = match payload.get("purposes").and_then(Value::as_array) {
@@ -433,8 +541,8 @@ fn compose(
     };
     let mut shown = Vec::with_capacity(asked.len());
     for (purpose_id, version) in &asked {
-        let text =
-            texts::get(conn, tenant_id, purpose_id, *version, language)?.ok_or(Unsendable::Gone)?;
+        let text = texts::get(conn, tenant_id, purpose_id, *version, text_language)?
+            .ok_or(Unsendable::Gone)?;
         let name = purposes
             .iter()
             .find(|(id, _)| id == purpose_id)
@@ -444,14 +552,6 @@ fn compose(
             );
         shown.push((name, text));
     }
-    let w = words(language);
-    let names: Vec<&str> = shown.iter().map(|(name, _)| name.as_str()).collect();
-    let purpose = match names.as_slice() {
-        [] => item.purpose.clone(),
-        [one] => (*one).to_owned(),
-        [rest @ .., last] => format!("{} {} {last}", rest.join(", "), w.and),
-    };
-    let several = shown.len() > 1;
     let link = text_field("response_url").to_owned();
     if link.is_empty() {
         return Err(Unsendable::Gone);
@@ -459,63 +559,23 @@ fn compose(
     let expires = payload
         .get("link_expires_at")
         .and_then(crate::times::from_json)
-        .map(|t| t.with_timezone(&tenant.timezone))
-        .map(|t| match language {
-            "en" => t.format("%-d %B %Y").to_string(),
-            _ => t.format("%d.%m.%Y").to_string(),
-        })
-        .unwrap_or_default();
+        .map(|t| t.with_timezone(&tenant.timezone));
     let reminder = text_field("template") == "reminder"
         || payload.get("attempt").and_then(Value::as_i64).unwrap_or(1) > 1;
-    let company = tenant.name.as_str();
-    let subject = fill(
-        if reminder {
-            w.subject_reminder
-        } else {
-            w.subject_request
-        },
-        &[("purpose", &purpose)],
-    );
-    let greeting = if name.is_empty() {
-        w.greeting_unnamed.to_owned()
-    } else {
-        fill(w.greeting, &[("name", &name)])
-    };
-    let pairs = [("company", company), ("purpose", purpose.as_str())];
-    let intro = fill(
-        match (reminder, several) {
-            (false, false) => w.intro,
-            (true, false) => w.reminder_intro,
-            (false, true) => w.intro_several,
-            (true, true) => w.reminder_intro_several,
-        },
-        &pairs,
-    );
-    let valid_until = fill(w.valid_until, &[("date", &expires)]);
-    // The link is klar's public URL and a hex token; shown unescaped so that
-    // mail clients display it as written (minijinja would escape each `/`).
-    let link = if link.contains(['"', '\'', '<', '>', '&']) {
-        minijinja::Value::from(link)
-    } else {
-        minijinja::Value::from_safe_string(link)
-    };
-    let ctx = context! {
-        lang => language, subject, greeting, intro, company, link,
-        texts => shown
-            .iter()
-            .map(|(purpose, text)| context! { purpose, text => text.body, version => text.version })
-            .collect::<Vec<_>>(),
-        text_heading => w.text_heading, call => w.call, button => w.button,
-        valid_until, no_answer => w.no_answer, withdraw => w.withdraw,
-        regards => w.regards, footer => w.footer,
-    };
-    let env = environment();
-    let render = |name: &str| {
-        env.get_template(name)
-            .and_then(|t| t.render(&ctx))
-            .map_err(|e| Unsendable::Build(e.to_string()))
-    };
-    let (plain, html) = (render("mail.txt")?, render("mail.html")?);
+    let Rendered {
+        subject,
+        plain,
+        html,
+    } = render(&Draft {
+        language,
+        name: &name,
+        company: &tenant.name,
+        texts: &shown,
+        link: &link,
+        expires,
+        reminder,
+    })
+    .map_err(|e| Unsendable::Build(e.to_string()))?;
     // The action's id makes the Message-ID: a mail sent again after a lost
     // acknowledgement is the same mail to the recipient's client.
     let message_id = format!("<klar.{}@{}>", item.id, from.email.domain());

@@ -654,8 +654,8 @@ fn request_sent(
         attempt,
         expires_at,
     } = *request;
-    let language = texts::language_for(&contact.language);
-    let text = texts::current_or_standard(tx, tenant, purpose, language, now)?;
+    let language = texts::language_of(tx, tenant, purpose, &contact.language)?;
+    let text = texts::current_or_standard(tx, tenant, purpose, &language, now)?;
     let (secret, token) = tokens::issue(
         tx,
         tokens::Token {
@@ -666,7 +666,7 @@ fn request_sent(
             attempt: i64::from(attempt),
             channel: channel.to_owned(),
             text_version: text.version,
-            language: language.to_owned(),
+            language: language.clone(),
             created_at: now,
             // Never in the past, whatever a (hostile) plugin returns.
             expires_at: expires_at.max(now + 3_600),

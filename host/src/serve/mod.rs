@@ -15,9 +15,10 @@ pub mod config;
 mod error;
 mod guard;
 mod listen;
-mod page;
+pub(crate) mod page;
 mod policy;
 mod schemas;
+mod texts;
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
@@ -134,6 +135,7 @@ where
         (name = "cases", description = "Case lists and the cockpit"),
         (name = "outbox", description = "Actions for the CRM, by polling"),
         (name = "policy", description = "The tenant's policy versions"),
+        (name = "texts", description = "The consent texts, in versions, set by the legal team"),
         (name = "setup", description = "Keys and the webhook, managed with a key"),
         (name = "service", description = "Health and this document"),
     )
@@ -166,6 +168,7 @@ pub(crate) fn api() -> (Router<State>, utoipa::openapi::OpenApi) {
         .merge(api::routes())
         .merge(policy::routes())
         .merge(account::routes())
+        .merge(texts::routes())
         .split_for_parts();
     guarded_answers(&mut doc);
     (router, doc)

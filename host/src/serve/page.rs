@@ -220,12 +220,57 @@ fn invalid(lang: &str) -> Response {
 
 /// One purpose the link asks about, as the page shows it.
 #[derive(Debug, serde::Serialize)]
-struct Item {
-    id: String,
-    purpose: String,
-    text: String,
-    version: i64,
-    sha_short: String,
+pub(crate) struct Item {
+    /// The purpose's id (the form's field names).
+    pub id: String,
+    /// The purpose as the contact reads it.
+    pub purpose: String,
+    pub text: String,
+    /// The text's language, which may differ from the page's.
+    pub lang: String,
+    pub version: i64,
+    pub sha_short: String,
+}
+
+impl Item {
+    pub(crate) fn new(id: &str, purpose: String, text: &crate::store::texts::ConsentText) -> Item {
+        Item {
+            id: id.to_owned(),
+            purpose,
+            sha_short: text.sha256.get(..12).unwrap_or_default().to_owned(),
+            text: text.body.clone(),
+            lang: text.language.clone(),
+            version: text.version,
+        }
+    }
+}
+
+/// The response page for a link's open requests, in `lang`: what `GET
+/// /r/TOKEN` shows and `klar text preview` writes to a file.
+pub(crate) fn response_html(
+    lang: &str,
+    company: &str,
+    items: &[Item],
+    (token, csrf): (&str, &str),
+) -> Result<String, minijinja::Error> {
+    let t = texts(lang);
+    env().get_template("response.html").and_then(|tpl| {
+        tpl.render(context! {
+            lang,
+            other_lang => if lang == "de" { "en" } else { "de" },
+            company,
+            items,
+            token,
+            csrf,
+            t => context! {
+                title => t.title, heading => t.heading, intro => t.intro, purpose => t.purpose,
+                version => t.version, question => t.question, accept => t.accept,
+                refuse => t.refuse, language => t.language, switch => t.switch,
+                several => t.several, accept_all => t.accept_all, refuse_all => t.refuse_all,
+                save_each => t.save_each,
+            },
+        })
+    })
 }
 
 /// `GET /r/{token}`
@@ -265,13 +310,7 @@ async fn show(
             else {
                 return Ok(None);
             };
-            items.push(Item {
-                id: t.purpose.clone(),
-                purpose,
-                sha_short: text.sha256.get(..12).unwrap_or_default().to_owned(),
-                text: text.body,
-                version: text.version,
-            });
+            items.push(Item::new(&t.purpose, purpose, &text));
         }
         // The overview's funnel counts opened links.
         let ids: Vec<String> = open.iter().map(|t| t.id.clone()).collect();
@@ -286,25 +325,8 @@ async fn show(
         Ok(None) => return invalid(asked.unwrap_or("de")),
         Err(err) => return err.into_response(),
     };
-    let t = texts(lang);
     let csrf = crate::hex(&rand::rng().random::<[u8; 16]>());
-    let html = env().get_template("response.html").and_then(|tpl| {
-        tpl.render(context! {
-            lang,
-            other_lang => if lang == "de" { "en" } else { "de" },
-            company,
-            items,
-            token,
-            csrf,
-            t => context! {
-                title => t.title, heading => t.heading, intro => t.intro, purpose => t.purpose,
-                version => t.version, question => t.question, accept => t.accept,
-                refuse => t.refuse, language => t.language, switch => t.switch,
-                several => t.several, accept_all => t.accept_all, refuse_all => t.refuse_all,
-                save_each => t.save_each,
-            },
-        })
-    });
+    let html = response_html(lang, &company, &items, (&token, &csrf));
     match html {
         Ok(html) => {
             let secure = if state.public_url.starts_with("https://") {

@@ -123,6 +123,29 @@ pub fn line_500() -> Schema {
     line(500)
 }
 
+/// A consent text's author and message (`app::text::one_line`).
+pub fn text_author() -> Schema {
+    line(crate::app::text::MAX_WHO)
+}
+pub fn text_message() -> Schema {
+    line(crate::app::text::MAX_WHY)
+}
+
+/// A consent text as written (`app::consent_texts::check`): its mistakes
+/// (blank, a control character, a placeholder that does not exist) are 422.
+pub fn consent_text() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(crate::app::consent_texts::MAX_CHARS))
+        .into()
+}
+
+/// A text's language (`app::consent_texts`): two or three lower-case letters.
+pub fn text_language() -> Schema {
+    string(2, 3, r"^[a-z]{2,3}$")
+}
+
 /// A webhook URL's form (`delivery::target::parse`); where it points is
 /// checked when it is set (422 if not public).
 pub fn webhook_url() -> Schema {

@@ -72,6 +72,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "013_sweep_speed",
         include_str!("migrations/013_sweep_speed.sql"),
     ),
+    (
+        "014_text_authors",
+        include_str!("migrations/014_text_authors.sql"),
+    ),
 ];
 
 /// A failed store operation. Opaque above `store/`: the faces print it, nothing

@@ -2,8 +2,11 @@
 //! language, in numbered versions. Evidence names the version and its SHA-256,
 //! so that years later one can show the exact words someone agreed to.
 //!
-//! A purpose without a text of its own gets version 1 written from a standard
-//! German or English template the first time a request goes out.
+//! The company's legal team sets its own texts (`klar text set`, with author
+//! and message); a purpose without a text of its own gets version 1 written
+//! from a standard German or English template the first time a request goes
+//! out. A tenant may add texts in further languages; a contact whose
+//! language has one is asked in it.
 
 use rusqlite::{OptionalExtension, params};
 
@@ -21,7 +24,26 @@ pub struct ConsentText {
     pub body: String,
     pub sha256: String,
     pub created_at: i64,
+    /// Who wrote this version and why; `None` for klar's standard text.
+    pub author: Option<String>,
+    pub message: Option<String>,
+    /// The text as written, with its placeholders; `None` for klar's
+    /// standard text.
+    pub source: Option<String>,
 }
+
+/// A version about to be stored.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NewText<'a> {
+    /// What contacts read.
+    pub body: &'a str,
+    pub source: Option<&'a str>,
+    pub author: Option<&'a str>,
+    pub message: Option<&'a str>,
+}
+
+const COLUMNS: &str =
+    "purpose, version, language, body, sha256, created_at, author, message, source";
 
 /// `de` for German and anything klar has no text for; `en` for English.
 pub fn language_for(contact_language: &str) -> &'static str {
@@ -37,18 +59,20 @@ pub fn language_for(contact_language: &str) -> &'static str {
         .unwrap_or("de")
 }
 
-fn standard_text(language: &str, company: &str, description: &str) -> String {
+/// klar's standard wording in `language` (German unless `en`).
+pub fn standard_text(language: &str, company: &str, description: &str) -> String {
     match language {
         "en" => format!(
             "I agree that {company} stores and uses my contact details for the following \
              purpose: {description}. I can withdraw this consent at any time with effect \
-             for the future, for example by replying to this message."
+             for the future, for example through my personal link or by writing to \
+             {company}."
         ),
         _ => format!(
             "Ich bin damit einverstanden, dass {company} meine Kontaktdaten für folgenden \
              Zweck speichert und verwendet: {description}. Ich kann diese Einwilligung \
-             jederzeit mit Wirkung für die Zukunft widerrufen, zum Beispiel durch eine \
-             Antwort auf diese Nachricht."
+             jederzeit mit Wirkung für die Zukunft widerrufen, zum Beispiel über meinen \
+             persönlichen Link oder formlos gegenüber {company}."
         ),
     }
 }
@@ -61,7 +85,44 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ConsentText> {
         body: r.get(3)?,
         sha256: r.get(4)?,
         created_at: r.get(5)?,
+        author: r.get(6)?,
+        message: r.get(7)?,
+        source: r.get(8)?,
     })
+}
+
+/// The language a contact is asked in for a purpose: the contact's own (its
+/// primary subtag) when the tenant has a text for the purpose in it, else
+/// [`language_for`]'s German or English.
+pub fn language_of(
+    conn: &Conn,
+    tenant: &str,
+    purpose: &str,
+    contact_language: &str,
+) -> Result<String> {
+    let standard = language_for(contact_language);
+    let primary = contact_language
+        .split(['-', '_'])
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if primary == standard || primary.is_empty() {
+        return Ok(standard.to_owned());
+    }
+    let own = current(conn, tenant, purpose, &primary)?.is_some();
+    Ok(if own { primary } else { standard.to_owned() })
+}
+
+/// Every version of the tenant's texts (of one purpose), by purpose,
+/// language and version.
+pub fn list(conn: &Conn, tenant: &str, purpose: Option<&str>) -> Result<Vec<ConsentText>> {
+    let mut stmt = conn.sql().prepare(&format!(
+        "SELECT {COLUMNS} FROM consent_texts
+         WHERE tenant = ?1 AND (?2 IS NULL OR purpose = ?2)
+         ORDER BY purpose, language, version"
+    ))?;
+    let rows = stmt.query_map(params![tenant, purpose], row)?;
+    rows.collect::<rusqlite::Result<_>>().map_err(Error::from)
 }
 
 /// The newest version of the purpose's text in `language`, if any.
@@ -72,10 +133,10 @@ pub fn current(
     language: &str,
 ) -> Result<Option<ConsentText>> {
     conn.sql()
-        .prepare_cached(
-            "SELECT purpose, version, language, body, sha256, created_at FROM consent_texts
-         WHERE tenant = ?1 AND purpose = ?2 AND language = ?3 ORDER BY version DESC LIMIT 1",
-        )?
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM consent_texts
+         WHERE tenant = ?1 AND purpose = ?2 AND language = ?3 ORDER BY version DESC LIMIT 1"
+        ))?
         .query_row(params![tenant, purpose, language], row)
         .optional()
         .map_err(Error::from)
@@ -90,22 +151,21 @@ pub fn get(
     language: &str,
 ) -> Result<Option<ConsentText>> {
     conn.sql()
-        .prepare_cached(
-            "SELECT purpose, version, language, body, sha256, created_at FROM consent_texts
-         WHERE tenant = ?1 AND purpose = ?2 AND version = ?3 AND language = ?4",
-        )?
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM consent_texts
+         WHERE tenant = ?1 AND purpose = ?2 AND version = ?3 AND language = ?4"
+        ))?
         .query_row(params![tenant, purpose, version, language], row)
         .optional()
         .map_err(Error::from)
 }
 
-/// Stores `body` as the next version of the purpose's text in `language`.
+/// Stores the next version of the purpose's text in `language`.
 pub fn add(
     tx: &Tx<'_>,
     tenant: &str,
-    purpose: &str,
-    language: &str,
-    body: &str,
+    (purpose, language): (&str, &str),
+    new: &NewText<'_>,
     now: i64,
 ) -> Result<ConsentText> {
     let version: i64 = tx
@@ -119,13 +179,16 @@ pub fn add(
         purpose: purpose.to_owned(),
         version,
         language: language.to_owned(),
-        body: body.to_owned(),
-        sha256: crate::sha256_hex(body.as_bytes()),
+        body: new.body.to_owned(),
+        sha256: crate::sha256_hex(new.body.as_bytes()),
         created_at: now,
+        author: new.author.map(str::to_owned),
+        message: new.message.map(str::to_owned),
+        source: new.source.map(str::to_owned),
     };
     tx.sql().prepare_cached(
-        "INSERT INTO consent_texts (tenant, purpose, version, language, body, sha256, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO consent_texts (tenant, purpose, version, language, body, sha256, created_at, author, message, source)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute(params![
         tenant,
@@ -134,7 +197,10 @@ pub fn add(
         text.language,
         text.body,
         text.sha256,
-        text.created_at
+        text.created_at,
+        text.author,
+        text.message,
+        text.source,
     ])?;
     Ok(text)
 }
@@ -157,16 +223,19 @@ pub fn current_or_standard(
          WHERE t.id = ?1 AND p.id = ?2",
         )?
         .query_row(params![tenant, purpose], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let body = standard_text(
+        language_for(language),
+        &company,
+        &super::tenants::purpose_in(purpose, &description, language),
+    );
     add(
         tx,
         tenant,
-        purpose,
-        language,
-        &standard_text(
-            language,
-            &company,
-            &super::tenants::purpose_in(purpose, &description, language),
-        ),
+        (purpose, language),
+        &NewText {
+            body: &body,
+            ..NewText::default()
+        },
         now,
     )
 }

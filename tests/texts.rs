@@ -1,0 +1,220 @@
+//! `klar text` through the real binary: the legal team sets a text, sees
+//! its mistakes by line and column, lists, reads and compares versions, and
+//! previews the mail and the page in files.
+
+mod support;
+
+use support::*;
+
+const NOW: &str = "2026-11-30T09:00:00Z";
+
+fn tenant() -> Workspace {
+    let ws = Workspace::new(&[]);
+    ws.ok(&[
+        "tenant",
+        "add",
+        "acme",
+        "--name",
+        "Müller GmbH",
+        "--now",
+        NOW,
+    ]);
+    ws.ok(&[
+        "purpose",
+        "add",
+        "acme",
+        "newsletter",
+        "--description",
+        "Newsletter über neue Maschinen",
+        "--now",
+        NOW,
+    ]);
+    ws
+}
+
+fn set(ws: &Workspace, file: &str, message: &str) -> std::process::Output {
+    ws.run(&[
+        "text",
+        "set",
+        "acme",
+        "newsletter",
+        file,
+        "--author",
+        "Dr. Weber",
+        "--message",
+        message,
+        "--now",
+        NOW,
+    ])
+}
+
+#[test]
+fn a_text_with_mistakes_is_refused_with_line_and_column_and_nothing_is_stored() {
+    let ws = tenant();
+    ws.write(
+        "bad.txt",
+        "Ich willige ein, dass {company} mir schreibt.\nZweck: {zweck}.\nGeschweifte } Klammer\n",
+    );
+    let out = set(&ws, "bad.txt", "erste Fassung");
+    assert_eq!(out.status.code(), Some(1));
+    let printed = stdout(&out);
+    assert!(
+        printed.starts_with(
+            "bad.txt:2:8: error: unknown placeholder {zweck}: use {company} or {purpose}"
+        ),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("bad.txt:3:13: error: a } that closes nothing"),
+        "{printed}"
+    );
+    assert!(
+        printed.ends_with("bad.txt: not set: the text has 2 mistake(s)\n"),
+        "{printed}"
+    );
+    let list = ws.ok(&["text", "list", "acme", "--json"]);
+    assert_eq!(list.trim(), "[]");
+
+    // Empty, not UTF-8, a bad language, an unknown purpose: refused, named.
+    ws.write("empty.txt", " \n\n");
+    let out = set(&ws, "empty.txt", "leer");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("the text is empty"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::write(ws.path().join("latin1.txt"), b"Gr\xfc\xdfe").expect("writes");
+    let out = set(&ws, "latin1.txt", "x");
+    assert!(stderr(&out).contains("not valid UTF-8"), "{}", stderr(&out));
+    ws.write("ok.txt", "Text");
+    let out = ws.run(&[
+        "text",
+        "set",
+        "acme",
+        "newsletter",
+        "ok.txt",
+        "--language",
+        "Deutsch",
+        "--author",
+        "a",
+        "--message",
+        "m",
+    ]);
+    assert!(
+        stderr(&out).contains("is not a language code"),
+        "{}",
+        stderr(&out)
+    );
+    let out = ws.run(&[
+        "text",
+        "set",
+        "acme",
+        "nope",
+        "ok.txt",
+        "--author",
+        "a",
+        "--message",
+        "m",
+    ]);
+    assert!(
+        stderr(&out).contains("tenant acme has no purpose nope"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn versions_are_listed_shown_and_compared_with_author_and_message() {
+    let ws = tenant();
+    ws.write(
+        "v1.txt",
+        "Ich willige ein, dass {company} mir den {purpose} schickt.\r\nWiderruf jederzeit.\r\n",
+    );
+    let out = set(&ws, "v1.txt", "erste Fassung");
+    assert!(out.status.success(), "{}", stderr(&out));
+    ws.write(
+        "v2.txt",
+        "Ich willige ein, dass {company} mir den {purpose} schickt.\nWiderruf jederzeit, auch per E-Mail.\n",
+    );
+    assert!(set(&ws, "v2.txt", "Widerruf per E-Mail").status.success());
+
+    let list = ws.ok(&["text", "list", "acme"]);
+    assert!(list.contains("newsletter       de         1  "), "{list}");
+    assert!(list.contains("newsletter       de         2* "), "{list}");
+    assert!(
+        list.contains("Dr. Weber        Widerruf per E-Mail"),
+        "{list}"
+    );
+
+    let shown = ws.ok(&["text", "show", "acme", "newsletter", "1"]);
+    assert!(
+        shown.ends_with(
+            "\nIch willige ein, dass Müller GmbH mir den Newsletter über neue Maschinen schickt.\nWiderruf jederzeit.\n"
+        ),
+        "CRLF gone, placeholders filled: {shown}"
+    );
+    let diff = ws.ok(&["text", "diff", "acme", "newsletter", "1", "2"]);
+    assert!(
+        diff.contains("-Widerruf jederzeit.\n+Widerruf jederzeit, auch per E-Mail.\n"),
+        "{diff}"
+    );
+    let out = ws.run(&["text", "show", "acme", "newsletter", "9"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("purpose newsletter has no version 9 of its text in de"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_preview_writes_the_mail_and_the_page_in_both_languages() {
+    let ws = tenant();
+    ws.write(
+        "draft.txt",
+        "Entwurf: {company} fragt nach „{purpose}“ & mehr.",
+    );
+    let out = ws.ok(&[
+        "text",
+        "preview",
+        "acme",
+        "newsletter",
+        "--file",
+        "draft.txt",
+        "-o",
+        "vorschau",
+        "--now",
+        NOW,
+    ]);
+    assert!(
+        out.ends_with("6 file(s) for acme newsletter; the link in them leads nowhere\n"),
+        "{out}"
+    );
+    let read = |name: &str| {
+        std::fs::read_to_string(ws.path().join("vorschau").join(name)).expect("written")
+    };
+    let words = "Entwurf: Müller GmbH fragt nach „Newsletter über neue Maschinen“ & mehr.";
+    assert!(
+        read("mail-de.txt").contains(words),
+        "{}",
+        read("mail-de.txt")
+    );
+    assert!(read("mail-de.html").contains(&words.replace('&', "&amp;")));
+    assert!(read("page-de.html").contains(&words.replace('&', "&amp;")));
+    assert!(read("mail-de.txt").starts_with("Subject: Ihre Einwilligung: Newsletter"));
+    // English has no text of the tenant's: klar's standard text, as an
+    // English contact would read it.
+    assert!(
+        read("page-en.html").contains("I agree that Müller GmbH"),
+        "{}",
+        read("page-en.html")
+    );
+    assert!(
+        read("mail-en.txt").contains("Dear Erika Mustermann,"),
+        "{}",
+        read("mail-en.txt")
+    );
+    // A preview stores nothing.
+    assert_eq!(ws.ok(&["text", "list", "acme", "--json"]).trim(), "[]");
+}
