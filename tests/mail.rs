@@ -226,6 +226,23 @@ fn the_tenants_own_text_is_the_one_in_the_mail_on_the_page_and_in_the_evidence_w
              C3,Amélie,Dubois,amelie@example.fr,,jk,web,2026-10-01,fr-FR\n",
         );
         ws.ok(&["import", "acme", "french.csv", "--now", NOW]);
+        ws.ok(&[
+            "tenant",
+            "set",
+            "acme",
+            "--address",
+            "Königstraße 1\\n70173 Stuttgart",
+            "--managing-directors",
+            "Anna Müller",
+            "--register-entry",
+            "Amtsgericht Stuttgart, HRB 123456",
+            "--imprint-url",
+            "https://mueller.example/impressum",
+            "--privacy-url",
+            "https://mueller.example/datenschutz",
+            "--now",
+            NOW,
+        ]);
         let set = ws.ok(&[
             "text",
             "set",
@@ -271,6 +288,15 @@ fn the_tenants_own_text_is_the_one_in_the_mail_on_the_page_and_in_the_evidence_w
         assert!(text.contains(line), "{line:?} in {text}");
         assert!(html.contains(&escaped(line)), "{line:?} in {html}");
     }
+    // The company's legal details stand under the mail.
+    for line in [
+        "Königstraße 1\n70173 Stuttgart\nGeschäftsführung: Anna Müller\nAmtsgericht Stuttgart, HRB 123456",
+        "Impressum: https://mueller.example/impressum",
+        "Datenschutzhinweise: https://mueller.example/datenschutz",
+    ] {
+        assert!(text.contains(line), "{line:?} in {text}");
+    }
+    assert!(html.contains(">Impressum</a>"), "{html}");
     // The page shows the same words and their hash.
     let link = link_in(&text, &s.url);
     let path = link.replacen(&s.url, "", 1);
@@ -278,6 +304,11 @@ fn the_tenants_own_text_is_the_one_in_the_mail_on_the_page_and_in_the_evidence_w
     assert_eq!(status, 200);
     assert!(page.contains(&escaped(&body)), "{page}");
     assert!(page.contains(&sha[..12]), "the page names the hash: {page}");
+    assert!(
+        page.contains("Königstraße 1<br>70173 Stuttgart<br>Geschäftsführung: Anna Müller"),
+        "{page}"
+    );
+    assert!(page.contains(">Datenschutzhinweise</a>"), "{page}");
 
     // A contact who reads French gets the French text (on a German page
     // with the text marked as French); English has no own text: standard.

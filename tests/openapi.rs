@@ -137,9 +137,14 @@ fn every_operation_answers_as_the_openapi_document_says() {
         assert!(op["summary"].is_string(), "{method} {path} has no summary");
         if path.starts_with("/v1/") {
             // Each operation names the scope it needs; admin ones document 403.
+            // Settings and purposes are read with any key, changed with an admin's.
             let admin = ["/v1/keys", "/v1/webhook", "/v1/policy", "/v1/texts"]
                 .iter()
-                .any(|p| path.starts_with(p));
+                .any(|p| path.starts_with(p))
+                || (method != "GET"
+                    && ["/v1/tenant", "/v1/purposes"]
+                        .iter()
+                        .any(|p| path.starts_with(p)));
             let scope = if admin { "admin" } else { "crm" };
             assert_eq!(
                 op["security"],
@@ -547,6 +552,59 @@ fn every_operation_answers_as_the_openapi_document_says() {
         "/v1/texts/contact-data/de/diff?from=1&to=7",
     );
     call(&s, &c, diff_none, key, None, 404);
+
+    // The tenant's settings and purposes.
+    let tenant = ("GET", "/v1/tenant", "/v1/tenant");
+    assert_eq!(call(&s, &c, tenant, key, None, 200)["name"], "Müller GmbH");
+    let patch = ("PATCH", "/v1/tenant", "/v1/tenant");
+    let change = json!({"default_owner": "vertrieb", "address": "Königstraße 1\n70173 Stuttgart",
+                        "imprint_url": "https://mueller.example/impressum", "privacy_url": null});
+    let answer = call(&s, &c, patch, key, Some(change), 200);
+    assert_eq!(answer["default_owner"], "vertrieb");
+    assert_eq!(answer["legal"]["address"], "Königstraße 1\n70173 Stuttgart");
+    call(
+        &s,
+        &c,
+        patch,
+        key,
+        Some(json!({"timezone": "Mars/Olympus"})),
+        400,
+    );
+    call(
+        &s,
+        &c,
+        patch,
+        key,
+        Some(json!({"imprint_url": "ftp://x"})),
+        400,
+    );
+    let purposes = ("GET", "/v1/purposes", "/v1/purposes");
+    let answer = call(&s, &c, purposes, key, None, 200);
+    assert_eq!(answer["purposes"][0]["id"], "contact-data", "{answer}");
+    let put = ("PUT", "/v1/purposes/{purpose}", "/v1/purposes/events");
+    let body = json!({"description": "Einladungen zu Messen"});
+    assert_eq!(call(&s, &c, put, key, Some(body.clone()), 201)["cases"], 0);
+    call(
+        &s,
+        &c,
+        put,
+        key,
+        Some(json!({"description": "Einladungen"})),
+        200,
+    );
+    call(&s, &c, put, key, Some(json!({"description": " "})), 400);
+    let remove = ("DELETE", "/v1/purposes/{purpose}", "/v1/purposes/events");
+    call(&s, &c, remove, key, None, 200);
+    call(&s, &c, remove, key, None, 404);
+    let in_use = (
+        "DELETE",
+        "/v1/purposes/{purpose}",
+        "/v1/purposes/contact-data",
+    );
+    assert_eq!(
+        call(&s, &c, in_use, key, None, 409)["error"]["code"],
+        "purpose_in_use"
+    );
 
     let missing: Vec<_> = c
         .operations()

@@ -295,3 +295,59 @@ impl From<apikeys::ApiKey> for ApiKey {
         }
     }
 }
+
+/// A tenant's settings. Field names are part of the JSON interface.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct TenantSettings {
+    pub id: String,
+    /// The company's name, as contacts read it.
+    pub name: String,
+    /// IANA time zone; deadlines count on its calendar.
+    pub timezone: String,
+    /// The language of contacts who name none.
+    pub locale: String,
+    /// Who gets the tasks of contacts without an owner.
+    pub default_owner: Option<String>,
+    pub legal: Legal,
+}
+
+/// The company's legal details, shown on the response page and under every
+/// mail; each may be null.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct Legal {
+    /// The postal address, lines separated by `\n`.
+    pub address: Option<String>,
+    pub managing_directors: Option<String>,
+    pub register_entry: Option<String>,
+    pub imprint_url: Option<String>,
+    pub privacy_url: Option<String>,
+}
+
+impl From<crate::store::tenants::Tenant> for TenantSettings {
+    fn from(t: crate::store::tenants::Tenant) -> TenantSettings {
+        TenantSettings {
+            timezone: t.timezone.name().to_owned(),
+            id: t.id,
+            name: t.name,
+            locale: t.locale,
+            default_owner: t.default_owner,
+            legal: Legal {
+                address: t.legal.address,
+                managing_directors: t.legal.managing_directors,
+                register_entry: t.legal.register_entry,
+                imprint_url: t.legal.imprint_url,
+                privacy_url: t.legal.privacy_url,
+            },
+        }
+    }
+}
+
+/// One purpose of a tenant.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct Purpose {
+    pub id: String,
+    /// What the purpose is, in words a contact understands.
+    pub description: String,
+    /// How many cases it has.
+    pub cases: i64,
+}

@@ -156,6 +156,7 @@ impl Server {
             _ => {
                 let mut r = match method {
                     "PUT" => agent.put(&url),
+                    "PATCH" => agent.patch(&url),
                     _ => agent.post(&url),
                 };
                 if let Some(a) = &auth {

@@ -249,21 +249,18 @@ pub fn set(
         audit::append(
             tx,
             tenant,
-            Entry {
-                at: now,
-                contact: None,
-                purpose: Some(written.purpose.to_owned()),
-                kind: "text-set".to_owned(),
-                detail: serde_json::json!({
+            Entry::purpose(
+                now,
+                written.purpose,
+                "text-set",
+                &serde_json::json!({
                     "language": text.language,
                     "version": text.version,
                     "sha256": text.sha256,
                     "author": written.author,
                     "message": written.message,
-                })
-                .to_string(),
-                policy_sha256: None,
-            },
+                }),
+            ),
         )?;
         Ok(text)
     })

@@ -18,6 +18,7 @@ pub mod explain;
 pub mod import;
 pub mod keys;
 pub mod respond;
+pub mod settings;
 pub mod simulate;
 pub mod table_tests;
 pub mod text;

@@ -761,6 +761,80 @@ pub enum TenantCommand {
         #[command(flatten)]
         now: NowArg,
     },
+    /// Every tenant with its name, time zone and language.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A tenant's settings, purposes and active policy version.
+    Show {
+        /// The tenant's id.
+        tenant: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a tenant's settings; what is not given stays. An empty value
+    /// ("") clears an optional setting. Audited with before and after.
+    Set {
+        /// The tenant's id.
+        tenant: String,
+        #[command(flatten)]
+        settings: TenantSettings,
+        #[command(flatten)]
+        now: NowArg,
+    },
+}
+
+/// The settings `klar tenant set` changes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TenantSettings {
+    /// The company's name, as contacts read it.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// IANA time zone, e.g. Europe/Berlin; deadlines count on its calendar.
+    #[arg(long)]
+    pub timezone: Option<String>,
+    /// The language of contacts who name none: de, en, de-AT, …
+    #[arg(long)]
+    pub locale: Option<String>,
+    /// Who gets the tasks of contacts without an owner.
+    #[arg(long)]
+    pub default_owner: Option<String>,
+    /// The postal address, shown on the response page and under every mail
+    /// (lines separated by line breaks or "\n").
+    #[arg(long)]
+    pub address: Option<String>,
+    /// The managing directors (Geschäftsführung).
+    #[arg(long)]
+    pub managing_directors: Option<String>,
+    /// The register entry, e.g. "Amtsgericht Stuttgart, HRB 123456".
+    #[arg(long)]
+    pub register_entry: Option<String>,
+    /// The imprint's (Impressum's) web address.
+    #[arg(long)]
+    pub imprint_url: Option<String>,
+    /// The privacy notice's web address.
+    #[arg(long)]
+    pub privacy_url: Option<String>,
+}
+
+impl From<TenantSettings> for crate::app::settings::Change {
+    fn from(s: TenantSettings) -> Self {
+        crate::app::settings::Change {
+            name: s.name,
+            timezone: s.timezone,
+            locale: s.locale,
+            default_owner: s.default_owner,
+            // A shell argument cannot easily hold a line break.
+            address: s.address.map(|a| a.replace("\\n", "\n")),
+            managing_directors: s.managing_directors,
+            register_entry: s.register_entry,
+            imprint_url: s.imprint_url,
+            privacy_url: s.privacy_url,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -774,6 +848,36 @@ pub enum PurposeCommand {
         /// What the purpose is, in words a contact understands; the standard consent text names it.
         #[arg(long)]
         description: String,
+        #[command(flatten)]
+        now: NowArg,
+    },
+    /// The tenant's purposes, their descriptions and how many cases each has.
+    List {
+        /// The tenant's id.
+        tenant: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a purpose's description (texts already set keep their words).
+    Set {
+        /// The tenant's id.
+        tenant: String,
+        /// The purpose's id.
+        id: String,
+        /// What the purpose is, in words a contact understands.
+        #[arg(long)]
+        description: String,
+        #[command(flatten)]
+        now: NowArg,
+    },
+    /// Remove a purpose: refused while it has cases or evidence names it,
+    /// and for contact-data.
+    Remove {
+        /// The tenant's id.
+        tenant: String,
+        /// The purpose's id.
+        id: String,
         #[command(flatten)]
         now: NowArg,
     },

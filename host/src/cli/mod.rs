@@ -88,6 +88,27 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             policy.as_deref(),
             &now,
         ),
+        Command::Tenant(TenantCommand::List { json }) => setup::tenant_list(&db, json),
+        Command::Tenant(TenantCommand::Show { tenant, json }) => {
+            setup::tenant_show(&db, &tenant, json)
+        }
+        Command::Tenant(TenantCommand::Set {
+            tenant,
+            settings,
+            now,
+        }) => setup::tenant_set(&db, &tenant, &settings.into(), &now),
+        Command::Purpose(PurposeCommand::List { tenant, json }) => {
+            setup::purpose_list(&db, &tenant, json)
+        }
+        Command::Purpose(PurposeCommand::Set {
+            tenant,
+            id,
+            description,
+            now,
+        }) => setup::purpose_set(&db, &tenant, &id, &description, &now),
+        Command::Purpose(PurposeCommand::Remove { tenant, id, now }) => {
+            setup::purpose_remove(&db, &tenant, &id, &now)
+        }
         Command::Purpose(PurposeCommand::Add {
             tenant,
             id,

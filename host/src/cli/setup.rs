@@ -212,3 +212,165 @@ pub(super) fn webhook(db: &Path, command: super::WebhookCommand) -> Result<ExitC
         }
     }
 }
+
+/// `klar tenant list`
+pub(super) fn tenant_list(db: &Path, json: bool) -> Result<ExitCode> {
+    let store = open_store(db)?;
+    let all = tenants::list(store.connection())?;
+    if json {
+        let wire: Vec<crate::wire::TenantSettings> = crate::wire::list(all);
+        show!("{}", serde_json::to_string_pretty(&wire)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    show!(
+        "{:<20} {:<32} {:<20} {:<6} default owner",
+        "tenant",
+        "name",
+        "time zone",
+        "locale"
+    );
+    for t in &all {
+        show!(
+            "{:<20} {:<32} {:<20} {:<6} {}",
+            t.id,
+            t.name,
+            t.timezone.name(),
+            t.locale,
+            t.default_owner.as_deref().unwrap_or("-")
+        );
+    }
+    show!("{} tenant(s)", all.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `klar tenant show`
+pub(super) fn tenant_show(db: &Path, id: &str, json: bool) -> Result<ExitCode> {
+    let store = open_store(db)?;
+    let conn = store.connection();
+    let tenant = tenants::require(conn, id)?;
+    let purposes = tenants::purposes_with_cases(conn, id)?;
+    let active = tenants::active_policy(conn, id)?;
+    if json {
+        let shown = serde_json::json!({
+            "tenant": crate::wire::TenantSettings::from(tenant),
+            "purposes": purposes
+                .into_iter()
+                .map(|(id, description, cases)| crate::wire::Purpose { id, description, cases })
+                .collect::<Vec<_>>(),
+            "policy_version": active.map(|v| v.version),
+        });
+        show!("{}", serde_json::to_string_pretty(&shown)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let legal = &tenant.legal;
+    let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
+    show!("tenant              {}", tenant.id);
+    show!("name                {}", tenant.name);
+    show!("time zone           {}", tenant.timezone.name());
+    show!("locale              {}", tenant.locale);
+    show!("default owner       {}", or_dash(&tenant.default_owner));
+    show!(
+        "address             {}",
+        or_dash(&legal.address).replace('\n', "\n                    ")
+    );
+    show!("managing directors  {}", or_dash(&legal.managing_directors));
+    show!("register entry      {}", or_dash(&legal.register_entry));
+    show!("imprint             {}", or_dash(&legal.imprint_url));
+    show!("privacy notice      {}", or_dash(&legal.privacy_url));
+    show!(
+        "policy              {}",
+        active.map_or_else(
+            || "none set".to_owned(),
+            |v| format!("version {}", v.version)
+        )
+    );
+    show!("purposes:");
+    for (id, description, cases) in purposes {
+        show!("  {id:<18} {cases:>8} case(s)  {description}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `klar tenant set`
+pub(super) fn tenant_set(
+    db: &Path,
+    id: &str,
+    change: &crate::app::settings::Change,
+    now: &NowArg,
+) -> Result<ExitCode> {
+    if change.is_empty() {
+        anyhow::bail!(
+            "nothing to change: name a setting, e.g. --default-owner NAME (klar tenant set --help)"
+        );
+    }
+    let now = now.resolve()?.timestamp();
+    let mut store = open_store(db)?;
+    let (_, changed) = crate::app::settings::set_tenant(&mut store, id, change, now)?;
+    if changed.is_empty() {
+        show!("{id}: nothing changed (the settings were already so)");
+    } else {
+        show!("{id}: changed {}", changed.join(", "));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `klar purpose list`
+pub(super) fn purpose_list(db: &Path, tenant: &str, json: bool) -> Result<ExitCode> {
+    let store = open_store(db)?;
+    tenants::require(store.connection(), tenant)?;
+    let purposes = tenants::purposes_with_cases(store.connection(), tenant)?;
+    if json {
+        let wire: Vec<crate::wire::Purpose> = purposes
+            .into_iter()
+            .map(|(id, description, cases)| crate::wire::Purpose {
+                id,
+                description,
+                cases,
+            })
+            .collect();
+        show!("{}", serde_json::to_string_pretty(&wire)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    show!("{:<20} {:>8}  description", "purpose", "cases");
+    for (id, description, cases) in &purposes {
+        show!("{id:<20} {cases:>8}  {description}");
+    }
+    show!("{} purpose(s)", purposes.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `klar purpose set`
+pub(super) fn purpose_set(
+    db: &Path,
+    tenant: &str,
+    id: &str,
+    description: &str,
+    now: &NowArg,
+) -> Result<ExitCode> {
+    let now = now.resolve()?.timestamp();
+    let mut store = open_store(db)?;
+    if crate::app::settings::set_purpose(&mut store, tenant, id, description, now)? {
+        show!("{tenant}: purpose {id} is now described as {description:?}");
+    } else {
+        show!("{tenant}: purpose {id} already had that description");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `klar purpose remove`: exit 1 when refused.
+pub(super) fn purpose_remove(db: &Path, tenant: &str, id: &str, now: &NowArg) -> Result<ExitCode> {
+    use crate::app::settings::SettingsError;
+    let now = now.resolve()?.timestamp();
+    let mut store = open_store(db)?;
+    match crate::app::settings::remove_purpose(&mut store, tenant, id, now) {
+        Ok(()) => {
+            show!("{tenant}: removed purpose {id}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(err @ SettingsError::InUse { .. }) => {
+            show!("{tenant}: {err}");
+            Ok(ExitCode::from(1))
+        }
+        Err(err) => Err(err.into()),
+    }
+}

@@ -258,6 +258,7 @@ fn preview(
             language: page_language,
             name: &format!("{} {}", SAMPLE.0, SAMPLE.1),
             company: &tenant_row.name,
+            legal: &crate::app::settings::footer(&tenant_row, page_language),
             texts: &shown,
             link,
             expires,
@@ -266,7 +267,7 @@ fn preview(
         let items = [crate::serve::page::Item::new(purpose, purpose_name, &text)];
         let page = crate::serve::page::response_html(
             page_language,
-            &tenant_row.name,
+            &tenant_row,
             &items,
             ("0000preview0000", "preview"),
         )?;

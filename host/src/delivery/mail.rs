@@ -325,6 +325,8 @@ struct Words {
     withdraw: &'static str,
     regards: &'static str,
     footer: &'static str,
+    imprint: &'static str,
+    privacy: &'static str,
 }
 
 const DE: Words = Words {
@@ -345,6 +347,8 @@ const DE: Words = Words {
     withdraw: "Sie können eine Einwilligung jederzeit mit Wirkung für die Zukunft widerrufen.",
     regards: "Mit freundlichen Grüßen",
     footer: "Diese Nachricht ist persönlich an Sie gerichtet. Bitte leiten Sie den Link nicht weiter.",
+    imprint: "Impressum",
+    privacy: "Datenschutzhinweise",
 };
 
 const EN: Words = Words {
@@ -365,6 +369,8 @@ const EN: Words = Words {
     withdraw: "You can withdraw a consent at any time with effect for the future.",
     regards: "Kind regards",
     footer: "This message is addressed to you personally. Please do not forward the link.",
+    imprint: "Legal notice",
+    privacy: "Privacy notice",
 };
 
 fn words(language: &str) -> &'static Words {
@@ -392,6 +398,8 @@ pub(crate) struct Draft<'a> {
     /// The contact's name, empty if unknown.
     pub name: &'a str,
     pub company: &'a str,
+    /// The company's legal details under the mail.
+    pub legal: &'a crate::app::settings::Footer,
     /// Each purpose asked about, as the contact reads it, with its text.
     pub texts: &'a [(String, texts::ConsentText)],
     pub link: &'a str,
@@ -414,6 +422,7 @@ pub(crate) fn render(draft: &Draft<'_>) -> Result<Rendered, minijinja::Error> {
         language,
         name,
         company,
+        legal,
         texts: shown,
         link,
         expires,
@@ -474,7 +483,8 @@ pub(crate) fn render(draft: &Draft<'_>) -> Result<Rendered, minijinja::Error> {
             .collect::<Vec<_>>(),
         text_heading => w.text_heading, call => w.call, button => w.button,
         valid_until, no_answer => w.no_answer, withdraw => w.withdraw,
-        regards => w.regards, footer => w.footer,
+        regards => w.regards, footer => w.footer, legal,
+        imprint => w.imprint, privacy => w.privacy,
     };
     let env = environment();
     let render = |name: &str| env.get_template(name).and_then(|t| t.render(&ctx));
@@ -570,6 +580,7 @@ fn compose(
         language,
         name: &name,
         company: &tenant.name,
+        legal: &crate::app::settings::footer(&tenant, language),
         texts: &shown,
         link: &link,
         expires,

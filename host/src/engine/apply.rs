@@ -127,7 +127,7 @@ pub(super) fn apply_contact(
         let verdict = match step.result {
             Ok(outcome) => match guardrail(step.before, &outcome, now) {
                 Some(why) => Err(format!("guardrail: {why}")),
-                None => Ok(outcome),
+                None => with_owner(outcome, ctx.tenant),
             },
             Err(err) => Err(err.to_string()),
         };
@@ -426,6 +426,39 @@ pub(super) fn apply_contact(
         outbox::insert(tx, tenant, &task.id, key, "create-task", &task.payload, now)?;
     }
     Ok(applied)
+}
+
+/// A task for nobody (a contact without an owner, from before the import
+/// and the API refused one) goes to the tenant's default owner; without
+/// one, the step fails and the case says what to set.
+fn with_owner(mut outcome: Outcome, tenant: &Tenant) -> Result<Outcome, String> {
+    let nobody = |who: &str| who.trim().is_empty();
+    let task_for_nobody = outcome
+        .actions
+        .iter()
+        .any(|a| matches!(a, Action::CreateTask { assignee, .. } if nobody(assignee)));
+    let case_for_nobody = outcome.case.assigned_to.as_deref().is_some_and(nobody);
+    if !task_for_nobody && !case_for_nobody {
+        return Ok(outcome);
+    }
+    let Some(owner) = &tenant.default_owner else {
+        return Err(format!(
+            "the contact has no owner and tenant {} no default owner to hand the case to: \
+             set one (klar tenant set {} --default-owner NAME), then klar clear the case",
+            tenant.id, tenant.id
+        ));
+    };
+    for action in &mut outcome.actions {
+        if let Action::CreateTask { assignee, .. } = action
+            && nobody(assignee)
+        {
+            owner.clone_into(assignee);
+        }
+    }
+    if case_for_nobody {
+        outcome.case.assigned_to = Some(owner.clone());
+    }
+    Ok(outcome)
 }
 
 /// The `type` of an action's JSON, which is the outbox row's kind.

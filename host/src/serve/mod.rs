@@ -18,6 +18,7 @@ mod listen;
 pub(crate) mod page;
 mod policy;
 mod schemas;
+mod settings;
 mod texts;
 
 use std::cell::RefCell;
@@ -169,6 +170,7 @@ pub(crate) fn api() -> (Router<State>, utoipa::openapi::OpenApi) {
         .merge(policy::routes())
         .merge(account::routes())
         .merge(texts::routes())
+        .merge(settings::routes())
         .split_for_parts();
     guarded_answers(&mut doc);
     (router, doc)

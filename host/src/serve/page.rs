@@ -67,6 +67,9 @@ struct Texts {
     save_each: &'static str,
     thanks_mixed_heading: &'static str,
     thanks_mixed_body: &'static str,
+    imprint: &'static str,
+    privacy: &'static str,
+    legal: &'static str,
 }
 
 const DE: Texts = Texts {
@@ -95,6 +98,9 @@ const DE: Texts = Texts {
     save_each: "Meine Auswahl speichern",
     thanks_mixed_heading: "Ihre Antworten sind gespeichert",
     thanks_mixed_body: "Vielen Dank. Eine Einwilligung können Sie jederzeit mit Wirkung für die Zukunft widerrufen; Zwecke, die Sie abgelehnt haben, verfolgen wir nicht weiter.",
+    imprint: "Impressum",
+    privacy: "Datenschutzhinweise",
+    legal: "Angaben zum Unternehmen",
 };
 
 const EN: Texts = Texts {
@@ -123,6 +129,9 @@ const EN: Texts = Texts {
     save_each: "Save my choices",
     thanks_mixed_heading: "Your answers are recorded",
     thanks_mixed_body: "Thank you. You can withdraw a consent at any time with effect for the future; we no longer pursue the purposes you declined.",
+    imprint: "Legal notice",
+    privacy: "Privacy notice",
+    legal: "About the company",
 };
 
 #[derive(Debug, Deserialize)]
@@ -249,7 +258,7 @@ impl Item {
 /// /r/TOKEN` shows and `klar text preview` writes to a file.
 pub(crate) fn response_html(
     lang: &str,
-    company: &str,
+    tenant: &crate::store::tenants::Tenant,
     items: &[Item],
     (token, csrf): (&str, &str),
 ) -> Result<String, minijinja::Error> {
@@ -258,7 +267,8 @@ pub(crate) fn response_html(
         tpl.render(context! {
             lang,
             other_lang => if lang == "de" { "en" } else { "de" },
-            company,
+            company => tenant.name,
+            footer => crate::app::settings::footer(tenant, lang),
             items,
             token,
             csrf,
@@ -267,7 +277,8 @@ pub(crate) fn response_html(
                 version => t.version, question => t.question, accept => t.accept,
                 refuse => t.refuse, language => t.language, switch => t.switch,
                 several => t.several, accept_all => t.accept_all, refuse_all => t.refuse_all,
-                save_each => t.save_each,
+                save_each => t.save_each, imprint => t.imprint, privacy => t.privacy,
+                legal => t.legal,
             },
         })
     })
@@ -317,16 +328,16 @@ async fn show(
         store
             .transaction(|tx| tokens::opened(tx, &ids, now))
             .map_err(ApiError::internal)?;
-        Ok(Some((lang, tenant.name, items)))
+        Ok(Some((lang, tenant, items)))
     })
     .await;
-    let (lang, company, items) = match found {
+    let (lang, tenant, items) = match found {
         Ok(Some(found)) => found,
         Ok(None) => return invalid(asked.unwrap_or("de")),
         Err(err) => return err.into_response(),
     };
     let csrf = crate::hex(&rand::rng().random::<[u8; 16]>());
-    let html = response_html(lang, &company, &items, (&token, &csrf));
+    let html = response_html(lang, &tenant, &items, (&token, &csrf));
     match html {
         Ok(html) => {
             let secure = if state.public_url.starts_with("https://") {

@@ -146,6 +146,55 @@ pub fn text_language() -> Schema {
     string(2, 3, r"^[a-z]{2,3}$")
 }
 
+/// [`line`] of at most 200 characters, or null (`app::settings`).
+pub fn nullable_line_200() -> RefOr<Schema> {
+    nullable(line(200))
+}
+
+/// An optional one-line setting of `app::settings`: blank clears it.
+fn optional_text(max: usize) -> RefOr<Schema> {
+    nullable(string(0, max, TEXT))
+}
+pub fn optional_line_200() -> RefOr<Schema> {
+    optional_text(crate::app::text::MAX_WHO)
+}
+pub fn optional_line_1000() -> RefOr<Schema> {
+    optional_text(crate::app::text::MAX_WHY)
+}
+pub fn optional_owner() -> RefOr<Schema> {
+    optional_text(limits::OWNER)
+}
+
+/// A postal address (`app::settings`): lines, no other control characters.
+pub fn address() -> RefOr<Schema> {
+    nullable(string(
+        0,
+        crate::app::settings::MAX_ADDRESS,
+        r"^[^\u0000-\u0009\u000b\u000c\u000e-\u001f\u007f-\u009f]*$",
+    ))
+}
+
+/// A web address for the imprint or privacy notice (`app::settings`), or
+/// the empty string to clear it.
+pub fn optional_web_address() -> RefOr<Schema> {
+    nullable(string(
+        0,
+        crate::app::settings::MAX_URL,
+        r#"^(|https?://[^\s"<>\u0000-\u001f\u007f-\u009f]+)$"#,
+    ))
+}
+
+/// An IANA time zone that klar knows.
+pub fn timezone() -> RefOr<Schema> {
+    let names: Vec<&str> = chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name()).collect();
+    nullable(one_of_words(&names))
+}
+
+/// A language tag (`app::settings`): de, en, de-AT.
+pub fn locale() -> RefOr<Schema> {
+    nullable(string(2, 35, r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$"))
+}
+
 /// A webhook URL's form (`delivery::target::parse`); where it points is
 /// checked when it is set (422 if not public).
 pub fn webhook_url() -> Schema {

@@ -43,6 +43,14 @@ impl Entry {
             policy_sha256: None,
         }
     }
+
+    /// A row about one of the tenant's purposes (its description, its text).
+    pub fn purpose(at: i64, purpose: &str, kind: &str, detail: &serde_json::Value) -> Entry {
+        Entry {
+            purpose: Some(purpose.to_owned()),
+            ..Entry::tenant(at, kind, detail)
+        }
+    }
 }
 
 /// A stored row.

@@ -76,6 +76,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "014_text_authors",
         include_str!("migrations/014_text_authors.sql"),
     ),
+    (
+        "015_tenant_settings",
+        include_str!("migrations/015_tenant_settings.sql"),
+    ),
 ];
 
 /// A failed store operation. Opaque above `store/`: the faces print it, nothing

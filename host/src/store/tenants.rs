@@ -17,6 +17,34 @@ pub struct Tenant {
     pub name: String,
     pub timezone: Tz,
     pub locale: String,
+    /// Who gets a task for a contact without an owner.
+    pub default_owner: Option<String>,
+    /// The company's legal details, for the page and the mails.
+    pub legal: Legal,
+}
+
+/// The company's legal details, as German law wants them on the web and in
+/// business mail (§ 5 DDG, § 35a GmbHG): every field is optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Legal {
+    /// The postal address; may span lines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managing_directors: Option<String>,
+    /// E.g. `Amtsgericht Stuttgart, HRB 123456`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub register_entry: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imprint_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub privacy_url: Option<String>,
+}
+
+impl Legal {
+    pub fn is_empty(&self) -> bool {
+        *self == Legal::default()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,27 +165,107 @@ pub fn add(
         name: name.to_owned(),
         timezone: tz,
         locale: locale.to_owned(),
+        default_owner: None,
+        legal: Legal::default(),
     })
 }
 
 pub fn get(conn: &Conn, id: &str) -> Result<Option<Tenant>, TenantError> {
-    let row: Option<(String, String, String, String)> = conn
+    type Row = (String, String, String, String, Option<String>, String);
+    let row: Option<Row> = conn
         .sql()
-        .query_row(
-            "SELECT id, name, timezone, locale FROM tenants WHERE id = ?1",
-            [id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-        )
+        .prepare_cached(
+            "SELECT id, name, timezone, locale, default_owner, legal FROM tenants WHERE id = ?1",
+        )?
+        .query_row([id], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })
         .optional()?;
-    row.map(|(id, name, tz, locale)| {
+    row.map(|(id, name, tz, locale, default_owner, legal)| {
         Ok(Tenant {
             timezone: parse_timezone(&tz)?,
             id,
             name,
             locale,
+            default_owner,
+            // Written by klar from `Legal`; a row edited by hand into
+            // something else shows no details rather than failing.
+            legal: serde_json::from_str(&legal).unwrap_or_default(),
         })
     })
     .transpose()
+}
+
+/// Writes a tenant's settings (all but its id) as given; the caller has
+/// checked them and audits the change.
+pub fn save_settings(tx: &Tx<'_>, tenant: &Tenant) -> Result<(), TenantError> {
+    let legal = serde_json::to_string(&tenant.legal).unwrap_or_else(|_| "{}".to_owned());
+    let changed = tx.sql().execute(
+        "UPDATE tenants SET name = ?2, timezone = ?3, locale = ?4, default_owner = ?5, legal = ?6
+         WHERE id = ?1",
+        params![
+            tenant.id,
+            tenant.name,
+            tenant.timezone.name(),
+            tenant.locale,
+            tenant.default_owner,
+            legal
+        ],
+    )?;
+    if changed == 0 {
+        return Err(TenantError::Unknown(tenant.id.clone()));
+    }
+    Ok(())
+}
+
+/// Changes a purpose's description; false if the tenant has no such purpose.
+pub fn set_purpose_description(
+    tx: &Tx<'_>,
+    tenant: &str,
+    purpose: &str,
+    description: &str,
+) -> Result<bool> {
+    Ok(tx.sql().execute(
+        "UPDATE purposes SET description = ?3 WHERE tenant = ?1 AND id = ?2",
+        params![tenant, purpose, description],
+    )? > 0)
+}
+
+/// How many cases a purpose has, and whether any evidence names it: a
+/// purpose with either is part of the record and cannot be removed.
+pub fn purpose_in_use(conn: &Conn, tenant: &str, purpose: &str) -> Result<(i64, bool)> {
+    let cases: i64 = conn.sql().query_row(
+        "SELECT COUNT(*) FROM cases WHERE tenant = ?1 AND purpose = ?2",
+        params![tenant, purpose],
+        |r| r.get(0),
+    )?;
+    let evidence: bool = conn.sql().query_row(
+        "SELECT EXISTS (SELECT 1 FROM evidence WHERE tenant = ?1 AND purpose = ?2)",
+        params![tenant, purpose],
+        |r| r.get(0),
+    )?;
+    Ok((cases, evidence))
+}
+
+/// Removes a purpose that nothing refers to any more, with the consent
+/// texts written for it (which no request ever used); false if there is no
+/// such purpose.
+pub fn remove_purpose(tx: &Tx<'_>, tenant: &str, purpose: &str) -> Result<bool> {
+    tx.sql().execute(
+        "DELETE FROM consent_texts WHERE tenant = ?1 AND purpose = ?2",
+        params![tenant, purpose],
+    )?;
+    Ok(tx.sql().execute(
+        "DELETE FROM purposes WHERE tenant = ?1 AND id = ?2",
+        params![tenant, purpose],
+    )? > 0)
 }
 
 pub fn list(conn: &Conn) -> Result<Vec<Tenant>, TenantError> {
@@ -216,14 +324,12 @@ pub fn add_purpose(
     audit::append(
         tx,
         tenant,
-        Entry {
-            at: now,
-            contact: None,
-            purpose: Some(purpose.to_owned()),
-            kind: "purpose-added".to_owned(),
-            detail: serde_json::json!({ "description": description }).to_string(),
-            policy_sha256: None,
-        },
+        Entry::purpose(
+            now,
+            purpose,
+            "purpose-added",
+            &serde_json::json!({ "description": description }),
+        ),
     )?;
     Ok(())
 }
@@ -250,6 +356,31 @@ pub fn purposes(conn: &Conn, tenant: &str) -> Result<Vec<(String, String)>> {
         .prepare("SELECT id, description FROM purposes WHERE tenant = ?1 ORDER BY id")?;
     let rows = stmt.query_map([tenant], |r| Ok((r.get(0)?, r.get(1)?)))?;
     rows.collect::<rusqlite::Result<_>>().map_err(Error::from)
+}
+
+/// The tenant's purposes with their descriptions and how many cases each
+/// has (one pass over the tenant's cases).
+pub fn purposes_with_cases(conn: &Conn, tenant: &str) -> Result<Vec<(String, String, i64)>> {
+    let mut counts = std::collections::HashMap::new();
+    {
+        let mut stmt = conn
+            .sql()
+            .prepare("SELECT purpose, COUNT(*) FROM cases WHERE tenant = ?1 GROUP BY purpose")?;
+        let rows = stmt.query_map([tenant], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+        })?;
+        for row in rows {
+            let (purpose, n) = row?;
+            counts.insert(purpose, n);
+        }
+    }
+    Ok(purposes(conn, tenant)?
+        .into_iter()
+        .map(|(id, description)| {
+            let n = counts.get(&id).copied().unwrap_or(0);
+            (id, description, n)
+        })
+        .collect())
 }
 
 /// Stores a new policy version and makes it the active one. The caller has
