@@ -337,13 +337,15 @@ fn json_shows_rfc_3339_and_people_read_local_time() {
     assert_eq!(item["kind"], "send-request");
     assert_eq!(item["created_at"], "2026-11-30T09:00:00+00:00");
     assert_eq!(item["acked_at"], Value::Null);
+    // 180 days on the tenant's calendar: 10:00 CET on 30 November, 10:00
+    // CEST on 29 May, which is 08:00 UTC.
     assert_eq!(
         item["payload"]["link_expires_at"],
-        "2027-05-29T09:00:00+00:00"
+        "2027-05-29T08:00:00+00:00"
     );
     assert_eq!(
         item["payload"]["purposes"][0]["link_expires_at"],
-        "2027-05-29T09:00:00+00:00"
+        "2027-05-29T08:00:00+00:00"
     );
     let bundle: Value =
         serde_json::from_str(&ws.ok(&["evidence", "export", "acme", "C00001", "--now", &at(1)]))
@@ -352,7 +354,7 @@ fn json_shows_rfc_3339_and_people_read_local_time() {
     assert_eq!(request["at"], "2026-11-30T09:00:00+00:00");
     assert_eq!(
         request["detail"]["link_expires_at"],
-        "2027-05-29T09:00:00+00:00"
+        "2027-05-29T08:00:00+00:00"
     );
     assert_eq!(bundle["audit"][0]["at"], bundle["audit"][0]["time"]);
     assert_eq!(

@@ -558,10 +558,23 @@ fn every_operation_answers_as_the_openapi_document_says() {
     assert_eq!(call(&s, &c, tenant, key, None, 200)["name"], "Müller GmbH");
     let patch = ("PATCH", "/v1/tenant", "/v1/tenant");
     let change = json!({"default_owner": "vertrieb", "address": "Königstraße 1\n70173 Stuttgart",
-                        "imprint_url": "https://mueller.example/impressum", "privacy_url": null});
+                        "imprint_url": "https://mueller.example/impressum", "privacy_url": null,
+                        "region": "DE-BW", "closure_days": ["12-24", "12-31", "2027-05-07"]});
     let answer = call(&s, &c, patch, key, Some(change), 200);
     assert_eq!(answer["default_owner"], "vertrieb");
     assert_eq!(answer["legal"]["address"], "Königstraße 1\n70173 Stuttgart");
+    assert_eq!(
+        answer["closure_days"],
+        json!(["12-24", "12-31", "2027-05-07"])
+    );
+    call(
+        &s,
+        &c,
+        patch,
+        key,
+        Some(json!({"closure_days": ["2027-02-30"]})),
+        400,
+    );
     call(
         &s,
         &c,

@@ -330,6 +330,9 @@ fn tenant_settings_are_listed_shown_changed_and_audited_with_before_and_after() 
             "is not a web address",
         ),
         ("--name", " ", "name is empty"),
+        ("--region", "DE-XX", "is not a German state"),
+        ("--region", "AT-9", "German states only"),
+        ("--closure-days", "12-24,24.12.", "is not a day"),
     ] {
         let out = ws.run(&[
             "tenant",

@@ -309,6 +309,10 @@ pub struct TenantSettings {
     /// Who gets the tasks of contacts without an owner.
     pub default_owner: Option<String>,
     pub legal: Legal,
+    /// The German state whose public holidays are no business days (`DE-BW`).
+    pub region: Option<String>,
+    /// The company's closure days: `12-24` every year, `2026-12-28` once.
+    pub closure_days: Vec<String>,
 }
 
 /// The company's legal details, shown on the response page and under every
@@ -331,6 +335,8 @@ impl From<crate::store::tenants::Tenant> for TenantSettings {
             name: t.name,
             locale: t.locale,
             default_owner: t.default_owner,
+            region: t.region,
+            closure_days: t.closure_days,
             legal: Legal {
                 address: t.legal.address,
                 managing_directors: t.legal.managing_directors,

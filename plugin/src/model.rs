@@ -14,12 +14,15 @@ use serde::{Deserialize, Serialize};
 pub type Timestamp = DateTime<Utc>;
 
 /// The host's clock for one step. Nothing in the plugin reads a clock of its own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Clock {
     pub now: Timestamp,
     /// The tenant's UTC offset at `now`, used to find the local calendar day.
     #[serde(default)]
     pub utc_offset_minutes: i32,
+    /// The tenant's calendar around `now`: offset changes and closed days.
+    #[serde(default)]
+    pub calendar: Calendar,
 }
 
 impl Clock {
@@ -28,8 +31,27 @@ impl Clock {
         Clock {
             now,
             utc_offset_minutes: 0,
+            calendar: Calendar::default(),
         }
     }
+}
+
+/// The tenant's calendar around a clock's `now` (see `wit/consent.wit`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Calendar {
+    /// When the tenant's UTC offset changes, sorted.
+    #[serde(default)]
+    pub offsets: Vec<OffsetChange>,
+    /// Local days nobody works (holidays, closures), sorted.
+    #[serde(default)]
+    pub closed_days: Vec<chrono::NaiveDate>,
+}
+
+/// From `starts` on, the tenant's clocks are `minutes` ahead of UTC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OffsetChange {
+    pub starts: Timestamp,
+    pub minutes: i32,
 }
 
 /// The person a case is about.

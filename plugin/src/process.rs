@@ -317,7 +317,7 @@ impl Step<'_> {
             channel,
             template: template.to_owned(),
             attempt,
-            link_expires_at: self.now() + Duration::days(i64::from(days)),
+            link_expires_at: self.period(self.now(), days),
         })
     }
 
@@ -327,15 +327,14 @@ impl Step<'_> {
         self.case.attempt = attempt;
         self.actions.push(request);
         let now = self.now();
-        let offset = self.clock.utc_offset_minutes;
         let next = match reminders.get(attempt as usize - 1) {
             Some(&days) => {
                 let start = self.case.requested_at.unwrap_or(now);
-                add_days(start, days, self.business_days(), offset)
+                add_days(start, days, self.business_days(), self.clock)
             }
             None => {
                 let days = self.days_hook(Hook::AnswerDays, 1, hooks::DEFAULT_ANSWER_DAYS)?;
-                add_days(now, days, self.business_days(), offset)
+                add_days(now, days, self.business_days(), self.clock)
             }
         };
         self.case.due_at = Some(next.max(now + MIN_GAP));
@@ -354,7 +353,7 @@ impl Step<'_> {
             NoResponsePlan::Restart { after_days } => {
                 self.case.state = State::Paused;
                 self.case.attempt = 0;
-                self.case.due_at = Some(self.now() + Duration::days(i64::from(after_days)));
+                self.case.due_at = Some(self.wait(self.now(), after_days));
                 Ok(())
             }
             NoResponsePlan::Cleanup { mode, grace_days } => self.enter_cleanup(
@@ -364,6 +363,25 @@ impl Step<'_> {
                 State::AwaitingDecision,
                 None,
             ),
+        }
+    }
+
+    /// `days` calendar days after `from` on the tenant's local calendar (the
+    /// same local time of day, whatever summer time did): legal periods,
+    /// such as how long a consent or a link is valid.
+    fn period(&self, from: DateTime<Utc>, days: u32) -> DateTime<Utc> {
+        add_days(from, days, false, self.clock)
+    }
+
+    /// A wait of the process in calendar days (a restart, a cleanup's
+    /// grace); if the policy counts business days, it ends on a working day
+    /// (the next one, if it would end on a weekend, holiday or closure day).
+    fn wait(&self, from: DateTime<Utc>, days: u32) -> DateTime<Utc> {
+        let end = add_days(from, days, false, self.clock);
+        if self.business_days() {
+            add_days(end, 0, true, self.clock)
+        } else {
+            end
         }
     }
 
@@ -390,8 +408,7 @@ impl Step<'_> {
     /// makes it show as overdue in the cockpit.
     fn decision_deadline(&mut self) -> Result<Option<DateTime<Utc>>, StepError> {
         let days = self.days_hook(Hook::DecisionDays, 0, hooks::DEFAULT_DECISION_DAYS)?;
-        let offset = self.clock.utc_offset_minutes;
-        Ok((days > 0).then(|| add_days(self.now(), days, self.business_days(), offset)))
+        Ok((days > 0).then(|| add_days(self.now(), days, self.business_days(), self.clock)))
     }
 
     fn block_use(&mut self) {
@@ -415,7 +432,7 @@ impl Step<'_> {
             None => self.days_hook(Hook::CleanupGraceDays, 0, hooks::DEFAULT_GRACE_DAYS)?,
         };
         let requires_approval = self.with_case(Hook::RequiresApproval, hooks::flag, || false)?;
-        let not_before = self.now() + Duration::days(i64::from(grace));
+        let not_before = self.wait(self.now(), grace);
         self.block_use();
         if requires_approval {
             let note = match &requested_by {
@@ -497,7 +514,7 @@ impl Step<'_> {
             Some(used) if used > self.now() => used,
             _ => self.now(),
         };
-        let keep_evidence_until = since + Duration::days(i64::from(retention_days));
+        let keep_evidence_until = self.period(since, retention_days);
         self.case.state = State::Purged;
         self.case.due_at = None;
         self.case.assigned_to = None;
@@ -536,7 +553,7 @@ impl Step<'_> {
             self.days_hook(Hook::ConsentValidDays, 0, hooks::DEFAULT_CONSENT_VALID_DAYS)?;
         self.case.state = State::Consented;
         self.case.consented_at = Some(now);
-        self.case.review_at = (valid_days > 0).then(|| now + Duration::days(i64::from(valid_days)));
+        self.case.review_at = (valid_days > 0).then(|| self.period(now, valid_days));
         self.case.attempt = 0;
         self.case.assigned_to = None;
         self.case.cleanup = None;
@@ -555,7 +572,7 @@ impl Step<'_> {
                     (Some(used), Some(agreed)) => Some(used.max(agreed)),
                     (used, agreed) => used.or(agreed),
                 };
-                since.map(|t| t + Duration::days(i64::from(stale_days)))
+                since.map(|t| self.period(t, stale_days))
             })
             .flatten();
         self.case.due_at = match (self.case.review_at, stale_at) {
@@ -661,7 +678,7 @@ impl Step<'_> {
                     self.case.state = State::Paused;
                     self.case.attempt = 0;
                     self.case.assigned_to = None;
-                    self.case.due_at = Some(self.now() + Duration::days(i64::from(days)));
+                    self.case.due_at = Some(self.wait(self.now(), days));
                     Ok(())
                 }
             },

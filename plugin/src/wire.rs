@@ -25,17 +25,64 @@ fn opt_time_to_wire(t: Option<m::Timestamp>) -> Option<i64> {
     t.map(|t| t.timestamp())
 }
 
+/// 1970-01-01, day 0 of the calendar's closed days.
+fn epoch_day() -> chrono::NaiveDate {
+    chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default()
+}
+
 pub fn clock_to_wire(c: &m::Clock) -> w::Clock {
     w::Clock {
         now: c.now.timestamp(),
         utc_offset_minutes: c.utc_offset_minutes,
+        calendar: w::Calendar {
+            offsets: c
+                .calendar
+                .offsets
+                .iter()
+                .map(|o| w::OffsetChange {
+                    starts: o.starts.timestamp(),
+                    minutes: o.minutes,
+                })
+                .collect(),
+            closed_days: c
+                .calendar
+                .closed_days
+                .iter()
+                .map(|d| (*d - epoch_day()).num_days() as i32)
+                .collect(),
+        },
     }
 }
 
 pub fn clock_from_wire(c: w::Clock) -> Result<m::Clock, String> {
+    let offsets = c
+        .calendar
+        .offsets
+        .into_iter()
+        .map(|o| {
+            Ok(m::OffsetChange {
+                starts: time_from_wire(o.starts)?,
+                minutes: o.minutes,
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let closed_days = c
+        .calendar
+        .closed_days
+        .into_iter()
+        .map(|d| {
+            epoch_day()
+                .checked_add_signed(chrono::Duration::days(i64::from(d)))
+                .ok_or_else(|| format!("closed day {d} is out of range"))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
     Ok(m::Clock {
         now: time_from_wire(c.now)?,
         utc_offset_minutes: c.utc_offset_minutes,
+        calendar: m::Calendar {
+            offsets,
+            closed_days,
+        },
     })
 }
 

@@ -60,6 +60,10 @@ pub struct Change {
     pub register_entry: Option<String>,
     pub imprint_url: Option<String>,
     pub privacy_url: Option<String>,
+    /// A German state (`DE-BW`); blank clears.
+    pub region: Option<String>,
+    /// Closure days, `12-24` or `2026-12-28`; an empty list clears.
+    pub closure_days: Option<Vec<String>>,
 }
 
 impl Change {
@@ -74,9 +78,11 @@ impl Change {
             &self.register_entry,
             &self.imprint_url,
             &self.privacy_url,
+            &self.region,
         ]
         .iter()
         .all(|v| v.is_none())
+            && self.closure_days.is_none()
     }
 }
 
@@ -187,6 +193,26 @@ fn applied(mut tenant: Tenant, change: &Change) -> Result<Tenant, SettingsError>
     if let Some(value) = &change.privacy_url {
         legal.privacy_url = optional_url("privacy URL", value)?;
     }
+    if let Some(code) = &change.region {
+        tenant.region = if code.is_empty() {
+            None
+        } else if let Some(problem) = crate::engine::calendar::region_problem(code) {
+            return Err(SettingsError::Invalid(problem));
+        } else {
+            Some(code.clone())
+        };
+    }
+    if let Some(days) = &change.closure_days {
+        let mut checked = Vec::with_capacity(days.len());
+        for day in days {
+            crate::engine::calendar::closure_day(day).map_err(SettingsError::Invalid)?;
+            if !checked.contains(day) {
+                checked.push(day.clone());
+            }
+        }
+        checked.sort();
+        tenant.closure_days = checked;
+    }
     Ok(tenant)
 }
 
@@ -198,6 +224,8 @@ pub fn settings_json(t: &Tenant) -> Value {
         "locale": t.locale,
         "default_owner": t.default_owner,
         "legal": t.legal,
+        "region": t.region,
+        "closure_days": t.closure_days,
     })
 }
 
@@ -377,6 +405,8 @@ mod tests {
             locale: "de".into(),
             default_owner: None,
             legal: Legal::default(),
+            region: None,
+            closure_days: Vec::new(),
         }
     }
 

@@ -149,6 +149,7 @@ fn parse_now(text: &str) -> Result<Clock, String> {
     Ok(Clock {
         now: at.with_timezone(&Utc),
         utc_offset_minutes: at.offset().local_minus_utc() / 60,
+        ..Clock::utc(at.with_timezone(&Utc))
     })
 }
 

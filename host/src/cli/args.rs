@@ -818,6 +818,14 @@ pub struct TenantSettings {
     /// The privacy notice's web address.
     #[arg(long)]
     pub privacy_url: Option<String>,
+    /// The German state whose public holidays are no business days, e.g.
+    /// DE-BW ("" clears).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// The company's closure days, comma-separated: 12-24 for every year,
+    /// 2026-12-28 for one day ("" clears them all).
+    #[arg(long)]
+    pub closure_days: Option<String>,
 }
 
 impl From<TenantSettings> for crate::app::settings::Change {
@@ -833,6 +841,14 @@ impl From<TenantSettings> for crate::app::settings::Change {
             register_entry: s.register_entry,
             imprint_url: s.imprint_url,
             privacy_url: s.privacy_url,
+            region: s.region,
+            closure_days: s.closure_days.map(|days| {
+                days.split(',')
+                    .map(str::trim)
+                    .filter(|d| !d.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            }),
         }
     }
 }

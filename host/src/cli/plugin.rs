@@ -62,8 +62,8 @@ pub(super) fn step(plugin: Option<&Path>, args: &StepArgs) -> Result<ExitCode> {
     let event: Event = read_json(&args.event, "the event")?;
     let now = parse_time(&args.now)?;
     let clock = Clock {
-        now,
         utc_offset_minutes: args.utc_offset_minutes,
+        ..Clock::utc(now)
     };
     let name = args.policy.display().to_string();
     let plugin = load_plugin(plugin)?;

@@ -269,6 +269,15 @@ pub(super) fn tenant_show(db: &Path, id: &str, json: bool) -> Result<ExitCode> {
     show!("time zone           {}", tenant.timezone.name());
     show!("locale              {}", tenant.locale);
     show!("default owner       {}", or_dash(&tenant.default_owner));
+    show!("region              {}", or_dash(&tenant.region));
+    show!(
+        "closure days        {}",
+        if tenant.closure_days.is_empty() {
+            "-".to_owned()
+        } else {
+            tenant.closure_days.join(", ")
+        }
+    );
     show!(
         "address             {}",
         or_dash(&legal.address).replace('\n', "\n                    ")

@@ -14,6 +14,7 @@
 //! the step that moved it.
 
 mod apply;
+pub mod calendar;
 mod guardrail;
 mod session;
 mod step;
@@ -32,7 +33,8 @@ pub use session::{
 pub use step::{EventError, Stepped, clear_attention, step_event, step_event_then, step_in};
 pub use tick::{Progress, TickAllError, TickReport, sweep, tick, tick_all};
 
-/// The tenant's clock at `now`: its UTC offset decides the local calendar day.
+/// The tenant's clock at `now`, with its calendar: the UTC offset decides
+/// the local calendar day, the region and closure days the working days.
 pub fn clock(tenant: &Tenant, now: DateTime<Utc>) -> Clock {
     let offset = tenant
         .timezone
@@ -42,5 +44,6 @@ pub fn clock(tenant: &Tenant, now: DateTime<Utc>) -> Clock {
     Clock {
         now,
         utc_offset_minutes: offset / 60,
+        calendar: calendar::calendar(tenant, now),
     }
 }

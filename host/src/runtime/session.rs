@@ -165,7 +165,7 @@ impl Session {
             &case,
             &contact,
             &event,
-            clock,
+            &clock,
         );
         match result {
             Ok(Ok(outcome)) => convert::outcome_from_wire(outcome).map_err(StepFailure::Trap),
@@ -204,7 +204,7 @@ impl Session {
             .bindings
             .klar_consent_process()
             .policy()
-            .call_step_batch(&mut live.store, live.policy, &batch, wclock);
+            .call_step_batch(&mut live.store, live.policy, &batch, &wclock);
         match result {
             Ok(results) => results
                 .into_iter()

@@ -184,6 +184,33 @@ pub fn optional_web_address() -> RefOr<Schema> {
     ))
 }
 
+/// A tenant's region (`engine::calendar::REGIONS`), or "" to clear it.
+pub fn region() -> RefOr<Schema> {
+    let mut codes: Vec<&str> = crate::engine::calendar::REGIONS
+        .iter()
+        .map(|(c, _)| *c)
+        .collect();
+    codes.push("");
+    nullable(one_of_words(&codes))
+}
+
+/// Closure days (`engine::calendar::closure_day`): `MM-DD` (02-29 too: in
+/// the years that have it) or `YYYY-MM-DD` (the pattern leaves out 29
+/// February of leap years, which klar takes as well).
+pub fn closure_days() -> RefOr<Schema> {
+    use utoipa::openapi::schema::ArrayBuilder;
+    const LONG: &str =
+        "(0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)";
+    let pattern = format!(
+        "^(({LONG}|02-(0[1-9]|1[0-9]|2[0-9]))|[0-9]{{4}}-({LONG}|02-(0[1-9]|1[0-9]|2[0-8])))$"
+    );
+    nullable(
+        ArrayBuilder::new()
+            .items(RefOr::T(string(5, 10, &pattern)))
+            .into(),
+    )
+}
+
 /// An IANA time zone that klar knows.
 pub fn timezone() -> RefOr<Schema> {
     let names: Vec<&str> = chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name()).collect();

@@ -85,6 +85,13 @@ pub(super) struct TenantChange {
     imprint_url: Option<String>,
     #[schema(schema_with = crate::serve::schemas::optional_web_address)]
     privacy_url: Option<String>,
+    /// A German state whose public holidays are no business days, or "" to clear.
+    #[schema(schema_with = crate::serve::schemas::region)]
+    region: Option<String>,
+    /// The company's closure days: `12-24` every year, `2026-12-28` once
+    /// (replaces the list; empty clears it).
+    #[schema(schema_with = crate::serve::schemas::closure_days)]
+    closure_days: Option<Vec<String>>,
 }
 
 /// Change the tenant's settings; audited with each setting's value before
@@ -116,6 +123,8 @@ async fn change_tenant(
         register_entry: body.register_entry,
         imprint_url: body.imprint_url,
         privacy_url: body.privacy_url,
+        region: body.region,
+        closure_days: body.closure_days,
     };
     let now = state.now().timestamp();
     with_store(&state, move |store| {

@@ -21,6 +21,10 @@ pub struct Tenant {
     pub default_owner: Option<String>,
     /// The company's legal details, for the page and the mails.
     pub legal: Legal,
+    /// The region whose public holidays are not business days (`DE-BW`).
+    pub region: Option<String>,
+    /// The company's own closure days: `12-24` every year, `2026-12-28` once.
+    pub closure_days: Vec<String>,
 }
 
 /// The company's legal details, as German law wants them on the web and in
@@ -167,37 +171,50 @@ pub fn add(
         locale: locale.to_owned(),
         default_owner: None,
         legal: Legal::default(),
+        region: None,
+        closure_days: Vec::new(),
     })
 }
 
 pub fn get(conn: &Conn, id: &str) -> Result<Option<Tenant>, TenantError> {
-    type Row = (String, String, String, String, Option<String>, String);
+    struct Row {
+        tz: String,
+        tenant: Tenant,
+        legal: String,
+        closure_days: String,
+    }
     let row: Option<Row> = conn
         .sql()
         .prepare_cached(
-            "SELECT id, name, timezone, locale, default_owner, legal FROM tenants WHERE id = ?1",
+            "SELECT id, name, timezone, locale, default_owner, legal, region, closure_days
+             FROM tenants WHERE id = ?1",
         )?
         .query_row([id], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-            ))
+            Ok(Row {
+                tenant: Tenant {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    timezone: chrono_tz::UTC,
+                    locale: r.get(3)?,
+                    default_owner: r.get(4)?,
+                    legal: Legal::default(),
+                    region: r.get(6)?,
+                    closure_days: Vec::new(),
+                },
+                tz: r.get(2)?,
+                legal: r.get(5)?,
+                closure_days: r.get(7)?,
+            })
         })
         .optional()?;
-    row.map(|(id, name, tz, locale, default_owner, legal)| {
+    row.map(|row| {
         Ok(Tenant {
-            timezone: parse_timezone(&tz)?,
-            id,
-            name,
-            locale,
-            default_owner,
-            // Written by klar from `Legal`; a row edited by hand into
-            // something else shows no details rather than failing.
-            legal: serde_json::from_str(&legal).unwrap_or_default(),
+            timezone: parse_timezone(&row.tz)?,
+            // Written by klar as JSON; a row edited by hand into something
+            // else shows no details rather than failing.
+            legal: serde_json::from_str(&row.legal).unwrap_or_default(),
+            closure_days: serde_json::from_str(&row.closure_days).unwrap_or_default(),
+            ..row.tenant
         })
     })
     .transpose()
@@ -207,8 +224,11 @@ pub fn get(conn: &Conn, id: &str) -> Result<Option<Tenant>, TenantError> {
 /// checked them and audits the change.
 pub fn save_settings(tx: &Tx<'_>, tenant: &Tenant) -> Result<(), TenantError> {
     let legal = serde_json::to_string(&tenant.legal).unwrap_or_else(|_| "{}".to_owned());
+    let closure_days =
+        serde_json::to_string(&tenant.closure_days).unwrap_or_else(|_| "[]".to_owned());
     let changed = tx.sql().execute(
-        "UPDATE tenants SET name = ?2, timezone = ?3, locale = ?4, default_owner = ?5, legal = ?6
+        "UPDATE tenants SET name = ?2, timezone = ?3, locale = ?4, default_owner = ?5, legal = ?6,
+             region = ?7, closure_days = ?8
          WHERE id = ?1",
         params![
             tenant.id,
@@ -216,7 +236,9 @@ pub fn save_settings(tx: &Tx<'_>, tenant: &Tenant) -> Result<(), TenantError> {
             tenant.timezone.name(),
             tenant.locale,
             tenant.default_owner,
-            legal
+            legal,
+            tenant.region,
+            closure_days
         ],
     )?;
     if changed == 0 {
