@@ -76,7 +76,7 @@ fn a_wrong_return_type_names_the_hook_contract() {
     );
     assert_eq!(
         d["message"],
-        "hook consent_valid_days(contact) must return a whole number of days a consent lasts before it is confirmed again (0: no review), but it returned \"two years\" (string)"
+        "hook consent_valid_days(contact) must return how long a consent lasts before it is confirmed again: a number of days or a period such as \"2 years\" (0: no review), but it returned \"two years\"; write a period as \"14 days\", \"18 months\" or \"2 years\" (optionally \"… from year end\")"
     );
 }
 

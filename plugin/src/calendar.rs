@@ -6,8 +6,9 @@
 //! summer-time change, and the closed days. Nothing here reads a clock or a
 //! file.
 
-use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, Weekday};
+use chrono::{Datelike, Duration, Months, NaiveDate, NaiveDateTime, Weekday};
 
+use crate::hooks::{Period, Unit};
 use crate::model::{Clock, Timestamp};
 
 /// The longest a count of business days looks ahead, in calendar days: a
@@ -99,6 +100,33 @@ impl<'a> Local<'a> {
         }
         self.instant_of(day.and_time(time))
     }
+}
+
+impl Local<'_> {
+    /// `from` plus a calendar period at the same local time of day: months
+    /// and years on the calendar (a year from 29 February ends on 28
+    /// February); from the end of the year, the period starts at midnight
+    /// after 31 December of `from`'s local year.
+    pub fn add_period(&self, from: Timestamp, period: Period) -> Timestamp {
+        let local = self.to_local(from);
+        let start = if period.from_year_end {
+            NaiveDate::from_ymd_opt(local.year() + 1, 1, 1)
+                .map_or(local, |d| d.and_time(chrono::NaiveTime::MIN))
+        } else {
+            local
+        };
+        let end = match period.unit {
+            Unit::Days => start.checked_add_signed(Duration::days(i64::from(period.amount))),
+            Unit::Months => start.checked_add_months(Months::new(period.amount)),
+            Unit::Years => start.checked_add_months(Months::new(period.amount.saturating_mul(12))),
+        };
+        self.instant_of(end.unwrap_or(start))
+    }
+}
+
+/// `from` plus a calendar period (see [`Local::add_period`]).
+pub fn add_period(from: Timestamp, period: Period, clock: &Clock) -> Timestamp {
+    Local::new(clock).add_period(from, period)
 }
 
 /// `from` plus `days` on the clock's calendar (see [`Local::add_days`]).
@@ -272,6 +300,36 @@ mod tests {
         assert_eq!(
             add_days(from, 1, false, &c),
             Utc.with_ymd_and_hms(2027, 3, 28, 1, 30, 0).unwrap()
+        );
+    }
+
+    #[test]
+    fn periods_count_on_the_calendar_and_may_start_at_the_year_end() {
+        let c = berlin();
+        let years = |n, from_year_end| Period {
+            amount: n,
+            unit: Unit::Years,
+            from_year_end,
+        };
+        // Two years from 29 February 2028: 28 February 2030, not a day early.
+        let leap = Utc.with_ymd_and_hms(2028, 2, 29, 8, 0, 0).unwrap();
+        assert_eq!(add_period(leap, years(2, false), &c), at(2030, 2, 28, 8));
+        // 18 months from 30 November 2026: 30 May 2028 at the same local
+        // time (this test's calendar has no changes after October 2027).
+        let months = Period {
+            amount: 18,
+            unit: Unit::Months,
+            from_year_end: false,
+        };
+        assert_eq!(
+            add_period(at(2026, 11, 30, 8), months, &c),
+            at(2028, 5, 30, 8)
+        );
+        // Three years from the end of 2026 (§ 199 BGB): midnight after
+        // 31 December 2029, local time.
+        assert_eq!(
+            add_period(at(2026, 6, 15, 8), years(3, true), &c),
+            Utc.with_ymd_and_hms(2029, 12, 31, 23, 0, 0).unwrap()
         );
     }
 

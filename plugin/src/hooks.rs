@@ -106,21 +106,21 @@ impl Hook {
                 r#"must return a map such as #{ action: "block" } or #{ action: "cleanup", mode: "delete", grace_days: 14 }"#
             }
             Hook::ConsentValidDays => {
-                "must return a whole number of days a consent lasts before it is confirmed again (0: no review)"
+                r#"must return how long a consent lasts before it is confirmed again: a number of days or a period such as "2 years" (0: no review)"#
             }
             Hook::StaleAfterDays => {
-                "must return a whole number of days without use after which a consent is asked again (0: never)"
+                r#"must return how long a consent may go unused before it is asked again: a number of days or a period such as "18 months" (0: never)"#
             }
             Hook::BusinessDaysOnly => "must return true or false",
             Hook::CleanupGraceDays => {
-                "must return a whole number of days between the decision to clean up and the erasure"
+                r#"must return the time between the decision to clean up and the erasure: a number of days or a period such as "1 month""#
             }
             Hook::RequiresApproval => "must return true or false",
             Hook::EvidenceRetentionDays => {
-                "must return a whole number of days the evidence is kept after the erasure (counted from the later of the erasure and the last use)"
+                r#"must return how long the evidence is kept after the erasure (counted from the later of the erasure and the last use): a number of days or a period such as "5 years" or "3 years from year end""#
             }
             Hook::LinkValidDays => {
-                "must return a whole number of days (at least 1) a response link works after it is sent"
+                r#"must return how long a response link works after it is sent (at least 1 day): a number of days or a period such as "30 days""#
             }
             Hook::DecisionDays => {
                 "must return a whole number of days a person has to decide a case handed to them (0: no deadline)"
@@ -184,6 +184,84 @@ fn days(value: &Dynamic, min: i64) -> Result<u32, Mismatch> {
         return Err(format!("it returned {n}, outside {min}..={MAX_DAYS}"));
     }
     u32::try_from(n).map_err(|_| format!("it returned {n}"))
+}
+
+/// A period on the calendar, as a legal text states it: days, months or
+/// years, perhaps counted from the end of the year (§ 199 BGB).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Period {
+    pub amount: u32,
+    pub unit: Unit,
+    /// Counted from the end of the year in which it starts.
+    pub from_year_end: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    Days,
+    Months,
+    Years,
+}
+
+impl Period {
+    pub fn days(amount: u32) -> Period {
+        Period {
+            amount,
+            unit: Unit::Days,
+            from_year_end: false,
+        }
+    }
+
+    /// No time at all: "never" for the hooks where 0 means never.
+    pub fn is_zero(&self) -> bool {
+        self.amount == 0 && !self.from_year_end
+    }
+}
+
+/// Reads a period: a number of days as before, or text such as `"2 years"`,
+/// `"18 months"`, `"14 days"` (German words too: `"2 Jahre"`), optionally
+/// `"… from year end"` (`"… ab Jahresende"`). At most ten years.
+pub fn period(value: &Dynamic, min: i64) -> Result<Period, Mismatch> {
+    if value.as_int().is_ok() {
+        return days(value, min).map(Period::days);
+    }
+    let Some(text) = value.read_lock::<rhai::ImmutableString>() else {
+        return Err(format!(
+            "it returned {}; give a number of days or text such as \"2 years\"",
+            show(value)
+        ));
+    };
+    let lower = text.trim().to_lowercase();
+    let (rest, from_year_end) = ["from year end", "from the end of the year", "ab jahresende"]
+        .iter()
+        .find_map(|suffix| lower.strip_suffix(suffix).map(|r| (r.trim_end(), true)))
+        .unwrap_or((lower.as_str(), false));
+    let unreadable = || {
+        format!(
+            "it returned {}; write a period as \"14 days\", \"18 months\" or \"2 years\" (optionally \"… from year end\")",
+            show(value)
+        )
+    };
+    let (number, word) = rest.split_once(' ').ok_or_else(unreadable)?;
+    let amount: i64 = number.trim().parse().map_err(|_| unreadable())?;
+    let (unit, max) = match word.trim() {
+        "day" | "days" | "tag" | "tage" | "tagen" => (Unit::Days, MAX_DAYS),
+        "month" | "months" | "monat" | "monate" | "monaten" => (Unit::Months, MAX_DAYS / 31),
+        "year" | "years" | "jahr" | "jahre" | "jahren" => (Unit::Years, MAX_DAYS / 366),
+        _ => return Err(unreadable()),
+    };
+    if !(min..=max).contains(&amount) {
+        return Err(format!(
+            "it returned {}, outside {min}..={max} {}",
+            show(value),
+            word.trim()
+        ));
+    }
+    Ok(Period {
+        amount: u32::try_from(amount).map_err(|_| unreadable())?,
+        unit,
+        from_year_end,
+    })
 }
 
 /// How a value reads in an error or trace: `"text"`, `[1, 2]`, `#{...}`.

@@ -209,6 +209,26 @@ impl Step<'_> {
         )
     }
 
+    /// A hook that returns a period: days as a number, or text such as
+    /// `"2 years"` (see `hooks::period`).
+    fn period_hook(
+        &mut self,
+        hook: Hook,
+        min: i64,
+        default: u32,
+    ) -> Result<hooks::Period, StepError> {
+        let contact = self.contact_view();
+        let id = &self.contact.id;
+        self.policy.run(
+            hook,
+            &[contact],
+            || format!("contact {id}"),
+            |v| hooks::period(v, min),
+            || hooks::Period::days(default),
+            &mut self.trace,
+        )
+    }
+
     fn days_hook(&mut self, hook: Hook, min: i64, default: u32) -> Result<u32, StepError> {
         let contact = self.contact_view();
         let id = &self.contact.id;
@@ -312,7 +332,7 @@ impl Step<'_> {
     /// Request number `attempt`: its channel and how long its link works.
     fn request(&mut self, attempt: u32, template: &str) -> Result<Action, StepError> {
         let channel = self.channel(attempt)?;
-        let days = self.days_hook(Hook::LinkValidDays, 1, hooks::DEFAULT_LINK_VALID_DAYS)?;
+        let days = self.period_hook(Hook::LinkValidDays, 1, hooks::DEFAULT_LINK_VALID_DAYS)?;
         Ok(Action::SendRequest {
             channel,
             template: template.to_owned(),
@@ -353,7 +373,7 @@ impl Step<'_> {
             NoResponsePlan::Restart { after_days } => {
                 self.case.state = State::Paused;
                 self.case.attempt = 0;
-                self.case.due_at = Some(self.wait(self.now(), after_days));
+                self.case.due_at = Some(self.wait(self.now(), hooks::Period::days(after_days)));
                 Ok(())
             }
             NoResponsePlan::Cleanup { mode, grace_days } => self.enter_cleanup(
@@ -369,15 +389,15 @@ impl Step<'_> {
     /// `days` calendar days after `from` on the tenant's local calendar (the
     /// same local time of day, whatever summer time did): legal periods,
     /// such as how long a consent or a link is valid.
-    fn period(&self, from: DateTime<Utc>, days: u32) -> DateTime<Utc> {
-        add_days(from, days, false, self.clock)
+    fn period(&self, from: DateTime<Utc>, period: hooks::Period) -> DateTime<Utc> {
+        crate::calendar::add_period(from, period, self.clock)
     }
 
     /// A wait of the process in calendar days (a restart, a cleanup's
     /// grace); if the policy counts business days, it ends on a working day
     /// (the next one, if it would end on a weekend, holiday or closure day).
-    fn wait(&self, from: DateTime<Utc>, days: u32) -> DateTime<Utc> {
-        let end = add_days(from, days, false, self.clock);
+    fn wait(&self, from: DateTime<Utc>, period: hooks::Period) -> DateTime<Utc> {
+        let end = self.period(from, period);
         if self.business_days() {
             add_days(end, 0, true, self.clock)
         } else {
@@ -428,8 +448,8 @@ impl Step<'_> {
         requested_by: Option<String>,
     ) -> Result<(), StepError> {
         let grace = match grace_days {
-            Some(days) => days,
-            None => self.days_hook(Hook::CleanupGraceDays, 0, hooks::DEFAULT_GRACE_DAYS)?,
+            Some(days) => hooks::Period::days(days),
+            None => self.period_hook(Hook::CleanupGraceDays, 0, hooks::DEFAULT_GRACE_DAYS)?,
         };
         let requires_approval = self.with_case(Hook::RequiresApproval, hooks::flag, || false)?;
         let not_before = self.wait(self.now(), grace);
@@ -505,8 +525,8 @@ impl Step<'_> {
         }
         let retention_days = self.with_case(
             Hook::EvidenceRetentionDays,
-            |v| hooks::whole_days(v, 0),
-            || hooks::DEFAULT_EVIDENCE_RETENTION_DAYS,
+            |v| hooks::period(v, 0),
+            || hooks::Period::days(hooks::DEFAULT_EVIDENCE_RETENTION_DAYS),
         )?;
         // Retention runs from the erasure, or from the last use if that was
         // later (a use can be recorded while the cleanup is pending).
@@ -550,10 +570,10 @@ impl Step<'_> {
         }
         let now = self.now();
         let valid_days =
-            self.days_hook(Hook::ConsentValidDays, 0, hooks::DEFAULT_CONSENT_VALID_DAYS)?;
+            self.period_hook(Hook::ConsentValidDays, 0, hooks::DEFAULT_CONSENT_VALID_DAYS)?;
         self.case.state = State::Consented;
         self.case.consented_at = Some(now);
-        self.case.review_at = (valid_days > 0).then(|| self.period(now, valid_days));
+        self.case.review_at = (!valid_days.is_zero()).then(|| self.period(now, valid_days));
         self.case.attempt = 0;
         self.case.assigned_to = None;
         self.case.cleanup = None;
@@ -565,8 +585,8 @@ impl Step<'_> {
     /// whichever comes first.
     fn schedule_consent_check(&mut self) -> Result<(), StepError> {
         let stale_days =
-            self.days_hook(Hook::StaleAfterDays, 0, hooks::DEFAULT_STALE_AFTER_DAYS)?;
-        let stale_at = (stale_days > 0)
+            self.period_hook(Hook::StaleAfterDays, 0, hooks::DEFAULT_STALE_AFTER_DAYS)?;
+        let stale_at = (!stale_days.is_zero())
             .then(|| {
                 let since = match (self.case.last_used_at, self.case.consented_at) {
                     (Some(used), Some(agreed)) => Some(used.max(agreed)),
@@ -678,7 +698,7 @@ impl Step<'_> {
                     self.case.state = State::Paused;
                     self.case.attempt = 0;
                     self.case.assigned_to = None;
-                    self.case.due_at = Some(self.wait(self.now(), days));
+                    self.case.due_at = Some(self.wait(self.now(), hooks::Period::days(days)));
                     Ok(())
                 }
             },

@@ -66,15 +66,19 @@ impl Policy {
                 hooks::DEFAULT_REMINDER_DAYS.len()
             }
         };
+        for (hook, min) in [(Hook::AnswerDays, 1), (Hook::DecisionDays, 0)] {
+            if let Err(failure) = self.try_hook(hook, &one, |v| hooks::whole_days(v, min)) {
+                found.push(failure);
+            }
+        }
+        // The hooks that may return a calendar period ("2 years").
         for (hook, min) in [
-            (Hook::AnswerDays, 1),
             (Hook::LinkValidDays, 1),
             (Hook::ConsentValidDays, 0),
             (Hook::StaleAfterDays, 0),
             (Hook::CleanupGraceDays, 0),
-            (Hook::DecisionDays, 0),
         ] {
-            if let Err(failure) = self.try_hook(hook, &one, |v| hooks::whole_days(v, min)) {
+            if let Err(failure) = self.try_hook(hook, &one, |v| hooks::period(v, min)) {
                 found.push(failure);
             }
         }
@@ -127,7 +131,7 @@ impl Policy {
                         Hook::OnRefusal => self.try_hook(hook, &args, hooks::refusal).map(drop),
                         Hook::RequiresApproval => self.try_hook(hook, &args, hooks::flag).map(drop),
                         _ => self
-                            .try_hook(hook, &args, |v| hooks::whole_days(v, 0))
+                            .try_hook(hook, &args, |v| hooks::period(v, 0))
                             .map(drop),
                     };
                     if let Err(mut failure) = checked {

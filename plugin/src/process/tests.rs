@@ -186,6 +186,37 @@ fn consent_sets_a_review_date() {
 }
 
 #[test]
+fn periods_may_be_written_in_years_and_months() {
+    let mut run = Run::new(
+        "fn consent_valid_days(c) { \"2 years\" }\nfn stale_after_days(c) { \"18 Monate\" }",
+    );
+    run.tick(t0());
+    let o = run.at(
+        day(2),
+        Event::Response {
+            answer: Answer::Accept,
+        },
+    );
+    // 2 December 2026 + 2 years: 2 December 2028 (731 days, a leap day
+    // between); + 18 months: 2 June 2028.
+    assert_eq!(o.case.review_at, Some(day(2 + 731)));
+    assert_eq!(o.case.due_at, Some(day(2 + 548)));
+    // A period klar cannot read is refused with what to write (`policy
+    // check` names its line and column, as for any hook).
+    let err = crate::hooks::period(&rhai::Dynamic::from("2 Wochen"), 0).expect_err("refused");
+    assert!(err.contains("\"18 months\""), "{err}");
+    let from_year_end = crate::hooks::period(&rhai::Dynamic::from("3 Jahre ab Jahresende"), 0);
+    assert_eq!(
+        from_year_end,
+        Ok(crate::hooks::Period {
+            amount: 3,
+            unit: crate::hooks::Unit::Years,
+            from_year_end: true
+        })
+    );
+}
+
+#[test]
 fn consent_after_the_second_reminder() {
     let mut run = Run::new(POLICY);
     run.tick(t0());
