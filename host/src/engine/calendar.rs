@@ -194,17 +194,45 @@ pub fn offset_changes(tz: Tz, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<Off
     changes
 }
 
-/// The tenant's calendar around `now`.
+/// The tenant's calendar around `now`. It is the same all day (its window
+/// is counted from the start of `now`'s UTC day), so each is worked out once
+/// a day per tenant setting and kept: every event's step needs one.
 pub fn calendar(tenant: &Tenant, now: DateTime<Utc>) -> Calendar {
+    type Key = (String, &'static str, Option<String>, Vec<String>, NaiveDate);
+    type Cache = std::collections::HashMap<Key, Calendar>;
+    static CACHE: std::sync::Mutex<Option<Cache>> = std::sync::Mutex::new(None);
+    let day = now.date_naive();
+    let key: Key = (
+        tenant.id.clone(),
+        tenant.timezone.name(),
+        tenant.region.clone(),
+        tenant.closure_days.clone(),
+        day,
+    );
+    if let Ok(cache) = CACHE.lock()
+        && let Some(found) = cache.as_ref().and_then(|c| c.get(&key))
+    {
+        return found.clone();
+    }
+    let start = day.and_time(chrono::NaiveTime::MIN).and_utc();
     let (from, to) = (
-        now - Duration::days(BACK_DAYS),
-        now + Duration::days(AHEAD_DAYS),
+        start - Duration::days(BACK_DAYS),
+        start + Duration::days(AHEAD_DAYS + 1),
     );
     let local = |t: DateTime<Utc>| t.with_timezone(&tenant.timezone).date_naive();
-    Calendar {
+    let calendar = Calendar {
         offsets: offset_changes(tenant.timezone, from, to),
         closed_days: closed_days(tenant, local(from), local(to)),
+    };
+    if let Ok(mut cache) = CACHE.lock() {
+        let cache = cache.get_or_insert_with(Default::default);
+        // Days and settings pass; a bounded cache forgets them all at once.
+        if cache.len() >= 4_096 {
+            cache.clear();
+        }
+        cache.insert(key, calendar.clone());
     }
+    calendar
 }
 
 #[cfg(test)]
