@@ -1183,3 +1183,59 @@ fn webhooks_are_signed_retried_with_backoff_and_parked_after_repeated_failures()
         "{cockpit}"
     );
 }
+
+#[test]
+fn a_bounced_address_is_not_asked_again_the_next_attempt_takes_another_way() {
+    let s = Server::start();
+    let acme = s.keys.0.as_str();
+    let mut body = contact_body();
+    body["phone"] = json!("+49 711 123456");
+    s.call("PUT", "/v1/contacts/C1", Some(acme), Some(&body));
+    s.ws.ok(&["tick", "--now", NOW]);
+    let channels = |after: i64| -> Vec<(i64, String)> {
+        let (_, outbox) = s.call(
+            "GET",
+            &format!("/v1/outbox?after={after}"),
+            Some(acme),
+            None,
+        );
+        outbox["actions"]
+            .as_array()
+            .expect("actions")
+            .iter()
+            .filter(|a| a["kind"] == "send-request")
+            .map(|a| {
+                (
+                    a["seq"].as_i64().unwrap_or_default(),
+                    a["payload"]["channel"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                )
+            })
+            .collect()
+    };
+    let first = channels(0);
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].1, "email");
+
+    // The CRM reports that the mail bounced: the next attempt is due at
+    // once, and it is a call by the owner, not the dead address again.
+    let (status, answer) = s.call(
+        "POST",
+        "/v1/contacts/C1/events",
+        Some(acme),
+        Some(&json!({"type": "bounce", "channel": "email"})),
+    );
+    assert_eq!(status, 200, "{answer}");
+    // (One message a day to a contact: the call comes the next day.)
+    s.ws.ok(&["tick", "--now", "2026-12-02T09:00:00Z"]);
+    let next = channels(first[0].0);
+    assert_eq!(
+        next.iter().map(|(_, c)| c.as_str()).collect::<Vec<_>>(),
+        ["phone-task"],
+        "{next:?}"
+    );
+    let explained = s.ws.ok(&["explain", "acme", "C1"]);
+    assert!(explained.contains("bounce"), "{explained}");
+}

@@ -303,6 +303,11 @@ pub struct Case {
     pub cleanup: Option<CleanupPlan>,
     #[serde(default)]
     pub updated_at: Option<Timestamp>,
+    /// The addresses that bounced in this case: `email:ADDRESS`,
+    /// `phone:NUMBER` or `letter`. A channel whose current address bounced
+    /// is not used again for the case.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bounced: Vec<String>,
 }
 
 impl Case {
@@ -322,6 +327,7 @@ impl Case {
             legal_hold: false,
             cleanup: None,
             updated_at: None,
+            bounced: Vec::new(),
         }
     }
 

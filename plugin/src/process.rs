@@ -196,17 +196,55 @@ impl Step<'_> {
         )
     }
 
-    fn channel(&mut self, attempt: u32) -> Result<String, StepError> {
+    /// How to ask this time: the policy's channel, unless the contact's
+    /// address for it bounced in this case; then the next way that has not
+    /// (e-mail, a call by the owner, a letter); `None` if every way bounced.
+    fn channel(&mut self, attempt: u32) -> Result<Option<String>, StepError> {
         let contact = self.contact_view();
         let c = self.contact;
-        self.policy.run(
-            Hook::Channel,
-            &[contact, rhai::Dynamic::from(i64::from(attempt))],
-            || format!("contact {}, attempt {attempt}", c.id),
-            hooks::channel,
-            || default_channel(c).to_owned(),
-            &mut self.trace,
-        )
+        let bounced = bounced_channels(&self.case, c);
+        let attempt_arg = rhai::Dynamic::from(i64::from(attempt));
+        let input = || format!("contact {}, attempt {attempt}", c.id);
+        let default = || {
+            first_open_channel(c, &bounced)
+                .unwrap_or("letter")
+                .to_owned()
+        };
+        let wanted = if self.policy.channel_sees_bounces() {
+            let seen: rhai::Array = bounced.iter().map(|b| rhai::Dynamic::from(*b)).collect();
+            let args = [contact, attempt_arg, rhai::Dynamic::from(seen)];
+            self.policy.run(
+                Hook::Channel,
+                &args,
+                input,
+                hooks::channel,
+                default,
+                &mut self.trace,
+            )?
+        } else {
+            self.policy.run(
+                Hook::Channel,
+                &[contact, attempt_arg],
+                input,
+                hooks::channel,
+                default,
+                &mut self.trace,
+            )?
+        };
+        if !bounced.contains(&wanted.as_str()) {
+            return Ok(Some(wanted));
+        }
+        let instead = first_open_channel(c, &bounced);
+        self.note(
+            "bounce",
+            match instead {
+                Some(other) => {
+                    format!("{wanted} bounced for this address; asking by {other} instead")
+                }
+                None => "every way to reach the contact bounced".to_owned(),
+            },
+        );
+        Ok(instead.map(str::to_owned))
     }
 
     /// A hook that returns a period: days as a number, or text such as
@@ -329,21 +367,27 @@ impl Step<'_> {
         self.send(1, template, &reminders)
     }
 
-    /// Request number `attempt`: its channel and how long its link works.
-    fn request(&mut self, attempt: u32, template: &str) -> Result<Action, StepError> {
-        let channel = self.channel(attempt)?;
+    /// Request number `attempt`: its channel and how long its link works;
+    /// `None` if every way to reach the contact bounced.
+    fn request(&mut self, attempt: u32, template: &str) -> Result<Option<Action>, StepError> {
+        let Some(channel) = self.channel(attempt)? else {
+            return Ok(None);
+        };
         let days = self.period_hook(Hook::LinkValidDays, 1, hooks::DEFAULT_LINK_VALID_DAYS)?;
-        Ok(Action::SendRequest {
+        Ok(Some(Action::SendRequest {
             channel,
             template: template.to_owned(),
             attempt,
             link_expires_at: self.period(self.now(), days),
-        })
+        }))
     }
 
     /// Sends request number `attempt` and schedules what follows it.
     fn send(&mut self, attempt: u32, template: &str, reminders: &[u32]) -> Result<(), StepError> {
-        let request = self.request(attempt, template)?;
+        let Some(request) = self.request(attempt, template)? else {
+            // Nobody can be asked any more: the owner decides.
+            return self.hand_to(self.contact.owner.clone());
+        };
         self.case.attempt = attempt;
         self.actions.push(request);
         let now = self.now();
@@ -647,10 +691,14 @@ impl Step<'_> {
 
     fn bounce(&mut self, channel: &str) {
         if self.case.state == State::Requested {
+            let key = bounce_key(channel, self.contact);
+            if !self.case.bounced.contains(&key) {
+                self.case.bounced.push(key);
+            }
             self.case.due_at = Some(self.now());
             self.note(
                 format!("bounce on {channel}"),
-                "the request did not arrive; the next attempt is due now",
+                "the request did not arrive; the next attempt is due now, by another way",
             );
         } else {
             self.note(
@@ -804,25 +852,51 @@ impl Step<'_> {
         }
         let attempt = self.case.attempt;
         let template = if attempt == 1 { "request" } else { "reminder" };
-        let request = self.request(attempt, template)?;
-        self.actions.push(request);
-        self.note(
-            "data changed",
-            "the current request is sent again to the new address",
-        );
+        match self.request(attempt, template)? {
+            Some(request) => {
+                self.actions.push(request);
+                self.note(
+                    "data changed",
+                    "the current request is sent again to the new address",
+                );
+            }
+            None => self.note("data changed", "every way to reach the contact bounced"),
+        }
         Ok(())
     }
 }
 
-/// E-mail when there is an address, else a phone task, else a letter.
-fn default_channel(contact: &Contact) -> &'static str {
-    if contact.email.as_deref().is_some_and(|e| !e.is_empty()) {
-        "email"
-    } else if contact.phone.as_deref().is_some_and(|p| !p.is_empty()) {
-        "phone-task"
-    } else {
-        "letter"
+/// The key under which a bounce of `channel` is kept: the address it went
+/// to, so that a new address is tried again.
+fn bounce_key(channel: &str, contact: &Contact) -> String {
+    let address = |a: &Option<String>| a.as_deref().unwrap_or_default().trim().to_lowercase();
+    match channel {
+        "email" => format!("email:{}", address(&contact.email)),
+        "phone-task" => format!("phone:{}", address(&contact.phone)),
+        other => other.to_owned(),
     }
+}
+
+/// The channels whose current address bounced in this case.
+fn bounced_channels(case: &Case, contact: &Contact) -> Vec<&'static str> {
+    ["email", "phone-task", "letter"]
+        .into_iter()
+        .filter(|c| case.bounced.contains(&bounce_key(c, contact)))
+        .collect()
+}
+
+/// The first way to reach the contact that exists and has not bounced:
+/// e-mail, then a call by the owner, then a letter.
+fn first_open_channel(contact: &Contact, bounced: &[&str]) -> Option<&'static str> {
+    let known = |v: &Option<String>| v.as_deref().is_some_and(|x| !x.trim().is_empty());
+    [
+        ("email", known(&contact.email)),
+        ("phone-task", known(&contact.phone)),
+        ("letter", true),
+    ]
+    .into_iter()
+    .find(|(c, possible)| *possible && !bounced.contains(c))
+    .map(|(c, _)| c)
 }
 
 #[cfg(test)]

@@ -154,6 +154,7 @@ pub fn case_to_wire(c: m::Case) -> w::Case {
             approved_by: p.approved_by,
         }),
         updated_at: opt_time_to_wire(c.updated_at),
+        bounced: c.bounced,
     }
 }
 
@@ -184,6 +185,7 @@ pub fn case_from_wire(c: w::Case) -> Result<m::Case, String> {
             }),
         },
         updated_at: opt_time_from_wire(c.updated_at)?,
+        bounced: c.bounced,
     })
 }
 

@@ -31,6 +31,9 @@ use locate::{find_fn, index, is_called, place};
 struct Defined {
     line: u32,
     column: u32,
+    /// How many parameters the policy's function takes (`channel` may take
+    /// a third, the channels that bounced).
+    params: usize,
 }
 
 pub struct Policy {
@@ -89,7 +92,10 @@ impl Policy {
         for f in ast.iter_functions() {
             let (line, column) = find_fn(source, f.name);
             match Hook::from_name(f.name) {
-                Some(hook) if f.params.len() != hook.params().len() => {
+                Some(hook)
+                    if f.params.len() != hook.params().len()
+                        && !(hook == Hook::Channel && f.params.len() == 3) =>
+                {
                     diagnostics.push(Diagnostic::error(
                         line,
                         column,
@@ -102,7 +108,13 @@ impl Policy {
                         ),
                     ));
                 }
-                Some(hook) => defined[index(hook)] = Some(Defined { line, column }),
+                Some(hook) => {
+                    defined[index(hook)] = Some(Defined {
+                        line,
+                        column,
+                        params: f.params.len(),
+                    })
+                }
                 None => helpers.push((f.name.to_owned(), line, column)),
             }
         }
@@ -161,6 +173,12 @@ impl Policy {
 
     pub fn defines(&self, hook: Hook) -> bool {
         self.defined[index(hook)].is_some()
+    }
+
+    /// Whether the policy's `channel` takes the channels that bounced as a
+    /// third parameter: `channel(contact, attempt, bounced)`.
+    pub fn channel_sees_bounces(&self) -> bool {
+        self.defined[index(Hook::Channel)].is_some_and(|d| d.params == 3)
     }
 
     pub fn business_days_only(&self) -> bool {

@@ -85,8 +85,18 @@ impl Policy {
         // The first request is attempt 1; each reminder adds one.
         let attempts = (reminders + 1).min(MAX_PROBED_ATTEMPTS);
         for attempt in 1..=attempts {
-            let args = [view.clone(), Dynamic::from(attempt as i64)];
-            if let Err(failure) = self.try_hook(Hook::Channel, &args, hooks::channel) {
+            let attempt = Dynamic::from(attempt as i64);
+            let checked = if self.channel_sees_bounces() {
+                let none = Dynamic::from(rhai::Array::new());
+                self.try_hook(
+                    Hook::Channel,
+                    &[view.clone(), attempt, none],
+                    hooks::channel,
+                )
+            } else {
+                self.try_hook(Hook::Channel, &[view.clone(), attempt], hooks::channel)
+            };
+            if let Err(failure) = checked {
                 found.push(failure);
                 break;
             }

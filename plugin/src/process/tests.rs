@@ -726,3 +726,63 @@ fn a_handed_over_case_gets_the_policys_decision_deadline_and_keeps_it() {
     assert_eq!(taken.case.assigned_to.as_deref(), Some("lead"));
     assert_eq!(taken.case.due_at, Some(day(10)));
 }
+
+fn bounce(channel: &str) -> Event {
+    Event::Bounce {
+        channel: channel.to_owned(),
+    }
+}
+
+#[test]
+fn after_a_bounce_the_next_attempt_takes_another_way_and_never_the_dead_address() {
+    // Every attempt by e-mail, as far as the policy is concerned.
+    let mut run = Run::new("fn channel(contact, attempt) { \"email\" }");
+    let first = run.tick(t0());
+    assert_eq!(sends(&first)[0].0, "email");
+    let bounced = run.at(day(1), bounce("email"));
+    assert_eq!(
+        bounced.case.due_at,
+        Some(day(1)),
+        "the next attempt is due at once"
+    );
+    assert_eq!(bounced.case.bounced, ["email:juergen@example.de"]);
+    // The next attempt is a call by the owner, and so is every later one.
+    let next = run.tick_due();
+    assert_eq!(
+        sends(&next),
+        [("phone-task".to_owned(), "reminder".to_owned(), 2)]
+    );
+    let later = run.tick_due();
+    assert_eq!(sends(&later)[0].0, "phone-task");
+    // A new address is tried again.
+    run.contact.email = Some("j.gross@example.org".into());
+    let new_address = run.at(day(20), Event::DataChanged);
+    assert_eq!(sends(&new_address)[0].0, "email");
+}
+
+#[test]
+fn the_channel_hook_may_see_what_bounced_and_every_way_bounced_goes_to_the_owner() {
+    let mut run = Run::new(
+        "fn reminder_days(contact) { [1, 2, 3, 4, 5] }\n\
+         fn channel(contact, attempt, bounced) { if \"letter\" in bounced { \"phone-task\" } else { \"letter\" } }",
+    );
+    assert_eq!(sends(&run.tick(t0()))[0].0, "letter");
+    run.at(day(1), bounce("letter"));
+    assert_eq!(sends(&run.tick_due())[0].0, "phone-task");
+    run.at(day(2), bounce("phone-task"));
+    // Letter and phone bounced; e-mail is left.
+    assert_eq!(sends(&run.tick_due())[0].0, "email");
+    run.at(day(3), bounce("email"));
+    let none = run.tick_due();
+    assert_eq!(none.case.attempt, 3, "reminders were left, but no way");
+    assert!(sends(&none).is_empty());
+    assert_eq!(none.case.state, State::AwaitingDecision);
+    assert_eq!(none.case.assigned_to.as_deref(), Some("jk"));
+    assert!(
+        none.trace
+            .iter()
+            .any(|t| t.output == "every way to reach the contact bounced"),
+        "{:?}",
+        none.trace
+    );
+}

@@ -127,6 +127,7 @@ mod component {
             legal_hold: false,
             cleanup: None,
             updated_at: None,
+            bounced: Vec::new(),
         }
     }
 
