@@ -248,3 +248,133 @@ fn audit_verify_catches_a_row_edited_in_the_database_file() {
         "acme: row 4 was changed after it was written\n"
     );
 }
+
+#[test]
+fn another_basis_after_a_refusal_needs_a_second_person_and_says_what_it_ends() {
+    // A refusal only blocks use here: no cleanup follows it.
+    let db = Db::new(&format!(
+        "{QUICK}fn on_refusal(contact, case) {{ #{{ action: \"block\" }} }}\n"
+    ));
+    db.tick(0);
+    let outbox: serde_json::Value =
+        serde_json::from_str(&db.ok(&["outbox", "acme", "--json"])).expect("JSON");
+    let token = outbox[0]["payload"]["token"]
+        .as_str()
+        .expect("a token")
+        .to_owned();
+    db.ok(&["respond", &token, "refuse", "--now", &db.at(1)]);
+    assert_eq!(db.state(), "refused");
+
+    // Asked for by one person: nothing changes yet, a task goes to the approvers.
+    let reason = "Rahmenvertrag vom 01.10.2026, Art. 6 Abs. 1 lit. b DSGVO";
+    let out = db.ok(&[
+        "decide",
+        "acme",
+        "C00001",
+        "--action",
+        "other-basis",
+        "--by",
+        "jk",
+        "--reason",
+        reason,
+        "--now",
+        &db.at(2),
+    ]);
+    assert!(out.contains("refused"), "{out}");
+    assert_eq!(
+        db.state(),
+        "refused",
+        "a refusal is not silently overridden"
+    );
+    let tasks = db.ok(&["outbox", "acme", "--json"]);
+    assert!(tasks.contains("approve-basis"), "{tasks}");
+
+    // The one who asked cannot approve; an approver can.
+    let out = db.run(&[
+        "approve",
+        "acme",
+        "C00001",
+        "--by",
+        "jk",
+        "--now",
+        &db.at(2),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("jk asked for this basis and cannot also approve it"),
+        "{}",
+        stdout(&out)
+    );
+    db.ok(&[
+        "user",
+        "add",
+        "acme",
+        "dpo",
+        "--name",
+        "Petra Ostermann",
+        "--role",
+        "approver",
+        "--now",
+        &db.at(2),
+    ]);
+    db.ok(&[
+        "approve",
+        "acme",
+        "C00001",
+        "--by",
+        "dpo",
+        "--now",
+        &db.at(3),
+    ]);
+    assert_eq!(db.state(), "other-basis");
+
+    // The explanation and the evidence say who asked, who approved, why, and
+    // what it ended.
+    let explained = db.ok(&["explain", "acme", "C00001"]);
+    assert!(explained.contains(reason), "{explained}");
+    assert!(explained.contains("the case was refused"), "{explained}");
+    let bundle = db.ok(&["evidence", "export", "acme", "C00001", "--now", &db.at(3)]);
+    assert!(bundle.contains(reason), "{bundle}");
+    assert!(bundle.contains("dpo"), "{bundle}");
+    assert_eq!(db.ok(&["audit", "verify", "acme"]).lines().count(), 1);
+}
+
+#[test]
+fn another_basis_during_a_pending_cleanup_keeps_the_cleanup_until_approved() {
+    let db = Db::new("fn cleanup_grace_days(contact) { 3 }\n");
+    db.tick(0);
+    db.ok(&[
+        "decide",
+        "acme",
+        "C00001",
+        "--action",
+        "cleanup",
+        "--by",
+        "jk",
+        "--reason",
+        "Dublette",
+        "--now",
+        &db.at(1),
+    ]);
+    db.ok(&[
+        "decide",
+        "acme",
+        "C00001",
+        "--action",
+        "other-basis",
+        "--by",
+        "jk",
+        "--reason",
+        "doch Kunde",
+        "--now",
+        &db.at(2),
+    ]);
+    assert_eq!(
+        db.state(),
+        "cleanup-pending",
+        "the cleanup is not cancelled silently"
+    );
+    // Nobody approved: the cleanup runs at its date.
+    db.tick(5);
+    assert_eq!(db.state(), "purged");
+}

@@ -378,6 +378,13 @@ proptest! {
                 cleans && before.cleanup.is_none(),
                 "cleanup without a pending cleanup plan",
             ),
+            (
+                // Another basis over a "no" only as the approval of one asked for.
+                matches!(before.state, State::Refused | State::Withdrawn | State::CleanupPending)
+                    && after.state == State::OtherBasis
+                    && before.pending_basis.is_none(),
+                "another basis may follow",
+            ),
         ];
         let forbidden: Vec<&str> = reasons.iter().filter(|(applies, _)| *applies).map(|(_, words)| *words).collect();
         match &verdict {

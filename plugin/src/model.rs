@@ -308,6 +308,17 @@ pub struct Case {
     /// is not used again for the case.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bounced: Vec<String>,
+    /// Another legal basis asked for after a refusal, a withdrawal or during
+    /// a pending cleanup: it waits for a second person's approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_basis: Option<PendingBasis>,
+}
+
+/// Another legal basis that waits for a second person's approval.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingBasis {
+    pub reason: String,
+    pub requested_by: String,
 }
 
 impl Case {
@@ -328,6 +339,7 @@ impl Case {
             cleanup: None,
             updated_at: None,
             bounced: Vec::new(),
+            pending_basis: None,
         }
     }
 

@@ -16,7 +16,7 @@ use crate::calendar::add_days;
 use crate::hooks::{self, Hook, NoResponsePlan, RefusalPlan};
 use crate::model::{
     Action, Answer, Band, Case, CleanupMode, CleanupPlan, Clock, Contact, Decision, DecisionKind,
-    Event, Outcome, State, StepError, Timestamp, TraceEntry,
+    Event, Outcome, PendingBasis, State, StepError, Timestamp, TraceEntry,
 };
 use crate::policy::Policy;
 use crate::script::{CaseView, ContactView};
@@ -580,6 +580,7 @@ impl Step<'_> {
         };
         let keep_evidence_until = self.period(since, retention_days);
         self.case.state = State::Purged;
+        self.case.pending_basis = None;
         self.case.due_at = None;
         self.case.assigned_to = None;
         self.actions.push(Action::Cleanup {
@@ -723,6 +724,14 @@ impl Step<'_> {
         );
         let state = self.case.state;
         let never_ask_again = matches!(state, State::Refused | State::Withdrawn);
+        if d.kind == DecisionKind::OtherBasis
+            && matches!(
+                state,
+                State::Refused | State::Withdrawn | State::CleanupPending
+            )
+        {
+            return self.ask_for_other_basis(d);
+        }
         match d.kind {
             DecisionKind::Manual | DecisionKind::Restart if never_ask_again => Err(
                 StepError::rejected(format!("the contact {state}; klar never asks them again")),
@@ -786,7 +795,76 @@ impl Step<'_> {
         }
     }
 
+    /// Another basis for a case whose contact said no, withdrew, or whose
+    /// cleanup is pending: it overrides what the contact or a person
+    /// decided, so it needs a second person. Until then nothing changes: the
+    /// refusal stands, a pending cleanup keeps its date.
+    fn ask_for_other_basis(&mut self, d: &Decision) -> Result<(), StepError> {
+        if let Some(pending) = &self.case.pending_basis {
+            return Err(StepError::rejected(format!(
+                "another basis asked for by {} already waits for approval",
+                pending.requested_by
+            )));
+        }
+        let state = self.case.state;
+        self.case.pending_basis = Some(PendingBasis {
+            reason: d.reason.clone(),
+            requested_by: d.by.clone(),
+        });
+        self.note(
+            "other basis",
+            format!(
+                "asked for in state {state}: it overrides that state, so it applies only when a second person approves it; until then the case stays {state}"
+            ),
+        );
+        self.actions.push(Action::CreateTask {
+            assignee: APPROVERS.to_owned(),
+            kind: "approve-basis".to_owned(),
+            note: format!(
+                "{} asks to record another legal basis for purpose {} although the case is {state}: {}. A second person must approve it (klar approve).",
+                d.by, self.case.purpose, d.reason
+            ),
+        });
+        Ok(())
+    }
+
+    /// The approval of another basis asked for by someone else: the case
+    /// takes it, and the audit says what it ended.
+    fn approve_basis(&mut self, by: &str, pending: PendingBasis) -> Result<(), StepError> {
+        if pending.requested_by == by {
+            self.case.pending_basis = Some(pending);
+            return Err(StepError::rejected(format!(
+                "{by} asked for this basis and cannot also approve it; a second person must"
+            )));
+        }
+        let state = self.case.state;
+        let ended = match (state, &self.case.cleanup) {
+            (State::CleanupPending, Some(plan)) => format!(
+                "the pending cleanup (not before {}) is stopped",
+                plan.not_before.to_rfc3339()
+            ),
+            _ => format!("the case was {state}"),
+        };
+        self.note(
+            format!("approval by {by}"),
+            format!(
+                "another basis, asked for by {}: {}; {ended}",
+                pending.requested_by, pending.reason
+            ),
+        );
+        self.case.state = State::OtherBasis;
+        self.case.basis = Some(pending.reason);
+        self.case.cleanup = None;
+        self.case.assigned_to = None;
+        self.case.due_at = None;
+        self.case.attempt = 0;
+        Ok(())
+    }
+
     fn approve(&mut self, by: &str) -> Result<(), StepError> {
+        if let Some(pending) = self.case.pending_basis.take() {
+            return self.approve_basis(by, pending);
+        }
         let state = self.case.state;
         let Some(plan) = self
             .case

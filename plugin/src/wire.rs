@@ -155,6 +155,10 @@ pub fn case_to_wire(c: m::Case) -> w::Case {
         }),
         updated_at: opt_time_to_wire(c.updated_at),
         bounced: c.bounced,
+        pending_basis: c.pending_basis.map(|p| w::PendingBasis {
+            reason: p.reason,
+            requested_by: p.requested_by,
+        }),
     }
 }
 
@@ -186,6 +190,10 @@ pub fn case_from_wire(c: w::Case) -> Result<m::Case, String> {
         },
         updated_at: opt_time_from_wire(c.updated_at)?,
         bounced: c.bounced,
+        pending_basis: c.pending_basis.map(|p| m::PendingBasis {
+            reason: p.reason,
+            requested_by: p.requested_by,
+        }),
     })
 }
 

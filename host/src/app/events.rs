@@ -201,9 +201,10 @@ pub fn report(
     })
 }
 
-/// Why `by` may not approve this case's pending cleanup, if they may not.
-/// Only a cleanup that waits for an approval is checked here; any other
-/// case goes to the policy, which says why there is nothing to approve.
+/// Why `by` may not approve this case's pending cleanup or pending other
+/// basis, if they may not. Only what waits for an approval is checked here;
+/// any other case goes to the policy, which says why there is nothing to
+/// approve.
 fn approval_refused(
     tx: &Tx<'_>,
     tenant: &str,
@@ -214,6 +215,9 @@ fn approval_refused(
     let Some(case) = cases::get(tx, tenant, contact, purpose)? else {
         return Ok(None);
     };
+    if let Some(pending) = &case.pending_basis {
+        return second_person(tx, tenant, by, actor, (&pending.requested_by, "this basis"));
+    }
     let Some(plan) = case
         .cleanup
         .as_ref()
@@ -222,6 +226,19 @@ fn approval_refused(
     else {
         return Ok(None);
     };
+    let requested_by = plan.requested_by.clone().unwrap_or_default();
+    second_person(tx, tenant, by, actor, (&requested_by, "this cleanup"))
+}
+
+/// Why `by` is not the second person an approval needs, if they are not:
+/// signed in as someone else, the one who asked, or not an approver.
+fn second_person(
+    tx: &Tx<'_>,
+    tenant: &str,
+    by: &str,
+    actor: &Actor,
+    (requested_by, what): (&str, &str),
+) -> Result<Option<String>, StoreError> {
     if let Actor::Account { id, .. } = actor
         && id != by
     {
@@ -229,14 +246,14 @@ fn approval_refused(
             "{id} is signed in and cannot approve in the name of {by}"
         )));
     }
-    if plan.requested_by.as_deref() == Some(by) {
+    if requested_by == by {
         return Ok(Some(format!(
-            "{by} asked for this cleanup and cannot also approve it; a second person must"
+            "{by} asked for {what} and cannot also approve it; a second person must"
         )));
     }
     if !super::accounts::is_approver(tx, tenant, by)? {
         return Ok(Some(format!(
-            "{by} is not an approver: a cleanup is approved only by a live account with the approver role (`klar user add {tenant} ID --name NAME --role approver`)"
+            "{by} is not an approver: {what} is approved only by a live account with the approver role (`klar user add {tenant} ID --name NAME --role approver`)"
         )));
     }
     Ok(None)

@@ -8,6 +8,19 @@ pub fn guardrail(before: &Case, outcome: &Outcome, now: i64) -> Option<String> {
     if before.state == State::Purged && outcome.case != *before {
         return Some("purged is final; the plugin tried to change a purged case".to_owned());
     }
+    // Another basis overrides a refusal, a withdrawal or a pending cleanup
+    // only as a second person's approval of one a first person asked for.
+    if matches!(
+        before.state,
+        State::Refused | State::Withdrawn | State::CleanupPending
+    ) && outcome.case.state == State::OtherBasis
+        && before.pending_basis.is_none()
+    {
+        return Some(format!(
+            "another basis may follow {} only when a second person approves it",
+            before.state
+        ));
+    }
     for action in &outcome.actions {
         match action {
             Action::SendRequest { .. }
@@ -63,6 +76,21 @@ mod tests {
             actions,
             trace: Vec::new(),
         }
+    }
+
+    #[test]
+    fn another_basis_over_a_refusal_needs_the_approval_of_one_asked_for() {
+        let mut before = Case::new("contact-data");
+        before.state = State::Refused;
+        let mut after = before.clone();
+        after.state = State::OtherBasis;
+        assert!(guardrail(&before, &outcome(after.clone(), vec![]), 0).is_some());
+        before.pending_basis = Some(crate::plugin::PendingBasis {
+            reason: "Vertrag".into(),
+            requested_by: "jk".into(),
+        });
+        after.pending_basis = None;
+        assert_eq!(guardrail(&before, &outcome(after, vec![]), 0), None);
     }
 
     #[test]

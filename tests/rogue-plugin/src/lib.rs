@@ -128,6 +128,7 @@ mod component {
             cleanup: None,
             updated_at: None,
             bounced: Vec::new(),
+            pending_basis: None,
         }
     }
 
