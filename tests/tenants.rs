@@ -31,7 +31,7 @@ fn a_tenant_with_a_checked_policy_and_a_purpose() {
     assert_eq!(
         stdout(&out),
         format!(
-            "{}: ready (schema version 15)\n",
+            "{}: ready (schema version 16)\n",
             dir.path().join("klar.db").display()
         )
     );

@@ -218,3 +218,155 @@ fn a_preview_writes_the_mail_and_the_page_in_both_languages() {
     // A preview stores nothing.
     assert_eq!(ws.ok(&["text", "list", "acme", "--json"]).trim(), "[]");
 }
+
+#[test]
+fn an_integrator_tailors_the_mail_and_the_page_and_a_broken_template_is_refused() {
+    let ws = tenant();
+    // A mistake: an unclosed block, named by file, line and column.
+    ws.write(
+        "bad.txt",
+        "{{ greeting }}\n{% for item in texts %}{{ item.text }}\n",
+    );
+    let out = ws.run(&[
+        "template",
+        "set",
+        "acme",
+        "mail.txt",
+        "bad.txt",
+        "--author",
+        "integrator",
+        "--message",
+        "eigene Mail",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).starts_with("bad.txt:"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).ends_with("bad.txt: not set: the template has 1 mistake(s)\n"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        ws.ok(&["template", "list", "acme"])
+            .contains("mail.txt       klar's")
+    );
+
+    // The tenant's own mail text and page, starting from klar's.
+    let mine = ws
+        .ok(&["template", "show", "acme", "mail.txt"])
+        .replace("{{ regards }}", "Ihr Team Maschinenbau\n{{ regards }}");
+    ws.write("mail.txt", &mine);
+    let page = ws
+        .ok(&["template", "show", "acme", "response.html"])
+        .replace(
+            "<h1>{{ t.heading }}</h1>",
+            "<h1>{{ t.heading }}</h1><p>Eigene Seite</p>",
+        );
+    ws.write("response.html", &page);
+    for (name, file) in [("mail.txt", "mail.txt"), ("response.html", "response.html")] {
+        let out = ws.ok(&[
+            "template",
+            "set",
+            "acme",
+            name,
+            file,
+            "--author",
+            "integrator",
+            "--message",
+            "eigene Fassung",
+            "--now",
+            NOW,
+        ]);
+        assert!(out.contains(&format!("acme: {name} set")), "{out}");
+    }
+    ws.ok(&[
+        "text",
+        "preview",
+        "acme",
+        "newsletter",
+        "-o",
+        "vorschau",
+        "--now",
+        NOW,
+    ]);
+    let read = |name: &str| {
+        std::fs::read_to_string(ws.path().join("vorschau").join(name)).expect("written")
+    };
+    assert!(
+        read("mail-de.txt").contains("Ihr Team Maschinenbau"),
+        "{}",
+        read("mail-de.txt")
+    );
+    assert!(read("page-en.html").contains("<p>Eigene Seite</p>"));
+    assert!(
+        !read("mail-de.html").contains("Ihr Team Maschinenbau"),
+        "mail.html is still klar's"
+    );
+
+    // Reset: klar's applies again; every change is audited.
+    assert_eq!(
+        ws.ok(&["template", "reset", "acme", "mail.txt", "--now", NOW]),
+        "acme: mail.txt is klar's again\n"
+    );
+    ws.ok(&[
+        "text",
+        "preview",
+        "acme",
+        "newsletter",
+        "-o",
+        "vorschau",
+        "--now",
+        NOW,
+    ]);
+    assert!(!read("mail-de.txt").contains("Ihr Team Maschinenbau"));
+    let changes: i64 = ws
+        .sql()
+        .query_row(
+            "SELECT COUNT(*) FROM audit_log WHERE kind IN ('template-set', 'template-reset')",
+            [],
+            |r| r.get(0),
+        )
+        .expect("counts");
+    assert_eq!(changes, 3);
+}
+
+#[test]
+fn the_response_page_the_contact_opens_is_the_tenants_own() {
+    let s = support::server::Server::start();
+    let key = Some(s.keys.0.as_str());
+    let page =
+        s.ws.ok(&["template", "show", "acme", "response.html"])
+            .replace(
+                "<h1>{{ t.heading }}</h1>",
+                "<h1>{{ t.heading }}</h1><p>Eigene Seite</p>",
+            );
+    s.ws.write("response.html", &page);
+    s.ws.ok(&[
+        "template",
+        "set",
+        "acme",
+        "response.html",
+        "response.html",
+        "--author",
+        "integrator",
+        "--message",
+        "eigene Seite",
+    ]);
+    let contact = serde_json::json!({"first_name": "Jana", "last_name": "Kühn",
+        "email": "jana@example.de", "owner": "jk"});
+    s.call("PUT", "/v1/contacts/C1", key, Some(&contact));
+    s.ws.ok(&["tick", "--now", support::server::NOW]);
+    let (_, outbox) = s.call("GET", "/v1/outbox", key, None);
+    let token = outbox["actions"][0]["payload"]["token"]
+        .as_str()
+        .expect("a token")
+        .to_owned();
+    let (status, html) = s.raw("GET", &format!("/r/{token}"), None, None, &[]);
+    assert_eq!(status, 200);
+    assert!(html.contains("<p>Eigene Seite</p>"), "{html}");
+    // The other tenant still sees klar's page: nothing leaks across tenants.
+    assert!(
+        s.ws.ok(&["template", "list", "other"])
+            .contains("response.html  klar's"),
+        "templates are per tenant"
+    );
+}

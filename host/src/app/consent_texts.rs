@@ -215,12 +215,10 @@ pub fn set(
     written: &Written<'_>,
     now: i64,
 ) -> Result<ConsentText, TextError> {
-    use super::text::{MAX_WHO, MAX_WHY, one_line};
     if !valid_language(written.language) {
         return Err(TextError::BadLanguage(written.language.to_owned()));
     }
-    one_line("author", written.author, MAX_WHO).map_err(TextError::Field)?;
-    one_line("message", written.message, MAX_WHY).map_err(TextError::Field)?;
+    super::text::authored(written.author, written.message).map_err(TextError::Field)?;
     check(written.source)?;
     let source = normalise(written.source);
     store.write(|tx| {

@@ -21,5 +21,6 @@ pub mod respond;
 pub mod settings;
 pub mod simulate;
 pub mod table_tests;
+pub mod templates;
 pub mod text;
 pub mod webhook;

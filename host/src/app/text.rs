@@ -26,6 +26,12 @@ pub fn one_line(what: &str, text: &str, max: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// Who made a change and why (a text's, a template's), checked.
+pub fn authored(author: &str, message: &str) -> Result<(), String> {
+    one_line("author", author, MAX_WHO)?;
+    one_line("message", message, MAX_WHY)
+}
+
 /// The texts a person wrote into an event, checked.
 pub fn event(event: &crate::plugin::Event) -> Result<(), String> {
     use crate::plugin::Event;

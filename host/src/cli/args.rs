@@ -44,6 +44,11 @@ pub enum Command {
     #[command(subcommand)]
     Text(TextCommand),
 
+    /// A tenant's own mail and page templates (minijinja) in place of klar's:
+    /// mail.txt, mail.html, response.html.
+    #[command(subcommand)]
+    Template(TemplateCommand),
+
     /// Record a person's decision on a case.
     Decide {
         /// The tenant's id.
@@ -978,6 +983,51 @@ pub enum TextCommand {
         /// The folder to write into (created if missing).
         #[arg(short, long, default_value = "preview")]
         output: PathBuf,
+        #[command(flatten)]
+        now: NowArg,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TemplateCommand {
+    /// Set the tenant's own template from a file; it is checked first (it
+    /// must compile and render for a sample contact), and a mistake is named
+    /// with its line and column.
+    Set {
+        /// The tenant's id.
+        tenant: String,
+        /// mail.txt, mail.html or response.html.
+        name: String,
+        /// The file with the template.
+        file: PathBuf,
+        /// Who wrote it.
+        #[arg(long)]
+        author: String,
+        /// Why.
+        #[arg(long)]
+        message: String,
+        #[command(flatten)]
+        now: NowArg,
+    },
+    /// The tenant's templates: its own, and which are klar's.
+    List {
+        /// The tenant's id.
+        tenant: String,
+    },
+    /// Print a template as it applies to the tenant (its own, else klar's):
+    /// a start for writing one's own.
+    Show {
+        /// The tenant's id.
+        tenant: String,
+        /// mail.txt, mail.html or response.html.
+        name: String,
+    },
+    /// Remove the tenant's own template: klar's applies again.
+    Reset {
+        /// The tenant's id.
+        tenant: String,
+        /// mail.txt, mail.html or response.html.
+        name: String,
         #[command(flatten)]
         now: NowArg,
     },

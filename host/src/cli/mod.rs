@@ -116,6 +116,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             now,
         }) => setup::purpose_add(&db, &tenant, &id, &description, &now),
         Command::Text(command) => texts::run(&db, command),
+        Command::Template(command) => texts::template(&db, command),
         Command::Tick { batch, now } => cases::tick(plugin, &db, batch, &now),
         Command::Decide {
             tenant,

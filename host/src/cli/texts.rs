@@ -1,5 +1,6 @@
 //! `klar text`: the consent texts at a terminal — set, list, show, diff, and
-//! a preview of the mail and the page in files a person opens.
+//! a preview of the mail and the page in files a person opens; and `klar
+//! template`, the tenant's own mail and page templates.
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -233,6 +234,8 @@ fn preview(
     std::fs::create_dir_all(output)
         .with_context(|| format!("failed to create {}", output.display()))?;
     let expires = Some(now.with_timezone(&tenant_row.timezone) + chrono::Duration::days(30));
+    let own_mail = crate::delivery::mail::OwnTemplates::of(conn, tenant)?;
+    let own_page = crate::store::templates::get(conn, tenant, "response.html")?.map(|t| t.source);
     let link = "https://klar.example/r/0000preview0000";
     let mut written = Vec::new();
     for page_language in texts::LANGUAGES {
@@ -259,6 +262,7 @@ fn preview(
             name: &format!("{} {}", SAMPLE.0, SAMPLE.1),
             company: &tenant_row.name,
             legal: &crate::app::settings::footer(&tenant_row, page_language),
+            own: &own_mail,
             texts: &shown,
             link,
             expires,
@@ -267,7 +271,7 @@ fn preview(
         let items = [crate::serve::page::Item::new(purpose, purpose_name, &text)];
         let page = crate::serve::page::response_html(
             page_language,
-            &tenant_row,
+            (&tenant_row, own_page.as_deref()),
             &items,
             ("0000preview0000", "preview"),
         )?;
@@ -318,5 +322,90 @@ fn standard_preview(
         author: None,
         message: None,
         source: None,
+    }
+}
+
+/// `klar template set|list|show|reset`
+pub(super) fn template(db: &Path, command: super::TemplateCommand) -> Result<ExitCode> {
+    use super::TemplateCommand;
+    use crate::app::templates::{self, TemplateError};
+    match command {
+        TemplateCommand::Set {
+            tenant,
+            name,
+            file,
+            author,
+            message,
+            now,
+        } => {
+            let now = now.resolve()?.timestamp();
+            let source = read(&file)?;
+            let mut store = open_store(db)?;
+            let written = templates::Written {
+                name: &name,
+                source: &source,
+                author: &author,
+                message: &message,
+            };
+            match templates::set(&mut store, &tenant, &written, now) {
+                Ok(t) => {
+                    show!(
+                        "{tenant}: {name} set (SHA-256 {}); mails and pages use it from now on",
+                        t.sha256
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(TemplateError::Mistakes(found)) => {
+                    let color = std::io::stdout().is_terminal();
+                    let shown = file.display().to_string();
+                    print!(
+                        "{}",
+                        crate::diagnostics::render(&shown, &source, &found, color)
+                    );
+                    show!(
+                        "{shown}: not set: the template has {} mistake(s)",
+                        found.len()
+                    );
+                    Ok(ExitCode::from(1))
+                }
+                Err(err) => Err(err.into()),
+            }
+        }
+        TemplateCommand::List { tenant } => {
+            let store = open_store(db)?;
+            let tz = tenants::require(store.connection(), &tenant)?.timezone;
+            let own = crate::store::templates::list(store.connection(), &tenant)?;
+            for name in templates::NAMES {
+                match own.iter().find(|t| t.name == name) {
+                    Some(t) => show!(
+                        "{name:<14} own   {} {} by {}: {}",
+                        t.sha256.get(..12).unwrap_or_default(),
+                        crate::times::local_secs(t.created_at, tz),
+                        t.author,
+                        t.message
+                    ),
+                    None => show!("{name:<14} klar's"),
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        TemplateCommand::Show { tenant, name } => {
+            let store = open_store(db)?;
+            tenants::require(store.connection(), &tenant)?;
+            let builtin =
+                templates::builtin(&name).ok_or(TemplateError::UnknownName(name.clone()))?;
+            match crate::store::templates::get(store.connection(), &tenant, &name)? {
+                Some(t) => print!("{}", super::printable_text(&t.source)),
+                None => print!("{builtin}"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        TemplateCommand::Reset { tenant, name, now } => {
+            let now = now.resolve()?.timestamp();
+            let mut store = open_store(db)?;
+            templates::reset(&mut store, &tenant, &name, now)?;
+            show!("{tenant}: {name} is klar's again");
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }

@@ -383,12 +383,41 @@ fn fill(template: &str, pairs: &[(&str, &str)]) -> String {
     })
 }
 
-fn environment() -> Environment<'static> {
+/// klar's own mail templates, which a tenant's replace by name.
+pub(crate) const MAIL_TXT: &str = include_str!("../../templates/mail.txt");
+pub(crate) const MAIL_HTML: &str = include_str!("../../templates/mail.html");
+
+/// The mail templates: the tenant's own where it has them (checked when
+/// they were set), else klar's.
+fn environment(own: &OwnTemplates) -> Result<Environment<'static>, minijinja::Error> {
     let mut env = Environment::new();
-    // Part of the binary; a broken template fails the mail tests.
-    let _ = env.add_template("mail.txt", include_str!("../../templates/mail.txt"));
-    let _ = env.add_template("mail.html", include_str!("../../templates/mail.html"));
-    env
+    env.add_template_owned(
+        "mail.txt",
+        own.txt.clone().unwrap_or_else(|| MAIL_TXT.to_owned()),
+    )?;
+    env.add_template_owned(
+        "mail.html",
+        own.html.clone().unwrap_or_else(|| MAIL_HTML.to_owned()),
+    )?;
+    Ok(env)
+}
+
+/// A tenant's own mail templates, where it has them.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct OwnTemplates {
+    pub txt: Option<String>,
+    pub html: Option<String>,
+}
+
+impl OwnTemplates {
+    pub(crate) fn of(conn: &Conn, tenant: &str) -> Result<OwnTemplates, crate::store::Error> {
+        let own =
+            |name| crate::store::templates::get(conn, tenant, name).map(|t| t.map(|t| t.source));
+        Ok(OwnTemplates {
+            txt: own("mail.txt")?,
+            html: own("mail.html")?,
+        })
+    }
 }
 
 /// What a request mail says, before it has an address.
@@ -406,6 +435,8 @@ pub(crate) struct Draft<'a> {
     pub expires: Option<DateTime<chrono_tz::Tz>>,
     /// A reminder, not the first request.
     pub reminder: bool,
+    /// The tenant's own templates, where it has them.
+    pub own: &'a OwnTemplates,
 }
 
 /// A request mail's subject and bodies.
@@ -427,6 +458,7 @@ pub(crate) fn render(draft: &Draft<'_>) -> Result<Rendered, minijinja::Error> {
         link,
         expires,
         reminder,
+        own,
     } = *draft;
     let w = words(language);
     let names: Vec<&str> = shown.iter().map(|(name, _)| name.as_str()).collect();
@@ -486,7 +518,7 @@ pub(crate) fn render(draft: &Draft<'_>) -> Result<Rendered, minijinja::Error> {
         regards => w.regards, footer => w.footer, legal,
         imprint => w.imprint, privacy => w.privacy,
     };
-    let env = environment();
+    let env = environment(own)?;
     let render = |name: &str| env.get_template(name).and_then(|t| t.render(&ctx));
     Ok(Rendered {
         plain: render("mail.txt")?,
@@ -581,6 +613,7 @@ fn compose(
         name: &name,
         company: &tenant.name,
         legal: &crate::app::settings::footer(&tenant, language),
+        own: &OwnTemplates::of(conn, tenant_id)?,
         texts: &shown,
         link: &link,
         expires,

@@ -174,14 +174,14 @@ fn texts(lang: &str) -> &'static Texts {
     if lang == "en" { &EN } else { &DE }
 }
 
+/// klar's own response page, which a tenant's replaces.
+pub(crate) const RESPONSE_HTML: &str = include_str!("../../templates/response.html");
+
 fn env() -> Environment<'static> {
     let mut env = Environment::new();
     // Templates are part of the binary; a broken one is a build-time mistake
     // caught by the page tests.
-    let _ = env.add_template(
-        "response.html",
-        include_str!("../../templates/response.html"),
-    );
+    let _ = env.add_template("response.html", RESPONSE_HTML);
     let _ = env.add_template("message.html", include_str!("../../templates/message.html"));
     env
 }
@@ -258,12 +258,17 @@ impl Item {
 /// /r/TOKEN` shows and `klar text preview` writes to a file.
 pub(crate) fn response_html(
     lang: &str,
-    tenant: &crate::store::tenants::Tenant,
+    (tenant, own): (&crate::store::tenants::Tenant, Option<&str>),
     items: &[Item],
     (token, csrf): (&str, &str),
 ) -> Result<String, minijinja::Error> {
     let t = texts(lang);
-    env().get_template("response.html").and_then(|tpl| {
+    let mut env = env();
+    // The tenant's own page (checked when it was set), else klar's.
+    if let Some(own) = own {
+        env.add_template_owned("response.html", own.to_owned())?;
+    }
+    env.get_template("response.html").and_then(|tpl| {
         tpl.render(context! {
             lang,
             other_lang => if lang == "de" { "en" } else { "de" },
@@ -323,12 +328,15 @@ async fn show(
             };
             items.push(Item::new(&t.purpose, purpose, &text));
         }
+        let own = crate::store::templates::get(conn, &tenant.id, "response.html")
+            .map_err(ApiError::internal)?
+            .map(|t| t.source);
         // The overview's funnel counts opened links.
         let ids: Vec<String> = open.iter().map(|t| t.id.clone()).collect();
         store
             .transaction(|tx| tokens::opened(tx, &ids, now))
             .map_err(ApiError::internal)?;
-        Ok(Some((lang, tenant, items)))
+        Ok(Some((lang, (tenant, own), items)))
     })
     .await;
     let (lang, tenant, items) = match found {
@@ -337,7 +345,12 @@ async fn show(
         Err(err) => return err.into_response(),
     };
     let csrf = crate::hex(&rand::rng().random::<[u8; 16]>());
-    let html = response_html(lang, &tenant, &items, (&token, &csrf));
+    let html = response_html(
+        lang,
+        (&tenant.0, tenant.1.as_deref()),
+        &items,
+        (&token, &csrf),
+    );
     match html {
         Ok(html) => {
             let secure = if state.public_url.starts_with("https://") {

@@ -23,6 +23,7 @@ pub mod imports;
 pub mod outbox;
 pub mod report;
 pub mod sweep;
+pub mod templates;
 pub mod tenants;
 pub mod texts;
 pub mod tokens;
@@ -79,6 +80,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "015_tenant_settings",
         include_str!("migrations/015_tenant_settings.sql"),
+    ),
+    (
+        "016_templates",
+        include_str!("migrations/016_templates.sql"),
     ),
 ];
 
