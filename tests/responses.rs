@@ -469,7 +469,11 @@ fn a_stale_consent_is_asked_again_with_a_fresh_link() {
     );
 
     db.ok(&["tick", "--now", &at(51)]);
-    assert_eq!(db.state("C00001"), "requested", "30 days unused: ask again");
+    assert_eq!(
+        db.state("C00001"),
+        "consented",
+        "30 days unused: asked again, and usable while the contact is asked"
+    );
     let items = db.json(&["outbox", "acme", "--contact", "C00001", "--json"]);
     let fresh: Vec<&Value> = items
         .as_array()

@@ -25,10 +25,11 @@ pub enum Hook {
     EvidenceRetentionDays,
     LinkValidDays,
     DecisionDays,
+    UsableWhileReconfirming,
 }
 
 impl Hook {
-    pub const ALL: [Hook; 13] = [
+    pub const ALL: [Hook; 14] = [
         Hook::ReminderDays,
         Hook::Channel,
         Hook::AnswerDays,
@@ -42,6 +43,7 @@ impl Hook {
         Hook::EvidenceRetentionDays,
         Hook::LinkValidDays,
         Hook::DecisionDays,
+        Hook::UsableWhileReconfirming,
     ];
 
     pub fn name(self) -> &'static str {
@@ -59,6 +61,7 @@ impl Hook {
             Hook::EvidenceRetentionDays => "evidence_retention_days",
             Hook::LinkValidDays => "link_valid_days",
             Hook::DecisionDays => "decision_days",
+            Hook::UsableWhileReconfirming => "usable_while_reconfirming",
         }
     }
 
@@ -73,6 +76,7 @@ impl Hook {
             Hook::OnNoResponse
             | Hook::OnRefusal
             | Hook::RequiresApproval
+            | Hook::UsableWhileReconfirming
             | Hook::EvidenceRetentionDays => &["contact", "case"],
             Hook::ReminderDays
             | Hook::AnswerDays
@@ -116,6 +120,9 @@ impl Hook {
                 r#"must return the time between the decision to clean up and the erasure: a number of days or a period such as "1 month""#
             }
             Hook::RequiresApproval => "must return true or false",
+            Hook::UsableWhileReconfirming => {
+                "must return true (the consent may be used while it is confirmed again) or false (use stops when the re-confirmation starts)"
+            }
             Hook::EvidenceRetentionDays => {
                 r#"must return how long the evidence is kept after the erasure (counted from the later of the erasure and the last use): a number of days or a period such as "5 years" or "3 years from year end""#
             }

@@ -330,6 +330,20 @@ impl Step<'_> {
                     self.no_response()
                 }
             }
+            State::Consented if self.case.attempt > 0 => {
+                // A re-confirmation round runs while the consent is used.
+                let reminders = self.reminder_days()?;
+                if self.case.attempt as usize <= reminders.len() {
+                    self.send(self.case.attempt + 1, "reminder", &reminders)
+                } else {
+                    self.note(
+                        "tick",
+                        "no answer to the re-confirmation: the consent ends, use stops",
+                    );
+                    self.case.state = State::Requested;
+                    self.no_response()
+                }
+            }
             State::Consented => {
                 let why = if self.case.review_at.is_some_and(|r| r <= now) {
                     "the consent reached its review date"
@@ -337,7 +351,20 @@ impl Step<'_> {
                     "the consent went unused for too long"
                 };
                 self.note("tick", why);
-                self.start_round("reconfirm")
+                let keep_using =
+                    self.with_case(Hook::UsableWhileReconfirming, hooks::flag, || true)?;
+                if keep_using {
+                    self.note(
+                        "tick",
+                        "asked again; the consent may be used until the contact says no or the round ends unanswered",
+                    );
+                    self.case.requested_at = Some(now);
+                    self.case.assigned_to = None;
+                    let reminders = self.reminder_days()?;
+                    self.send(1, "reconfirm", &reminders)
+                } else {
+                    self.start_round("reconfirm")
+                }
             }
             State::CleanupPending => self.purge_if_allowed(),
             State::AwaitingDecision => {
@@ -447,6 +474,12 @@ impl Step<'_> {
         } else {
             end
         }
+    }
+
+    /// Whether the contact is being asked: a round of requests, or the
+    /// re-confirmation of a consent that is still used.
+    fn asking(&self) -> bool {
+        self.case.attempt > 0 && matches!(self.case.state, State::Requested | State::Consented)
     }
 
     /// The case waits for a person's decision.
@@ -691,7 +724,7 @@ impl Step<'_> {
     }
 
     fn bounce(&mut self, channel: &str) {
-        if self.case.state == State::Requested {
+        if self.asking() {
             let key = bounce_key(channel, self.contact);
             if !self.case.bounced.contains(&key) {
                 self.case.bounced.push(key);
@@ -904,6 +937,8 @@ impl Step<'_> {
     fn used(&mut self) -> Result<(), StepError> {
         self.case.last_used_at = Some(self.now());
         match self.case.state {
+            // A re-confirmation round keeps its own schedule.
+            State::Consented if self.case.attempt > 0 => Ok(()),
             State::Consented => self.schedule_consent_check(),
             State::OtherBasis => Ok(()),
             state => {
@@ -921,7 +956,7 @@ impl Step<'_> {
     }
 
     fn data_changed(&mut self) -> Result<(), StepError> {
-        if self.case.state != State::Requested || self.case.attempt == 0 {
+        if !self.asking() {
             self.note(
                 "data changed",
                 format!("nothing to do in state {}", self.case.state),

@@ -483,7 +483,10 @@ fn held_elsewhere(tx: &Tx<'_>, tenant: &str, contact: &str) -> Result<Option<Str
 fn stale_request_reason(case: &Case) -> Option<String> {
     if case.legal_hold {
         Some("the case is on legal hold".to_owned())
-    } else if case.state != State::Requested {
+    } else if case.state != State::Requested
+        && !(case.state == State::Consented && case.attempt > 0)
+    {
+        // (A consent being confirmed again is asked while it is used.)
         Some(format!("the case is now {}", case.state))
     } else {
         None

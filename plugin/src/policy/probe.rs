@@ -114,7 +114,7 @@ impl Policy {
             let unanswered = at(State::Requested, Some(reminders + 1));
             let refused = at(State::Refused, None);
             let withdrawn = at(State::Withdrawn, None);
-            let moments: [(Hook, Vec<Dynamic>); 4] = [
+            let moments: [(Hook, Vec<Dynamic>); 5] = [
                 (Hook::OnNoResponse, vec![unanswered.clone()]),
                 (Hook::OnRefusal, vec![refused.clone(), withdrawn.clone()]),
                 (
@@ -130,6 +130,10 @@ impl Policy {
                     Hook::EvidenceRetentionDays,
                     vec![at(State::CleanupPending, None)],
                 ),
+                (
+                    Hook::UsableWhileReconfirming,
+                    vec![at(State::Consented, None)],
+                ),
             ];
             for (hook, moments) in moments {
                 for moment in moments {
@@ -139,7 +143,9 @@ impl Policy {
                             self.try_hook(hook, &args, hooks::no_response).map(drop)
                         }
                         Hook::OnRefusal => self.try_hook(hook, &args, hooks::refusal).map(drop),
-                        Hook::RequiresApproval => self.try_hook(hook, &args, hooks::flag).map(drop),
+                        Hook::RequiresApproval | Hook::UsableWhileReconfirming => {
+                            self.try_hook(hook, &args, hooks::flag).map(drop)
+                        }
                         _ => self
                             .try_hook(hook, &args, |v| hooks::period(v, 0))
                             .map(drop),

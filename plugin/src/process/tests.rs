@@ -582,9 +582,91 @@ fn an_unused_consent_is_asked_again() {
     let used = run.at(day(50), Event::Used);
     assert_eq!(used.case.due_at, Some(day(140)));
     let o = run.tick_due();
-    assert_eq!(o.case.state, State::Requested);
+    // Asked again, and still usable while the contact is asked.
+    assert_eq!(o.case.state, State::Consented);
+    assert_eq!(o.case.state.band(), Band::Usable);
     assert_eq!(sends(&o), [("email".into(), "reconfirm".into(), 1)]);
     assert!(o.trace.iter().any(|t| t.output.contains("unused")));
+}
+
+#[test]
+fn a_consent_is_used_while_it_is_confirmed_again_until_the_round_ends_unanswered() {
+    let mut run = Run::new(
+        "fn consent_valid_days(c) { 30 }\nfn stale_after_days(c) { 0 }\nfn reminder_days(c) { [7] }\nfn answer_days(c) { 7 }",
+    );
+    run.tick(t0());
+    run.at(
+        day(1),
+        Event::Response {
+            answer: Answer::Accept,
+        },
+    );
+    // Day 31: the review asks again; the case stays usable.
+    let asked = run.tick_due();
+    assert_eq!(
+        (asked.case.state, asked.case.attempt),
+        (State::Consented, 1)
+    );
+    // A use during the round keeps the round's reminder.
+    let used = run.at(day(33), Event::Used);
+    assert_eq!(used.case.due_at, Some(day(38)));
+    assert!(used.actions.is_empty(), "a use while consented is fine");
+    let reminded = run.tick_due();
+    assert_eq!(sends(&reminded), [("email".into(), "reminder".into(), 2)]);
+    assert_eq!(reminded.case.state.band(), Band::Usable);
+    // No answer after the last reminder: the consent ends, use stops.
+    let ended = run.tick_due();
+    assert_eq!(ended.case.state, State::AwaitingDecision);
+    assert_ne!(ended.case.state.band(), Band::Usable);
+    assert!(
+        ended
+            .trace
+            .iter()
+            .any(|t| t.output.contains("the consent ends"))
+    );
+
+    // A yes during the round renews the consent.
+    let mut run = Run::new("fn consent_valid_days(c) { 30 }\nfn stale_after_days(c) { 0 }");
+    run.tick(t0());
+    run.at(
+        day(1),
+        Event::Response {
+            answer: Answer::Accept,
+        },
+    );
+    run.tick_due();
+    let renewed = run.at(
+        day(32),
+        Event::Response {
+            answer: Answer::Accept,
+        },
+    );
+    assert_eq!(
+        (
+            renewed.case.state,
+            renewed.case.attempt,
+            renewed.case.consented_at
+        ),
+        (State::Consented, 0, Some(day(32)))
+    );
+    assert_eq!(renewed.case.review_at, Some(day(62)));
+}
+
+#[test]
+fn a_policy_may_stop_use_when_the_re_confirmation_starts() {
+    let mut run = Run::new(
+        "fn consent_valid_days(c) { 30 }\nfn stale_after_days(c) { 0 }\nfn usable_while_reconfirming(contact, case) { false }",
+    );
+    run.tick(t0());
+    run.at(
+        day(1),
+        Event::Response {
+            answer: Answer::Accept,
+        },
+    );
+    let asked = run.tick_due();
+    assert_eq!(asked.case.state, State::Requested);
+    assert_eq!(sends(&asked), [("email".into(), "reconfirm".into(), 1)]);
 }
 
 #[test]
@@ -600,7 +682,8 @@ fn a_consent_is_reviewed_at_its_review_date() {
     assert_eq!(run.case.due_at, Some(day(31)));
     let o = run.tick_due();
     assert!(o.trace.iter().any(|t| t.output.contains("review date")));
-    assert_eq!(o.case.state, State::Requested);
+    assert_eq!(o.case.state, State::Consented);
+    assert_eq!(o.case.attempt, 1, "the re-confirmation went out");
 }
 
 #[test]
