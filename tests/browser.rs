@@ -1,7 +1,9 @@
 //! The response page in a real browser: Debian's headless Chromium, driven
 //! through chromedriver, opens the personal link from a real mail (sent by
 //! `klar serve` to a real SMTP server), and a contact agrees or refuses. The
-//! answer must arrive with the browser's own user agent in its evidence.
+//! answer must arrive with the browser's own user agent in its evidence. A
+//! contact who refused finds the way back through the personal link of the
+//! confirmation page and consents after all.
 //!
 //! Screenshots of the pages (German and English) are kept as test artefacts
 //! in `target/test-artefacts/`.
@@ -187,5 +189,43 @@ fn a_contact_switches_to_english_and_refuses_with_the_keyboard_alone() {
             .as_str()
             .is_some_and(|ua| ua.contains("Chrome/")),
         "{response}"
+    );
+
+    // The way back: the confirmation page links to the contact's personal
+    // page, where they consent after all (the browser prefers German).
+    browser.click("main a");
+    browser.heading_becomes("Ihre Einwilligungen");
+    assert!(
+        browser.text("main").contains("Sie haben abgelehnt."),
+        "{}",
+        browser.text("main")
+    );
+    let contrast = browser.script(CONTRAST);
+    assert!(
+        contrast["ratio"].as_f64().is_some_and(|r| r >= 4.5),
+        "{contrast}"
+    );
+    assert_eq!(browser.script("return document.scripts.length"), 0);
+    browser.screenshot("personal-page-de");
+    browser.click("button.yes");
+    browser.heading_becomes("Ihre Änderung ist gespeichert");
+    let answer = use_of(&server, "C2");
+    assert_eq!(answer["may_use"], true, "{answer}");
+    let (_, bundle) = server.call(
+        "GET",
+        "/v1/contacts/C2/evidence",
+        Some(&server.keys.0),
+        None,
+    );
+    let consent = bundle["responses"]
+        .as_array()
+        .and_then(|r| r.iter().find(|x| x["kind"] == "consent"))
+        .unwrap_or_else(|| panic!("no consent in {bundle:#}"));
+    assert_eq!(consent["detail"]["initiative"], "own");
+    assert!(
+        consent["detail"]["user_agent"]
+            .as_str()
+            .is_some_and(|ua| ua.contains("Chrome/")),
+        "{consent}"
     );
 }

@@ -54,6 +54,7 @@ fn event() -> impl Strategy<Value = Event> {
         2 => Just(Event::Response { answer: Answer::Accept }),
         2 => Just(Event::Response { answer: Answer::Refuse }),
         1 => Just(Event::Withdraw),
+        1 => Just(Event::Consent),
         1 => Just(Event::Used),
         1 => Just(Event::DataChanged),
         1 => Just(Event::Bounce { channel: "email".to_owned() }),
@@ -348,10 +349,11 @@ proptest! {
         before in case(),
         after in case(),
         actions in proptest::collection::vec(action(), 0..3),
+        event in event(),
     ) {
         let now = t0().timestamp();
         let outcome = Outcome { case: after.clone(), actions: actions.clone(), trace: Vec::new() };
-        let verdict = engine::guardrail(&before, &outcome, now);
+        let verdict = engine::guardrail(&before, &event, &outcome, now);
         let asks = actions.iter().any(|a| matches!(a, Action::SendRequest { .. }));
         let cleans = actions.iter().any(|a| matches!(a, Action::Cleanup { .. }));
         let removed = |case: &Case| case.state.band() == Band::Removed;
@@ -384,6 +386,15 @@ proptest! {
                     && after.state == State::OtherBasis
                     && before.pending_basis.is_none(),
                 "another basis may follow",
+            ),
+            (
+                // A "no" ends only by the contact's own consent.
+                (matches!(before.state, State::Refused | State::Withdrawn)
+                    || (before.state == State::CleanupPending
+                        && before.cleanup.as_ref().is_some_and(|p| p.reason == "refusal")))
+                    && after.state == State::Consented
+                    && event != Event::Consent,
+                "the contact said no",
             ),
         ];
         let forbidden: Vec<&str> = reasons.iter().filter(|(applies, _)| *applies).map(|(_, words)| *words).collect();

@@ -377,7 +377,8 @@ fn the_tenants_own_text_is_the_one_in_the_mail_on_the_page_and_in_the_evidence_w
         Some(&serde_json::json!({"first_name": "Jana", "last_name": "Kühn", "email": "jana@example.de", "owner": "jk", "language": "de"})),
     );
     assert_eq!(status, 200);
-    let mails = sink.wait_for(4);
+    // (The fourth mail confirms C1's answer.)
+    let mails = sink.wait_for(5);
     let jana = parse(mail_to(&mails, "jana@example.de"));
     let jana_text = jana.body_text(0).expect("a text part").into_owned();
     assert!(

@@ -245,6 +245,25 @@ fn an_integrator_tailors_the_mail_and_the_page_and_a_broken_template_is_refused(
         "{}",
         stdout(&out)
     );
+    // A mail without the contact's personal link takes their way back away.
+    ws.write("nolink.txt", "{{ greeting }}\n{{ link }}\n");
+    let out = ws.run(&[
+        "template",
+        "set",
+        "acme",
+        "mail.txt",
+        "nolink.txt",
+        "--author",
+        "integrator",
+        "--message",
+        "kurz",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let said = format!("{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        said.contains("mail.txt must show {{ manage_link }}"),
+        "{said}"
+    );
     assert!(
         ws.ok(&["template", "list", "acme"])
             .contains("mail.txt       klar's")

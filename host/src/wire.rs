@@ -25,6 +25,8 @@ pub struct Item {
     pub seq: i64,
     pub contact: String,
     pub purpose: String,
+    /// `send-request`, `send-confirmation`, `create-task`, `cleanup`,
+    /// `block-use`, `cancel`, … (ignore kinds you do not know).
     pub kind: String,
     pub payload: Value,
     #[serde(serialize_with = "crate::times::json")]

@@ -395,14 +395,28 @@ pub struct Decision {
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum Event {
     Tick,
-    Response { answer: Answer },
-    Bounce { channel: String },
+    Response {
+        answer: Answer,
+    },
+    Bounce {
+        channel: String,
+    },
     ManualDecision(Decision),
-    Approve { by: String },
+    Approve {
+        by: String,
+    },
     Withdraw,
+    /// Consent on the contact's own initiative (their personal link).
+    Consent,
     Used,
-    HoldOn { by: String, reason: String },
-    HoldOff { by: String, reason: String },
+    HoldOn {
+        by: String,
+        reason: String,
+    },
+    HoldOff {
+        by: String,
+        reason: String,
+    },
     DataChanged,
 }
 
@@ -421,6 +435,7 @@ impl Event {
             }
             Event::Approve { by } => format!("approval by {by}"),
             Event::Withdraw => "withdrawal".to_owned(),
+            Event::Consent => "consent on the contact's own initiative".to_owned(),
             Event::Used => "used".to_owned(),
             Event::HoldOn { by, reason } => format!("legal hold on by {by} ({reason})"),
             Event::HoldOff { by, reason } => format!("legal hold off by {by} ({reason})"),

@@ -144,6 +144,7 @@ impl Step<'_> {
             Event::ManualDecision(decision) => self.decide(decision),
             Event::Approve { by } => self.approve(by),
             Event::Withdraw => self.withdraw(),
+            Event::Consent => self.consent(),
             Event::Used => {
                 self.used()?;
                 Ok(())
@@ -646,6 +647,39 @@ impl Step<'_> {
             }
             _ => {}
         }
+        self.grant_consent()
+    }
+
+    /// The contact consented on their own initiative, through their
+    /// personal link: their own decision, so it may end their refusal, their
+    /// withdrawal or the cleanup either started. klar never asked them (the
+    /// host refuses any request to a refused contact); the consent counts
+    /// like an answer from then on.
+    fn consent(&mut self) -> Result<(), StepError> {
+        match self.case.state {
+            State::Refused | State::Withdrawn => self.note(
+                "consent",
+                format!(
+                    "the contact {} earlier and now consents on their own initiative",
+                    self.case.state
+                ),
+            ),
+            State::CleanupPending => self.note(
+                "consent",
+                "the contact consents on their own initiative; the pending cleanup stops",
+            ),
+            State::Consented => self.note(
+                "consent",
+                "the contact consents again on their own initiative; the consent is renewed",
+            ),
+            _ => self.note("consent", "the contact consents on their own initiative"),
+        }
+        self.case.pending_basis = None;
+        self.grant_consent()
+    }
+
+    /// The case is consented from now on, with the policy's validity.
+    fn grant_consent(&mut self) -> Result<(), StepError> {
         let now = self.now();
         let valid_days =
             self.period_hook(Hook::ConsentValidDays, 0, hooks::DEFAULT_CONSENT_VALID_DAYS)?;

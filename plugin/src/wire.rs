@@ -250,6 +250,7 @@ pub fn event_to_wire(e: m::Event) -> w::Event {
         }),
         m::Event::Approve { by } => w::Event::Approve(by),
         m::Event::Withdraw => w::Event::Withdraw,
+        m::Event::Consent => w::Event::Consent,
         m::Event::Used => w::Event::Used,
         m::Event::HoldOn { by, reason } => w::Event::HoldOn(w::HoldChange { by, reason }),
         m::Event::HoldOff { by, reason } => w::Event::HoldOff(w::HoldChange { by, reason }),
@@ -282,6 +283,7 @@ pub fn event_from_wire(e: w::Event) -> m::Event {
         }),
         w::Event::Approve(by) => m::Event::Approve { by },
         w::Event::Withdraw => m::Event::Withdraw,
+        w::Event::Consent => m::Event::Consent,
         w::Event::Used => m::Event::Used,
         w::Event::HoldOn(h) => m::Event::HoldOn {
             by: h.by,

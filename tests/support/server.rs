@@ -54,6 +54,27 @@ impl Server {
             ])
         };
         let (acme, other) = (admin("acme"), admin("other"));
+        let (child, url) = Server::spawn(&ws, env, args, now);
+        Server {
+            child,
+            url,
+            ws,
+            keys: (acme.trim().to_owned(), other.trim().to_owned()),
+        }
+    }
+
+    /// Stops the server and starts it again on the same store, its clock
+    /// fixed at `now` (a later day of a scenario).
+    #[allow(dead_code)]
+    pub fn restart_at(&mut self, env: &[(&str, &str)], args: &[&str], now: &str) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (child, url) = Server::spawn(&self.ws, env, args, now);
+        self.child = child;
+        self.url = url;
+    }
+
+    fn spawn(ws: &Workspace, env: &[(&str, &str)], args: &[&str], now: &str) -> (Child, String) {
         let mut child = klar()
             .current_dir(ws.path())
             .env("KLAR_DB", ws.path().join("klar.db"))
@@ -86,12 +107,7 @@ impl Server {
                 }
             });
         }
-        Server {
-            child,
-            url,
-            ws,
-            keys: (acme.trim().to_owned(), other.trim().to_owned()),
-        }
+        (child, url)
     }
 
     pub fn agent() -> ureq::Agent {

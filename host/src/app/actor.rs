@@ -38,6 +38,7 @@ impl Actor {
             )),
             "cli" => Some("the CLI".to_owned()),
             "api" => Some("the API".to_owned()),
+            "personal-link" => Some("the contact's personal link".to_owned()),
             other => Some(other.to_owned()),
         }
     }

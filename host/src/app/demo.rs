@@ -489,7 +489,7 @@ pub fn run(
                 at,
             ) {
                 Ok(recorded) => {
-                    for r in recorded {
+                    for r in recorded.recorded {
                         match pending.answer {
                             Answer::Accept => {
                                 summary.accepted += 1;

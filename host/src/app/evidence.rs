@@ -297,11 +297,18 @@ pub fn summary(kind: &str, detail: &str) -> String {
         );
     }
     if kind == "mail-sent" {
-        out = format!(
-            "request mailed by klar (attempt {}, {})",
-            v.get("attempt").and_then(Value::as_i64).unwrap_or(0),
-            text("message_id").unwrap_or_default()
-        );
+        out = if text("template").as_deref() == Some("confirmation") {
+            format!(
+                "confirmation with the personal link mailed by klar ({})",
+                text("message_id").unwrap_or_default()
+            )
+        } else {
+            format!(
+                "request mailed by klar (attempt {}, {})",
+                v.get("attempt").and_then(Value::as_i64).unwrap_or(0),
+                text("message_id").unwrap_or_default()
+            )
+        };
     }
     if kind == "step-deferred" {
         let until = v
@@ -353,6 +360,7 @@ fn describe_event(event: &Value) -> String {
         "hold-on" => format!("legal hold on by {} ({})", field("by"), field("reason")),
         "hold-off" => format!("legal hold off by {} ({})", field("by"), field("reason")),
         "bounce" => format!("bounce on {}", field("channel")),
+        "consent" => "the contact consented on their own initiative".to_owned(),
         other => other.replace('-', " "),
     }
 }
@@ -463,7 +471,9 @@ pub fn export(
     let (deliveries, responses): (Vec<Record>, Vec<Record>) =
         rest.into_iter().partition(|r| r.kind == "mail-sent");
     let mut consent_texts: Vec<crate::store::texts::ConsentText> = Vec::new();
-    for r in &requests {
+    // The texts requests showed, and those consented to through the
+    // personal link.
+    for r in requests.iter().chain(&responses) {
         let version = r.detail.get("text_version").and_then(Value::as_i64);
         let language = r.detail.get("language").and_then(Value::as_str);
         if let (Some(version), Some(language)) = (version, language)

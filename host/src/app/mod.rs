@@ -17,6 +17,7 @@ pub mod evidence;
 pub mod explain;
 pub mod import;
 pub mod keys;
+pub mod personal;
 pub mod respond;
 pub mod settings;
 pub mod simulate;

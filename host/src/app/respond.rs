@@ -11,6 +11,7 @@ use std::net::IpAddr;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::personal::{Confirmed, confirm as confirm_answers};
 use crate::engine::Sessions;
 use crate::engine::{self, EventError, SessionError};
 use crate::plugin::{Answer, Event, State};
@@ -64,6 +65,20 @@ impl From<TokenLookupError> for RespondError {
     }
 }
 
+/// What a form or command answered: each purpose's answer, and the
+/// contact's personal link for the confirmation page, where they can change
+/// their answers later: the same secret, under `/p/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Responded {
+    pub recorded: Vec<Recorded>,
+    pub personal: String,
+}
+
+/// A user agent as evidence keeps it.
+pub(crate) fn cut_user_agent(ua: &str) -> String {
+    ua.chars().take(MAX_USER_AGENT).collect()
+}
+
 /// What the contact answered through one link.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Choice {
@@ -81,7 +96,7 @@ pub fn respond(
     answer: Answer,
     origin: &Origin,
     now: DateTime<Utc>,
-) -> Result<Vec<Recorded>, RespondError> {
+) -> Result<Responded, RespondError> {
     respond_to(store, sessions, secret, &Choice::All(answer), origin, now)
 }
 
@@ -96,7 +111,7 @@ pub fn respond_to(
     choice: &Choice,
     origin: &Origin,
     now: DateTime<Utc>,
-) -> Result<Vec<Recorded>, RespondError> {
+) -> Result<Responded, RespondError> {
     let open = tokens::redeemable(store.connection(), secret, now.timestamp())?;
     let answers: Vec<(tokens::Token, Answer)> = match choice {
         Choice::All(answer) => open.into_iter().map(|t| (t, *answer)).collect(),
@@ -124,19 +139,41 @@ pub fn respond_to(
     let open = sessions.get(store, &tenant)?;
     let mut session = open.lock();
     let policy_sha256 = open.sha256.as_str();
+    // The last answer's transaction also queues the confirmation of them
+    // all, with the contact's personal link.
+    let confirmed: Vec<(String, Answer, i64)> = answers
+        .iter()
+        .map(|(t, a)| (t.purpose.clone(), *a, t.text_version))
+        .collect();
     let mut recorded = Vec::with_capacity(answers.len());
-    for (token, answer) in answers {
+    let last = answers.len().saturating_sub(1);
+    for (i, (token, answer)) in answers.into_iter().enumerate() {
+        let confirm = (i == last).then_some((confirmed.as_slice(), secret));
         recorded.push(record(
             store,
             &mut session,
             (&tenant, policy_sha256),
-            token,
-            answer,
-            origin,
+            (token, answer),
+            (origin, confirm),
             now,
         )?);
     }
-    Ok(recorded)
+    Ok(Responded {
+        recorded,
+        personal: secret.trim().to_owned(),
+    })
+}
+
+/// What the last answer of a form confirms (every purpose answered, with
+/// its text version), and the link it came through (the personal link the
+/// confirmation carries).
+type Confirm<'a> = Option<(&'a [(String, Answer, i64)], &'a str)>;
+
+fn answer_word(answer: Answer) -> &'static str {
+    match answer {
+        Answer::Accept => "accept",
+        Answer::Refuse => "refuse",
+    }
 }
 
 /// One purpose's answer: its step, its evidence, its links closed.
@@ -144,9 +181,8 @@ fn record(
     store: &mut Store,
     session: &mut crate::runtime::Session,
     (tenant, policy_sha256): (&tenants::Tenant, &str),
-    token: tokens::Token,
-    answer: Answer,
-    origin: &Origin,
+    (token, answer): (tokens::Token, Answer),
+    (origin, confirm): (&Origin, Confirm<'_>),
     now: DateTime<Utc>,
 ) -> Result<Recorded, RespondError> {
     let at = now.timestamp();
@@ -159,10 +195,7 @@ fn record(
     )
     .map_err(StoreError::from)?;
     let text_sha256 = text.map(|t| t.sha256).unwrap_or_default();
-    let user_agent = origin
-        .user_agent
-        .as_deref()
-        .map(|ua| ua.chars().take(MAX_USER_AGENT).collect::<String>());
+    let user_agent = origin.user_agent.as_deref().map(cut_user_agent);
     let detail = serde_json::json!({
         "answer": answer,
         "channel": token.channel,
@@ -194,14 +227,18 @@ fn record(
                 &detail,
             )?;
             tokens::close_case(tx, &token, at)?;
-            tokens::answered(
-                tx,
-                &token,
-                match answer {
-                    Answer::Accept => "accept",
-                    Answer::Refuse => "refuse",
-                },
-            )?;
+            tokens::answered(tx, &token, answer_word(answer))?;
+            if let Some((answers, secret)) = confirm {
+                let answers: Vec<Confirmed<'_>> = answers
+                    .iter()
+                    .map(|(purpose, answer, version)| Confirmed {
+                        purpose,
+                        answer: answer_word(*answer),
+                        text_version: Some(*version),
+                    })
+                    .collect();
+                confirm_answers(tx, (&token.tenant, &token.contact), &answers, secret, at)?;
+            }
             Ok(())
         },
     )

@@ -219,7 +219,7 @@ pub fn run(
                 at,
             ) {
                 Ok(recorded) => {
-                    for recorded in recorded {
+                    for recorded in recorded.recorded {
                         let week = &mut weeks[week_no];
                         let verb = match pending.answer {
                             Answer::Accept => {

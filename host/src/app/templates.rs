@@ -20,6 +20,9 @@ pub enum TemplateError {
     Mistakes(Vec<Diagnostic>),
     #[error("{0}")]
     Field(String),
+    /// A mail template that does not show a link every mail must carry.
+    #[error("{0}")]
+    LinkMissing(String),
     #[error("tenant {tenant} has no template {name} of its own; klar's applies")]
     NoneOfItsOwn { tenant: String, name: String },
     #[error(transparent)]
@@ -40,6 +43,10 @@ impl From<tenants::TenantError> for TemplateError {
         }
     }
 }
+
+/// The links of the sample mail a template is checked with.
+const SAMPLE_LINK: &str = "https://klar.example/r/0000";
+const SAMPLE_PERSONAL_LINK: &str = "https://klar.example/p/0000";
 
 /// klar's own template of this name.
 pub fn builtin(name: &str) -> Option<&'static str> {
@@ -108,7 +115,7 @@ pub fn check(tenant: &tenants::Tenant, name: &str, source: &str) -> Result<(), T
                     &items,
                     ("0000", "0000"),
                 )
-                .map(drop)
+                .map(|_| Vec::new())
             }
             _ => {
                 let own = crate::delivery::mail::OwnTemplates {
@@ -121,15 +128,39 @@ pub fn check(tenant: &tenants::Tenant, name: &str, source: &str) -> Result<(), T
                     company: &tenant.name,
                     legal: &super::settings::footer(tenant, language),
                     texts: &[("Newsletter".to_owned(), sample.clone())],
-                    link: "https://klar.example/r/0000",
+                    link: SAMPLE_LINK,
+                    manage_link: SAMPLE_PERSONAL_LINK,
                     expires: None,
                     reminder: false,
                     own: &own,
                 })
-                .map(drop)
+                .map(|mail| {
+                    let body = if name == "mail.txt" {
+                        mail.plain
+                    } else {
+                        mail.html
+                    };
+                    [SAMPLE_LINK, SAMPLE_PERSONAL_LINK]
+                        .into_iter()
+                        .filter(|link| !body.contains(link))
+                        .collect::<Vec<_>>()
+                })
             }
         };
-        rendered.map_err(|e| TemplateError::Mistakes(vec![diagnostic(source, &e)]))?;
+        let missing =
+            rendered.map_err(|e| TemplateError::Mistakes(vec![diagnostic(source, &e)]))?;
+        // A request mail without its link cannot be answered, and one
+        // without the personal link takes the contact's way back away.
+        if let Some(link) = missing.first() {
+            let variable = if *link == SAMPLE_LINK {
+                "{{ link }}"
+            } else {
+                "{{ manage_link }}"
+            };
+            return Err(TemplateError::LinkMissing(format!(
+                "{name} must show {variable}: every mail carries the response link and the contact's personal link ({language}: {link} is not in the sample mail)"
+            )));
+        }
     }
     Ok(())
 }

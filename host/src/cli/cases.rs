@@ -230,7 +230,7 @@ pub(super) fn respond(
         origin,
         now,
     ) {
-        Ok(recorded) => {
+        Ok(respond::Responded { recorded, personal }) => {
             if json {
                 // One link used to answer one purpose; keep that shape for
                 // it, and list the answers of a link that asked about several.
@@ -250,6 +250,10 @@ pub(super) fn respond(
                         recorded.text_version,
                         &recorded.text_sha256.get(..12).unwrap_or_default()
                     );
+                }
+                // Under `klar serve`'s public URL; the contact's way back.
+                if !personal.is_empty() {
+                    println!("personal link: /p/{personal}");
                 }
             }
             Ok(ExitCode::SUCCESS)

@@ -265,6 +265,7 @@ fn preview(
             own: &own_mail,
             texts: &shown,
             link,
+            manage_link: "https://klar.example/p/0000preview0000",
             expires,
             reminder: false,
         })?;
@@ -366,6 +367,10 @@ pub(super) fn template(db: &Path, command: super::TemplateCommand) -> Result<Exi
                         "{shown}: not set: the template has {} mistake(s)",
                         found.len()
                     );
+                    Ok(ExitCode::from(1))
+                }
+                Err(TemplateError::LinkMissing(why)) => {
+                    show!("{}: not set: {why}", file.display());
                     Ok(ExitCode::from(1))
                 }
                 Err(err) => Err(err.into()),

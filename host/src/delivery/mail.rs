@@ -49,7 +49,7 @@ pub enum MailError {
 
 /// Why one action cannot become a mail; parks it, as retrying will not help.
 #[derive(Debug, thiserror::Error)]
-enum Unsendable {
+pub(super) enum Unsendable {
     #[error("the contact has no e-mail address")]
     NoAddress,
     #[error("the contact's e-mail address {0:?} is not valid")]
@@ -164,7 +164,12 @@ impl Mailer {
             )?;
             for (mut item, attempts) in due {
                 crate::delivery::add_response_url(&mut item, public_url);
-                let message = match compose(store.connection(), tenant, &item, from, now) {
+                let composed = if item.kind == "send-confirmation" {
+                    super::confirmation::compose(store.connection(), tenant, &item, from, now)
+                } else {
+                    compose(store.connection(), tenant, &item, from, now)
+                };
+                let message = match composed {
                     Ok(message) => message,
                     Err(Unsendable::Store(err)) => return Err(err.into()),
                     Err(err) => {
@@ -307,26 +312,27 @@ fn sent(
 
 /// The words of a mail in one language; the consent text itself comes from
 /// the tenant's versioned texts.
-struct Words {
-    subject_request: &'static str,
-    subject_reminder: &'static str,
-    greeting: &'static str,
-    greeting_unnamed: &'static str,
-    intro: &'static str,
-    reminder_intro: &'static str,
-    intro_several: &'static str,
-    reminder_intro_several: &'static str,
-    and: &'static str,
-    text_heading: &'static str,
-    call: &'static str,
-    button: &'static str,
-    valid_until: &'static str,
-    no_answer: &'static str,
-    withdraw: &'static str,
-    regards: &'static str,
-    footer: &'static str,
-    imprint: &'static str,
-    privacy: &'static str,
+pub(super) struct Words {
+    pub(super) subject_request: &'static str,
+    pub(super) subject_reminder: &'static str,
+    pub(super) greeting: &'static str,
+    pub(super) greeting_unnamed: &'static str,
+    pub(super) intro: &'static str,
+    pub(super) reminder_intro: &'static str,
+    pub(super) intro_several: &'static str,
+    pub(super) reminder_intro_several: &'static str,
+    pub(super) and: &'static str,
+    pub(super) text_heading: &'static str,
+    pub(super) call: &'static str,
+    pub(super) button: &'static str,
+    pub(super) valid_until: &'static str,
+    pub(super) no_answer: &'static str,
+    pub(super) withdraw: &'static str,
+    pub(super) manage: &'static str,
+    pub(super) regards: &'static str,
+    pub(super) footer: &'static str,
+    pub(super) imprint: &'static str,
+    pub(super) privacy: &'static str,
 }
 
 const DE: Words = Words {
@@ -345,6 +351,7 @@ const DE: Words = Words {
     valid_until: "Der Link gilt bis zum {date}.",
     no_answer: "Wenn Sie nicht zustimmen, verwenden wir Ihre Daten für diesen Zweck nicht weiter.",
     withdraw: "Sie können eine Einwilligung jederzeit mit Wirkung für die Zukunft widerrufen.",
+    manage: "Über Ihren persönlichen Link können Sie Ihre Antworten jederzeit ansehen und ändern, auch später noch: eine Einwilligung widerrufen oder doch noch einwilligen.",
     regards: "Mit freundlichen Grüßen",
     footer: "Diese Nachricht ist persönlich an Sie gerichtet. Bitte leiten Sie den Link nicht weiter.",
     imprint: "Impressum",
@@ -367,17 +374,18 @@ const EN: Words = Words {
     valid_until: "The link is valid until {date}.",
     no_answer: "If you do not agree, we will no longer use your data for this purpose.",
     withdraw: "You can withdraw a consent at any time with effect for the future.",
+    manage: "Through your personal link you can see and change your answers at any time, later too: withdraw a consent or agree after all.",
     regards: "Kind regards",
     footer: "This message is addressed to you personally. Please do not forward the link.",
     imprint: "Legal notice",
     privacy: "Privacy notice",
 };
 
-fn words(language: &str) -> &'static Words {
+pub(super) fn words(language: &str) -> &'static Words {
     if language == "en" { &EN } else { &DE }
 }
 
-fn fill(template: &str, pairs: &[(&str, &str)]) -> String {
+pub(super) fn fill(template: &str, pairs: &[(&str, &str)]) -> String {
     pairs.iter().fold(template.to_owned(), |out, (key, value)| {
         out.replace(&format!("{{{key}}}"), value)
     })
@@ -432,6 +440,8 @@ pub(crate) struct Draft<'a> {
     /// Each purpose asked about, as the contact reads it, with its text.
     pub texts: &'a [(String, texts::ConsentText)],
     pub link: &'a str,
+    /// The contact's personal link, where they change their answers later.
+    pub manage_link: &'a str,
     pub expires: Option<DateTime<chrono_tz::Tz>>,
     /// A reminder, not the first request.
     pub reminder: bool,
@@ -456,6 +466,7 @@ pub(crate) fn render(draft: &Draft<'_>) -> Result<Rendered, minijinja::Error> {
         legal,
         texts: shown,
         link,
+        manage_link,
         expires,
         reminder,
         own,
@@ -498,15 +509,10 @@ pub(crate) fn render(draft: &Draft<'_>) -> Result<Rendered, minijinja::Error> {
         &pairs,
     );
     let valid_until = fill(w.valid_until, &[("date", &expires)]);
-    // The link is klar's public URL and a hex token; shown unescaped so that
-    // mail clients display it as written (minijinja would escape each `/`).
-    let link = if link.contains(['"', '\'', '<', '>', '&']) {
-        minijinja::Value::from(link)
-    } else {
-        minijinja::Value::from_safe_string(link.to_owned())
-    };
+    let (link, manage_link) = (url_value(link), url_value(manage_link));
     let ctx = context! {
-        lang => language, subject, greeting, intro, company, link,
+        lang => language, subject, greeting, intro, company, link, manage_link,
+        manage => w.manage,
         texts => shown
             .iter()
             .map(|(purpose, text)| context! {
@@ -527,16 +533,24 @@ pub(crate) fn render(draft: &Draft<'_>) -> Result<Rendered, minijinja::Error> {
     })
 }
 
-/// Builds the mail for one `send-request` action.
-fn compose(
+/// A link as the templates show it: klar's public URL and a hex token,
+/// unescaped so that mail clients display it as written (minijinja would
+/// escape each `/`); anything else is escaped.
+pub(crate) fn url_value(link: &str) -> minijinja::Value {
+    if link.contains(['"', '\'', '<', '>', '&']) {
+        minijinja::Value::from(link)
+    } else {
+        minijinja::Value::from_safe_string(link.to_owned())
+    }
+}
+
+/// The contact's name (empty if unknown) and mailbox.
+pub(super) fn recipient(
     conn: &Conn,
-    tenant_id: &str,
-    item: &Item,
-    from: &Mailbox,
-    now: DateTime<Utc>,
-) -> Result<Message, Unsendable> {
-    let tenant = tenants::require(conn, tenant_id).map_err(|_| Unsendable::Gone)?;
-    let (first, last, email) = crate::store::contacts::addressee(conn, tenant_id, &item.contact)
+    tenant: &str,
+    contact: &str,
+) -> Result<(String, Mailbox), Unsendable> {
+    let (first, last, email) = crate::store::contacts::addressee(conn, tenant, contact)
         .ok()
         .flatten()
         .ok_or(Unsendable::Gone)?;
@@ -551,6 +565,19 @@ fn compose(
             .parse()
             .map_err(|_| Unsendable::BadAddress(email.clone()))?,
     );
+    Ok((name, to))
+}
+
+/// Builds the mail for one `send-request` action.
+fn compose(
+    conn: &Conn,
+    tenant_id: &str,
+    item: &Item,
+    from: &Mailbox,
+    now: DateTime<Utc>,
+) -> Result<Message, Unsendable> {
+    let tenant = tenants::require(conn, tenant_id).map_err(|_| Unsendable::Gone)?;
+    let (name, to) = recipient(conn, tenant_id, &item.contact)?;
     let payload = &item.payload;
     let text_field = |key: &str| payload.get(key).and_then(Value::as_str).unwrap_or("");
     // The text is in the language it was issued in (one the tenant wrote,
@@ -598,6 +625,7 @@ fn compose(
     if link.is_empty() {
         return Err(Unsendable::Gone);
     }
+    let manage_link = text_field("personal_url").to_owned();
     let expires = payload
         .get("link_expires_at")
         .and_then(crate::times::from_json)
@@ -616,12 +644,24 @@ fn compose(
         own: &OwnTemplates::of(conn, tenant_id)?,
         texts: &shown,
         link: &link,
+        manage_link: &manage_link,
         expires,
         reminder,
     })
     .map_err(|e| Unsendable::Build(e.to_string()))?;
-    // The action's id makes the Message-ID: a mail sent again after a lost
-    // acknowledgement is the same mail to the recipient's client.
+    outbox_mail(item, (from, to), &subject, (plain, html), now)
+}
+
+/// The mail of one outbox action. Its id makes the Message-ID: a mail sent
+/// again after a lost acknowledgement is the same mail to the recipient's
+/// client.
+pub(super) fn outbox_mail(
+    item: &Item,
+    (from, to): (&Mailbox, Mailbox),
+    subject: &str,
+    (plain, html): (String, String),
+    now: DateTime<Utc>,
+) -> Result<Message, Unsendable> {
     let message_id = format!("<klar.{}@{}>", item.id, from.email.domain());
     Message::builder()
         .message_id(Some(message_id))

@@ -3,6 +3,7 @@
 //! and parked after repeated failures; `target` keeps webhooks off private
 //! addresses.
 
+mod confirmation;
 pub mod mail;
 pub mod target;
 pub mod webhook;
@@ -12,16 +13,25 @@ use serde_json::Value;
 use crate::store::outbox::Item;
 
 /// `payload.response_url`: the link the contact clicks, on the response page
-/// under `public_url`, for a request that carries a token; ready for the
-/// sender's mail. The store keeps only the token; the page's address is the
+/// under `public_url`, for a request that carries a token; and
+/// `payload.personal_url`, the contact's personal link (where they change
+/// their answers later), for an action that carries one. Ready for the
+/// sender's mail. The store keeps only the tokens; the pages' address is the
 /// server's knowledge.
 pub fn add_response_url(item: &mut Item, public_url: &str) {
-    let url = item
-        .payload
-        .get("token")
-        .and_then(Value::as_str)
-        .map(|t| format!("{public_url}/r/{t}"));
-    if let (Some(url), Some(object)) = (url, item.payload.as_object_mut()) {
-        object.insert("response_url".to_owned(), Value::String(url));
+    for (token, url, path) in [
+        ("token", "response_url", "r"),
+        // A message's link is the contact's personal link too.
+        ("token", "personal_url", "p"),
+        ("personal_token", "personal_url", "p"),
+    ] {
+        let link = item
+            .payload
+            .get(token)
+            .and_then(Value::as_str)
+            .map(|t| format!("{public_url}/{path}/{t}"));
+        if let (Some(link), Some(object)) = (link, item.payload.as_object_mut()) {
+            object.insert(url.to_owned(), Value::String(link));
+        }
     }
 }

@@ -125,7 +125,7 @@ pub(super) fn apply_contact(
     let mut verdicts = Vec::with_capacity(steps.len());
     for step in steps {
         let verdict = match step.result {
-            Ok(outcome) => match guardrail(step.before, &outcome, now) {
+            Ok(outcome) => match guardrail(step.before, step.event, &outcome, now) {
                 Some(why) => Err(format!("guardrail: {why}")),
                 None => with_owner(outcome, ctx.tenant),
             },
@@ -653,7 +653,7 @@ pub(super) fn end_every_purpose(
             },
         )?;
     }
-    for kind in ["send-request", "create-task"] {
+    for kind in ["send-request", "create-task", "send-confirmation"] {
         for pending in outbox::pending(tx, tenant, contact, kind)? {
             cancel(tx, tenant, contact, &pending, "the contact was erased", now)?;
         }

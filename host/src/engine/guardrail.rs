@@ -1,12 +1,20 @@
 //! The host's guardrails: rules no plugin or policy can override.
 
-use crate::plugin::{Action, Band, Case, Outcome, State};
+use crate::plugin::{Action, Band, Case, Event, Outcome, State};
 
 /// The host's guardrails: rules no plugin or policy can override. Returns why
 /// an outcome must not be applied, if it must not.
-pub fn guardrail(before: &Case, outcome: &Outcome, now: i64) -> Option<String> {
+pub fn guardrail(before: &Case, event: &Event, outcome: &Outcome, now: i64) -> Option<String> {
     if before.state == State::Purged && outcome.case != *before {
         return Some("purged is final; the plugin tried to change a purged case".to_owned());
+    }
+    // A contact's "no" ends only by their own "yes": no policy, tick or
+    // person turns it into consent.
+    if said_no(before) && outcome.case.state == State::Consented && *event != Event::Consent {
+        return Some(format!(
+            "the contact said no ({}); only their own consent through their personal link ends that",
+            before.state
+        ));
     }
     // Another basis overrides a refusal, a withdrawal or a pending cleanup
     // only as a second person's approval of one a first person asked for.
@@ -59,6 +67,20 @@ pub fn guardrail(before: &Case, outcome: &Outcome, now: i64) -> Option<String> {
     None
 }
 
+/// Whether the contact refused or withdrew: the case is refused or
+/// withdrawn, or its cleanup started from either. klar never asks them
+/// again; only their own consent ends it.
+pub fn said_no(case: &Case) -> bool {
+    match case.state {
+        State::Refused | State::Withdrawn => true,
+        State::CleanupPending => matches!(
+            case.cleanup.as_ref().map(|p| p.reason.as_str()),
+            Some("refusal" | "withdrawal")
+        ),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,13 +106,37 @@ mod tests {
         before.state = State::Refused;
         let mut after = before.clone();
         after.state = State::OtherBasis;
-        assert!(guardrail(&before, &outcome(after.clone(), vec![]), 0).is_some());
+        assert!(guardrail(&before, &Event::Tick, &outcome(after.clone(), vec![]), 0).is_some());
         before.pending_basis = Some(crate::plugin::PendingBasis {
             reason: "Vertrag".into(),
             requested_by: "jk".into(),
         });
         after.pending_basis = None;
-        assert_eq!(guardrail(&before, &outcome(after, vec![]), 0), None);
+        assert_eq!(
+            guardrail(&before, &Event::Tick, &outcome(after, vec![]), 0),
+            None
+        );
+    }
+
+    #[test]
+    fn only_the_contacts_own_consent_ends_their_no() {
+        for state in [State::Refused, State::Withdrawn] {
+            let mut before = Case::new("newsletter");
+            before.state = state;
+            let mut after = before.clone();
+            after.state = State::Consented;
+            let why = guardrail(&before, &Event::Tick, &outcome(after.clone(), vec![]), 0)
+                .expect("refused");
+            assert!(why.starts_with("the contact said no"), "{why}");
+            let accept = Event::Response {
+                answer: crate::plugin::Answer::Accept,
+            };
+            assert!(guardrail(&before, &accept, &outcome(after.clone(), vec![]), 0).is_some());
+            assert_eq!(
+                guardrail(&before, &Event::Consent, &outcome(after, vec![]), 0),
+                None
+            );
+        }
     }
 
     #[test]
@@ -105,7 +151,7 @@ mod tests {
             attempt: 1,
             link_expires_at: t(180),
         };
-        assert!(guardrail(&before, &outcome(after, vec![send]), 0).is_some());
+        assert!(guardrail(&before, &Event::Tick, &outcome(after, vec![send]), 0).is_some());
     }
 
     #[test]
@@ -131,15 +177,18 @@ mod tests {
                 keep_evidence_until: t(11),
             }],
         );
-        let early = guardrail(&before, &purge, t(5).timestamp()).expect("refused");
+        let early = guardrail(&before, &Event::Tick, &purge, t(5).timestamp()).expect("refused");
         assert!(
             early.starts_with("cleanup before the grace period ends"),
             "{early}"
         );
-        assert_eq!(guardrail(&before, &purge, t(11).timestamp()), None);
+        assert_eq!(
+            guardrail(&before, &Event::Tick, &purge, t(11).timestamp()),
+            None
+        );
         before.legal_hold = true;
         assert_eq!(
-            guardrail(&before, &purge, t(11).timestamp()).as_deref(),
+            guardrail(&before, &Event::Tick, &purge, t(11).timestamp()).as_deref(),
             Some("the case is on legal hold; no cleanup")
         );
     }
@@ -150,9 +199,9 @@ mod tests {
         before.state = State::Purged;
         let mut after = before.clone();
         after.state = State::Consented;
-        assert!(guardrail(&before, &outcome(after, vec![]), 0).is_some());
+        assert!(guardrail(&before, &Event::Tick, &outcome(after, vec![]), 0).is_some());
         assert_eq!(
-            guardrail(&before, &outcome(before.clone(), vec![]), 0),
+            guardrail(&before, &Event::Tick, &outcome(before.clone(), vec![]), 0),
             None
         );
     }

@@ -26,7 +26,7 @@ use crate::plugin::Clock;
 use crate::store::tenants::Tenant;
 
 pub use apply::{Applied, MESSAGE_GAP_SECONDS, next_message_at};
-pub use guardrail::guardrail;
+pub use guardrail::{guardrail, said_no};
 pub use session::{
     OpenSession, RunningPolicy, SessionError, Sessions, running_policy, tenant_session,
 };

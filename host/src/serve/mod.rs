@@ -16,6 +16,7 @@ mod error;
 mod guard;
 mod listen;
 pub(crate) mod page;
+mod personal;
 mod policy;
 mod schemas;
 mod settings;
@@ -258,6 +259,7 @@ fn router(state: State) -> Router {
             }),
         )
         .merge(page::routes())
+        .merge(personal::routes())
         .merge(cockpit::routes())
         .fallback(|| async { ApiError::not_found("no such route; the API is under /v1") })
         // The guard reads every body within its limits; axum's own 2 MiB

@@ -39,7 +39,7 @@ pub(super) fn routes() -> Router<State> {
     Router::new().route("/r/{token}", get(show).post(answer))
 }
 
-const CSRF_COOKIE: &str = "klar_csrf";
+pub(super) const CSRF_COOKIE: &str = "klar_csrf";
 
 struct Texts {
     title: &'static str,
@@ -70,6 +70,8 @@ struct Texts {
     imprint: &'static str,
     privacy: &'static str,
     legal: &'static str,
+    personal_intro: &'static str,
+    personal_label: &'static str,
 }
 
 const DE: Texts = Texts {
@@ -101,6 +103,8 @@ const DE: Texts = Texts {
     imprint: "Impressum",
     privacy: "Datenschutzhinweise",
     legal: "Angaben zum Unternehmen",
+    personal_intro: "Über Ihren persönlichen Link können Sie Ihre Antwort jederzeit ändern, auch später noch: eine Einwilligung widerrufen oder doch noch einwilligen. Bitte bewahren Sie ihn auf; wir schicken ihn Ihnen auch mit der Bestätigung.",
+    personal_label: "Meine Einwilligungen ansehen und ändern",
 };
 
 const EN: Texts = Texts {
@@ -132,16 +136,18 @@ const EN: Texts = Texts {
     imprint: "Legal notice",
     privacy: "Privacy notice",
     legal: "About the company",
+    personal_intro: "Through your personal link you can change your answer at any time, later too: withdraw a consent or agree after all. Please keep it; we also send it to you with the confirmation.",
+    personal_label: "See and change my consents",
 };
 
 #[derive(Debug, Deserialize)]
-struct LangQuery {
+pub(super) struct LangQuery {
     lang: Option<String>,
 }
 
 /// `?lang=` wins; then the first German or English Accept-Language entry;
 /// `None` if neither says (the link's own language applies then).
-fn asked_language(query: &LangQuery, headers: &HeaderMap) -> Option<&'static str> {
+pub(super) fn asked_language(query: &LangQuery, headers: &HeaderMap) -> Option<&'static str> {
     if let Some(l) = &query.lang {
         return Some(if l.starts_with("en") { "en" } else { "de" });
     }
@@ -166,7 +172,7 @@ fn asked_language(query: &LangQuery, headers: &HeaderMap) -> Option<&'static str
     None
 }
 
-fn language(query: &LangQuery, headers: &HeaderMap) -> &'static str {
+pub(super) fn language(query: &LangQuery, headers: &HeaderMap) -> &'static str {
     asked_language(query, headers).unwrap_or("de")
 }
 
@@ -177,24 +183,41 @@ fn texts(lang: &str) -> &'static Texts {
 /// klar's own response page, which a tenant's replaces.
 pub(crate) const RESPONSE_HTML: &str = include_str!("../../templates/response.html");
 
-fn env() -> Environment<'static> {
+pub(super) fn env() -> Environment<'static> {
     let mut env = Environment::new();
     // Templates are part of the binary; a broken one is a build-time mistake
     // caught by the page tests.
     let _ = env.add_template("response.html", RESPONSE_HTML);
     let _ = env.add_template("message.html", include_str!("../../templates/message.html"));
+    let _ = env.add_template(
+        "personal.html",
+        include_str!("../../templates/personal.html"),
+    );
     env
 }
 
-fn message(status: StatusCode, lang: &str, heading: &str, body: &str) -> Response {
+pub(super) fn message(status: StatusCode, lang: &str, heading: &str, body: &str) -> Response {
+    message_with_link(status, lang, (heading, body), None)
+}
+
+/// A message page with a link under it: (its introduction, its label, the
+/// URL).
+pub(super) fn message_with_link(
+    status: StatusCode,
+    lang: &str,
+    (heading, body): (&str, &str),
+    link: Option<(&str, &str, &str)>,
+) -> Response {
+    let (link_intro, link_label, link) = link.unwrap_or_default();
+    let link = crate::delivery::mail::url_value(link);
     let html = env()
         .get_template("message.html")
-        .and_then(|t| t.render(context! { lang, heading, body }))
+        .and_then(|t| t.render(context! { lang, heading, body, link_intro, link_label, link }))
         .unwrap_or_else(|e| format!("<!doctype html><title>klar</title><p>{e}</p>"));
     (status, security_headers(), Html(html)).into_response()
 }
 
-fn security_headers() -> [(header::HeaderName, HeaderValue); 4] {
+pub(super) fn security_headers() -> [(header::HeaderName, HeaderValue); 4] {
     [
         (
             header::CONTENT_SECURITY_POLICY,
@@ -217,7 +240,7 @@ fn security_headers() -> [(header::HeaderName, HeaderValue); 4] {
     ]
 }
 
-fn invalid(lang: &str) -> Response {
+pub(super) fn invalid(lang: &str) -> Response {
     let t = texts(lang);
     message(
         StatusCode::NOT_FOUND,
@@ -351,6 +374,17 @@ async fn show(
         &items,
         (&token, &csrf),
     );
+    with_csrf_cookie(&state, "/r/", &csrf, html)
+}
+
+/// A page with a form: the HTML, and the CSRF value its form carries in a
+/// cookie for `path` (see the module comment).
+pub(super) fn with_csrf_cookie(
+    state: &State,
+    path: &str,
+    csrf: &str,
+    html: Result<String, minijinja::Error>,
+) -> Response {
     match html {
         Ok(html) => {
             let secure = if state.public_url.starts_with("https://") {
@@ -359,7 +393,7 @@ async fn show(
                 ""
             };
             let cookie =
-                format!("{CSRF_COOKIE}={csrf}; Path=/r/; HttpOnly; SameSite=Strict{secure}");
+                format!("{CSRF_COOKIE}={csrf}; Path={path}; HttpOnly; SameSite=Strict{secure}");
             let mut response = (StatusCode::OK, security_headers(), Html(html)).into_response();
             if let Ok(value) = HeaderValue::from_str(&cookie) {
                 response.headers_mut().insert(header::SET_COOKIE, value);
@@ -504,13 +538,20 @@ async fn answer(
     })
     .await;
     match result {
-        Ok(Ok(_)) => {
+        Ok(Ok(responded)) => {
             let (heading, body) = match answers {
                 (true, false) => (t.thanks_accept_heading, t.thanks_accept_body),
                 (false, true) => (t.thanks_refuse_heading, t.thanks_refuse_body),
                 _ => (t.thanks_mixed_heading, t.thanks_mixed_body),
             };
-            message(StatusCode::OK, lang, heading, body)
+            // The way back: where the contact changes this answer later.
+            let personal = format!("{}/p/{}", state.public_url, responded.personal);
+            let link = (!responded.personal.is_empty()).then_some((
+                t.personal_intro,
+                t.personal_label,
+                personal.as_str(),
+            ));
+            message_with_link(StatusCode::OK, lang, (heading, body), link)
         }
         Ok(Err(RespondError::Token(
             TokenError::Unknown | TokenError::Used | TokenError::Expired,

@@ -111,7 +111,8 @@ pub fn list(conn: &Conn, tenant: &str, filter: &Filter<'_>) -> Result<Vec<Item>>
         "SELECT {COLUMNS} FROM outbox
          WHERE tenant = ?1 AND seq > ?4 AND (?2 IS NULL OR contact = ?2) AND (?3 OR acked_at IS NULL)
            AND (NOT ?6 OR parked_at IS NOT NULL)
-           AND NOT (?7 AND kind = 'send-request' AND json_extract(payload, '$.channel') IS 'email')
+           AND NOT (?7 AND kind IN ('send-request', 'send-confirmation')
+                    AND json_extract(payload, '$.channel') IS 'email')
            AND (?8 IS NULL OR deliver_after IS NULL OR deliver_after <= ?8)
          ORDER BY seq LIMIT ?5"
     ))?;
@@ -167,7 +168,7 @@ pub fn acknowledge(tx: &Tx<'_>, tenant: &str, ids: &[String], now: i64) -> Resul
         n += tx
             .sql()
             .prepare_cached(
-                "UPDATE outbox SET acked_at = ?3, payload = json_remove(payload, '$.token')
+                "UPDATE outbox SET acked_at = ?3, payload = json_remove(payload, '$.token', '$.personal_token')
                  WHERE tenant = ?1 AND id = ?2 AND acked_at IS NULL",
             )?
             .execute(params![tenant, id, now])?;
@@ -272,7 +273,7 @@ pub fn cancel(
     tx.sql()
         .prepare_cached(
             "UPDATE outbox SET acked_at = ?3, cancelled_at = ?3, cancel_reason = ?4,
-                               payload = json_remove(payload, '$.token')
+                               payload = json_remove(payload, '$.token', '$.personal_token')
          WHERE tenant = ?1 AND id = ?2",
         )?
         .execute(params![tenant, pending.id, now, reason])?;

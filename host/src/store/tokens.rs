@@ -155,6 +155,33 @@ pub fn redeemable(conn: &Conn, secret: &str, now: i64) -> Result<Vec<Token>, Tok
     Ok(open)
 }
 
+/// The contact behind a personal link: the secret of any message klar sent
+/// them. `/r/SECRET` answers that message's request once, before it
+/// expires; `/p/SECRET` shows the contact's page for as long as klar knows
+/// them (the caller checks that the contact was not erased). Nothing more
+/// is stored for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonalLink {
+    /// The id of the message's token, for evidence.
+    pub id: String,
+    pub tenant: String,
+    pub contact: String,
+}
+
+pub fn personal(conn: &Conn, secret: &str) -> Result<PersonalLink, TokenLookupError> {
+    conn.sql()
+        .prepare_cached("SELECT id, tenant, contact FROM response_tokens WHERE hash = ?1")?
+        .query_row([hash(secret)], |r| {
+            Ok(PersonalLink {
+                id: r.get(0)?,
+                tenant: r.get(1)?,
+                contact: r.get(2)?,
+            })
+        })
+        .optional()?
+        .ok_or(TokenLookupError::Token(TokenError::Unknown))
+}
+
 /// Closes every open link of a case (it was purged with its person).
 pub fn close_for_case(
     tx: &Tx<'_>,

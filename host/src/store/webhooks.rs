@@ -72,7 +72,8 @@ pub fn all(conn: &Conn) -> Result<Vec<Webhook>> {
 }
 
 /// Which actions a deliverer takes: klar's own mailer takes the e-mail
-/// requests of tenants it mails for, the webhook everything else.
+/// requests and confirmations of tenants it mails for, the webhook
+/// everything else.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Take {
     Everything,
@@ -100,7 +101,7 @@ pub fn due(
          WHERE tenant = ?1 AND acked_at IS NULL AND parked_at IS NULL
            AND (next_attempt_ms IS NULL OR next_attempt_ms <= ?2)
            AND (deliver_after IS NULL OR deliver_after <= ?5)
-           AND (?4 = 0 OR (?4 = 1) = (kind = 'send-request'
+           AND (?4 = 0 OR (?4 = 1) = (kind IN ('send-request', 'send-confirmation')
                                       AND json_extract(payload, '$.channel') IS 'email'))
          ORDER BY seq LIMIT ?3",
         super::outbox::COLUMNS
@@ -127,7 +128,7 @@ pub fn due(
 pub fn delivered(conn: &Conn, tenant: &str, id: &str, now: i64) -> Result<()> {
     conn.sql().execute(
         "UPDATE outbox SET acked_at = ?3, last_error = NULL,
-                           payload = json_remove(payload, '$.token')
+                           payload = json_remove(payload, '$.token', '$.personal_token')
          WHERE tenant = ?1 AND id = ?2",
         params![tenant, id, now],
     )?;

@@ -328,6 +328,49 @@ fn withdrawal_after_consent() {
 }
 
 #[test]
+fn a_refused_contact_may_consent_on_their_own_initiative() {
+    // Blocked without cleanup: refused stays refused until the contact acts.
+    let mut run = Run::new(r#"fn on_refusal(contact, case) { "block" }"#);
+    run.tick(t0());
+    run.at(
+        day(1),
+        Event::Response {
+            answer: Answer::Refuse,
+        },
+    );
+    let o = run.at(day(40), Event::Consent);
+    assert_eq!(o.case.state, State::Consented);
+    assert_eq!(o.case.consented_at, Some(day(40)));
+    assert!(o.case.review_at > Some(day(40)), "a fresh validity");
+    assert!(sends(&o).is_empty(), "nobody asked them");
+    assert!(
+        o.trace.iter().any(|e| e
+            .output
+            .contains("refused earlier and now consents on their own initiative")),
+        "{:?}",
+        o.trace
+    );
+}
+
+#[test]
+fn consent_on_their_own_initiative_stops_the_cleanup_of_a_withdrawal() {
+    let mut run = Run::new(POLICY);
+    run.tick(t0());
+    run.at(
+        day(1),
+        Event::Response {
+            answer: Answer::Accept,
+        },
+    );
+    let withdrawn = run.at(day(30), Event::Withdraw);
+    assert_eq!(withdrawn.case.state, State::CleanupPending);
+    let o = run.at(day(31), Event::Consent);
+    assert_eq!(o.case.state, State::Consented);
+    assert_eq!(o.case.cleanup, None);
+    assert_eq!(o.case.due_at, Some(day(31 + 90)), "the stale check");
+}
+
+#[test]
 fn no_reaction_goes_to_the_owner_by_default() {
     let mut run = Run::new("fn reminder_days(c) { [7] }\nfn answer_days(c) { 7 }");
     run.tick(t0());
@@ -556,6 +599,7 @@ fn purged_is_final() {
             answer: Answer::Accept,
         },
         Event::Withdraw,
+        Event::Consent,
         decision(DecisionKind::Restart, "jk"),
         Event::HoldOn {
             by: "legal".into(),

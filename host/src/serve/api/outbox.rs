@@ -45,7 +45,10 @@ pub(super) struct OutboxPage {
 }
 
 /// Actions not yet acknowledged, in order: requests to send (with
-/// `payload.response_url`), tasks, cleanups. At least once: de-duplicate by `id`.
+/// `payload.response_url` and the contact's personal link,
+/// `payload.personal_url`), confirmations of answers (`send-confirmation`,
+/// with `payload.personal_url`), tasks, cleanups. At least once:
+/// de-duplicate by `id`.
 #[utoipa::path(
     get, path = "/v1/outbox", tag = "outbox",
     params(OutboxQuery),
