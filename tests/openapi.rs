@@ -606,6 +606,19 @@ fn every_operation_answers_as_the_openapi_document_says() {
         200,
     );
     call(&s, &c, put, key, Some(json!({"description": " "})), 400);
+    let bad_id = ("PUT", "/v1/purposes/{purpose}", "/v1/purposes/Bad_Id");
+    call(&s, &c, bad_id, key, Some(body.clone()), 400);
+    let audited: Vec<String> = {
+        let sql = s.ws.sql();
+        let mut stmt = sql
+            .prepare("SELECT kind FROM audit_log WHERE purpose = 'events' ORDER BY seq")
+            .expect("prepare");
+        stmt.query_map([], |r| r.get(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    };
+    assert_eq!(audited, ["purpose-added", "purpose-changed"]);
     let remove = ("DELETE", "/v1/purposes/{purpose}", "/v1/purposes/events");
     call(&s, &c, remove, key, None, 200);
     call(&s, &c, remove, key, None, 404);

@@ -311,6 +311,38 @@ pub fn set_purpose(
     })
 }
 
+/// `PUT /v1/purposes/{purpose}`: adds the purpose (audited as
+/// `purpose-added`), or changes its description as [`set_purpose`] does, in
+/// one transaction. Returns whether it was added.
+pub fn put_purpose(
+    store: &mut Store,
+    tenant: &str,
+    purpose: &str,
+    description: &str,
+    now: i64,
+) -> Result<bool, SettingsError> {
+    one_line("description", description, MAX_WHY).map_err(SettingsError::Invalid)?;
+    let added = store.write(|tx| {
+        let known = tenants::purposes(tx, tenant)?
+            .iter()
+            .any(|(id, _)| id == purpose);
+        if known {
+            return Ok::<_, SettingsError>(false);
+        }
+        match tenants::add_purpose(tx, tenant, purpose, description.trim(), now) {
+            Ok(()) => Ok(true),
+            Err(TenantError::BadPurpose(id)) => Err(SettingsError::Invalid(
+                TenantError::BadPurpose(id).to_string(),
+            )),
+            Err(other) => Err(other.into()),
+        }
+    })?;
+    if !added {
+        set_purpose(store, tenant, purpose, description, now)?;
+    }
+    Ok(added)
+}
+
 /// Removes a purpose, audited as `purpose-removed`; refused for
 /// `contact-data`, and while the purpose has cases or any evidence names it.
 pub fn remove_purpose(

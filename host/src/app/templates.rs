@@ -90,17 +90,12 @@ pub fn check(tenant: &tenants::Tenant, name: &str, source: &str) -> Result<(), T
     let mut env = minijinja::Environment::new();
     env.add_template(name, source)
         .map_err(|e| TemplateError::Mistakes(vec![diagnostic(source, &e)]))?;
-    let sample = crate::store::texts::ConsentText {
-        purpose: "newsletter".to_owned(),
-        version: 1,
-        language: "de".to_owned(),
-        body: "Ich willige ein.".to_owned(),
-        sha256: crate::sha256_hex(b"Ich willige ein."),
-        created_at: 0,
-        author: None,
-        message: None,
-        source: None,
-    };
+    let sample = crate::store::texts::ConsentText::unsaved(
+        ("newsletter", "de"),
+        1,
+        "Ich willige ein.".to_owned(),
+        0,
+    );
     for language in ["de", "en"] {
         let rendered = match name {
             "response.html" => {

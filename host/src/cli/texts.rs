@@ -218,15 +218,8 @@ fn preview(
                 &tenants::purpose_in(purpose, &description, language),
             )?;
             Some(ConsentText {
-                purpose: purpose.to_owned(),
-                version: 0,
-                language: language.to_owned(),
-                sha256: crate::sha256_hex(body.as_bytes()),
-                body,
-                created_at: now.timestamp(),
-                author: None,
-                message: None,
                 source: Some(source),
+                ..ConsentText::unsaved((purpose, language), 0, body, now.timestamp())
             })
         }
         None => None,
@@ -313,17 +306,7 @@ fn standard_preview(
         &tenant.name,
         &tenants::purpose_in(purpose, description, language),
     );
-    ConsentText {
-        purpose: purpose.to_owned(),
-        version: 1,
-        language: language.to_owned(),
-        sha256: crate::sha256_hex(body.as_bytes()),
-        body,
-        created_at: now,
-        author: None,
-        message: None,
-        source: None,
-    }
+    ConsentText::unsaved((purpose, language), 1, body, now)
 }
 
 /// `klar template set|list|show|reset`

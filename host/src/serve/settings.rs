@@ -211,24 +211,12 @@ async fn set_purpose(
     let now = state.now().timestamp();
     with_store(&state, move |store| {
         let description = body.description.trim().to_owned();
-        let known = tenants::purposes(store.connection(), &tenant)
-            .map_err(ApiError::internal)?
-            .iter()
-            .any(|(id, _)| *id == purpose);
-        let status = if known {
-            settings::set_purpose(store, &tenant, &purpose, &body.description, now)
-                .map_err(settings_error)?;
-            StatusCode::OK
-        } else {
-            crate::app::text::one_line("description", &body.description, crate::app::text::MAX_WHY)
-                .map_err(ApiError::bad_request)?;
-            store
-                .transaction(|tx| tenants::add_purpose(tx, &tenant, &purpose, &description, now))
-                .map_err(|e| match e {
-                    tenants::TenantError::Sql(e) => ApiError::internal(e),
-                    other => ApiError::bad_request(other.to_string()),
-                })?;
+        let added = settings::put_purpose(store, &tenant, &purpose, &description, now)
+            .map_err(settings_error)?;
+        let status = if added {
             StatusCode::CREATED
+        } else {
+            StatusCode::OK
         };
         let cases = tenants::purpose_in_use(store.connection(), &tenant, &purpose)
             .map_err(ApiError::internal)?

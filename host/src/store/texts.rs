@@ -32,6 +32,29 @@ pub struct ConsentText {
     pub source: Option<String>,
 }
 
+impl ConsentText {
+    /// A text that is not stored (a preview, a sample): klar's standard
+    /// fields, with its hash.
+    pub fn unsaved(
+        (purpose, language): (&str, &str),
+        version: i64,
+        body: String,
+        created_at: i64,
+    ) -> ConsentText {
+        ConsentText {
+            purpose: purpose.to_owned(),
+            version,
+            language: language.to_owned(),
+            sha256: crate::sha256_hex(body.as_bytes()),
+            body,
+            created_at,
+            author: None,
+            message: None,
+            source: None,
+        }
+    }
+}
+
 /// A version about to be stored.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NewText<'a> {
