@@ -196,6 +196,28 @@ fn every_operation_answers_as_the_openapi_document_says() {
         None,
         404,
     );
+    let list = ("POST", "/v1/use", "/v1/use");
+    let answer = call(
+        &s,
+        &c,
+        list,
+        key,
+        Some(json!({"contacts": ["C1", "nobody"]})),
+        200,
+    );
+    assert_eq!(
+        answer["contacts"][1]["reason"], "unknown-contact",
+        "{answer}"
+    );
+    call(&s, &c, list, key, Some(json!({"contacts": []})), 400);
+    call(
+        &s,
+        &c,
+        list,
+        key,
+        Some(json!({"contacts": ["C1"], "purpose": "nope"})),
+        404,
+    );
 
     // A tick puts requests in the outbox.
     s.ws.ok(&["tick", "--now", NOW]);

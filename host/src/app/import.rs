@@ -21,8 +21,7 @@ use crate::store::Conn;
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::plugin::Contact;
-use format::Records;
-pub use format::{Encoding, Format, Options, detect};
+pub use format::{Encoding, Format, Options, Records, detect};
 
 pub const COLUMNS: [&str; 8] = [
     "external_id",
@@ -130,7 +129,7 @@ impl<'a> Rows<'a> {
 
     /// The next row, or `None` at the end of the file.
     pub fn next_row(&mut self) -> Result<Option<ReadRow>, ImportError> {
-        Ok(self.records.next()?.map(|(line, fields)| {
+        Ok(self.records.next_record()?.map(|(line, fields)| {
             let checked = match fields {
                 Ok(fields) => contact(
                     &Row {

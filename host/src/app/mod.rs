@@ -7,6 +7,7 @@
 pub mod accounts;
 pub mod activation;
 pub mod actor;
+pub mod campaign;
 pub mod cockpit;
 pub mod consent_texts;
 pub mod contacts;

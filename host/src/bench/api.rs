@@ -177,17 +177,14 @@ fn wrk(
     parse_wrk(&report).with_context(|| format!("cannot read wrk's report:\n{report}"))
 }
 
-/// `klar bench api`
-pub fn run(args: &ApiArgs) -> Result<ExitCode> {
-    if args.contacts == 0 {
-        bail!("--contacts must be at least 1");
-    }
-    let (_keep, dir) = super::store::scratch(args.dir.as_deref())?;
+/// A scratch database in `dir` with tenant `bench`, `contacts` imported
+/// contacts (`C00001`, …) and a `crm` key; returns the database and the key.
+pub(super) fn bench_tenant(dir: &Path, contacts: usize) -> Result<(PathBuf, String)> {
     let db = dir.join("klar-api.db");
     super::store::remove_db(&db)?;
     let now = super::store::bench_now();
     let csv = dir.join("contacts.csv");
-    super::store::write_csv(&csv, args.contacts, now)?;
+    super::store::write_csv(&csv, contacts, now)?;
     let mut store = Store::open(&db)?;
     let key = store.transaction(|tx| {
         tenants::add(
@@ -211,7 +208,16 @@ pub fn run(args: &ApiArgs) -> Result<ExitCode> {
     )? {
         anyhow::bail!("the generated CSV has {} problem(s)", problems.len());
     }
-    drop(store);
+    Ok((db, key))
+}
+
+/// `klar bench api`
+pub fn run(args: &ApiArgs) -> Result<ExitCode> {
+    if args.contacts == 0 {
+        bail!("--contacts must be at least 1");
+    }
+    let (_keep, dir) = super::store::scratch(args.dir.as_deref())?;
+    let (db, key) = bench_tenant(&dir, args.contacts)?;
 
     let script = dir.join("may-i-use.lua");
     std::fs::write(

@@ -8,9 +8,11 @@
 //! - `sweep`: one `tick` over many due cases vs SQLite updating as many rows.
 //! - `api`: "may I use?" under load vs the same server's `/health`.
 //! - `cockpit`: the overview and the queue on many cases vs `/health`.
+//! - `list`: a campaign list in one `POST /v1/use` vs one call per id.
 
 mod api;
 mod cockpit;
+mod list;
 mod steps;
 mod store;
 
@@ -21,6 +23,7 @@ use anyhow::Result;
 
 pub use api::{ApiArgs, Load, parse_wrk};
 pub use cockpit::CockpitArgs;
+pub use list::ListArgs;
 pub use steps::{StepsArgs, workload};
 pub use store::{ImportArgs, SweepArgs};
 
@@ -45,6 +48,8 @@ pub enum BenchWhat {
     Api(ApiArgs),
     /// The cockpit's overview and queue on many cases, vs the same server's /health.
     Cockpit(CockpitArgs),
+    /// A campaign list in one POST /v1/use, vs one "may I use?" call per id.
+    List(ListArgs),
 }
 
 pub fn run(plugin: Option<&Path>, cli: &BenchCli) -> Result<ExitCode> {
@@ -55,5 +60,6 @@ pub fn run(plugin: Option<&Path>, cli: &BenchCli) -> Result<ExitCode> {
         Some(BenchWhat::Sweep(args)) => store::sweep(plugin, args),
         Some(BenchWhat::Api(args)) => api::run(args),
         Some(BenchWhat::Cockpit(args)) => cockpit::run(args),
+        Some(BenchWhat::List(args)) => list::run(args),
     }
 }

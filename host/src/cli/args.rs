@@ -328,17 +328,39 @@ pub enum Command {
         /// Import the good rows even if some are bad.
         #[arg(long)]
         skip_invalid: bool,
-        /// The CSV file's separator (default: found from the header line):
-        /// comma, semicolon, tab, or the character itself.
-        #[arg(long, value_parser = parse_delimiter)]
-        delimiter: Option<u8>,
-        /// The CSV file's encoding (default: UTF-8, or Windows-1252 when the
-        /// file is not valid UTF-8).
-        #[arg(long, value_enum)]
-        encoding: Option<EncodingArg>,
-        /// The workbook's sheet to import (default: the first).
+        #[command(flatten)]
+        file_format: FileFormatArgs,
+        #[command(flatten)]
+        now: NowArg,
+    },
+
+    /// Check a mailing list before a campaign: which contacts may be used
+    /// for the purpose, each with its reason. Writes the usable rows (with
+    /// --all: every row, with "Nutzbar" and "Grund") as CSV for German
+    /// Excel. The check is audited with the list's SHA-256, not its ids.
+    Usable {
+        /// The tenant's id.
+        tenant: String,
+        /// The purpose the campaign is for.
+        #[arg(long, default_value = "contact-data")]
+        purpose: String,
+        /// The list, with a header line: CSV (commas, semicolons or tabs;
+        /// UTF-8 or Windows-1252) or .xlsx. Without it: ids one per line on
+        /// standard input.
+        #[arg(long, value_name = "FILE")]
+        csv: Option<PathBuf>,
+        /// The column of contact ids (default: external_id, id, contact,
+        /// Kontakt or Kundennummer; or the only column).
         #[arg(long)]
-        sheet: Option<String>,
+        column: Option<String>,
+        #[command(flatten)]
+        file_format: FileFormatArgs,
+        /// Write the CSV here (default: standard output).
+        #[arg(short = 'o', long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Every row with its answer, not only the usable ones.
+        #[arg(long)]
+        all: bool,
         #[command(flatten)]
         now: NowArg,
     },
@@ -1085,6 +1107,32 @@ fn parse_scope(text: &str) -> Result<crate::store::apikeys::Scope, String> {
 }
 
 /// A CSV file's encoding, as `klar import --encoding` names it.
+/// How to read a file of contacts or ids, where the guesses are wrong.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FileFormatArgs {
+    /// The CSV file's separator (default: found from the header line):
+    /// comma, semicolon, tab, or the character itself.
+    #[arg(long, value_parser = parse_delimiter)]
+    delimiter: Option<u8>,
+    /// The CSV file's encoding (default: UTF-8, or Windows-1252 when the
+    /// file is not valid UTF-8).
+    #[arg(long, value_enum)]
+    encoding: Option<EncodingArg>,
+    /// The workbook's sheet (default: the first).
+    #[arg(long)]
+    sheet: Option<String>,
+}
+
+impl FileFormatArgs {
+    pub fn options(self) -> crate::app::import::Options {
+        crate::app::import::Options {
+            delimiter: self.delimiter,
+            encoding: self.encoding.map(Into::into),
+            sheet: self.sheet,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum EncodingArg {
     #[value(name = "utf-8", alias = "utf8")]

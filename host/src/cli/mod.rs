@@ -29,6 +29,7 @@ mod plugin;
 mod policy;
 mod setup;
 mod texts;
+mod usable;
 mod users;
 
 pub use args::*;
@@ -326,22 +327,41 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             };
             cases::cases(&db, &tenant, &filter, output, &now)
         }
+        Command::Usable {
+            tenant,
+            purpose,
+            csv,
+            column,
+            file_format,
+            output,
+            all,
+            now,
+        } => usable::usable(
+            &db,
+            &usable::Request {
+                tenant: &tenant,
+                purpose: &purpose,
+                csv: csv.as_deref(),
+                column: column.as_deref(),
+                options: file_format.options(),
+                output: output.as_ref(),
+                all,
+            },
+            &now,
+        ),
         Command::Import {
             tenant,
             file,
             skip_invalid,
-            delimiter,
-            encoding,
-            sheet,
+            file_format,
             now,
-        } => {
-            let options = crate::app::import::Options {
-                delimiter,
-                encoding: encoding.map(Into::into),
-                sheet,
-            };
-            cases::import(&db, &tenant, (&file, &options), skip_invalid, &now)
-        }
+        } => cases::import(
+            &db,
+            &tenant,
+            (&file, &file_format.options()),
+            skip_invalid,
+            &now,
+        ),
         Command::Policy(PolicyCommand::Set {
             tenant,
             file,

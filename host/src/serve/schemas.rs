@@ -252,9 +252,36 @@ pub fn band_names() -> Schema {
     one_of_words(&crate::plugin::Band::ALL.map(|b| b.as_str()))
 }
 
+/// The ids of a campaign check (`app::campaign::check`): 1 to 100,000
+/// strings of at most as many characters as a contact id; any other string
+/// is simply not a known contact.
+pub fn contact_list() -> Schema {
+    use utoipa::openapi::schema::ArrayBuilder;
+    ArrayBuilder::new()
+        .items(RefOr::T(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .max_length(Some(limits::ID))
+                .into(),
+        ))
+        .min_items(Some(1))
+        .max_items(Some(crate::app::campaign::MAX_IDS))
+        .into()
+}
+
+/// The reason codes of a campaign check.
+pub fn reason_codes() -> Schema {
+    one_of_words(&crate::app::campaign::Reason::ALL.map(|r| r.code()))
+}
+
 /// A purpose id (`store::tenants`), for a query or an event.
 pub fn purpose() -> Schema {
     string(1, 64, r"^[a-z0-9-]+$")
+}
+
+/// A purpose id, or null for `contact-data`.
+pub fn optional_purpose() -> RefOr<Schema> {
+    nullable(purpose())
 }
 
 /// An event body: each type with the fields it needs (`api::events::event_of`).

@@ -193,6 +193,57 @@ pub fn usage(conn: &Conn, tenant: &str, contact: &str, purpose: &str) -> Result<
     .map_err(Error::from)
 }
 
+/// One contact of a list, as [`usage_of_list`] finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListUse {
+    pub erased: bool,
+    /// The case's state and band; `None` if the contact has no case for the
+    /// purpose.
+    pub case: Option<(String, String)>,
+}
+
+/// CROSS JOIN keeps the list the outer loop: the planner would otherwise
+/// scan the contacts and search the list (which has no index) for each, n²
+/// for a campaign (minutes for 100,000 ids; a test reads the plan).
+const LIST_USAGE: &str = "SELECT j.key, k.erased_at IS NOT NULL, c.state, c.band
+     FROM json_each(?3) j
+     CROSS JOIN contacts k
+     LEFT JOIN cases c ON c.tenant = ?1 AND c.contact = j.value AND c.purpose = ?2
+     WHERE k.tenant = ?1 AND k.id = j.value";
+
+/// "May I use?" for a whole list at once, in its order: per id, `None` for
+/// a contact klar does not know. One statement over the list (SQLite's
+/// `json_each`), so a campaign's 100,000 ids are one pass of index lookups
+/// instead of 100,000 statements.
+pub fn usage_of_list(
+    conn: &Conn,
+    tenant: &str,
+    purpose: &str,
+    ids: &[String],
+) -> Result<Vec<Option<ListUse>>> {
+    let list = serde_json::Value::from(ids).to_string();
+    let mut stmt = conn.sql().prepare(LIST_USAGE)?;
+    let mut out = vec![None; ids.len()];
+    let rows = stmt.query_map(params![tenant, purpose, list], |r| {
+        let state: Option<String> = r.get(2)?;
+        let band: Option<String> = r.get(3)?;
+        Ok((
+            r.get::<_, i64>(0)?,
+            ListUse {
+                erased: r.get(1)?,
+                case: state.zip(band),
+            },
+        ))
+    })?;
+    for row in rows {
+        let (at, found) = row?;
+        if let Some(slot) = usize::try_from(at).ok().and_then(|i| out.get_mut(i)) {
+            *slot = Some(found);
+        }
+    }
+    Ok(out)
+}
+
 /// The due cases of a tenant, as row ids grouped by contact (a contact's
 /// purposes are stepped together), each with whether it starts a contact's
 /// group: 16 bytes a case, so a sweep of millions stays small in memory.
@@ -304,6 +355,29 @@ pub fn clear_attention(
 mod tests {
     use super::*;
     use crate::store::{Store, tenants};
+
+    #[test]
+    fn a_list_is_looked_up_id_by_id_never_scanned_per_contact() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(&dir.path().join("klar.db")).expect("opens");
+        let mut stmt = store
+            .connection()
+            .sql()
+            .prepare(&format!("EXPLAIN QUERY PLAN {LIST_USAGE}"))
+            .expect("plans");
+        let plan: Vec<String> = stmt
+            .query_map(rusqlite::params!["acme", "newsletter", "[]"], |r| r.get(3))
+            .expect("runs")
+            .collect::<rusqlite::Result<_>>()
+            .expect("reads");
+        assert_eq!(plan.len(), 3, "{plan:?}");
+        assert!(plan[0].starts_with("SCAN j"), "{plan:?}");
+        assert!(
+            plan[1].starts_with("SEARCH k USING") && plan[1].contains("id=?"),
+            "{plan:?}"
+        );
+        assert!(plan[2].starts_with("SEARCH c USING"), "{plan:?}");
+    }
 
     #[test]
     fn a_step_never_overwrites_a_case_another_writer_moved() {

@@ -110,7 +110,7 @@ impl From<rusqlite::Error> for TenantError {
     }
 }
 
-fn valid_id(id: &str) -> bool {
+pub fn valid_id(id: &str) -> bool {
     (1..=64).contains(&id.len())
         && id
             .chars()

@@ -424,7 +424,7 @@ impl<'a> Records<'a> {
     }
 
     /// The next record with its line (sheet row), or `None` at the end.
-    pub fn next(&mut self) -> Result<Option<(u64, Fields)>, ImportError> {
+    pub fn next_record(&mut self) -> Result<Option<(u64, Fields)>, ImportError> {
         match &mut self.source {
             Source::Csv {
                 reader,
@@ -468,7 +468,7 @@ impl<'a> Records<'a> {
     }
 
     /// The SHA-256 of every byte read so far: of the whole file once
-    /// [`Records::next`] has said it ended.
+    /// [`Records::next_record`] has said it ended.
     pub fn sha256(&self) -> String {
         crate::hex(&self.sha256.borrow().clone().finalize())
     }
@@ -716,13 +716,13 @@ mod tests {
         );
         let format = detected(&file);
         let mut records = Records::open(&file[..], &format).expect("opens");
-        let (line, fields) = records.next().expect("reads").expect("a record");
+        let (line, fields) = records.next_record().expect("reads").expect("a record");
         assert_eq!(line, 2);
         assert_eq!(fields.expect("fields")[1..3], ["Jörg", "Straßer"]);
-        let (line, fields) = records.next().expect("reads").expect("a record");
+        let (line, fields) = records.next_record().expect("reads").expect("a record");
         assert_eq!(line, 4);
         assert_eq!(fields.expect("fields")[1], "€uro");
-        assert!(records.next().expect("reads").is_none());
+        assert!(records.next_record().expect("reads").is_none());
         // The file's own bytes are hashed, not the decoded text.
         assert_eq!(records.sha256(), crate::hex(&Sha256::digest(&file)));
     }

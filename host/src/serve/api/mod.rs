@@ -2,6 +2,7 @@
 //! body parsing, and the routes of `contacts`, `events`, `cases` and
 //! `outbox`, each registered with its OpenAPI documentation.
 
+mod campaign;
 mod cases;
 mod contacts;
 mod events;
@@ -21,6 +22,7 @@ use crate::store::apikeys;
 pub(super) fn routes() -> OpenApiRouter<State> {
     OpenApiRouter::new()
         .merge(contacts::routes())
+        .merge(campaign::routes())
         .merge(events::routes())
         .merge(cases::routes())
         .merge(outbox::routes())
