@@ -343,3 +343,113 @@ fn klar_usable_filters_an_excel_list_and_keeps_its_columns() {
         "a refused check is not audited"
     );
 }
+
+#[test]
+fn a_non_restrictive_purpose_may_use_whom_nobody_asked_yet_but_never_a_no() {
+    let s = campaign_tenant();
+    let acme = s.keys.0.clone();
+    let use_of = |contact: &str| {
+        s.call(
+            "GET",
+            &format!("/v1/contacts/{contact}/use"),
+            Some(&acme),
+            None,
+        )
+        .1
+    };
+    assert_eq!(use_of("C3")["may_use"], false);
+    assert_eq!(use_of("C3")["enforcement"], "restrictive");
+
+    let said = s.ws.ok(&[
+        "purpose",
+        "set",
+        "acme",
+        "contact-data",
+        "--enforcement",
+        "non-restrictive",
+        "--now",
+        NOW,
+    ]);
+    assert_eq!(said, "acme: purpose contact-data is now non-restrictive\n");
+    let asked = use_of("C3");
+    assert_eq!(asked["may_use"], true, "{asked}");
+    assert_eq!(asked["basis"]["kind"], "not-refused", "{asked}");
+    assert_eq!(asked["enforcement"], "non-restrictive");
+    assert_eq!(use_of("C2")["may_use"], false, "a no stays a no");
+    let (_, answer) = s.call(
+        "POST",
+        "/v1/use",
+        Some(&acme),
+        Some(&json!({"contacts": ["C1", "C2", "C3", "X9"]})),
+    );
+    let reasons: Vec<&str> = answer["contacts"]
+        .as_array()
+        .expect("contacts")
+        .iter()
+        .map(|v| v["reason"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            "consent",
+            "cleanup-pending",
+            "not-refused",
+            "unknown-contact"
+        ]
+    );
+    assert!(
+        s.ws.ok(&["purpose", "list", "acme"])
+            .contains("contact-data")
+    );
+    let list = s.ws.ok(&["purpose", "list", "acme"]);
+    assert!(list.contains("non-restrictive"), "{list}");
+
+    // Back to restrictive through the API; both changes are audited.
+    let (status, purpose) = s.call(
+        "PUT",
+        "/v1/purposes/contact-data",
+        Some(&acme),
+        Some(&json!({"description": "Pflege des geschäftlichen Kontakts", "enforcement": "restrictive"})),
+    );
+    assert_eq!(status, 200, "{purpose}");
+    assert_eq!(purpose["enforcement"], "restrictive");
+    assert_eq!(use_of("C3")["may_use"], false);
+    let changes: Vec<String> = {
+        let sql = s.ws.sql();
+        let mut stmt = sql
+            .prepare(
+                "SELECT json_extract(detail, '$.enforcement.to') FROM audit_log
+                 WHERE kind = 'purpose-changed' AND json_extract(detail, '$.enforcement') IS NOT NULL
+                 ORDER BY seq",
+            )
+            .expect("prepare");
+        stmt.query_map([], |r| r.get(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    };
+    assert_eq!(changes, ["non-restrictive", "restrictive"]);
+
+    // Unknown values are refused with the words that work.
+    let (status, bad) = s.call(
+        "PUT",
+        "/v1/purposes/contact-data",
+        Some(&acme),
+        Some(&json!({"description": "x", "enforcement": "lax"})),
+    );
+    assert_eq!(status, 400, "{bad}");
+    let out = s.ws.run(&[
+        "purpose",
+        "set",
+        "acme",
+        "contact-data",
+        "--enforcement",
+        "lax",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("use restrictive or non-restrictive"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -618,15 +618,20 @@ fn every_operation_answers_as_the_openapi_document_says() {
     assert_eq!(answer["purposes"][0]["id"], "contact-data", "{answer}");
     let put = ("PUT", "/v1/purposes/{purpose}", "/v1/purposes/events");
     let body = json!({"description": "Einladungen zu Messen"});
-    assert_eq!(call(&s, &c, put, key, Some(body.clone()), 201)["cases"], 0);
-    call(
+    let added = call(&s, &c, put, key, Some(body.clone()), 201);
+    assert_eq!(
+        (added["cases"].as_i64(), added["enforcement"].as_str()),
+        (Some(0), Some("restrictive"))
+    );
+    let changed = call(
         &s,
         &c,
         put,
         key,
-        Some(json!({"description": "Einladungen"})),
+        Some(json!({"description": "Einladungen", "enforcement": "non-restrictive"})),
         200,
     );
+    assert_eq!(changed["enforcement"], "non-restrictive");
     call(&s, &c, put, key, Some(json!({"description": " "})), 400);
     let bad_id = ("PUT", "/v1/purposes/{purpose}", "/v1/purposes/Bad_Id");
     call(&s, &c, bad_id, key, Some(body.clone()), 400);
@@ -640,7 +645,11 @@ fn every_operation_answers_as_the_openapi_document_says() {
             .collect::<Result<_, _>>()
             .expect("rows")
     };
-    assert_eq!(audited, ["purpose-added", "purpose-changed"]);
+    assert_eq!(
+        audited,
+        ["purpose-added", "purpose-changed", "purpose-changed"],
+        "the description, then the enforcement"
+    );
     let remove = ("DELETE", "/v1/purposes/{purpose}", "/v1/purposes/events");
     call(&s, &c, remove, key, None, 200);
     call(&s, &c, remove, key, None, 404);

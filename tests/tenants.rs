@@ -31,7 +31,7 @@ fn a_tenant_with_a_checked_policy_and_a_purpose() {
     assert_eq!(
         stdout(&out),
         format!(
-            "{}: ready (schema version 16)\n",
+            "{}: ready (schema version 17)\n",
             dir.path().join("klar.db").display()
         )
     );
@@ -408,7 +408,7 @@ fn a_purpose_is_described_anew_and_removed_only_while_nothing_refers_to_it() {
     );
     let list = ws.ok(&["purpose", "list", "acme"]);
     assert!(
-        list.contains("newsletter                  1  Newsletter über Maschinen"),
+        list.contains("newsletter                  1  restrictive      Newsletter über Maschinen"),
         "{list}"
     );
 

@@ -358,4 +358,19 @@ pub struct Purpose {
     pub description: String,
     /// How many cases it has.
     pub cases: i64,
+    /// How strict it is: `restrictive` (usable only with consent or another
+    /// basis) or `non-restrictive` (usable unless the contact said no).
+    #[schema(schema_with = crate::serve::schemas::enforcement_names)]
+    pub enforcement: String,
+}
+
+impl From<crate::store::tenants::PurposeRow> for Purpose {
+    fn from(row: crate::store::tenants::PurposeRow) -> Purpose {
+        Purpose {
+            id: row.id,
+            description: row.description,
+            cases: row.cases,
+            enforcement: row.enforcement.as_str().to_owned(),
+        }
+    }
 }

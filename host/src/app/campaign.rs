@@ -17,7 +17,8 @@ use super::actor::Actor;
 use crate::plugin::{Band, State};
 use crate::store::audit::{self, Entry};
 use crate::store::cases::{self, ListUse};
-use crate::store::{Store, StoreError, tenants};
+use crate::store::tenants::{self, Enforcement};
+use crate::store::{Store, StoreError};
 
 /// At most this many ids in one check.
 pub const MAX_IDS: usize = 100_000;
@@ -30,6 +31,9 @@ pub enum Reason {
     Consent,
     /// Usable: another legal basis is recorded.
     OtherBasis,
+    /// Usable: the purpose is non-restrictive and the contact has not said
+    /// no (their case is not yet clarified).
+    NotRefused,
     /// Not usable: not yet clarified (asked, waiting for a decision, paused).
     NotClarified,
     Refused,
@@ -47,9 +51,10 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 10] = [
+    pub const ALL: [Reason; 11] = [
         Reason::Consent,
         Reason::OtherBasis,
+        Reason::NotRefused,
         Reason::NotClarified,
         Reason::Refused,
         Reason::Withdrawn,
@@ -65,6 +70,7 @@ impl Reason {
         match self {
             Reason::Consent => "consent",
             Reason::OtherBasis => "other-basis",
+            Reason::NotRefused => "not-refused",
             Reason::NotClarified => "not-clarified",
             Reason::Refused => "refused",
             Reason::Withdrawn => "withdrawn",
@@ -81,6 +87,7 @@ impl Reason {
         match self {
             Reason::Consent => "Einwilligung",
             Reason::OtherBasis => "andere Rechtsgrundlage",
+            Reason::NotRefused => "kein Widerspruch (nicht einschränkender Zweck)",
             Reason::NotClarified => "noch nicht geklärt",
             Reason::Refused => "abgelehnt",
             Reason::Withdrawn => "widerrufen",
@@ -93,12 +100,16 @@ impl Reason {
     }
 
     pub fn may_use(self) -> bool {
-        matches!(self, Reason::Consent | Reason::OtherBasis)
+        matches!(
+            self,
+            Reason::Consent | Reason::OtherBasis | Reason::NotRefused
+        )
     }
 
-    /// The reason for a contact as the store found it. The erasure comes
-    /// first: an erased person is used for nothing, whatever a case says.
-    fn of(found: Option<&ListUse>) -> Reason {
+    /// The reason for a contact as the store found it, under the purpose's
+    /// enforcement. The erasure comes first: an erased person is used for
+    /// nothing, whatever a case says.
+    fn of(found: Option<&ListUse>, enforcement: Enforcement) -> Reason {
         let Some(found) = found else {
             return Reason::UnknownContact;
         };
@@ -114,6 +125,9 @@ impl Reason {
             } else {
                 Reason::Consent
             };
+        }
+        if enforcement.allows(band) {
+            return Reason::NotRefused;
         }
         match state.as_str() {
             s if s == State::Refused.as_str() => Reason::Refused,
@@ -236,12 +250,16 @@ pub fn check(
             known,
         });
     }
+    let enforcement = tenants::enforcements(store.connection(), tenant)?
+        .get(purpose)
+        .copied()
+        .unwrap_or_default();
     let found = cases::usage_of_list(store.connection(), tenant, purpose, ids)?;
     let verdicts: Vec<Verdict> = ids
         .iter()
         .zip(&found)
         .map(|(id, found)| {
-            let reason = Reason::of(found.as_ref());
+            let reason = Reason::of(found.as_ref(), enforcement);
             Verdict {
                 contact: id.clone(),
                 may_use: reason.may_use(),
@@ -293,18 +311,30 @@ mod tests {
             erased: true,
             case: Some(("consented".to_owned(), "usable".to_owned())),
         };
-        assert_eq!(Reason::of(Some(&usable)), Reason::Erased);
+        assert_eq!(
+            Reason::of(Some(&usable), Enforcement::Restrictive),
+            Reason::Erased
+        );
         let fine = ListUse {
             erased: false,
             ..usable
         };
-        assert_eq!(Reason::of(Some(&fine)), Reason::Consent);
-        assert_eq!(Reason::of(None), Reason::UnknownContact);
+        assert_eq!(
+            Reason::of(Some(&fine), Enforcement::Restrictive),
+            Reason::Consent
+        );
+        assert_eq!(
+            Reason::of(None, Enforcement::Restrictive),
+            Reason::UnknownContact
+        );
         let none = ListUse {
             erased: false,
             case: None,
         };
-        assert_eq!(Reason::of(Some(&none)), Reason::NoCase);
+        assert_eq!(
+            Reason::of(Some(&none), Enforcement::Restrictive),
+            Reason::NoCase
+        );
         for (state, band, reason) in [
             ("other-basis", "usable", Reason::OtherBasis),
             ("requested", "to-clarify", Reason::NotClarified),
@@ -317,8 +347,19 @@ mod tests {
                 erased: false,
                 case: Some((state.to_owned(), band.to_owned())),
             };
-            assert_eq!(Reason::of(Some(&found)), reason, "{state}");
+            assert_eq!(
+                Reason::of(Some(&found), Enforcement::Restrictive),
+                reason,
+                "{state}"
+            );
+            // A non-restrictive purpose uses what is not yet clarified,
+            // and nothing a contact said no to.
+            let lenient = Reason::of(Some(&found), Enforcement::NonRestrictive);
+            if band == "to-clarify" {
+                assert_eq!(lenient, Reason::NotRefused);
+            } else {
+                assert_eq!(lenient, reason, "{state}");
+            }
         }
-        assert_eq!(Reason::ALL.len(), 10);
     }
 }

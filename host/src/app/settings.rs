@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::text::{MAX_WHO, MAX_WHY, one_line};
 use crate::store::audit::{self, Entry};
-use crate::store::tenants::{self, Legal, Tenant, TenantError};
+use crate::store::tenants::{self, Enforcement, Legal, Tenant, TenantError};
 use crate::store::{Store, StoreError};
 
 /// The longest postal address, in characters.
@@ -313,12 +313,13 @@ pub fn set_purpose(
 
 /// `PUT /v1/purposes/{purpose}`: adds the purpose (audited as
 /// `purpose-added`), or changes its description as [`set_purpose`] does, in
-/// one transaction. Returns whether it was added.
+/// one transaction; then sets its enforcement if one is given. Returns
+/// whether it was added.
 pub fn put_purpose(
     store: &mut Store,
     tenant: &str,
-    purpose: &str,
-    description: &str,
+    (purpose, description): (&str, &str),
+    enforcement: Option<Enforcement>,
     now: i64,
 ) -> Result<bool, SettingsError> {
     one_line("description", description, MAX_WHY).map_err(SettingsError::Invalid)?;
@@ -340,7 +341,47 @@ pub fn put_purpose(
     if !added {
         set_purpose(store, tenant, purpose, description, now)?;
     }
+    if let Some(enforcement) = enforcement {
+        set_enforcement(store, tenant, purpose, enforcement, now)?;
+    }
     Ok(added)
+}
+
+/// Sets how strict a purpose is about use (see [`Enforcement`]), audited as
+/// `purpose-changed` with the enforcement before and after. Returns whether
+/// it changed.
+pub fn set_enforcement(
+    store: &mut Store,
+    tenant: &str,
+    purpose: &str,
+    enforcement: Enforcement,
+    now: i64,
+) -> Result<bool, SettingsError> {
+    store.write(|tx| {
+        tenants::require(tx, tenant)?;
+        let before = tenants::enforcements(tx, tenant)?
+            .get(purpose)
+            .copied()
+            .ok_or_else(|| SettingsError::UnknownPurpose {
+                tenant: tenant.to_owned(),
+                purpose: purpose.to_owned(),
+            })?;
+        if before == enforcement {
+            return Ok(false);
+        }
+        tenants::set_enforcement(tx, tenant, purpose, enforcement)?;
+        audit::append(
+            tx,
+            tenant,
+            Entry::purpose(
+                now,
+                purpose,
+                "purpose-changed",
+                &json!({ "enforcement": { "from": before.as_str(), "to": enforcement.as_str() } }),
+            ),
+        )?;
+        Ok(true)
+    })
 }
 
 /// Removes a purpose, audited as `purpose-removed`; refused for

@@ -902,7 +902,8 @@ pub enum PurposeCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Change a purpose's description (texts already set keep their words).
+    /// Change a purpose's description (texts already set keep their words)
+    /// or how strict it is about use.
     Set {
         /// The tenant's id.
         tenant: String,
@@ -910,7 +911,12 @@ pub enum PurposeCommand {
         id: String,
         /// What the purpose is, in words a contact understands.
         #[arg(long)]
-        description: String,
+        description: Option<String>,
+        /// restrictive (the default: usable only with consent or another
+        /// recorded basis) or non-restrictive (usable unless the contact
+        /// said no or their data is being cleaned up).
+        #[arg(long, value_parser = parse_enforcement)]
+        enforcement: Option<crate::store::tenants::Enforcement>,
         #[command(flatten)]
         now: NowArg,
     },
@@ -1151,6 +1157,11 @@ impl From<EncodingArg> for crate::app::import::Encoding {
 }
 
 /// `--delimiter`: a name, or the one ASCII character.
+fn parse_enforcement(text: &str) -> Result<crate::store::tenants::Enforcement, String> {
+    crate::store::tenants::Enforcement::parse(text)
+        .ok_or_else(|| format!("{text:?}: use restrictive or non-restrictive"))
+}
+
 fn parse_delimiter(text: &str) -> Result<u8, String> {
     match text {
         "comma" => Ok(b','),

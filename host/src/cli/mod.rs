@@ -105,8 +105,15 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             tenant,
             id,
             description,
+            enforcement,
             now,
-        }) => setup::purpose_set(&db, &tenant, &id, &description, &now),
+        }) => setup::purpose_set(
+            &db,
+            &tenant,
+            &id,
+            (description.as_deref(), enforcement),
+            &now,
+        ),
         Command::Purpose(PurposeCommand::Remove { tenant, id, now }) => {
             setup::purpose_remove(&db, &tenant, &id, &now)
         }

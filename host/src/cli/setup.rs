@@ -255,7 +255,7 @@ pub(super) fn tenant_show(db: &Path, id: &str, json: bool) -> Result<ExitCode> {
             "tenant": crate::wire::TenantSettings::from(tenant),
             "purposes": purposes
                 .into_iter()
-                .map(|(id, description, cases)| crate::wire::Purpose { id, description, cases })
+                .map(crate::wire::Purpose::from)
                 .collect::<Vec<_>>(),
             "policy_version": active.map(|v| v.version),
         });
@@ -294,8 +294,14 @@ pub(super) fn tenant_show(db: &Path, id: &str, json: bool) -> Result<ExitCode> {
         )
     );
     show!("purposes:");
-    for (id, description, cases) in purposes {
-        show!("  {id:<18} {cases:>8} case(s)  {description}");
+    for p in purposes {
+        show!(
+            "  {:<18} {:>8} case(s)  {:<16} {}",
+            p.id,
+            p.cases,
+            p.enforcement.as_str(),
+            p.description
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -331,18 +337,25 @@ pub(super) fn purpose_list(db: &Path, tenant: &str, json: bool) -> Result<ExitCo
     if json {
         let wire: Vec<crate::wire::Purpose> = purposes
             .into_iter()
-            .map(|(id, description, cases)| crate::wire::Purpose {
-                id,
-                description,
-                cases,
-            })
+            .map(crate::wire::Purpose::from)
             .collect();
         show!("{}", serde_json::to_string_pretty(&wire)?);
         return Ok(ExitCode::SUCCESS);
     }
-    show!("{:<20} {:>8}  description", "purpose", "cases");
-    for (id, description, cases) in &purposes {
-        show!("{id:<20} {cases:>8}  {description}");
+    show!(
+        "{:<20} {:>8}  {:<16} description",
+        "purpose",
+        "cases",
+        "enforcement"
+    );
+    for p in &purposes {
+        show!(
+            "{:<20} {:>8}  {:<16} {}",
+            p.id,
+            p.cases,
+            p.enforcement.as_str(),
+            p.description
+        );
     }
     show!("{} purpose(s)", purposes.len());
     Ok(ExitCode::SUCCESS)
@@ -353,15 +366,30 @@ pub(super) fn purpose_set(
     db: &Path,
     tenant: &str,
     id: &str,
-    description: &str,
+    (description, enforcement): (Option<&str>, Option<tenants::Enforcement>),
     now: &NowArg,
 ) -> Result<ExitCode> {
     let now = now.resolve()?.timestamp();
     let mut store = open_store(db)?;
-    if crate::app::settings::set_purpose(&mut store, tenant, id, description, now)? {
-        show!("{tenant}: purpose {id} is now described as {description:?}");
-    } else {
-        show!("{tenant}: purpose {id} already had that description");
+    if description.is_none() && enforcement.is_none() {
+        anyhow::bail!("say what to change: --description, --enforcement or both");
+    }
+    if let Some(description) = description {
+        if crate::app::settings::set_purpose(&mut store, tenant, id, description, now)? {
+            show!("{tenant}: purpose {id} is now described as {description:?}");
+        } else {
+            show!("{tenant}: purpose {id} already had that description");
+        }
+    }
+    if let Some(enforcement) = enforcement {
+        let changed =
+            crate::app::settings::set_enforcement(&mut store, tenant, id, enforcement, now)?;
+        let word = enforcement.as_str();
+        if changed {
+            show!("{tenant}: purpose {id} is now {word}");
+        } else {
+            show!("{tenant}: purpose {id} was {word} already");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

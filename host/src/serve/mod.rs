@@ -18,7 +18,7 @@ mod listen;
 pub(crate) mod page;
 mod personal;
 mod policy;
-mod schemas;
+pub(crate) mod schemas;
 mod settings;
 mod texts;
 

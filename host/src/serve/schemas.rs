@@ -247,6 +247,16 @@ pub fn state_names() -> Schema {
     one_of_words(&crate::plugin::State::ALL.map(|s| s.as_str()))
 }
 
+/// How strict a purpose is (`store::tenants::Enforcement`).
+pub fn enforcement_names() -> Schema {
+    one_of_words(&crate::store::tenants::Enforcement::ALL.map(|e| e.as_str()))
+}
+
+/// How strict a purpose is, or null to leave it.
+pub fn optional_enforcement() -> RefOr<Schema> {
+    nullable(enforcement_names())
+}
+
 /// The three bands.
 pub fn band_names() -> Schema {
     one_of_words(&crate::plugin::Band::ALL.map(|b| b.as_str()))

@@ -156,14 +156,7 @@ async fn list_purposes(
         let all = tenants::purposes_with_cases(store.connection(), &tenant)
             .map_err(ApiError::internal)?;
         Ok(Json(Purposes {
-            purposes: all
-                .into_iter()
-                .map(|(id, description, cases)| wire::Purpose {
-                    id,
-                    description,
-                    cases,
-                })
-                .collect(),
+            purposes: all.into_iter().map(wire::Purpose::from).collect(),
         }))
     })
     .await
@@ -184,10 +177,28 @@ pub(super) struct PurposeBody {
     /// What the purpose is, in words a contact understands: one line.
     #[schema(schema_with = crate::serve::schemas::text_message)]
     description: String,
+    /// How strict it is about use; leave out (or null) to keep it
+    /// (`restrictive` for a new purpose).
+    #[schema(schema_with = crate::serve::schemas::optional_enforcement)]
+    enforcement: Option<String>,
+}
+
+/// A purpose's enforcement as the wire says it.
+fn enforcement_of(
+    enforcements: &std::collections::HashMap<String, tenants::Enforcement>,
+    purpose: &str,
+) -> String {
+    enforcements
+        .get(purpose)
+        .copied()
+        .unwrap_or_default()
+        .as_str()
+        .to_owned()
 }
 
 /// Add a purpose (201), as `klar purpose add` does, or change its
-/// description (200); texts already set keep their words.
+/// description (200); texts already set keep their words. `enforcement`
+/// sets how strict it is about use (audited).
 #[utoipa::path(
     put, path = "/v1/purposes/{purpose}", tag = "setup",
     params(PurposePath),
@@ -208,11 +219,20 @@ async fn set_purpose(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let body: PurposeBody = parse_body(&body)?;
+    let enforcement = match body.enforcement.as_deref() {
+        None => None,
+        Some(text) => Some(tenants::Enforcement::parse(text).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "unknown enforcement {text:?}; use restrictive or non-restrictive"
+            ))
+        })?),
+    };
     let now = state.now().timestamp();
     with_store(&state, move |store| {
         let description = body.description.trim().to_owned();
-        let added = settings::put_purpose(store, &tenant, &purpose, &description, now)
-            .map_err(settings_error)?;
+        let added =
+            settings::put_purpose(store, &tenant, (&purpose, &description), enforcement, now)
+                .map_err(settings_error)?;
         let status = if added {
             StatusCode::CREATED
         } else {
@@ -221,7 +241,10 @@ async fn set_purpose(
         let cases = tenants::purpose_in_use(store.connection(), &tenant, &purpose)
             .map_err(ApiError::internal)?
             .0;
+        let enforcements =
+            tenants::enforcements(store.connection(), &tenant).map_err(ApiError::internal)?;
         let purpose = wire::Purpose {
+            enforcement: enforcement_of(&enforcements, &purpose),
             id: purpose,
             description,
             cases,

@@ -162,13 +162,16 @@ pub struct Use {
     pub basis: Option<String>,
     /// The contact was erased: nothing may be used, whatever the case says.
     pub erased: bool,
+    /// How strict the purpose is.
+    pub enforcement: super::tenants::Enforcement,
 }
 
 impl Use {
-    /// Only a usable case of a person who was not erased may be used: the
-    /// erasure check is a guardrail, whatever the case says.
+    /// Only a usable case of a person who was not erased may be used (or,
+    /// for a non-restrictive purpose, one not yet clarified): the erasure
+    /// check is a guardrail, whatever the case says.
     pub fn may_use(&self) -> bool {
-        !self.erased && self.band == crate::plugin::Band::Usable.as_str()
+        !self.erased && self.enforcement.allows(&self.band)
     }
 }
 
@@ -176,8 +179,9 @@ impl Use {
 pub fn usage(conn: &Conn, tenant: &str, contact: &str, purpose: &str) -> Result<Option<Use>> {
     conn.sql().prepare_cached(
         "SELECT c.state, c.band, json_extract(c.body, '$.consented_at'), json_extract(c.body, '$.basis'),
-                k.erased_at IS NOT NULL
+                k.erased_at IS NOT NULL, p.enforcement
          FROM cases c JOIN contacts k ON k.tenant = c.tenant AND k.id = c.contact
+              JOIN purposes p ON p.tenant = c.tenant AND p.id = c.purpose
          WHERE c.tenant = ?1 AND c.contact = ?2 AND c.purpose = ?3",
     )?
     .query_row(params![tenant, contact, purpose], |r| {
@@ -187,6 +191,8 @@ pub fn usage(conn: &Conn, tenant: &str, contact: &str, purpose: &str) -> Result<
             consented_at: r.get(2)?,
             basis: r.get(3)?,
             erased: r.get(4)?,
+            enforcement: super::tenants::Enforcement::parse(&r.get::<_, String>(5)?)
+                .unwrap_or_default(),
         })
     })
     .optional()

@@ -85,6 +85,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "016_templates",
         include_str!("migrations/016_templates.sql"),
     ),
+    (
+        "017_purpose_enforcement",
+        include_str!("migrations/017_purpose_enforcement.sql"),
+    ),
 ];
 
 /// A failed store operation. Opaque above `store/`: the faces print it, nothing

@@ -248,6 +248,71 @@ pub fn save_settings(tx: &Tx<'_>, tenant: &Tenant) -> Result<(), TenantError> {
 }
 
 /// Changes a purpose's description; false if the tenant has no such purpose.
+/// How strict a purpose is about use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Enforcement {
+    /// Usable only with consent or another recorded basis (the default).
+    #[default]
+    Restrictive,
+    /// Usable unless the contact said no or their data is being cleaned up.
+    NonRestrictive,
+}
+
+impl Enforcement {
+    pub const ALL: [Enforcement; 2] = [Enforcement::Restrictive, Enforcement::NonRestrictive];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Enforcement::Restrictive => "restrictive",
+            Enforcement::NonRestrictive => "non-restrictive",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Enforcement> {
+        Enforcement::ALL.into_iter().find(|e| e.as_str() == text)
+    }
+
+    /// Whether a case in `band` may be used under this enforcement (an
+    /// erased person never may: the caller checks that first).
+    pub fn allows(self, band: &str) -> bool {
+        band == crate::plugin::Band::Usable.as_str()
+            || (self == Enforcement::NonRestrictive
+                && band == crate::plugin::Band::ToClarify.as_str())
+    }
+}
+
+/// Each purpose's enforcement.
+pub fn enforcements(
+    conn: &Conn,
+    tenant: &str,
+) -> Result<std::collections::HashMap<String, Enforcement>> {
+    let mut stmt = conn
+        .sql()
+        .prepare_cached("SELECT id, enforcement FROM purposes WHERE tenant = ?1")?;
+    let rows = stmt.query_map([tenant], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    })?;
+    let mut out = std::collections::HashMap::new();
+    for row in rows {
+        let (id, text) = row?;
+        out.insert(id, Enforcement::parse(&text).unwrap_or_default());
+    }
+    Ok(out)
+}
+
+pub fn set_enforcement(
+    tx: &Tx<'_>,
+    tenant: &str,
+    purpose: &str,
+    enforcement: Enforcement,
+) -> Result<bool> {
+    Ok(tx.sql().execute(
+        "UPDATE purposes SET enforcement = ?3 WHERE tenant = ?1 AND id = ?2",
+        params![tenant, purpose, enforcement.as_str()],
+    )? > 0)
+}
+
 pub fn set_purpose_description(
     tx: &Tx<'_>,
     tenant: &str,
@@ -382,7 +447,16 @@ pub fn purposes(conn: &Conn, tenant: &str) -> Result<Vec<(String, String)>> {
 
 /// The tenant's purposes with their descriptions and how many cases each
 /// has (one pass over the tenant's cases).
-pub fn purposes_with_cases(conn: &Conn, tenant: &str) -> Result<Vec<(String, String, i64)>> {
+/// A purpose as the lists show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PurposeRow {
+    pub id: String,
+    pub description: String,
+    pub cases: i64,
+    pub enforcement: Enforcement,
+}
+
+pub fn purposes_with_cases(conn: &Conn, tenant: &str) -> Result<Vec<PurposeRow>> {
     let mut counts = std::collections::HashMap::new();
     {
         let mut stmt = conn
@@ -396,11 +470,14 @@ pub fn purposes_with_cases(conn: &Conn, tenant: &str) -> Result<Vec<(String, Str
             counts.insert(purpose, n);
         }
     }
+    let enforcements = enforcements(conn, tenant)?;
     Ok(purposes(conn, tenant)?
         .into_iter()
-        .map(|(id, description)| {
-            let n = counts.get(&id).copied().unwrap_or(0);
-            (id, description, n)
+        .map(|(id, description)| PurposeRow {
+            cases: counts.get(&id).copied().unwrap_or(0),
+            enforcement: enforcements.get(&id).copied().unwrap_or_default(),
+            id,
+            description,
         })
         .collect())
 }

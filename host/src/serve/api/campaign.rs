@@ -41,7 +41,8 @@ pub(super) struct ListBody {
 pub(super) struct ListVerdict {
     contact: String,
     may_use: bool,
-    /// `consent` or `other-basis` (usable); `not-clarified`, `refused`,
+    /// `consent`, `other-basis` or `not-refused` (a non-restrictive
+    /// purpose's case not yet clarified) (usable); `not-clarified`, `refused`,
     /// `withdrawn`, `cleanup-pending`, `purged`, `erased`, `no-case` or
     /// `unknown-contact` (not usable).
     #[schema(schema_with = schemas::reason_codes)]

@@ -426,12 +426,17 @@ pub(super) struct PurposeQuery {
 pub(super) struct UseAnswer {
     contact: String,
     purpose: String,
-    /// True only in the band `usable`.
+    /// True in the band `usable`; for a `non-restrictive` purpose also in
+    /// `to-clarify`. Never for an erased person.
     may_use: bool,
     /// `usable`, `to-clarify` or `removed`.
     band: String,
     /// The case's state, e.g. `consented`, `requested`, `purged`.
     state: String,
+    /// How strict the purpose is: `restrictive` (only with consent or
+    /// another basis) or `non-restrictive` (unless the contact said no).
+    #[schema(schema_with = schemas::enforcement_names)]
+    enforcement: String,
     /// Why use is allowed; null when it is not.
     basis: Option<Basis>,
 }
@@ -444,6 +449,9 @@ pub(super) enum Basis {
     Consent { since: Option<String> },
     /// Another basis (a contract, a legal duty…), with the reason recorded.
     Other { reason: Option<String> },
+    /// The purpose is non-restrictive and the contact has not said no.
+    #[serde(rename = "not-refused")]
+    NotRefused,
 }
 
 /// May the CRM use this contact for purpose P? The hottest call.
@@ -485,6 +493,7 @@ async fn may_use(
         // A guardrail: an erased person is used for nothing, whatever a
         // case says.
         let usable = row.may_use();
+        let enforcement = row.enforcement.as_str().to_owned();
         let (case_state, band, consented_at, reason) =
             (row.state, row.band, row.consented_at, row.basis);
         let basis = if !usable {
@@ -497,7 +506,7 @@ async fn may_use(
         } else if case_state == CaseState::OtherBasis.as_str() {
             Some(Basis::Other { reason })
         } else {
-            None
+            Some(Basis::NotRefused)
         };
         Ok(Json(UseAnswer {
             contact: id,
@@ -505,6 +514,7 @@ async fn may_use(
             may_use: usable,
             band,
             state: case_state,
+            enforcement,
             basis,
         }))
     })
