@@ -289,26 +289,49 @@ pub fn set_purpose(
             .into_iter()
             .find(|(id, _)| id == purpose)
             .map(|(_, d)| d)
-            .ok_or_else(|| SettingsError::UnknownPurpose {
-                tenant: tenant.to_owned(),
-                purpose: purpose.to_owned(),
-            })?;
-        if before == description {
-            return Ok(false);
-        }
-        tenants::set_purpose_description(tx, tenant, purpose, description)?;
-        audit::append(
+            .ok_or_else(|| unknown_purpose(tenant, purpose))?;
+        change_purpose(
             tx,
-            tenant,
-            Entry::purpose(
-                now,
-                purpose,
-                "purpose-changed",
-                &json!({ "description": { "from": before, "to": description } }),
-            ),
-        )?;
-        Ok(true)
+            (tenant, purpose),
+            ("description", &before, description),
+            now,
+            |tx| tenants::set_purpose_description(tx, tenant, purpose, description),
+        )
     })
+}
+
+fn unknown_purpose(tenant: &str, purpose: &str) -> SettingsError {
+    SettingsError::UnknownPurpose {
+        tenant: tenant.to_owned(),
+        purpose: purpose.to_owned(),
+    }
+}
+
+/// One setting of a purpose changes: `write` stores it, and the audit log
+/// gets a `purpose-changed` row with the value before and after; nothing
+/// happens if it is the same. Returns whether it changed.
+fn change_purpose(
+    tx: &crate::store::Tx<'_>,
+    (tenant, purpose): (&str, &str),
+    (setting, before, after): (&str, &str, &str),
+    now: i64,
+    write: impl FnOnce(&crate::store::Tx<'_>) -> crate::store::Result<bool>,
+) -> Result<bool, SettingsError> {
+    if before == after {
+        return Ok(false);
+    }
+    write(tx)?;
+    audit::append(
+        tx,
+        tenant,
+        Entry::purpose(
+            now,
+            purpose,
+            "purpose-changed",
+            &json!({ setting: { "from": before, "to": after } }),
+        ),
+    )?;
+    Ok(true)
 }
 
 /// `PUT /v1/purposes/{purpose}`: adds the purpose (audited as
@@ -362,25 +385,14 @@ pub fn set_enforcement(
         let before = tenants::enforcements(tx, tenant)?
             .get(purpose)
             .copied()
-            .ok_or_else(|| SettingsError::UnknownPurpose {
-                tenant: tenant.to_owned(),
-                purpose: purpose.to_owned(),
-            })?;
-        if before == enforcement {
-            return Ok(false);
-        }
-        tenants::set_enforcement(tx, tenant, purpose, enforcement)?;
-        audit::append(
+            .ok_or_else(|| unknown_purpose(tenant, purpose))?;
+        change_purpose(
             tx,
-            tenant,
-            Entry::purpose(
-                now,
-                purpose,
-                "purpose-changed",
-                &json!({ "enforcement": { "from": before.as_str(), "to": enforcement.as_str() } }),
-            ),
-        )?;
-        Ok(true)
+            (tenant, purpose),
+            ("enforcement", before.as_str(), enforcement.as_str()),
+            now,
+            |tx| tenants::set_enforcement(tx, tenant, purpose, enforcement),
+        )
     })
 }
 
@@ -414,10 +426,7 @@ pub fn remove_purpose(
             });
         }
         if !tenants::remove_purpose(tx, tenant, purpose)? {
-            return Err(SettingsError::UnknownPurpose {
-                tenant: tenant.to_owned(),
-                purpose: purpose.to_owned(),
-            });
+            return Err(unknown_purpose(tenant, purpose));
         }
         audit::append(
             tx,
