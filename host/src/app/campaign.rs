@@ -239,21 +239,18 @@ pub fn check(
     }
     tenants::require(store.connection(), tenant)
         .map_err(|_| CheckError::UnknownTenant(tenant.to_owned()))?;
-    let known: Vec<String> = tenants::purposes(store.connection(), tenant)?
-        .into_iter()
-        .map(|(id, _)| id)
-        .collect();
-    if !known.iter().any(|p| p == purpose) {
+    // One read of the tenant's purposes: whether this one exists, and how
+    // strict it is.
+    let enforcements = tenants::enforcements(store.connection(), tenant)?;
+    let Some(&enforcement) = enforcements.get(purpose) else {
+        let mut known: Vec<String> = enforcements.into_keys().collect();
+        known.sort();
         return Err(CheckError::UnknownPurpose {
             tenant: tenant.to_owned(),
             purpose: purpose.to_owned(),
             known,
         });
-    }
-    let enforcement = tenants::enforcements(store.connection(), tenant)?
-        .get(purpose)
-        .copied()
-        .unwrap_or_default();
+    };
     let found = cases::usage_of_list(store.connection(), tenant, purpose, ids)?;
     let verdicts: Vec<Verdict> = ids
         .iter()

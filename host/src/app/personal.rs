@@ -387,8 +387,9 @@ pub(crate) fn confirm(
     let Some(first) = answers.first() else {
         return Ok(());
     };
-    let has_address = contacts::addressee(tx, tenant, contact)?
-        .and_then(|(_, _, email)| email)
+    let has_address = person
+        .email
+        .as_deref()
         .is_some_and(|e| !e.trim().is_empty());
     let payload = json!({
         "channel": if has_address { "email" } else { "letter" },
