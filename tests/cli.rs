@@ -236,7 +236,7 @@ fn a_second_start_uses_the_compiled_plugin_cache() {
     let first = info();
     assert_eq!(first["loaded_from"], "compiled");
     assert_eq!(first["name"], "klar-standard");
-    assert_eq!(first["contract"], "klar:consent@0.5.0");
+    assert_eq!(first["contract"], "klar:consent@0.6.0");
     let second = info();
     assert_eq!(second["loaded_from"], "cache");
 }

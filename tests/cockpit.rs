@@ -884,6 +884,35 @@ fn the_overview_shows_what_klar_status_shows() {
         )),
         "{waiting}"
     );
+
+    // Usable cases by legal basis: a consent, and a basis a person recorded.
+    assert_eq!(
+        figure("basis", Some("consent")),
+        status_json["states"]["consented"].as_i64().unwrap_or(-1)
+    );
+    assert_eq!(figure("basis", Some("other")), 0);
+    fx.server.ws.ok(&[
+        "decide",
+        "acme",
+        "C2",
+        "--action",
+        "other-basis",
+        "--by",
+        "jk",
+        "--reason",
+        "Rahmenvertrag 2026",
+        "--now",
+        &at(15),
+    ]);
+    let (_, _, page) = dpo.get("/cockpit/overview");
+    let marker = "data-kind=\"basis\" data-id=\"other\">1<";
+    assert!(page.contains(marker), "{page}");
+    assert!(page.contains("andere, von einer Person erfasst"), "{page}");
+    let (_, _, case) = dpo.get("/cockpit/case/C2");
+    assert!(
+        case.contains("<dt>Rechtsgrundlage</dt><dd>andere, von einer Person erfasst: Rahmenvertrag 2026 (erfasst von jk)</dd>"),
+        "{case}"
+    );
 }
 
 #[test]

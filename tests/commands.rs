@@ -63,7 +63,7 @@ fn unknown_filter_values_are_errors_that_name_the_allowed_ones() {
     assert!(
         text.contains(
             "unknown state \"bogus\"; use one of: consented, other-basis, unclarified, requested, \
-             awaiting-decision, paused, refused, withdrawn, cleanup-pending, purged"
+             awaiting-decision, paused, refused, withdrawn, objected, cleanup-pending, purged"
         ),
         "{text}"
     );

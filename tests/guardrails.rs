@@ -19,14 +19,14 @@ mod support;
 use chrono::Duration;
 use klar::engine;
 use klar::plugin::{
-    Action, Answer, Band, Case, CleanupMode, CleanupPlan, Decision, DecisionKind, Event, Outcome,
-    State,
+    Action, Answer, Band, Basis, BasisKind, Case, CleanupMode, CleanupPlan, Decision, DecisionKind,
+    Event, Outcome, State,
 };
 use klar::store::tenants;
 use proptest::prelude::*;
 use support::*;
 
-const POLICIES: [&str; 3] = [
+const POLICIES: [&str; 4] = [
     // The standard policy.
     "",
     // Quick: cleanup on no answer, approval needed, short grace.
@@ -38,6 +38,9 @@ const POLICIES: [&str; 3] = [
     "fn reminder_days(contact) { [2, 4] }\nfn business_days_only() { false }\n\
      fn on_refusal(contact, case) { #{ action: \"block\" } }\n\
      fn on_no_response(contact, case) { #{ action: \"restart\", after_days: 10 } }\n",
+    // The newsletter on a legitimate interest, reviewed every ten days.
+    "fn basis(contact, case) { if case.purpose == \"newsletter\" { \
+     #{ basis: \"legitimate-interest\", reason: \"Bestandskunden\", review: 10 } } else { \"consent\" } }\n",
 ];
 
 fn event() -> impl Strategy<Value = Event> {
@@ -55,6 +58,7 @@ fn event() -> impl Strategy<Value = Event> {
         2 => Just(Event::Response { answer: Answer::Refuse }),
         1 => Just(Event::Withdraw),
         1 => Just(Event::Consent),
+        1 => Just(Event::Object),
         1 => Just(Event::Used),
         1 => Just(Event::DataChanged),
         1 => Just(Event::Bounce { channel: "email".to_owned() }),
@@ -297,6 +301,31 @@ proptest! {
     }
 }
 
+fn objected(case: &Case) -> bool {
+    case.state == State::Objected
+        || (case.state == State::CleanupPending
+            && case
+                .cleanup
+                .as_ref()
+                .is_some_and(|p| p.reason == "objection" || p.resume_state == State::Objected))
+}
+
+/// The contact said no: refused, withdrew or objected, or a cleanup came
+/// from that or goes back to it.
+fn said_no(case: &Case) -> bool {
+    matches!(
+        case.state,
+        State::Refused | State::Withdrawn | State::Objected
+    ) || (case.state == State::CleanupPending
+        && case.cleanup.as_ref().is_some_and(|p| {
+            p.reason != "no-response"
+                || matches!(
+                    p.resume_state,
+                    State::Refused | State::Withdrawn | State::Objected
+                )
+        }))
+}
+
 fn state() -> impl Strategy<Value = State> {
     proptest::sample::select(State::ALL.to_vec())
 }
@@ -317,23 +346,55 @@ fn action() -> impl Strategy<Value = Action> {
     ]
 }
 
-fn case() -> impl Strategy<Value = Case> {
-    (state(), any::<bool>(), proptest::option::of(-10i64..10)).prop_map(|(state, hold, grace)| {
-        let mut case = Case::new("contact-data");
-        case.state = state;
-        case.legal_hold = hold;
-        case.cleanup = grace.map(|d| CleanupPlan {
-            mode: CleanupMode::Delete,
-            not_before: t0() + Duration::days(d),
-            reason: "refusal".to_owned(),
-            resume_state: State::Refused,
-            resume_due_at: None,
-            requested_by: None,
-            requires_approval: false,
-            approved_by: None,
-        });
-        case
+fn basis() -> impl Strategy<Value = Option<Basis>> {
+    proptest::option::of(proptest::option::of(Just("jk".to_owned()))).prop_map(|basis| {
+        basis.map(|decided_by| Basis {
+            kind: if decided_by.is_some() {
+                BasisKind::Other
+            } else {
+                BasisKind::LegitimateInterest
+            },
+            reason: "property test".to_owned(),
+            decided_by,
+            since: Some(t0()),
+            review_at: None,
+            relied_on: Default::default(),
+            policy_version: None,
+        })
     })
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    let reason = proptest::sample::select(vec!["refusal", "objection", "no-response"]);
+    let resume = proptest::sample::select(vec![
+        State::Refused,
+        State::Objected,
+        State::AwaitingDecision,
+    ]);
+    (
+        state(),
+        any::<bool>(),
+        proptest::option::of(-10i64..10),
+        (reason, resume),
+        basis(),
+    )
+        .prop_map(|(state, hold, grace, (reason, resume), basis)| {
+            let mut case = Case::new("contact-data");
+            case.state = state;
+            case.legal_hold = hold;
+            case.basis = basis;
+            case.cleanup = grace.map(|d| CleanupPlan {
+                mode: CleanupMode::Delete,
+                not_before: t0() + Duration::days(d),
+                reason: reason.to_owned(),
+                resume_state: resume,
+                resume_due_at: None,
+                requested_by: None,
+                requires_approval: false,
+                approved_by: None,
+            });
+            case
+        })
 }
 
 proptest! {
@@ -389,12 +450,26 @@ proptest! {
             ),
             (
                 // A "no" ends only by the contact's own consent.
-                (matches!(before.state, State::Refused | State::Withdrawn)
-                    || (before.state == State::CleanupPending
-                        && before.cleanup.as_ref().is_some_and(|p| p.reason == "refusal")))
+                said_no(&before)
                     && after.state == State::Consented
                     && event != Event::Consent,
                 "the contact said no",
+            ),
+            (
+                // An objection is final: only the contact's consent or the
+                // erasure end it.
+                objected(&before)
+                    && !objected(&after)
+                    && after.state != State::Purged
+                    && !(after.state == State::Consented && event == Event::Consent),
+                "the contact objected",
+            ),
+            (
+                // A basis the policy set never follows a "no" or a consent.
+                after.state == State::OtherBasis
+                    && after.basis.as_ref().is_some_and(|b| b.decided_by.is_none())
+                    && (removed(&before) || before.state == State::Consented),
+                "a basis set by the policy may not follow",
             ),
         ];
         let forbidden: Vec<&str> = reasons.iter().filter(|(applies, _)| *applies).map(|(_, words)| *words).collect();

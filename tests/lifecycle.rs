@@ -251,7 +251,7 @@ fn keep_and_other_basis_are_decisions_of_a_person() {
     let basis = walk.at(day(3), decide(DecisionKind::OtherBasis, "dpo"));
     assert_eq!(basis.case.state, State::OtherBasis);
     assert_eq!(
-        basis.case.basis.as_deref(),
+        basis.case.basis.as_ref().map(|b| b.reason.as_str()),
         Some("Rücksprache mit dem Vertrieb")
     );
 }

@@ -9,11 +9,12 @@ mod support;
 use serde_json::Value;
 use support::*;
 
-const EXAMPLES: [&str; 4] = [
+const EXAMPLES: [&str; 5] = [
     "b2c-newsletter",
     "b2b",
     "trade-fair-leads",
     "phone-marketing",
+    "existing-customers",
 ];
 
 fn example(name: &str) -> String {

@@ -209,7 +209,7 @@ fn a_plugin_for_another_contract_version_is_refused_with_a_clear_message() {
     let wat = r#"(component
         (core module $m)
         (instance $i)
-        (export "klar:consent/process@0.6.0" (instance $i))
+        (export "klar:consent/process@0.7.0" (instance $i))
     )"#;
     let wasm = wat::parse_str(wat).expect("valid component text");
     let err = strict_runtime()
@@ -219,7 +219,7 @@ fn a_plugin_for_another_contract_version_is_refused_with_a_clear_message() {
     assert!(matches!(err, RuntimeError::Incompatible { .. }), "{err:?}");
     assert_eq!(
         err.to_string(),
-        "future.wasm was built for contract klar:consent@0.6.0, but this klar supports klar:consent@0.5.0; rebuild the plugin against this klar's wit/"
+        "future.wasm was built for contract klar:consent@0.7.0, but this klar supports klar:consent@0.6.0; rebuild the plugin against this klar's wit/"
     );
 }
 
@@ -237,7 +237,7 @@ fn something_that_is_not_a_plugin_is_refused() {
         .expect("refused");
     assert_eq!(
         err.to_string(),
-        "empty.wasm is not a klar plugin: it does not export `klar:consent/process@0.5.0`"
+        "empty.wasm is not a klar plugin: it does not export `klar:consent/process@0.6.0`"
     );
 }
 

@@ -26,7 +26,9 @@ pub struct Item {
     pub contact: String,
     pub purpose: String,
     /// `send-request`, `send-confirmation`, `create-task`, `cleanup`,
-    /// `block-use`, `cancel`, … (ignore kinds you do not know).
+    /// `block-use`, `basis-recorded` (the policy set another legal basis;
+    /// `payload.personal_url` is the contact's link to object, for every
+    /// use), `cancel`, … (ignore kinds you do not know).
     pub kind: String,
     pub payload: Value,
     #[serde(serialize_with = "crate::times::json")]
@@ -155,7 +157,7 @@ pub struct Status {
     pub tenant: String,
     /// Cases per band: usable, to-clarify, removed.
     pub bands: BTreeMap<String, i64>,
-    /// Cases per state (all ten, zeros included).
+    /// Cases per state (all eleven, zeros included).
     pub states: BTreeMap<String, i64>,
     /// Cases whose next step is due but has not run.
     pub overdue: i64,

@@ -7,7 +7,7 @@
 
 use rhai::{Dynamic, Map};
 
-use crate::model::CleanupMode;
+use crate::model::{BasisKind, CleanupMode};
 
 /// Every hook a policy may define. All are optional.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -26,10 +26,11 @@ pub enum Hook {
     LinkValidDays,
     DecisionDays,
     UsableWhileReconfirming,
+    Basis,
 }
 
 impl Hook {
-    pub const ALL: [Hook; 14] = [
+    pub const ALL: [Hook; 15] = [
         Hook::ReminderDays,
         Hook::Channel,
         Hook::AnswerDays,
@@ -44,6 +45,7 @@ impl Hook {
         Hook::LinkValidDays,
         Hook::DecisionDays,
         Hook::UsableWhileReconfirming,
+        Hook::Basis,
     ];
 
     pub fn name(self) -> &'static str {
@@ -62,6 +64,7 @@ impl Hook {
             Hook::LinkValidDays => "link_valid_days",
             Hook::DecisionDays => "decision_days",
             Hook::UsableWhileReconfirming => "usable_while_reconfirming",
+            Hook::Basis => "basis",
         }
     }
 
@@ -77,7 +80,8 @@ impl Hook {
             | Hook::OnRefusal
             | Hook::RequiresApproval
             | Hook::UsableWhileReconfirming
-            | Hook::EvidenceRetentionDays => &["contact", "case"],
+            | Hook::EvidenceRetentionDays
+            | Hook::Basis => &["contact", "case"],
             Hook::ReminderDays
             | Hook::AnswerDays
             | Hook::ConsentValidDays
@@ -132,6 +136,9 @@ impl Hook {
             Hook::DecisionDays => {
                 "must return a whole number of days a person has to decide a case handed to them (0: no deadline)"
             }
+            Hook::Basis => {
+                r#"must return "consent" (ask the contact) or a map such as #{ basis: "existing-customer", reason: "…", review: "1 year" } (basis: "contract", "legitimate-interest", "existing-customer" or "legal-obligation")"#
+            }
         }
     }
 }
@@ -157,6 +164,20 @@ pub enum RefusalPlan {
     Cleanup {
         mode: CleanupMode,
         grace_days: Option<u32>,
+    },
+}
+
+/// What the `basis` hook decided for a contact and purpose.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BasisChoice {
+    /// Ask for consent.
+    Consent,
+    /// Another basis, with the legal team's reason, asked again after
+    /// `review`.
+    Other {
+        kind: BasisKind,
+        reason: String,
+        review: Period,
     },
 }
 
@@ -451,6 +472,57 @@ pub fn refusal(value: &Dynamic) -> Result<RefusalPlan, Mismatch> {
     }
 }
 
+/// Reads the `basis` hook's answer: `"consent"` or
+/// `#{ basis: KIND, reason: TEXT, review: PERIOD }`; all three keys needed.
+pub fn basis(value: &Dynamic) -> Result<BasisChoice, Mismatch> {
+    if let Some(text) = value.read_lock::<rhai::ImmutableString>() {
+        return match text.as_str() {
+            "consent" => Ok(BasisChoice::Consent),
+            _ => Err(format!("it returned {}", show(value))),
+        };
+    }
+    let Some(map) = value.read_lock::<Map>() else {
+        return Err(format!("it returned {}", show(value)));
+    };
+    let mut map = map.clone();
+    let text = |map: &mut Map, key: &str| -> Result<String, Mismatch> {
+        let v = map
+            .remove(key)
+            .ok_or_else(|| format!("the map has no `{key}`"))?;
+        let s = v
+            .into_immutable_string()
+            .map_err(|t| format!("`{key}` is a {t}, not text"))?;
+        if s.trim().is_empty() {
+            return Err(format!("`{key}` is empty"));
+        }
+        Ok(s.trim().to_owned())
+    };
+    let kind = text(&mut map, "basis")?;
+    if kind == "consent" {
+        no_leftovers(&map, "basis")?;
+        return Ok(BasisChoice::Consent);
+    }
+    let kind: BasisKind = match kind.parse() {
+        Ok(BasisKind::Other) | Err(_) => {
+            return Err(format!(
+                r#"`basis` is "{kind}", not "consent", "contract", "legitimate-interest", "existing-customer" or "legal-obligation""#
+            ));
+        }
+        Ok(kind) => kind,
+    };
+    let reason = text(&mut map, "reason")?;
+    let review = map.remove("review").ok_or_else(|| {
+        "the map has no `review` (every basis needs a review period, e.g. \"1 year\")".to_owned()
+    })?;
+    let review = period(&review, 1).map_err(|e| format!("`review`: {e}"))?;
+    no_leftovers(&map, "basis, reason, review")?;
+    Ok(BasisChoice::Other {
+        kind,
+        reason,
+        review,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -512,6 +584,40 @@ mod tests {
             })
         );
         assert!(refusal(&eval(r#"#{ action: "cleanup", mode: "shred" }"#)).is_err());
+    }
+
+    #[test]
+    fn basis_reads_consent_and_each_kind() {
+        assert_eq!(basis(&eval(r#""consent""#)), Ok(BasisChoice::Consent));
+        assert_eq!(
+            basis(&eval(
+                r#"#{ basis: "existing-customer", reason: "Bestandskunde", review: "1 year" }"#
+            )),
+            Ok(BasisChoice::Other {
+                kind: BasisKind::ExistingCustomer,
+                reason: "Bestandskunde".to_owned(),
+                review: Period {
+                    amount: 1,
+                    unit: Unit::Years,
+                    from_year_end: false
+                },
+            })
+        );
+        let missing = basis(&eval(r#"#{ basis: "contract", reason: "Vertrag" }"#)).unwrap_err();
+        assert!(missing.contains("no `review`"), "{missing}");
+        let empty = basis(&eval(r#"#{ basis: "contract", reason: " ", review: 30 }"#)).unwrap_err();
+        assert!(empty.contains("`reason` is empty"), "{empty}");
+        let kind = basis(&eval(r#"#{ basis: "other", reason: "x", review: 30 }"#)).unwrap_err();
+        assert!(kind.contains(r#"`basis` is "other""#), "{kind}");
+        let zero = basis(&eval(r#"#{ basis: "contract", reason: "x", review: 0 }"#)).unwrap_err();
+        assert!(zero.contains("`review`"), "{zero}");
+        let typo = basis(&eval(
+            r#"#{ basis: "contract", reason: "x", review: 30, reviw: 1 }"#,
+        ))
+        .unwrap_err();
+        assert!(typo.contains("unknown key `reviw`"), "{typo}");
+        assert!(basis(&eval("()")).is_err());
+        assert!(basis(&eval(r#""yes""#)).is_err());
     }
 
     #[test]

@@ -81,7 +81,7 @@ fn default_language() -> String {
     "de".to_owned()
 }
 
-/// The ten states of a case. Each belongs to one [`Band`].
+/// The eleven states of a case. Each belongs to one [`Band`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum State {
@@ -93,6 +93,8 @@ pub enum State {
     Paused,
     Refused,
     Withdrawn,
+    /// The contact objected (Art. 21 GDPR); since contract 0.6.0.
+    Objected,
     CleanupPending,
     Purged,
 }
@@ -110,7 +112,7 @@ pub enum Band {
 }
 
 impl State {
-    pub const ALL: [State; 10] = [
+    pub const ALL: [State; 11] = [
         State::Consented,
         State::OtherBasis,
         State::Unclarified,
@@ -119,6 +121,7 @@ impl State {
         State::Paused,
         State::Refused,
         State::Withdrawn,
+        State::Objected,
         State::CleanupPending,
         State::Purged,
     ];
@@ -129,9 +132,11 @@ impl State {
             State::Unclarified | State::Requested | State::AwaitingDecision | State::Paused => {
                 Band::ToClarify
             }
-            State::Refused | State::Withdrawn | State::CleanupPending | State::Purged => {
-                Band::Removed
-            }
+            State::Refused
+            | State::Withdrawn
+            | State::Objected
+            | State::CleanupPending
+            | State::Purged => Band::Removed,
         }
     }
 
@@ -146,6 +151,7 @@ impl State {
             State::Paused => "paused",
             State::Refused => "refused",
             State::Withdrawn => "withdrawn",
+            State::Objected => "objected",
             State::CleanupPending => "cleanup-pending",
             State::Purged => "purged",
         }
@@ -275,6 +281,19 @@ pub struct CleanupPlan {
     pub approved_by: Option<String>,
 }
 
+impl CleanupPlan {
+    /// Whether the cleanup follows the contact's "no": it started from a
+    /// refusal, a withdrawal or an objection, or returns to one if a person
+    /// stops it. A late "yes" does not stop such a cleanup.
+    pub fn after_no(&self) -> bool {
+        matches!(self.reason.as_str(), "refusal" | "withdrawal" | "objection")
+            || matches!(
+                self.resume_state,
+                State::Refused | State::Withdrawn | State::Objected
+            )
+    }
+}
+
 /// One contact and one purpose.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Case {
@@ -295,8 +314,10 @@ pub struct Case {
     pub last_used_at: Option<Timestamp>,
     #[serde(default)]
     pub assigned_to: Option<String>,
-    #[serde(default)]
-    pub basis: Option<String>,
+    /// A legal basis other than consent: set by the policy's `basis`
+    /// hook or recorded by a person.
+    #[serde(default, deserialize_with = "basis_or_reason")]
+    pub basis: Option<Basis>,
     #[serde(default)]
     pub legal_hold: bool,
     #[serde(default)]
@@ -312,6 +333,126 @@ pub struct Case {
     /// a pending cleanup: it waits for a second person's approval.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_basis: Option<PendingBasis>,
+}
+
+/// The legal bases other than consent a case can stand on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BasisKind {
+    /// Art. 6(1)(b) GDPR: needed for a contract with the contact.
+    Contract,
+    /// Art. 6(1)(f) GDPR: the company's legitimate interest.
+    LegitimateInterest,
+    /// § 7(3) UWG: e-mail advertising of similar products to an existing
+    /// customer, who may object at any time.
+    ExistingCustomer,
+    /// Art. 6(1)(c) GDPR: a legal obligation.
+    LegalObligation,
+    /// A basis a person recorded and named in words (`decide other-basis`).
+    Other,
+}
+
+impl BasisKind {
+    pub const ALL: [BasisKind; 5] = [
+        BasisKind::Contract,
+        BasisKind::LegitimateInterest,
+        BasisKind::ExistingCustomer,
+        BasisKind::LegalObligation,
+        BasisKind::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BasisKind::Contract => "contract",
+            BasisKind::LegitimateInterest => "legitimate-interest",
+            BasisKind::ExistingCustomer => "existing-customer",
+            BasisKind::LegalObligation => "legal-obligation",
+            BasisKind::Other => "other",
+        }
+    }
+
+    /// Whether the contact may object to it under Art. 21 GDPR (and § 7(3)
+    /// no. 3 UWG): a legitimate interest, the existing-customer exception,
+    /// and, on the safe side, a basis a person only named in words. A
+    /// contract or a legal obligation is not ended by an objection.
+    pub fn objectionable(self) -> bool {
+        !matches!(self, BasisKind::Contract | BasisKind::LegalObligation)
+    }
+}
+
+impl fmt::Display for BasisKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for BasisKind {
+    type Err = UnknownName;
+
+    fn from_str(name: &str) -> Result<BasisKind, UnknownName> {
+        by_name("basis", &BasisKind::ALL, BasisKind::as_str, name)
+    }
+}
+
+/// A legal basis other than consent, as evidence: what it is, why, who or
+/// what set it, until when it holds and what it relied on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Basis {
+    pub kind: BasisKind,
+    /// Why it applies, in the words of the legal team or the person.
+    pub reason: String,
+    /// The person who recorded it; `None`: the policy's `basis` hook.
+    #[serde(default)]
+    pub decided_by: Option<String>,
+    /// When it was set (or last renewed).
+    #[serde(default)]
+    pub since: Option<Timestamp>,
+    /// When the policy's `basis` hook is asked again.
+    #[serde(default)]
+    pub review_at: Option<Timestamp>,
+    /// The contact's data the policy's hook read, with the values it saw
+    /// (`attributes.customer` → `yes`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub relied_on: BTreeMap<String, String>,
+    /// The policy version that set it; filled in by the host, which knows
+    /// the version (a plugin passes it through unchanged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_version: Option<u32>,
+}
+
+impl Basis {
+    /// Whether the policy set it (and may change it again).
+    pub fn by_policy(&self) -> bool {
+        self.decided_by.is_none()
+    }
+}
+
+/// Reads a case's basis: the record, or the bare reason text of cases
+/// stored before contract 0.6.0 (always a person's decision then).
+fn basis_or_reason<'de, D>(deserializer: D) -> Result<Option<Basis>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Stored {
+        Reason(String),
+        Record(Basis),
+    }
+    Ok(
+        Option::<Stored>::deserialize(deserializer)?.map(|stored| match stored {
+            Stored::Record(basis) => basis,
+            Stored::Reason(reason) => Basis {
+                kind: BasisKind::Other,
+                reason,
+                decided_by: Some(String::new()),
+                since: None,
+                review_at: None,
+                relied_on: BTreeMap::new(),
+                policy_version: None,
+            },
+        }),
+    )
 }
 
 /// Another legal basis that waits for a second person's approval.
@@ -408,6 +549,8 @@ pub enum Event {
     Withdraw,
     /// Consent on the contact's own initiative (their personal link).
     Consent,
+    /// The contact objected to the use (Art. 21 GDPR).
+    Object,
     Used,
     HoldOn {
         by: String,
@@ -436,6 +579,7 @@ impl Event {
             Event::Approve { by } => format!("approval by {by}"),
             Event::Withdraw => "withdrawal".to_owned(),
             Event::Consent => "consent on the contact's own initiative".to_owned(),
+            Event::Object => "objection".to_owned(),
             Event::Used => "used".to_owned(),
             Event::HoldOn { by, reason } => format!("legal hold on by {by} ({reason})"),
             Event::HoldOff { by, reason } => format!("legal hold off by {by} ({reason})"),

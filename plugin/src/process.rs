@@ -13,10 +13,10 @@ use std::rc::Rc;
 use chrono::{DateTime, Duration, Utc};
 
 use crate::calendar::add_days;
-use crate::hooks::{self, Hook, NoResponsePlan, RefusalPlan};
+use crate::hooks::{self, BasisChoice, Hook, NoResponsePlan, RefusalPlan};
 use crate::model::{
-    Action, Answer, Band, Case, CleanupMode, CleanupPlan, Clock, Contact, Decision, DecisionKind,
-    Event, Outcome, PendingBasis, State, StepError, Timestamp, TraceEntry,
+    Action, Answer, Band, Basis, BasisKind, Case, CleanupMode, CleanupPlan, Clock, Contact,
+    Decision, DecisionKind, Event, Outcome, PendingBasis, State, StepError, Timestamp, TraceEntry,
 };
 use crate::policy::Policy;
 use crate::script::{CaseView, ContactView};
@@ -145,6 +145,7 @@ impl Step<'_> {
             Event::Approve { by } => self.approve(by),
             Event::Withdraw => self.withdraw(),
             Event::Consent => self.consent(),
+            Event::Object => self.object(),
             Event::Used => {
                 self.used()?;
                 Ok(())
@@ -304,6 +305,90 @@ impl Step<'_> {
         self.policy.business_days_only()
     }
 
+    /// Asks the policy's `basis` hook whether another legal basis than
+    /// consent applies to this contact and purpose; `None`: ask for
+    /// consent. The contact fields the hook read are recorded with their
+    /// values, as the data the basis relied on.
+    fn policy_basis(&mut self) -> Result<Option<Basis>, StepError> {
+        if !self.policy.defines(Hook::Basis) {
+            return Ok(None);
+        }
+        let (choice, relied_on) = crate::script::recording_reads(|| {
+            self.with_case(Hook::Basis, hooks::basis, || BasisChoice::Consent)
+        });
+        let BasisChoice::Other {
+            kind,
+            reason,
+            review,
+        } = choice?
+        else {
+            return Ok(None);
+        };
+        let has_email = self
+            .contact
+            .email
+            .as_deref()
+            .is_some_and(|e| !e.trim().is_empty());
+        if kind == BasisKind::ExistingCustomer && !has_email {
+            self.note(
+                "basis",
+                "the existing-customer exception (§ 7(3) UWG) covers e-mail advertising only, and the contact has no e-mail address: klar asks for consent",
+            );
+            return Ok(None);
+        }
+        let now = self.now();
+        Ok(Some(Basis {
+            kind,
+            reason,
+            decided_by: None,
+            since: Some(now),
+            review_at: Some(self.period(now, review)),
+            relied_on,
+            policy_version: None,
+        }))
+    }
+
+    /// The case stands on a basis the policy set: nobody is asked, and the
+    /// hook is asked again at the review date.
+    fn stand_on(&mut self, basis: Basis) {
+        let review = basis
+            .review_at
+            .map_or("never".to_owned(), |t| t.to_rfc3339());
+        let relied: Vec<String> = basis
+            .relied_on
+            .iter()
+            .map(|(k, v)| format!("{k} = {v:?}"))
+            .collect();
+        let renewed = self.case.state == State::OtherBasis;
+        self.note(
+            "basis",
+            format!(
+                "{} {}: {}; relied on {}; review on {review}",
+                if renewed { "renewed" } else { "on basis" },
+                basis.kind,
+                basis.reason,
+                if relied.is_empty() {
+                    "no contact data".to_owned()
+                } else {
+                    relied.join(", ")
+                }
+            ),
+        );
+        if self.asking() {
+            self.note(
+                "basis",
+                "nobody needs to be asked: the open request is no longer needed",
+            );
+        }
+        self.case.state = State::OtherBasis;
+        self.case.due_at = basis.review_at;
+        self.case.basis = Some(basis);
+        self.case.attempt = 0;
+        self.case.requested_at = None;
+        self.case.assigned_to = None;
+        self.case.cleanup = None;
+    }
+
     // --- the process ----------------------------------------------------------
 
     fn tick(&mut self) -> Result<(), StepError> {
@@ -322,8 +407,37 @@ impl Step<'_> {
             return Ok(());
         }
         match self.case.state {
-            State::Unclarified | State::Paused => self.start_round("request"),
+            State::Unclarified | State::Paused => match self.policy_basis()? {
+                Some(basis) => {
+                    self.stand_on(basis);
+                    Ok(())
+                }
+                None => self.start_round("request"),
+            },
+            State::OtherBasis if self.case.basis.as_ref().is_some_and(Basis::by_policy) => {
+                self.note("tick", "the basis the policy set reached its review date");
+                match self.policy_basis()? {
+                    Some(basis) => {
+                        self.stand_on(basis);
+                        Ok(())
+                    }
+                    None => {
+                        self.note(
+                            "basis",
+                            "the policy no longer gives another basis: klar asks for consent",
+                        );
+                        self.case.basis = None;
+                        self.start_round("request")
+                    }
+                }
+            }
             State::Requested => {
+                // A policy (or the contact's data) may give another basis
+                // by now: then there is nothing left to ask.
+                if let Some(basis) = self.policy_basis()? {
+                    self.stand_on(basis);
+                    return Ok(());
+                }
                 let reminders = self.reminder_days()?;
                 if self.case.attempt as usize <= reminders.len() {
                     self.send(self.case.attempt + 1, "reminder", &reminders)
@@ -374,7 +488,11 @@ impl Step<'_> {
                 self.note("tick", format!("the decision by {by} is overdue"));
                 Ok(())
             }
-            State::OtherBasis | State::Refused | State::Withdrawn | State::Purged => {
+            State::OtherBasis
+            | State::Refused
+            | State::Withdrawn
+            | State::Objected
+            | State::Purged => {
                 self.case.due_at = None;
                 self.note(
                     "tick",
@@ -615,6 +733,9 @@ impl Step<'_> {
         let keep_evidence_until = self.period(since, retention_days);
         self.case.state = State::Purged;
         self.case.pending_basis = None;
+        // The data a basis relied on goes with the person; its evidence
+        // stays as long as the policy says.
+        self.case.basis = None;
         self.case.due_at = None;
         self.case.assigned_to = None;
         self.actions.push(Action::Cleanup {
@@ -630,15 +751,19 @@ impl Step<'_> {
 
     fn accept(&mut self) -> Result<(), StepError> {
         match self.case.state {
-            State::Refused | State::Withdrawn => {
+            State::Refused | State::Withdrawn | State::Objected => {
                 return Err(StepError::rejected(format!(
                     "the contact {} earlier; a new consent needs a new request",
                     self.case.state
                 )));
             }
             State::CleanupPending => {
-                let reason = self.case.cleanup.as_ref().map(|p| p.reason.as_str());
-                if matches!(reason, Some("refusal" | "withdrawal")) {
+                if self
+                    .case
+                    .cleanup
+                    .as_ref()
+                    .is_some_and(CleanupPlan::after_no)
+                {
                     return Err(StepError::rejected(
                         "the contact said no earlier; a new consent needs a new request",
                     ));
@@ -657,7 +782,7 @@ impl Step<'_> {
     /// like an answer from then on.
     fn consent(&mut self) -> Result<(), StepError> {
         match self.case.state {
-            State::Refused | State::Withdrawn => self.note(
+            State::Refused | State::Withdrawn | State::Objected => self.note(
                 "consent",
                 format!(
                     "the contact {} earlier and now consents on their own initiative",
@@ -716,7 +841,7 @@ impl Step<'_> {
 
     fn refuse(&mut self) -> Result<(), StepError> {
         match self.case.state {
-            State::Refused | State::Withdrawn | State::CleanupPending => {
+            State::Refused | State::Withdrawn | State::Objected | State::CleanupPending => {
                 self.note("response", "the contact said no again; nothing changes");
                 Ok(())
             }
@@ -730,7 +855,7 @@ impl Step<'_> {
 
     fn withdraw(&mut self) -> Result<(), StepError> {
         match self.case.state {
-            State::Refused | State::Withdrawn | State::CleanupPending => {
+            State::Refused | State::Withdrawn | State::Objected | State::CleanupPending => {
                 self.note("withdrawal", "use is already blocked; nothing changes");
                 Ok(())
             }
@@ -738,6 +863,83 @@ impl Step<'_> {
                 self.case.state = State::Withdrawn;
                 self.block_use();
                 self.after_refusal("withdrawal", State::Withdrawn)
+            }
+        }
+    }
+
+    /// The contact objects (Art. 21 GDPR). On a legitimate interest, the
+    /// existing-customer exception, a basis a person named, a consent or a
+    /// case still being clarified, use stops at once and for good: nothing
+    /// but the contact's own consent makes the case usable again. A
+    /// contract or a legal obligation is not ended by an objection; the
+    /// owner checks it.
+    fn object(&mut self) -> Result<(), StepError> {
+        let state = self.case.state;
+        match state {
+            State::Objected => {
+                self.note("objection", "the contact objected earlier; nothing changes");
+                Ok(())
+            }
+            State::CleanupPending => {
+                if let Some(plan) = self.case.cleanup.as_mut() {
+                    plan.reason = "objection".to_owned();
+                    plan.resume_state = State::Objected;
+                    plan.resume_due_at = None;
+                }
+                self.case.pending_basis = None;
+                self.note(
+                    "objection",
+                    "the cleanup stays as planned; if a person stops it, the case stays objected",
+                );
+                Ok(())
+            }
+            State::Refused | State::Withdrawn => {
+                self.case.state = State::Objected;
+                self.case.pending_basis = None;
+                self.note(
+                    "objection",
+                    format!(
+                        "the contact {state} earlier; the objection also rules out any other basis"
+                    ),
+                );
+                Ok(())
+            }
+            State::OtherBasis
+                if self
+                    .case
+                    .basis
+                    .as_ref()
+                    .is_some_and(|b| !b.kind.objectionable()) =>
+            {
+                let kind = self
+                    .case
+                    .basis
+                    .as_ref()
+                    .map(|b| b.kind)
+                    .unwrap_or(BasisKind::Other);
+                self.note(
+                    "objection",
+                    format!("an objection (Art. 21 GDPR) does not end a {kind} basis; the owner checks it"),
+                );
+                self.actions.push(Action::CreateTask {
+                    assignee: self.contact.owner.clone(),
+                    kind: "review-objection".to_owned(),
+                    note: format!(
+                        "Contact {} objects to the use for purpose {}, which stands on the basis {kind}. Check whether it still applies; if not, record a cleanup.",
+                        self.contact.id, self.case.purpose
+                    ),
+                });
+                Ok(())
+            }
+            _ => {
+                self.note(
+                    "objection",
+                    format!("the contact objects in state {state}: use stops at once and for good"),
+                );
+                self.case.state = State::Objected;
+                self.case.pending_basis = None;
+                self.block_use();
+                self.after_refusal("objection", State::Objected)
             }
         }
     }
@@ -790,7 +992,18 @@ impl Step<'_> {
             format!("{}: {}", d.kind.as_str(), d.reason),
         );
         let state = self.case.state;
-        let never_ask_again = matches!(state, State::Refused | State::Withdrawn);
+        let never_ask_again = matches!(state, State::Refused | State::Withdrawn | State::Objected);
+        let objected = state == State::Objected
+            || self
+                .case
+                .cleanup
+                .as_ref()
+                .is_some_and(|p| p.reason == "objection" || p.resume_state == State::Objected);
+        if d.kind == DecisionKind::OtherBasis && objected {
+            return Err(StepError::rejected(
+                "the contact objected (Art. 21 GDPR); no other basis can override an objection",
+            ));
+        }
         if d.kind == DecisionKind::OtherBasis
             && matches!(
                 state,
@@ -835,7 +1048,7 @@ impl Step<'_> {
             ),
             DecisionKind::OtherBasis => {
                 self.case.state = State::OtherBasis;
-                self.case.basis = Some(d.reason.clone());
+                self.case.basis = Some(person_basis(&d.reason, &d.by, self.now()));
                 self.case.cleanup = None;
                 self.case.assigned_to = None;
                 self.case.due_at = None;
@@ -920,7 +1133,7 @@ impl Step<'_> {
             ),
         );
         self.case.state = State::OtherBasis;
-        self.case.basis = Some(pending.reason);
+        self.case.basis = Some(person_basis(&pending.reason, by, self.now()));
         self.case.cleanup = None;
         self.case.assigned_to = None;
         self.case.due_at = None;
@@ -990,6 +1203,38 @@ impl Step<'_> {
     }
 
     fn data_changed(&mut self) -> Result<(), StepError> {
+        let on_policy_basis = self.case.state == State::OtherBasis
+            && self.case.basis.as_ref().is_some_and(Basis::by_policy);
+        let clarifying = matches!(
+            self.case.state,
+            State::Requested | State::AwaitingDecision | State::Paused
+        );
+        if on_policy_basis || clarifying {
+            match self.policy_basis()? {
+                Some(basis) => {
+                    let same = self.case.basis.as_ref().is_some_and(|b| {
+                        b.kind == basis.kind
+                            && b.reason == basis.reason
+                            && b.relied_on == basis.relied_on
+                    });
+                    if on_policy_basis && same {
+                        self.note("data changed", "the basis still applies as recorded");
+                    } else {
+                        self.stand_on(basis);
+                    }
+                    return Ok(());
+                }
+                None if on_policy_basis => {
+                    self.note(
+                        "data changed",
+                        "the policy no longer gives another basis: klar asks for consent",
+                    );
+                    self.case.basis = None;
+                    return self.start_round("request");
+                }
+                None => {}
+            }
+        }
         if !self.asking() {
             self.note(
                 "data changed",
@@ -1010,6 +1255,19 @@ impl Step<'_> {
             None => self.note("data changed", "every way to reach the contact bounced"),
         }
         Ok(())
+    }
+}
+
+/// A basis a person recorded, named in words.
+fn person_basis(reason: &str, by: &str, now: Timestamp) -> Basis {
+    Basis {
+        kind: BasisKind::Other,
+        reason: reason.to_owned(),
+        decided_by: Some(by.to_owned()),
+        since: Some(now),
+        review_at: None,
+        relied_on: Default::default(),
+        policy_version: None,
     }
 }
 

@@ -5,6 +5,8 @@
 //! and release builds and some are unlimited. A policy that hits one stops with an
 //! error that names its line and column; it never hangs the host.
 
+use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use rhai::{Dynamic, Engine, Map, OptimizationLevel};
@@ -109,21 +111,81 @@ pub const CASE_FIELDS: [&str; 9] = [
 #[derive(Clone)]
 pub struct ContactView(pub Rc<Contact>);
 
+thread_local! {
+    /// The contact fields read while [`recording_reads`] runs, with the
+    /// values the policy saw; `None` the rest of the time.
+    static READS: RefCell<Option<BTreeMap<String, String>>> = const { RefCell::new(None) };
+}
+
+/// Notes that the policy read `field` (only while reads are recorded).
+fn seen(field: impl FnOnce() -> String, value: impl FnOnce() -> String) {
+    READS.with(|reads| {
+        if let Some(reads) = reads.borrow_mut().as_mut() {
+            reads.entry(field()).or_insert_with(value);
+        }
+    });
+}
+
+/// Runs `f` and returns what it returned with the contact fields the policy
+/// read meanwhile (`attributes.customer` → `yes`): the data a legal basis
+/// relied on, recorded without the policy having to name it.
+pub fn recording_reads<T>(f: impl FnOnce() -> T) -> (T, BTreeMap<String, String>) {
+    READS.with(|reads| *reads.borrow_mut() = Some(BTreeMap::new()));
+    let out = f();
+    let reads = READS
+        .with(|reads| reads.borrow_mut().take())
+        .unwrap_or_default();
+    (out, reads)
+}
+
+fn optional_text(s: &Option<String>) -> String {
+    s.clone().unwrap_or_default()
+}
+
 fn register_contact(engine: &mut Engine) {
     engine
         .register_type_with_name::<ContactView>("Contact")
-        .register_get("id", |c: &mut ContactView| c.0.id.clone())
-        .register_get("first_name", |c: &mut ContactView| c.0.first_name.clone())
-        .register_get("last_name", |c: &mut ContactView| c.0.last_name.clone())
-        .register_get("email", |c: &mut ContactView| text_or_unit(&c.0.email))
-        .register_get("phone", |c: &mut ContactView| text_or_unit(&c.0.phone))
-        .register_get("owner", |c: &mut ContactView| c.0.owner.clone())
-        .register_get("source", |c: &mut ContactView| c.0.source.clone())
-        .register_get("language", |c: &mut ContactView| c.0.language.clone())
+        .register_get("id", |c: &mut ContactView| {
+            seen(|| "id".to_owned(), || c.0.id.clone());
+            c.0.id.clone()
+        })
+        .register_get("first_name", |c: &mut ContactView| {
+            seen(|| "first_name".to_owned(), || c.0.first_name.clone());
+            c.0.first_name.clone()
+        })
+        .register_get("last_name", |c: &mut ContactView| {
+            seen(|| "last_name".to_owned(), || c.0.last_name.clone());
+            c.0.last_name.clone()
+        })
+        .register_get("email", |c: &mut ContactView| {
+            seen(|| "email".to_owned(), || optional_text(&c.0.email));
+            text_or_unit(&c.0.email)
+        })
+        .register_get("phone", |c: &mut ContactView| {
+            seen(|| "phone".to_owned(), || optional_text(&c.0.phone));
+            text_or_unit(&c.0.phone)
+        })
+        .register_get("owner", |c: &mut ContactView| {
+            seen(|| "owner".to_owned(), || c.0.owner.clone());
+            c.0.owner.clone()
+        })
+        .register_get("source", |c: &mut ContactView| {
+            seen(|| "source".to_owned(), || c.0.source.clone());
+            c.0.source.clone()
+        })
+        .register_get("language", |c: &mut ContactView| {
+            seen(|| "language".to_owned(), || c.0.language.clone());
+            c.0.language.clone()
+        })
         .register_get("created_at", |c: &mut ContactView| {
-            time_text(Some(c.0.created_at))
+            let at = time_text(Some(c.0.created_at));
+            seen(|| "created_at".to_owned(), || at.to_string());
+            at
         })
         .register_get("attributes", |c: &mut ContactView| {
+            for (k, v) in &c.0.attributes {
+                seen(|| format!("attributes.{k}"), || v.clone());
+            }
             c.0.attributes
                 .iter()
                 .map(|(k, v)| (k.as_str().into(), Dynamic::from(v.clone())))
@@ -132,7 +194,9 @@ fn register_contact(engine: &mut Engine) {
         // `contact.attr("fair")` is the attribute's text, or "" if it is missing,
         // so policies need no existence checks.
         .register_fn("attr", |c: &mut ContactView, name: &str| {
-            c.0.attributes.get(name).cloned().unwrap_or_default()
+            let value = c.0.attributes.get(name).cloned().unwrap_or_default();
+            seen(|| format!("attributes.{name}"), || value.clone());
+            value
         })
         .register_fn("to_string", |c: &mut ContactView| {
             format!("contact {}", c.0.id)

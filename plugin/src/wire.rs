@@ -96,6 +96,7 @@ fn state_to_wire(s: m::State) -> w::State {
         m::State::Paused => w::State::Paused,
         m::State::Refused => w::State::Refused,
         m::State::Withdrawn => w::State::Withdrawn,
+        m::State::Objected => w::State::Objected,
         m::State::CleanupPending => w::State::CleanupPending,
         m::State::Purged => w::State::Purged,
     }
@@ -111,9 +112,46 @@ fn state_from_wire(s: w::State) -> m::State {
         w::State::Paused => m::State::Paused,
         w::State::Refused => m::State::Refused,
         w::State::Withdrawn => m::State::Withdrawn,
+        w::State::Objected => m::State::Objected,
         w::State::CleanupPending => m::State::CleanupPending,
         w::State::Purged => m::State::Purged,
     }
+}
+
+fn basis_to_wire(b: m::Basis) -> w::LegalBasis {
+    w::LegalBasis {
+        kind: match b.kind {
+            m::BasisKind::Contract => w::BasisKind::Contract,
+            m::BasisKind::LegitimateInterest => w::BasisKind::LegitimateInterest,
+            m::BasisKind::ExistingCustomer => w::BasisKind::ExistingCustomer,
+            m::BasisKind::LegalObligation => w::BasisKind::LegalObligation,
+            m::BasisKind::Other => w::BasisKind::Other,
+        },
+        reason: b.reason,
+        decided_by: b.decided_by,
+        since: opt_time_to_wire(b.since),
+        review_at: opt_time_to_wire(b.review_at),
+        relied_on: b.relied_on.into_iter().collect(),
+        policy_version: b.policy_version,
+    }
+}
+
+fn basis_from_wire(b: w::LegalBasis) -> Result<m::Basis, String> {
+    Ok(m::Basis {
+        kind: match b.kind {
+            w::BasisKind::Contract => m::BasisKind::Contract,
+            w::BasisKind::LegitimateInterest => m::BasisKind::LegitimateInterest,
+            w::BasisKind::ExistingCustomer => m::BasisKind::ExistingCustomer,
+            w::BasisKind::LegalObligation => m::BasisKind::LegalObligation,
+            w::BasisKind::Other => m::BasisKind::Other,
+        },
+        reason: b.reason,
+        decided_by: b.decided_by,
+        since: opt_time_from_wire(b.since)?,
+        review_at: opt_time_from_wire(b.review_at)?,
+        relied_on: b.relied_on.into_iter().collect(),
+        policy_version: b.policy_version,
+    })
 }
 
 fn mode_to_wire(mode: m::CleanupMode) -> w::CleanupMode {
@@ -141,7 +179,7 @@ pub fn case_to_wire(c: m::Case) -> w::Case {
         review_at: opt_time_to_wire(c.review_at),
         last_used_at: opt_time_to_wire(c.last_used_at),
         assigned_to: c.assigned_to,
-        basis: c.basis,
+        basis: c.basis.map(basis_to_wire),
         legal_hold: c.legal_hold,
         cleanup: c.cleanup.map(|p| w::CleanupPlan {
             mode: mode_to_wire(p.mode),
@@ -173,7 +211,7 @@ pub fn case_from_wire(c: w::Case) -> Result<m::Case, String> {
         review_at: opt_time_from_wire(c.review_at)?,
         last_used_at: opt_time_from_wire(c.last_used_at)?,
         assigned_to: c.assigned_to,
-        basis: c.basis,
+        basis: c.basis.map(basis_from_wire).transpose()?,
         legal_hold: c.legal_hold,
         cleanup: match c.cleanup {
             None => None,
@@ -251,6 +289,7 @@ pub fn event_to_wire(e: m::Event) -> w::Event {
         m::Event::Approve { by } => w::Event::Approve(by),
         m::Event::Withdraw => w::Event::Withdraw,
         m::Event::Consent => w::Event::Consent,
+        m::Event::Object => w::Event::Object,
         m::Event::Used => w::Event::Used,
         m::Event::HoldOn { by, reason } => w::Event::HoldOn(w::HoldChange { by, reason }),
         m::Event::HoldOff { by, reason } => w::Event::HoldOff(w::HoldChange { by, reason }),
@@ -284,6 +323,7 @@ pub fn event_from_wire(e: w::Event) -> m::Event {
         w::Event::Approve(by) => m::Event::Approve { by },
         w::Event::Withdraw => m::Event::Withdraw,
         w::Event::Consent => m::Event::Consent,
+        w::Event::Object => m::Event::Object,
         w::Event::Used => m::Event::Used,
         w::Event::HoldOn(h) => m::Event::HoldOn {
             by: h.by,

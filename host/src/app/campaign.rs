@@ -38,6 +38,8 @@ pub enum Reason {
     NotClarified,
     Refused,
     Withdrawn,
+    /// Not usable: the contact objected (Art. 21 GDPR).
+    Objected,
     /// Not usable: the contact's data is about to be erased or anonymised.
     CleanupPending,
     /// Not usable: the case ended for good.
@@ -51,13 +53,14 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 11] = [
+    pub const ALL: [Reason; 12] = [
         Reason::Consent,
         Reason::OtherBasis,
         Reason::NotRefused,
         Reason::NotClarified,
         Reason::Refused,
         Reason::Withdrawn,
+        Reason::Objected,
         Reason::CleanupPending,
         Reason::Purged,
         Reason::Erased,
@@ -74,6 +77,7 @@ impl Reason {
             Reason::NotClarified => "not-clarified",
             Reason::Refused => "refused",
             Reason::Withdrawn => "withdrawn",
+            Reason::Objected => "objected",
             Reason::CleanupPending => "cleanup-pending",
             Reason::Purged => "purged",
             Reason::Erased => "erased",
@@ -91,6 +95,7 @@ impl Reason {
             Reason::NotClarified => "noch nicht geklärt",
             Reason::Refused => "abgelehnt",
             Reason::Withdrawn => "widerrufen",
+            Reason::Objected => "widersprochen",
             Reason::CleanupPending => "Löschung läuft",
             Reason::Purged => "gelöscht",
             Reason::Erased => "Person gelöscht",
@@ -132,6 +137,7 @@ impl Reason {
         match state.as_str() {
             s if s == State::Refused.as_str() => Reason::Refused,
             s if s == State::Withdrawn.as_str() => Reason::Withdrawn,
+            s if s == State::Objected.as_str() => Reason::Objected,
             s if s == State::CleanupPending.as_str() => Reason::CleanupPending,
             s if s == State::Purged.as_str() => Reason::Purged,
             _ => Reason::NotClarified,

@@ -294,6 +294,8 @@ pub struct Overview {
     /// The request waves as the day's first tick found them, and that day.
     pub funnel: Option<(String, Vec<Wave>)>,
     pub cleanup: Vec<CleanupWeek>,
+    /// Usable cases by legal basis (`report::bases`).
+    pub bases: Vec<(String, i64)>,
 }
 
 pub fn overview(conn: &Conn, tenant: &Tenant, now: DateTime<Utc>) -> store::Result<Overview> {
@@ -313,5 +315,6 @@ pub fn overview(conn: &Conn, tenant: &Tenant, now: DateTime<Utc>) -> store::Resu
         trend: report::band_days(conn, &tenant.id, &since)?,
         funnel: report::latest_funnel(conn, &tenant.id)?,
         cleanup: report::cleanup_preview(conn, &tenant.id)?,
+        bases: report::bases(conn, &tenant.id)?,
     })
 }

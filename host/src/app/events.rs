@@ -172,6 +172,22 @@ pub fn report(
                             now.timestamp(),
                         )?;
                     }
+                    if *event == Event::Object {
+                        // An objection is the contact's own declaration:
+                        // evidence, like their answers, kept with the case.
+                        crate::store::evidence::add(
+                            tx,
+                            &tenant.id,
+                            contact,
+                            &purpose,
+                            "objection",
+                            now.timestamp(),
+                            &serde_json::json!({
+                                "reported_by": actor_json,
+                                "state": outcome.case.state,
+                            }),
+                        )?;
+                    }
                     Applied::Now(outcome.case.state)
                 }
                 Ok(Stepped::Failed(why)) => Applied::Failed(why),

@@ -124,8 +124,13 @@ pub struct Bundle {
     pub requests: Vec<wire::Record>,
     /// Every mail klar sent itself: recipient, Message-ID, the relay's answer.
     pub deliveries: Vec<wire::Record>,
-    /// Every answer: time, channel, link id, text version and hash, IP, user agent.
+    /// Every answer: time, channel, link id, text version and hash, IP, user
+    /// agent; withdrawals and objections too.
     pub responses: Vec<wire::Record>,
+    /// Every legal basis other than consent the policy set or renewed: its
+    /// kind, the legal team's reason, the review date, the policy version
+    /// (and SHA-256) and the contact data it relied on, with the values seen.
+    pub bases: Vec<wire::Record>,
     /// The consent texts the requests showed, word for word.
     pub consent_texts: Vec<wire::ConsentText>,
     pub decisions: Vec<DecisionRecord>,
@@ -468,8 +473,10 @@ pub fn export(
         evidence::for_contact(conn, &tenant.id, contact)?
             .into_iter()
             .partition(|r| r.kind == "request");
-    let (deliveries, responses): (Vec<Record>, Vec<Record>) =
+    let (deliveries, rest): (Vec<Record>, Vec<Record>) =
         rest.into_iter().partition(|r| r.kind == "mail-sent");
+    let (bases, responses): (Vec<Record>, Vec<Record>) =
+        rest.into_iter().partition(|r| r.kind == "basis");
     let mut consent_texts: Vec<crate::store::texts::ConsentText> = Vec::new();
     // The texts requests showed, and those consented to through the
     // personal link.
@@ -534,6 +541,7 @@ pub fn export(
         requests: wire::list(requests),
         deliveries: wire::list(deliveries),
         responses: wire::list(responses),
+        bases: wire::list(bases),
         consent_texts: wire::list(consent_texts),
         decisions: audit.iter().filter_map(decision).collect(),
         policy_versions,

@@ -31,6 +31,8 @@ pub enum Change {
     Refuse,
     /// Take a consent back.
     Withdraw,
+    /// Object to the use on another basis (Art. 21 GDPR).
+    Object,
 }
 
 impl Change {
@@ -39,6 +41,7 @@ impl Change {
             "consent" => Some(Change::Consent),
             "refuse" => Some(Change::Refuse),
             "withdraw" => Some(Change::Withdraw),
+            "object" => Some(Change::Object),
             _ => None,
         }
     }
@@ -48,6 +51,7 @@ impl Change {
             Change::Consent => "consent",
             Change::Refuse => "refuse",
             Change::Withdraw => "withdraw",
+            Change::Object => "object",
         }
     }
 }
@@ -59,8 +63,11 @@ pub struct Standing {
     /// The purpose as the contact reads it.
     pub name: String,
     pub state: State,
-    /// The contact refused or withdrew (klar does not ask them again).
+    /// The contact refused, withdrew or objected (klar does not ask them
+    /// again).
     pub said_no: bool,
+    /// The basis other than consent the case stands on, if it does.
+    pub basis: Option<crate::plugin::BasisKind>,
     /// When they consented, for a consent.
     pub consented_at: Option<i64>,
     /// What they may do now, in the order the page offers it.
@@ -118,6 +125,9 @@ fn offers(case: &Case) -> Vec<Change> {
     match case.state {
         State::Purged => Vec::new(),
         State::Consented => vec![Change::Withdraw],
+        // Another basis: the contact may object at any time (Art. 21 GDPR,
+        // § 7(3) no. 3 UWG); on a contract, the owner checks it.
+        State::OtherBasis => vec![Change::Object],
         _ if said_no(case) => vec![Change::Consent],
         _ => vec![Change::Consent, Change::Refuse],
     }
@@ -186,6 +196,9 @@ pub fn overview(
             standings.push(Standing {
                 name,
                 said_no: said_no(&case),
+                basis: (case.state == State::OtherBasis)
+                    .then(|| case.basis.as_ref().map(|b| b.kind))
+                    .flatten(),
                 state: case.state,
                 consented_at: (case.state == State::Consented)
                     .then(|| case.consented_at.map(|t| t.timestamp()))
@@ -314,6 +327,17 @@ pub fn change(
                         "user_agent": user_agent,
                     }),
                 ),
+                Change::Object => (
+                    Event::Object,
+                    "objection",
+                    json!({
+                        "channel": "personal-link",
+                        "link_id": link.id,
+                        "basis": case.basis.as_ref().map(|b| b.kind),
+                        "ip": origin.ip.map(|ip| ip.to_string()),
+                        "user_agent": user_agent,
+                    }),
+                ),
             };
             let stepped = engine::step_in(
                 tx,
@@ -363,8 +387,8 @@ pub fn change(
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Confirmed<'a> {
     pub purpose: &'a str,
-    /// `accept` or `refuse` (to a request), `consent`, `refuse` or
-    /// `withdraw` (through the personal link).
+    /// `accept` or `refuse` (to a request), `consent`, `refuse`,
+    /// `withdraw` or `object` (through the personal link).
     pub answer: &'a str,
     pub text_version: Option<i64>,
 }

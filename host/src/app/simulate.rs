@@ -63,6 +63,40 @@ pub struct Forecast {
     /// Per case, what settled it (or its state at the end).
     #[serde(skip)]
     pub fates: BTreeMap<(String, String), String>,
+    /// The cases that were sent at least one request.
+    #[serde(skip)]
+    pub asked: std::collections::BTreeSet<(String, String)>,
+    /// The cases the policy's `basis` hook put on another basis, and which.
+    #[serde(skip)]
+    pub bases: BTreeMap<(String, String), String>,
+}
+
+/// A case one policy asks about and another does not, because the other
+/// puts it on another basis.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NotAsked {
+    pub contact: String,
+    pub purpose: String,
+    /// The basis instead, e.g. `existing-customer`.
+    pub basis: String,
+}
+
+/// The cases `candidate` no longer asks about that `against` asks about,
+/// because the candidate's `basis` hook gives them another basis.
+pub fn stops_asking(candidate: &Forecast, against: &Forecast) -> Vec<NotAsked> {
+    against
+        .asked
+        .iter()
+        .filter(|key| !candidate.asked.contains(*key))
+        .filter_map(|key| {
+            let basis = candidate.bases.get(key)?;
+            Some(NotAsked {
+                contact: key.0.clone(),
+                purpose: key.1.clone(),
+                basis: basis.clone(),
+            })
+        })
+        .collect()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -136,6 +170,8 @@ pub fn run(
     let mut seen = crate::store::outbox::last_seq(store.connection(), tenant_id)?;
     let mut weeks: Vec<Week> = Vec::new();
     let mut fates: BTreeMap<(String, String), String> = BTreeMap::new();
+    let mut asked = std::collections::BTreeSet::new();
+    let mut bases = BTreeMap::new();
     let mut answers: BTreeMap<i64, Vec<Pending>> = BTreeMap::new();
     for day in 0..i64::from(options.days) {
         let morning = options.start + Duration::days(day);
@@ -159,7 +195,26 @@ pub fn run(
             let key = (item.contact.clone(), item.purpose.clone());
             let field = |k: &str| item.payload.get(k).and_then(|v| v.as_str()).unwrap_or("");
             match item.kind.as_str() {
+                "basis-recorded" => {
+                    let basis = field("basis").to_owned();
+                    fates.entry(key.clone()).or_insert_with(|| {
+                        format!("{basis} basis from {}", morning.format("%Y-%m-%d"))
+                    });
+                    bases.insert(key, basis);
+                }
                 "send-request" => {
+                    // A message asks about every purpose it lists.
+                    for purpose in item
+                        .payload
+                        .get("purposes")
+                        .and_then(|p| p.as_array())
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|p| p.get("purpose").and_then(|v| v.as_str()))
+                    {
+                        asked.insert((item.contact.clone(), purpose.to_owned()));
+                    }
+                    asked.insert(key.clone());
                     let attempt = item
                         .payload
                         .get("attempt")
@@ -252,6 +307,8 @@ pub fn run(
         policy: name.to_owned(),
         weeks,
         fates,
+        asked,
+        bases,
     })
 }
 

@@ -142,6 +142,21 @@ pub enum Command {
         now: NowArg,
     },
 
+    /// The contact objected to the use of their data (Art. 21 GDPR), for
+    /// every purpose unless --purpose. Final: no policy or person can
+    /// make the case usable again; only the contact's own consent can.
+    Object {
+        /// The tenant's id.
+        tenant: String,
+        /// The contact's id (the CRM's external_id).
+        contact: String,
+        /// Only this purpose (default: every purpose of the contact).
+        #[arg(long)]
+        purpose: Option<String>,
+        #[command(flatten)]
+        now: NowArg,
+    },
+
     /// The CRM used the contact for a purpose.
     Used {
         /// The tenant's id.

@@ -188,6 +188,20 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Event::Withdraw,
             &now,
         ),
+        Command::Object {
+            tenant,
+            contact,
+            purpose,
+            now,
+        } => cases::case_event(
+            plugin,
+            &db,
+            &tenant,
+            &contact,
+            purpose.as_deref(),
+            Event::Object,
+            &now,
+        ),
         Command::Used {
             tenant,
             contact,

@@ -570,6 +570,10 @@ pub fn simulate(
         .as_ref()
         .map(|b| crate::app::simulate::differences(&forecast, b))
         .unwrap_or_default();
+    let not_asked = compared
+        .as_ref()
+        .map(|b| crate::app::simulate::stops_asking(&forecast, b))
+        .unwrap_or_default();
     if json {
         println!(
             "{}",
@@ -581,10 +585,15 @@ pub fn simulate(
                 "refuse_rate": options.refuse_rate,
                 "seed": options.seed,
                 "weeks": forecast.weeks,
+                "asked": forecast.asked.len(),
+                "on_other_basis": forecast.bases.len(),
                 "against": compared.as_ref().map(|c| serde_json::json!({
                     "policy": c.policy,
                     "weeks": c.weeks,
+                    "asked": c.asked.len(),
+                    "on_other_basis": c.bases.len(),
                 })),
+                "no_longer_asked": not_asked,
                 "differences": differences,
             }))?
         );
@@ -604,6 +613,38 @@ pub fn simulate(
         println!("{} for comparison:", b.policy);
         print_forecast(b);
         println!();
+        println!(
+            "{} asks about {} case(s), {} about {}; {} case(s) on another basis under {}",
+            forecast.policy,
+            forecast.asked.len(),
+            b.policy,
+            b.asked.len(),
+            forecast.bases.len(),
+            forecast.policy
+        );
+        if !not_asked.is_empty() {
+            let mut by_basis: std::collections::BTreeMap<&str, usize> =
+                std::collections::BTreeMap::new();
+            for n in &not_asked {
+                *by_basis.entry(n.basis.as_str()).or_default() += 1;
+            }
+            let counts: Vec<String> = by_basis.iter().map(|(k, n)| format!("{n} {k}")).collect();
+            println!(
+                "{} no longer asks {} case(s) that {} asks, on another basis ({}):",
+                forecast.policy,
+                not_asked.len(),
+                b.policy,
+                counts.join(", ")
+            );
+            for n in &not_asked {
+                let which = if n.purpose == tenants::DEFAULT_PURPOSE {
+                    String::new()
+                } else {
+                    format!(" ({})", n.purpose)
+                };
+                println!("  {}{which}: {}", n.contact, n.basis);
+            }
+        }
         if differences.is_empty() {
             println!("no contact is treated differently");
         } else {

@@ -21,6 +21,7 @@ struct Words {
     consented: &'static str,
     refused: &'static str,
     withdrawn: &'static str,
+    objected: &'static str,
     manage: &'static str,
     button: &'static str,
 }
@@ -31,6 +32,7 @@ const DE: Words = Words {
     consented: "Sie haben eingewilligt (Text in Fassung {version}).",
     refused: "Sie haben abgelehnt. Wir verwenden Ihre Daten dafür nicht und fragen Sie dazu nicht noch einmal.",
     withdrawn: "Sie haben Ihre Einwilligung widerrufen. Wir verwenden Ihre Daten dafür nicht mehr.",
+    objected: "Sie haben widersprochen (Art. 21 DSGVO). Wir haben Ihren Widerspruch gespeichert.",
     manage: "Über Ihren persönlichen Link können Sie Ihre Antworten jederzeit ansehen und ändern, auch später noch: eine Einwilligung widerrufen oder doch noch einwilligen.",
     button: "Meine Einwilligungen ansehen",
 };
@@ -41,6 +43,7 @@ const EN: Words = Words {
     consented: "You consented (text version {version}).",
     refused: "You declined. We do not use your data for it and will not ask you about it again.",
     withdrawn: "You withdrew your consent. We no longer use your data for it.",
+    objected: "You objected (Art. 21 GDPR). We have recorded your objection.",
     manage: "Through your personal link you can see and change your answers at any time, later too: withdraw a consent or agree after all.",
     button: "See my consents",
 };
@@ -83,6 +86,7 @@ pub(super) fn compose(
             let what = match p.get("answer").and_then(Value::as_str) {
                 Some("accept" | "consent") => fill(own.consented, &[("version", &version)]),
                 Some("withdraw") => own.withdrawn.to_owned(),
+                Some("object") => own.objected.to_owned(),
                 _ => own.refused.to_owned(),
             };
             let purpose = purposes.iter().find(|(p, _)| p == id).map_or_else(

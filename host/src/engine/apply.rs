@@ -208,7 +208,10 @@ pub(super) fn apply_contact(
                 applied.push(Applied::Failed(why));
                 continue;
             }
-            Ok(outcome) => outcome,
+            Ok(mut outcome) => {
+                stamp_policy_version(tx, ctx, &mut outcome)?;
+                outcome
+            }
         };
         match plan {
             Plan::Skip => {
@@ -284,6 +287,16 @@ pub(super) fn apply_contact(
             },
         )?;
         withdraw_stale(tx, ctx, &contact.id, before, &outcome)?;
+        if let Some(basis) = new_policy_basis(before, case) {
+            // A renewal at the review date is evidence too; the CRM already
+            // has the contact's link for the same basis.
+            let renewed = before.state == State::OtherBasis
+                && before
+                    .basis
+                    .as_ref()
+                    .is_some_and(|b| b.by_policy() && b.kind == basis.kind);
+            basis_recorded(tx, ctx, contact, (case, basis), row.seq, renewed)?;
+        }
         for (i, action) in outcome.actions.iter().enumerate() {
             // Stable: the same audit row and position always give the same
             // id, so a CRM can de-duplicate deliveries.
@@ -459,6 +472,110 @@ fn with_owner(mut outcome: Outcome, tenant: &Tenant) -> Result<Outcome, String> 
         outcome.case.assigned_to = Some(owner.clone());
     }
     Ok(outcome)
+}
+
+/// A basis the policy's hook just set carries the number of the policy
+/// version that set it: the plugin leaves it empty (it does not know the
+/// version) and passes a stored one through.
+fn stamp_policy_version(
+    tx: &Tx<'_>,
+    ctx: &StepContext<'_>,
+    outcome: &mut Outcome,
+) -> Result<(), StoreError> {
+    let Some(basis) = outcome.case.basis.as_mut() else {
+        return Ok(());
+    };
+    if basis.by_policy() && basis.policy_version.is_none() {
+        basis.policy_version = tenants::version_of(tx, &ctx.tenant.id, ctx.policy_sha256)?
+            .and_then(|v| u32::try_from(v).ok());
+    }
+    Ok(())
+}
+
+/// The basis the policy set (or renewed) in this step, if it did.
+fn new_policy_basis<'c>(before: &Case, after: &'c Case) -> Option<&'c crate::plugin::Basis> {
+    let basis = after.basis.as_ref().filter(|b| b.by_policy())?;
+    (after.state == State::OtherBasis && before.basis.as_ref() != Some(basis)).then_some(basis)
+}
+
+/// A basis the policy set is evidence: what, why, until when, which policy
+/// version, and the contact data it relied on. The CRM hears of it with the
+/// contact's personal link, which every use on a legitimate interest or the
+/// existing-customer exception must carry as the way to object (§ 7(3)
+/// no. 4 UWG, Art. 21(4) GDPR). The link is a closed response token: it
+/// answers no request, it only opens the contact's page.
+fn basis_recorded(
+    tx: &Tx<'_>,
+    ctx: &StepContext<'_>,
+    contact: &Contact,
+    (case, basis): (&Case, &crate::plugin::Basis),
+    audit_seq: i64,
+    renewed: bool,
+) -> Result<(), StoreError> {
+    let tenant = ctx.tenant.id.as_str();
+    let now = ctx.now;
+    let review_at = basis
+        .review_at
+        .map(|t| crate::times::rfc3339(t.timestamp()));
+    let mut detail = serde_json::json!({
+        "kind": basis.kind,
+        "reason": basis.reason,
+        "relied_on": basis.relied_on,
+        "review_at": review_at,
+        "policy_version": basis.policy_version,
+        "policy_sha256": ctx.policy_sha256,
+        "audit_seq": audit_seq,
+        "renewed": renewed,
+    });
+    if !renewed {
+        let language = texts::language_of(tx, tenant, &case.purpose, &contact.language)?;
+        let (secret, token) = tokens::issue(
+            tx,
+            tokens::Token {
+                id: String::new(),
+                tenant: tenant.to_owned(),
+                contact: contact.id.clone(),
+                purpose: case.purpose.clone(),
+                attempt: 0,
+                channel: "basis".to_owned(),
+                text_version: 0,
+                language: language.clone(),
+                created_at: now,
+                expires_at: now,
+                used_at: Some(now),
+                message: None,
+            },
+        )?;
+        detail["personal_link_id"] = token.id.into();
+        outbox::insert(
+            tx,
+            tenant,
+            &format!("{tenant}-{audit_seq}-basis"),
+            (&contact.id, &case.purpose),
+            "basis-recorded",
+            &serde_json::json!({
+                "type": "basis-recorded",
+                "basis": basis.kind,
+                "reason": basis.reason,
+                "review_at": review_at,
+                "policy_version": basis.policy_version,
+                "objection_possible": basis.kind.objectionable(),
+                "language": language,
+                "personal_token": secret,
+            }),
+            now,
+        )?;
+    }
+    evidence::add(
+        tx,
+        tenant,
+        &contact.id,
+        &case.purpose,
+        "basis",
+        now,
+        &detail,
+    )?;
+    Ok(())
 }
 
 /// The `type` of an action's JSON, which is the outbox row's kind.
@@ -653,7 +770,12 @@ pub(super) fn end_every_purpose(
             },
         )?;
     }
-    for kind in ["send-request", "create-task", "send-confirmation"] {
+    for kind in [
+        "send-request",
+        "create-task",
+        "send-confirmation",
+        "basis-recorded",
+    ] {
         for pending in outbox::pending(tx, tenant, contact, kind)? {
             cancel(tx, tenant, contact, &pending, "the contact was erased", now)?;
         }

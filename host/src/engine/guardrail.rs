@@ -16,6 +16,28 @@ pub fn guardrail(before: &Case, event: &Event, outcome: &Outcome, now: i64) -> O
             before.state
         ));
     }
+    // An objection (Art. 21 GDPR) is final: only the contact's own
+    // consent, or the erasure, ends it.
+    if objected(before)
+        && !objected(&outcome.case)
+        && outcome.case.state != State::Purged
+        && !(outcome.case.state == State::Consented && *event == Event::Consent)
+    {
+        return Some(format!(
+            "the contact objected; nothing but their own consent ends that (the plugin tried {} → {})",
+            before.state, outcome.case.state
+        ));
+    }
+    // A basis the policy sets never overrides a "no" and never replaces a
+    // consent: it is only for contacts nobody has an answer from.
+    let policy_basis = outcome.case.state == State::OtherBasis
+        && outcome.case.basis.as_ref().is_some_and(|b| b.by_policy());
+    if policy_basis && (before.state.band() == Band::Removed || before.state == State::Consented) {
+        return Some(format!(
+            "a basis set by the policy may not follow {}: it never overrides a refusal, a withdrawal or an objection, nor replaces a consent",
+            before.state
+        ));
+    }
     // Another basis overrides a refusal, a withdrawal or a pending cleanup
     // only as a second person's approval of one a first person asked for.
     if matches!(
@@ -32,10 +54,8 @@ pub fn guardrail(before: &Case, event: &Event, outcome: &Outcome, now: i64) -> O
     for action in &outcome.actions {
         match action {
             Action::SendRequest { .. }
-                if matches!(
-                    before.state,
-                    State::Refused | State::Withdrawn | State::CleanupPending | State::Purged
-                ) || outcome.case.state.band() == Band::Removed =>
+                if before.state.band() == Band::Removed
+                    || outcome.case.state.band() == Band::Removed =>
             {
                 return Some(format!(
                     "the plugin asked to contact someone whose case is {}; klar never does",
@@ -67,16 +87,33 @@ pub fn guardrail(before: &Case, event: &Event, outcome: &Outcome, now: i64) -> O
     None
 }
 
-/// Whether the contact refused or withdrew: the case is refused or
-/// withdrawn, or its cleanup started from either. klar never asks them
-/// again; only their own consent ends it.
+/// Whether the contact refused, withdrew or objected: the case is in one
+/// of those states, or its cleanup started from one (or returns to one if
+/// a person stops it). klar never asks them again; only their own consent
+/// ends it.
 pub fn said_no(case: &Case) -> bool {
     match case.state {
-        State::Refused | State::Withdrawn => true,
-        State::CleanupPending => matches!(
-            case.cleanup.as_ref().map(|p| p.reason.as_str()),
-            Some("refusal" | "withdrawal")
-        ),
+        State::Refused | State::Withdrawn | State::Objected => true,
+        State::CleanupPending => case.cleanup.as_ref().is_some_and(|p| {
+            matches!(p.reason.as_str(), "refusal" | "withdrawal" | "objection")
+                || matches!(
+                    p.resume_state,
+                    State::Refused | State::Withdrawn | State::Objected
+                )
+        }),
+        _ => false,
+    }
+}
+
+/// Whether the contact objected: the case is objected, or its cleanup
+/// started from the objection (or returns to it if a person stops it).
+pub fn objected(case: &Case) -> bool {
+    match case.state {
+        State::Objected => true,
+        State::CleanupPending => case
+            .cleanup
+            .as_ref()
+            .is_some_and(|p| p.reason == "objection" || p.resume_state == State::Objected),
         _ => false,
     }
 }
@@ -190,6 +227,72 @@ mod tests {
         assert_eq!(
             guardrail(&before, &Event::Tick, &purge, t(11).timestamp()).as_deref(),
             Some("the case is on legal hold; no cleanup")
+        );
+    }
+
+    fn policy_basis() -> crate::plugin::Basis {
+        crate::plugin::Basis {
+            kind: crate::plugin::BasisKind::ExistingCustomer,
+            reason: "Bestandskunde".into(),
+            decided_by: None,
+            since: Some(t(0)),
+            review_at: Some(t(365)),
+            relied_on: Default::default(),
+            policy_version: None,
+        }
+    }
+
+    #[test]
+    fn no_policy_basis_over_a_no_or_a_consent() {
+        for state in [
+            State::Refused,
+            State::Withdrawn,
+            State::Objected,
+            State::Consented,
+        ] {
+            let mut before = Case::new("newsletter");
+            before.state = state;
+            let mut after = before.clone();
+            after.state = State::OtherBasis;
+            after.basis = Some(policy_basis());
+            for event in [Event::Tick, Event::DataChanged] {
+                let why = guardrail(&before, &event, &outcome(after.clone(), vec![]), 0)
+                    .unwrap_or_else(|| panic!("{state} → policy basis was let through"));
+                assert!(!why.is_empty());
+            }
+        }
+        let before = Case::new("newsletter");
+        let mut after = before.clone();
+        after.state = State::OtherBasis;
+        after.basis = Some(policy_basis());
+        assert_eq!(
+            guardrail(&before, &Event::Tick, &outcome(after, vec![]), 0),
+            None
+        );
+    }
+
+    #[test]
+    fn an_objection_is_final_even_for_a_second_person() {
+        let mut before = Case::new("newsletter");
+        before.state = State::Objected;
+        before.pending_basis = Some(crate::plugin::PendingBasis {
+            reason: "Vertrag".into(),
+            requested_by: "jk".into(),
+        });
+        for state in [State::OtherBasis, State::Requested, State::Refused] {
+            let mut after = before.clone();
+            after.state = state;
+            after.pending_basis = None;
+            let approve = Event::Approve { by: "dpo".into() };
+            let why = guardrail(&before, &approve, &outcome(after, vec![]), 0)
+                .unwrap_or_else(|| panic!("objected → {state} was let through"));
+            assert!(why.contains("objected"), "{why}");
+        }
+        let mut after = before.clone();
+        after.state = State::Consented;
+        assert_eq!(
+            guardrail(&before, &Event::Consent, &outcome(after, vec![]), 0),
+            None
         );
     }
 

@@ -14,7 +14,7 @@ pub use self::klar::consent::types;
 
 /// The contract version this host speaks. A plugin must export
 /// `klar:consent/process@` this version.
-pub const CONTRACT_VERSION: &str = "0.5.0";
+pub const CONTRACT_VERSION: &str = "0.6.0";
 pub const PROCESS_INTERFACE: &str = "klar:consent/process";
 
 /// Everything a plugin's store holds.

@@ -242,7 +242,7 @@ pub fn one_of_words(words: &[&str]) -> Schema {
         .into()
 }
 
-/// The ten states of a case.
+/// The eleven states of a case.
 pub fn state_names() -> Schema {
     one_of_words(&crate::plugin::State::ALL.map(|s| s.as_str()))
 }
@@ -299,7 +299,10 @@ pub fn event() -> RefOr<Schema> {
     let purpose = || -> RefOr<Schema> { nullable(purpose()) };
     let kind = |words: &[&str]| one_of_words(words);
     let plain = ObjectBuilder::new()
-        .property("type", kind(&["withdraw", "used", "data-changed"]))
+        .property(
+            "type",
+            kind(&["withdraw", "object", "used", "data-changed"]),
+        )
         .property("purpose", purpose())
         .required("type")
         .additional_properties(Some(AdditionalProperties::FreeForm(false)));
@@ -323,7 +326,7 @@ pub fn event() -> RefOr<Schema> {
         .item(bounce)
         .item(hold)
         .description(Some(
-            "`withdraw`, `used`, `data-changed`; `bounce` (with the `channel` that \
+            "`withdraw`, `object` (Art. 21 GDPR), `used`, `data-changed`; `bounce` (with the `channel` that \
              bounced, default `email`); `hold-on`/`hold-off` with `by` and `reason`. \
              `purpose`: only this purpose (default: all; `used` and `bounce`: `contact-data`).",
         ))

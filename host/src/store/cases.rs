@@ -159,7 +159,7 @@ pub struct Use {
     pub state: String,
     pub band: String,
     pub consented_at: Option<String>,
-    pub basis: Option<String>,
+    pub basis: Option<crate::plugin::Basis>,
     /// The contact was erased: nothing may be used, whatever the case says.
     pub erased: bool,
     /// How strict the purpose is.
@@ -173,6 +173,20 @@ impl Use {
     pub fn may_use(&self) -> bool {
         !self.erased && self.enforcement.allows(&self.band)
     }
+}
+
+/// A case's basis as `json_extract` gives it: the record as JSON, or the
+/// bare reason text stored before contract 0.6.0.
+fn stored_basis(text: &str) -> crate::plugin::Basis {
+    serde_json::from_str(text).unwrap_or_else(|_| crate::plugin::Basis {
+        kind: crate::plugin::BasisKind::Other,
+        reason: text.to_owned(),
+        decided_by: Some(String::new()),
+        since: None,
+        review_at: None,
+        relied_on: Default::default(),
+        policy_version: None,
+    })
 }
 
 /// The hottest read: one row, only the columns the answer needs.
@@ -189,7 +203,7 @@ pub fn usage(conn: &Conn, tenant: &str, contact: &str, purpose: &str) -> Result<
             state: r.get(0)?,
             band: r.get(1)?,
             consented_at: r.get(2)?,
-            basis: r.get(3)?,
+            basis: r.get::<_, Option<String>>(3)?.map(|text| stored_basis(&text)),
             erased: r.get(4)?,
             enforcement: super::tenants::Enforcement::parse(&r.get::<_, String>(5)?)
                 .unwrap_or_default(),

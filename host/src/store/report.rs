@@ -14,7 +14,7 @@ pub struct Status {
     pub tenant: String,
     /// Cases per band: usable, to-clarify, removed.
     pub bands: BTreeMap<String, i64>,
-    /// Cases per state (all ten, zeros included).
+    /// Cases per state (all eleven, zeros included).
     pub states: BTreeMap<String, i64>,
     /// Cases whose next step is due but has not run.
     pub overdue: i64,
@@ -121,6 +121,43 @@ pub fn status(conn: &Conn, tenant: &str, now: i64) -> Result<Status> {
         attention,
         delivery_parked: super::webhooks::parked(conn, tenant)?,
     })
+}
+
+/// Usable cases by legal basis: `consent`, then each basis other than
+/// consent (`contract`, `legitimate-interest`, `existing-customer`,
+/// `legal-obligation`, `other` for one a person recorded), the zeros
+/// included. Only the other-basis cases are read.
+pub fn bases(conn: &Conn, tenant: &str) -> Result<Vec<(String, i64)>> {
+    let consented: i64 = conn
+        .sql()
+        .prepare_cached(
+            "SELECT COALESCE(SUM(n), 0) FROM case_counts WHERE tenant = ?1 AND state = 'consented'",
+        )?
+        .query_row([tenant], |r| r.get(0))?;
+    let mut out: Vec<(String, i64)> = std::iter::once(("consent".to_owned(), consented))
+        .chain(
+            crate::plugin::BasisKind::ALL
+                .iter()
+                .map(|k| (k.as_str().to_owned(), 0)),
+        )
+        .collect();
+    // A basis stored before contract 0.6.0 is its reason text alone: a
+    // person's, so `other`.
+    let mut stmt = conn.sql().prepare_cached(
+        "SELECT COALESCE(json_extract(body, '$.basis.kind'), 'other'), COUNT(*) FROM cases
+         WHERE tenant = ?1 AND state = 'other-basis' GROUP BY 1",
+    )?;
+    let rows = stmt.query_map([tenant], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+    })?;
+    for row in rows {
+        let (kind, n) = row?;
+        match out.iter_mut().find(|(k, _)| *k == kind) {
+            Some(slot) => slot.1 += n,
+            None => out.push((kind, n)),
+        }
+    }
+    Ok(out)
 }
 
 /// One line of a case list.

@@ -371,6 +371,17 @@ pub fn active_policy(conn: &Conn, tenant: &str) -> Result<Option<PolicyVersion>>
         .find(|v| v.active))
 }
 
+/// The number of the tenant's policy version with this SHA-256 (the latest,
+/// if the same text was saved twice); none for the built-in default.
+pub fn version_of(conn: &Conn, tenant: &str, sha256: &str) -> Result<Option<i64>> {
+    conn.sql()
+        .prepare_cached(
+            "SELECT MAX(version) FROM policy_versions WHERE tenant = ?1 AND sha256 = ?2",
+        )?
+        .query_row([tenant, sha256], |r| r.get(0))
+        .map_err(Error::from)
+}
+
 /// The active version's number and SHA-256 (not its text): what a cached
 /// session checks on every use.
 pub fn active_sha(conn: &Conn, tenant: &str) -> Result<Option<(i64, String)>> {

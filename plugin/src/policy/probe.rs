@@ -114,7 +114,11 @@ impl Policy {
             let unanswered = at(State::Requested, Some(reminders + 1));
             let refused = at(State::Refused, None);
             let withdrawn = at(State::Withdrawn, None);
-            let moments: [(Hook, Vec<Dynamic>); 5] = [
+            let moments: [(Hook, Vec<Dynamic>); 6] = [
+                (
+                    Hook::Basis,
+                    vec![at(State::Unclarified, None), at(State::Requested, Some(1))],
+                ),
                 (Hook::OnNoResponse, vec![unanswered.clone()]),
                 (Hook::OnRefusal, vec![refused.clone(), withdrawn.clone()]),
                 (
@@ -146,6 +150,7 @@ impl Policy {
                         Hook::RequiresApproval | Hook::UsableWhileReconfirming => {
                             self.try_hook(hook, &args, hooks::flag).map(drop)
                         }
+                        Hook::Basis => self.try_hook(hook, &args, hooks::basis).map(drop),
                         _ => self
                             .try_hook(hook, &args, |v| hooks::period(v, 0))
                             .map(drop),

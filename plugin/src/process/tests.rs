@@ -446,7 +446,10 @@ fn other_basis_is_recorded_with_its_reason() {
     run.tick(t0());
     let o = run.at(day(1), decision(DecisionKind::OtherBasis, "dpo"));
     assert_eq!(o.case.state, State::OtherBasis);
-    assert_eq!(o.case.basis.as_deref(), Some("checked with sales"));
+    assert_eq!(
+        o.case.basis.as_ref().map(|b| b.reason.as_str()),
+        Some("checked with sales")
+    );
     assert_eq!(o.case.due_at, None);
 }
 
@@ -912,4 +915,177 @@ fn the_channel_hook_may_see_what_bounced_and_every_way_bounced_goes_to_the_owner
         "{:?}",
         none.trace
     );
+}
+
+const EXISTING_CUSTOMERS: &str = r#"
+fn reminder_days(contact) { [7, 14] }
+fn on_refusal(contact, case) { "block" }
+fn basis(contact, case) {
+    if contact.attr("customer") == "yes" {
+        #{ basis: "existing-customer", reason: "Bestandskunde, ähnliche Produkte", review: "1 year" }
+    } else {
+        "consent"
+    }
+}
+"#;
+
+fn customer(run: &mut Run) {
+    run.contact
+        .attributes
+        .insert("customer".to_owned(), "yes".to_owned());
+}
+
+#[test]
+fn the_basis_hook_keeps_existing_customers_from_being_asked() {
+    let mut run = Run::new(EXISTING_CUSTOMERS);
+    customer(&mut run);
+    let o = run.at(t0(), Event::Tick);
+    assert_eq!(o.case.state, State::OtherBasis);
+    assert!(sends(&o).is_empty(), "{:?}", o.actions);
+    let basis = o.case.basis.clone().expect("a basis");
+    assert_eq!(basis.kind, BasisKind::ExistingCustomer);
+    assert!(basis.by_policy());
+    assert_eq!(basis.reason, "Bestandskunde, ähnliche Produkte");
+    assert_eq!(basis.since, Some(t0()));
+    let year = Utc.with_ymd_and_hms(2027, 11, 30, 9, 0, 0).single();
+    assert_eq!(basis.review_at, year);
+    assert_eq!(o.case.due_at, year);
+    // What the hook read, with the value it saw.
+    assert_eq!(
+        basis
+            .relied_on
+            .get("attributes.customer")
+            .map(String::as_str),
+        Some("yes")
+    );
+    assert!(o.trace.iter().any(|t| t.hook == "basis"), "{:?}", o.trace);
+
+    // Everyone else is asked, as before.
+    let mut other = Run::new(EXISTING_CUSTOMERS);
+    let o = other.at(t0(), Event::Tick);
+    assert_eq!(o.case.state, State::Requested);
+    assert_eq!(sends(&o).len(), 1);
+}
+
+#[test]
+fn a_basis_is_reviewed_and_ends_when_the_data_no_longer_carries_it() {
+    let mut run = Run::new(EXISTING_CUSTOMERS);
+    customer(&mut run);
+    run.at(t0(), Event::Tick);
+    // At the review date the hook runs again: renewed for another year.
+    let o = run.at(day(365), Event::Tick);
+    assert_eq!(o.case.state, State::OtherBasis);
+    assert_eq!(o.case.basis.as_ref().and_then(|b| b.since), Some(day(365)));
+    // No longer a customer: the data change ends the basis, klar asks.
+    run.contact
+        .attributes
+        .insert("customer".to_owned(), "no".to_owned());
+    let o = run.at(day(400), Event::DataChanged);
+    assert_eq!(o.case.state, State::Requested);
+    assert_eq!(o.case.basis, None);
+    assert_eq!(sends(&o).len(), 1);
+    // And a data change that makes the contact a customer while being
+    // asked stops the asking.
+    customer(&mut run);
+    let o = run.at(day(401), Event::DataChanged);
+    assert_eq!(o.case.state, State::OtherBasis);
+    assert_eq!(o.case.attempt, 0);
+}
+
+#[test]
+fn the_existing_customer_exception_needs_an_email_address() {
+    let mut run = Run::new(EXISTING_CUSTOMERS);
+    customer(&mut run);
+    run.contact.email = None;
+    let o = run.at(t0(), Event::Tick);
+    assert_eq!(o.case.state, State::Requested);
+    assert!(
+        o.trace.iter().any(|t| t.output.contains("§ 7(3) UWG")),
+        "{:?}",
+        o.trace
+    );
+}
+
+#[test]
+fn an_objection_ends_a_basis_for_good() {
+    let mut run = Run::new(EXISTING_CUSTOMERS);
+    customer(&mut run);
+    run.at(t0(), Event::Tick);
+    let o = run.at(day(3), Event::Object);
+    assert_eq!(o.case.state, State::Objected);
+    assert!(o.actions.contains(&Action::BlockUse), "{:?}", o.actions);
+    // Neither a review, nor a data change, nor a person brings it back.
+    let o = run.at(day(400), Event::Tick);
+    assert_eq!(o.case.state, State::Objected);
+    let o = run.at(day(401), Event::DataChanged);
+    assert_eq!(o.case.state, State::Objected);
+    let err = run
+        .try_at(day(402), decision(DecisionKind::OtherBasis, "jk"))
+        .unwrap_err();
+    assert!(err.to_string().contains("objected"), "{err}");
+    assert!(
+        run.try_at(day(402), decision(DecisionKind::Restart, "jk"))
+            .is_err()
+    );
+    assert!(
+        run.try_at(
+            day(402),
+            Event::Response {
+                answer: Answer::Accept
+            }
+        )
+        .is_err()
+    );
+    // Only the contact's own consent can.
+    let o = run.at(day(403), Event::Consent);
+    assert_eq!(o.case.state, State::Consented);
+}
+
+#[test]
+fn an_objection_to_a_contract_basis_goes_to_the_owner() {
+    let mut run = Run::new(
+        r#"fn basis(contact, case) { #{ basis: "contract", reason: "Vertragspartner", review: 365 } }"#,
+    );
+    run.at(t0(), Event::Tick);
+    let o = run.at(day(1), Event::Object);
+    assert_eq!(o.case.state, State::OtherBasis);
+    assert!(
+        o.actions
+            .iter()
+            .any(|a| matches!(a, Action::CreateTask { kind, assignee, .. }
+            if kind == "review-objection" && assignee == "jk")),
+        "{:?}",
+        o.actions
+    );
+}
+
+#[test]
+fn an_objection_while_asked_or_after_a_refusal_is_final_too() {
+    let mut run = Run::new(POLICY);
+    run.at(t0(), Event::Tick);
+    let o = run.at(day(1), Event::Object);
+    assert_eq!(o.case.state, State::CleanupPending);
+    assert_eq!(
+        o.case.cleanup.as_ref().map(|p| p.reason.as_str()),
+        Some("objection")
+    );
+    assert_eq!(
+        o.case.cleanup.as_ref().map(|p| p.resume_state),
+        Some(State::Objected)
+    );
+    let err = run
+        .try_at(day(2), decision(DecisionKind::OtherBasis, "jk"))
+        .unwrap_err();
+    assert!(err.to_string().contains("objection"), "{err}");
+
+    let mut refused = Run::new(EXISTING_CUSTOMERS);
+    refused.at(t0(), Event::Tick);
+    refused.at(
+        day(1),
+        Event::Response {
+            answer: Answer::Refuse,
+        },
+    );
+    let o = refused.at(day(2), Event::Object);
+    assert_eq!(o.case.state, State::Objected);
 }

@@ -43,7 +43,7 @@ pub(super) struct ListVerdict {
     may_use: bool,
     /// `consent`, `other-basis` or `not-refused` (a non-restrictive
     /// purpose's case not yet clarified) (usable); `not-clarified`, `refused`,
-    /// `withdrawn`, `cleanup-pending`, `purged`, `erased`, `no-case` or
+    /// `withdrawn`, `objected`, `cleanup-pending`, `purged`, `erased`, `no-case` or
     /// `unknown-contact` (not usable).
     #[schema(schema_with = schemas::reason_codes)]
     reason: String,

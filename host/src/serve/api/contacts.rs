@@ -442,16 +442,55 @@ pub(super) struct UseAnswer {
 }
 
 /// The legal basis of a usable case.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub(super) enum Basis {
-    /// The contact agreed, at `since` (RFC 3339).
-    Consent { since: Option<String> },
-    /// Another basis (a contract, a legal duty…), with the reason recorded.
-    Other { reason: Option<String> },
-    /// The purpose is non-restrictive and the contact has not said no.
-    #[serde(rename = "not-refused")]
-    NotRefused,
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub(super) struct Basis {
+    /// `consent`; `contract`, `legitimate-interest`, `existing-customer`
+    /// (§ 7(3) UWG) or `legal-obligation`, set by the policy; `other`, a
+    /// basis a person recorded; `not-refused`, a non-restrictive purpose
+    /// whose contact has not said no.
+    #[schema(example = "existing-customer")]
+    kind: String,
+    /// Since when (RFC 3339): the consent, or the basis set or renewed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    since: Option<String>,
+    /// Why another basis applies, as the legal team or the person wrote it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    /// When the policy checks a basis it set again (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    review_at: Option<String>,
+    /// The policy version that set the basis.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    policy_version: Option<u32>,
+    /// The person who recorded the basis (null when the policy set it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    decided_by: Option<String>,
+    /// The contact may object (legitimate interest, existing customer): each
+    /// use must say so and carry the personal link the CRM received with
+    /// `basis-recorded`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    objection_possible: Option<bool>,
+}
+
+impl Basis {
+    fn of(basis: Option<&crate::plugin::Basis>) -> Basis {
+        let time = |t: Option<chrono::DateTime<chrono::Utc>>| t.map(|t| t.to_rfc3339());
+        match basis {
+            None => Basis {
+                kind: "other".to_owned(),
+                ..Basis::default()
+            },
+            Some(b) => Basis {
+                kind: b.kind.as_str().to_owned(),
+                since: time(b.since),
+                reason: Some(b.reason.clone()),
+                review_at: time(b.review_at),
+                policy_version: b.policy_version,
+                decided_by: b.decided_by.clone().filter(|d| !d.is_empty()),
+                objection_possible: Some(b.kind.objectionable()),
+            },
+        }
+    }
 }
 
 /// May the CRM use this contact for purpose P? The hottest call.
@@ -494,7 +533,7 @@ async fn may_use(
         // case says.
         let usable = row.may_use();
         let enforcement = row.enforcement.as_str().to_owned();
-        let (case_state, band, consented_at, reason) =
+        let (case_state, band, consented_at, recorded) =
             (row.state, row.band, row.consented_at, row.basis);
         let basis = if !usable {
             None
@@ -502,11 +541,18 @@ async fn may_use(
             let since = consented_at
                 .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
                 .map(|t| t.with_timezone(&chrono::Utc).to_rfc3339());
-            Some(Basis::Consent { since })
+            Some(Basis {
+                kind: "consent".to_owned(),
+                since,
+                ..Basis::default()
+            })
         } else if case_state == CaseState::OtherBasis.as_str() {
-            Some(Basis::Other { reason })
+            Some(Basis::of(recorded.as_ref()))
         } else {
-            Some(Basis::NotRefused)
+            Some(Basis {
+                kind: "not-refused".to_owned(),
+                ..Basis::default()
+            })
         };
         Ok(Json(UseAnswer {
             contact: id,

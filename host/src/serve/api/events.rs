@@ -27,7 +27,7 @@ pub(super) fn routes() -> OpenApiRouter<State> {
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct EventBody {
-    /// `withdraw`, `used`, `bounce`, `data-changed`, `hold-on` or `hold-off`.
+    /// `withdraw`, `object`, `used`, `bounce`, `data-changed`, `hold-on` or `hold-off`.
     #[serde(rename = "type")]
     kind: String,
     /// Only this purpose (default: all purposes; `used` and `bounce`: `contact-data`).
@@ -104,6 +104,7 @@ fn event_of(body: &EventBody) -> Result<Event, ApiError> {
     }
     Ok(match body.kind.as_str() {
         "withdraw" => Event::Withdraw,
+        "object" => Event::Object,
         "used" => Event::Used,
         "data-changed" => Event::DataChanged,
         "bounce" => Event::Bounce {
@@ -122,7 +123,7 @@ fn event_of(body: &EventBody) -> Result<Event, ApiError> {
         },
         other => {
             return Err(ApiError::bad_request(format!(
-                "unknown event type {other:?}; use withdraw, used, bounce, data-changed, hold-on or hold-off"
+                "unknown event type {other:?}; use withdraw, object, used, bounce, data-changed, hold-on or hold-off"
             )));
         }
     })
@@ -153,7 +154,7 @@ fn canonical(value: &serde_json::Value) -> String {
     }
 }
 
-/// Report an event: withdraw, used, bounce, data changed, legal hold.
+/// Report an event: withdraw, object, used, bounce, data changed, legal hold.
 ///
 /// An `Idempotency-Key` header makes a retried call return the first answer;
 /// the same key with a different request is a 422.

@@ -146,8 +146,24 @@ async fn page(
                     approved_by => p.approved_by,
                 }
             });
+            let basis = case.basis.as_ref().filter(|_| case.state == crate::plugin::State::OtherBasis).map(|b| {
+                let by = match (&b.decided_by, b.policy_version) {
+                    (Some(who), _) if !who.is_empty() => format!("{} {who}", word(lang, "decided_by")),
+                    (Some(_), _) => String::new(),
+                    (None, Some(v)) => format!("{} v{v}", word(lang, "set_by_policy")),
+                    (None, None) => word(lang, "set_by_policy"),
+                };
+                context! {
+                    kind => word(lang, &format!("basis-{}", b.kind.as_str())),
+                    reason => b.reason,
+                    by,
+                    review => b.review_at.map(|t| crate::times::local(t, tz)),
+                    relied_on => b.relied_on.iter().map(|(k, v)| format!("{k} = {v}")).collect::<Vec<_>>().join(", "),
+                }
+            });
             context! {
                 purpose => case.purpose,
+                basis,
                 state => case.state.as_str(),
                 state_word => word(lang, case.state.as_str()),
                 band_word => word(lang, case.state.band().as_str()),
@@ -189,7 +205,17 @@ async fn page(
                 })
             };
             let mut details = Vec::new();
-            for key in ["channel", "attempt", "answer", "text_version", "language"] {
+            for key in [
+                "channel",
+                "attempt",
+                "answer",
+                "text_version",
+                "language",
+                "kind",
+                "reason",
+                "policy_version",
+                "review_at",
+            ] {
                 if let Some(v) = text(key) {
                     details.push(format!("{}: {v}", word(lang, key)));
                 }

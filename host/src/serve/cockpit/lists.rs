@@ -568,6 +568,18 @@ pub(super) async fn overview(
         .iter()
         .map(|c| context! { week => c.week, cases => c.cases, on_hold => c.on_hold, awaiting_approval => c.awaiting_approval })
         .collect();
+    let bases: Vec<Value> = o
+        .bases
+        .iter()
+        .map(|(kind, n)| {
+            let state = if kind == "consent" {
+                "consented"
+            } else {
+                "other-basis"
+            };
+            context! { kind, state, label => word(lang, &format!("basis-{kind}")), n }
+        })
+        .collect();
     render(
         StatusCode::OK,
         lang,
@@ -576,6 +588,7 @@ pub(super) async fn overview(
             frame => signed.frame(),
             current => "overview",
             bands,
+            bases,
             bands_svg => Value::from_safe_string(charts::bands(band_values, name_refs, &word(lang, "bands"))),
             trend_svg, trend_rows,
             funnel_svg, stage_heads, waves, funnel_day,
