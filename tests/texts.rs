@@ -266,7 +266,7 @@ fn an_integrator_tailors_the_mail_and_the_page_and_a_broken_template_is_refused(
     );
     assert!(
         ws.ok(&["template", "list", "acme"])
-            .contains("mail.txt       klar's")
+            .contains("mail.txt          klar's")
     );
 
     // The tenant's own mail text and page, starting from klar's.
@@ -385,7 +385,7 @@ fn the_response_page_the_contact_opens_is_the_tenants_own() {
     // The other tenant still sees klar's page: nothing leaks across tenants.
     assert!(
         s.ws.ok(&["template", "list", "other"])
-            .contains("response.html  klar's"),
+            .contains("response.html     klar's"),
         "templates are per tenant"
     );
 }

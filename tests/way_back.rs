@@ -9,7 +9,7 @@ mod support;
 
 use serde_json::Value;
 use support::server::Server;
-use support::smtp::{SmtpSink, link_in, mail_to, parse, serve_with_smtp};
+use support::smtp::{SmtpSink, link_in, mail_to, parse, serve_with_smtp, serve_with_smtp_prepared};
 
 const CONFIG: [&str; 4] = ["--config", "klar.toml", "--tick-seconds", "1"];
 
@@ -49,6 +49,18 @@ fn post(s: &Server, path: &str, csrf: &str, fields: &str) -> (u16, String) {
             ("User-Agent", "WayBack/1.0"),
         ],
     )
+}
+
+/// The (first) confirmation mail among `mails`.
+fn confirmation_in(mails: &[Vec<u8>]) -> mail_parser::Message<'_> {
+    mails
+        .iter()
+        .map(|m| parse(m))
+        .find(|m| {
+            m.subject()
+                .is_some_and(|s| s.starts_with("Bestätigung Ihrer Antwort"))
+        })
+        .expect("a confirmation mail")
 }
 
 fn may_use(s: &Server) -> Value {
@@ -111,14 +123,7 @@ fn a_refused_contact_consents_later_through_their_personal_link_and_is_never_ask
     // The confirmation mail says what was recorded and carries a personal
     // link of its own.
     let mails = sink.wait_for(3);
-    let confirmation = mails
-        .iter()
-        .map(|m| parse(m))
-        .find(|m| {
-            m.subject()
-                .is_some_and(|s| s.starts_with("Bestätigung Ihrer Antwort"))
-        })
-        .expect("a confirmation mail");
+    let confirmation = confirmation_in(&mails);
     assert_eq!(
         confirmation
             .to()
@@ -400,4 +405,76 @@ fn a_crm_gets_the_personal_link_with_every_request_and_a_confirmation_to_send() 
     let (status, page) = s.raw("GET", url.trim_start_matches(&s.url), None, None, &[]);
     assert_eq!(status, 200);
     assert!(page.contains("Sie haben abgelehnt."), "{page}");
+}
+
+/// A company words its confirmation mails itself: `klar template set` takes
+/// `confirmation.txt` only if it shows the personal link, and klar's mailer
+/// then sends the company's text with the answers filled in.
+#[test]
+fn a_tenants_own_confirmation_template_is_checked_and_sent() {
+    let sink = SmtpSink::start();
+    let s = serve_with_smtp_prepared(&sink.url(), &[], &[], &|ws| {
+        ws.write(
+            "ohne-link.txt",
+            "{{ greeting }}\n{% for a in answers %}{{ a.purpose }}: {{ a.what }}\n{% endfor %}",
+        );
+        let out = ws.run(&[
+            "template",
+            "set",
+            "acme",
+            "confirmation.txt",
+            "ohne-link.txt",
+            "--author",
+            "jk",
+            "--message",
+            "eigener Text",
+        ]);
+        assert_eq!(out.status.code(), Some(1));
+        let said = format!("{}{}", support::stdout(&out), support::stderr(&out));
+        assert!(
+            said.contains("confirmation.txt must show {{ manage_link }}"),
+            "{said}"
+        );
+        ws.write(
+            "bestaetigung.txt",
+            "{{ greeting }}\n\nDanke von Müller & Söhne!\n{% for a in answers %}- {{ a.purpose }}: {{ a.what }}\n{% endfor %}\nIhr Link: {{ manage_link }}\n",
+        );
+        ws.ok(&[
+            "template",
+            "set",
+            "acme",
+            "confirmation.txt",
+            "bestaetigung.txt",
+            "--author",
+            "jk",
+            "--message",
+            "eigener Text",
+        ]);
+    });
+    let mails = sink.wait_for(2);
+    let request = parse(mail_to(&mails, "j.gross@example.de"));
+    let text = request.body_text(0).expect("a text part").into_owned();
+    let respond = link_in(&text, &s.url).replacen(&s.url, "", 1);
+    let (_, page) = s.raw("GET", &respond, None, None, &[]);
+    let (status, _) = post(&s, &respond, &form_field(&page, "csrf"), "answer=refuse");
+    assert_eq!(status, 200);
+    let mails = sink.wait_for(3);
+    let confirmation = confirmation_in(&mails);
+    let confirmed = confirmation.body_text(0).expect("text").into_owned();
+    assert!(
+        confirmed.contains("Danke von Müller & Söhne!"),
+        "{confirmed}"
+    );
+    assert!(
+        confirmed.contains("\n- Pflege des geschäftlichen Kontakts: Sie haben abgelehnt. "),
+        "{confirmed}"
+    );
+    assert_eq!(personal_in(&confirmed), personal_in(&text));
+    // The HTML part is still klar's own, with the same link.
+    assert!(
+        confirmation
+            .body_html(0)
+            .is_some_and(|h| h.contains(&personal_in(&text))),
+        "the HTML part"
+    );
 }

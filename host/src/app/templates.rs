@@ -1,5 +1,7 @@
 //! A tenant's own mail and page templates (minijinja), which an integrator
-//! sets in place of klar's: `mail.txt`, `mail.html` and `response.html`.
+//! sets in place of klar's: `mail.txt`, `mail.html` (the request),
+//! `confirmation.txt`, `confirmation.html` (the confirmation of an answer)
+//! and `response.html`.
 //! A template is checked before it is stored: it must compile, and render
 //! for a sample contact with the real renderer; a mistake is named with its
 //! line and column. Each change is audited with the template's SHA-256.
@@ -10,11 +12,19 @@ use crate::store::templates::{self, Template};
 use crate::store::{Store, StoreError, tenants};
 
 /// The templates a tenant may replace, with klar's own.
-pub const NAMES: [&str; 3] = ["mail.txt", "mail.html", "response.html"];
+pub const NAMES: [&str; 5] = [
+    "mail.txt",
+    "mail.html",
+    "confirmation.txt",
+    "confirmation.html",
+    "response.html",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
-    #[error("there is no template {0:?}: use mail.txt, mail.html or response.html")]
+    #[error(
+        "there is no template {0:?}: use mail.txt, mail.html, confirmation.txt, confirmation.html or response.html"
+    )]
     UnknownName(String),
     #[error("the template has {} mistake(s)", .0.len())]
     Mistakes(Vec<Diagnostic>),
@@ -53,6 +63,8 @@ pub fn builtin(name: &str) -> Option<&'static str> {
     match name {
         "mail.txt" => Some(crate::delivery::mail::MAIL_TXT),
         "mail.html" => Some(crate::delivery::mail::MAIL_HTML),
+        "confirmation.txt" => Some(crate::delivery::confirmation::CONFIRMATION_TXT),
+        "confirmation.html" => Some(crate::delivery::confirmation::CONFIRMATION_HTML),
         "response.html" => Some(crate::serve::page::RESPONSE_HTML),
         _ => None,
     }
@@ -112,6 +124,38 @@ pub fn check(tenant: &tenants::Tenant, name: &str, source: &str) -> Result<(), T
                 )
                 .map(|_| Vec::new())
             }
+            "confirmation.txt" | "confirmation.html" => {
+                let own = crate::delivery::mail::OwnTemplates {
+                    txt: (name == "confirmation.txt").then(|| source.to_owned()),
+                    html: (name == "confirmation.html").then(|| source.to_owned()),
+                };
+                let answers = [(
+                    "Newsletter".to_owned(),
+                    "Sie haben eingewilligt.".to_owned(),
+                )];
+                crate::delivery::confirmation::render(
+                    &crate::delivery::confirmation::Confirmation {
+                        language,
+                        name: "Erika Mustermann",
+                        company: &tenant.name,
+                        legal: &super::settings::footer(tenant, language),
+                        answers: &answers,
+                        manage_link: SAMPLE_PERSONAL_LINK,
+                    },
+                    &own,
+                )
+                .map(|(plain, html)| {
+                    let body = if name == "confirmation.txt" {
+                        plain
+                    } else {
+                        html
+                    };
+                    [SAMPLE_PERSONAL_LINK]
+                        .into_iter()
+                        .filter(|link| !body.contains(link))
+                        .collect::<Vec<_>>()
+                })
+            }
             _ => {
                 let own = crate::delivery::mail::OwnTemplates {
                     txt: (name == "mail.txt").then(|| source.to_owned()),
@@ -152,8 +196,13 @@ pub fn check(tenant: &tenants::Tenant, name: &str, source: &str) -> Result<(), T
             } else {
                 "{{ manage_link }}"
             };
+            let why = if name.starts_with("confirmation") {
+                "a confirmation carries the contact's personal link, their way back"
+            } else {
+                "every mail carries the response link and the contact's personal link"
+            };
             return Err(TemplateError::LinkMissing(format!(
-                "{name} must show {variable}: every mail carries the response link and the contact's personal link ({language}: {link} is not in the sample mail)"
+                "{name} must show {variable}: {why} ({language}: {link} is not in the sample mail)"
             )));
         }
     }
@@ -247,6 +296,27 @@ mod tests {
             region: None,
             closure_days: Vec::new(),
         }
+    }
+
+    #[test]
+    fn a_confirmation_template_must_show_the_personal_link() {
+        let Err(TemplateError::LinkMissing(why)) = check(
+            &acme(),
+            "confirmation.txt",
+            "{{ greeting }}\n{% for a in answers %}{{ a.purpose }}: {{ a.what }}\n{% endfor %}",
+        ) else {
+            panic!("a confirmation without the personal link was accepted");
+        };
+        assert!(
+            why.starts_with("confirmation.txt must show {{ manage_link }}"),
+            "{why}"
+        );
+        check(
+            &acme(),
+            "confirmation.html",
+            "<p>{{ greeting }}</p><a href=\"{{ manage_link }}\">{{ button }}</a>",
+        )
+        .expect("a confirmation with the link");
     }
 
     #[test]

@@ -45,7 +45,7 @@ pub enum Command {
     Text(TextCommand),
 
     /// A tenant's own mail and page templates (minijinja) in place of klar's:
-    /// mail.txt, mail.html, response.html.
+    /// mail.txt, mail.html, confirmation.txt, confirmation.html, response.html.
     #[command(subcommand)]
     Template(TemplateCommand),
 
@@ -1039,7 +1039,7 @@ pub enum TemplateCommand {
     Set {
         /// The tenant's id.
         tenant: String,
-        /// mail.txt, mail.html or response.html.
+        /// mail.txt, mail.html, confirmation.txt, confirmation.html or response.html.
         name: String,
         /// The file with the template.
         file: PathBuf,
@@ -1062,14 +1062,14 @@ pub enum TemplateCommand {
     Show {
         /// The tenant's id.
         tenant: String,
-        /// mail.txt, mail.html or response.html.
+        /// mail.txt, mail.html, confirmation.txt, confirmation.html or response.html.
         name: String,
     },
     /// Remove the tenant's own template: klar's applies again.
     Reset {
         /// The tenant's id.
         tenant: String,
-        /// mail.txt, mail.html or response.html.
+        /// mail.txt, mail.html, confirmation.txt, confirmation.html or response.html.
         name: String,
         #[command(flatten)]
         now: NowArg,

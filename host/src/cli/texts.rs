@@ -366,13 +366,13 @@ pub(super) fn template(db: &Path, command: super::TemplateCommand) -> Result<Exi
             for name in templates::NAMES {
                 match own.iter().find(|t| t.name == name) {
                     Some(t) => show!(
-                        "{name:<14} own   {} {} by {}: {}",
+                        "{name:<17} own   {} {} by {}: {}",
                         t.sha256.get(..12).unwrap_or_default(),
                         crate::times::local_secs(t.created_at, tz),
                         t.author,
                         t.message
                     ),
-                    None => show!("{name:<14} klar's"),
+                    None => show!("{name:<17} klar's"),
                 }
             }
             Ok(ExitCode::SUCCESS)

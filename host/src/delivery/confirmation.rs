@@ -11,7 +11,7 @@ use lettre::message::Mailbox;
 use minijinja::{Environment, context};
 use serde_json::Value;
 
-use super::mail::{Unsendable, fill, outbox_mail, recipient, url_value, words};
+use super::mail::{OwnTemplates, Unsendable, fill, outbox_mail, recipient, url_value, words};
 use crate::store::outbox::Item;
 use crate::store::{Conn, tenants, texts};
 
@@ -48,8 +48,77 @@ const EN: Words = Words {
     button: "See my consents",
 };
 
-const CONFIRMATION_TXT: &str = include_str!("../../templates/confirmation.txt");
-const CONFIRMATION_HTML: &str = include_str!("../../templates/confirmation.html");
+pub(crate) const CONFIRMATION_TXT: &str = include_str!("../../templates/confirmation.txt");
+pub(crate) const CONFIRMATION_HTML: &str = include_str!("../../templates/confirmation.html");
+
+/// What a confirmation says, before it has an address.
+pub(crate) struct Confirmation<'a> {
+    /// `de` or `en`.
+    pub language: &'a str,
+    /// The contact's name, empty if unknown.
+    pub name: &'a str,
+    pub company: &'a str,
+    /// The tenant's legal details for the footer.
+    pub legal: &'a crate::app::settings::Footer,
+    /// Per purpose: its name, and what was recorded, in words.
+    pub answers: &'a [(String, String)],
+    /// The contact's personal link.
+    pub manage_link: &'a str,
+}
+
+/// Renders a confirmation's plain and HTML parts, with the tenant's own
+/// templates where it has them (`confirmation.txt`, `confirmation.html`;
+/// checked when they were set), else klar's.
+pub(crate) fn render(
+    c: &Confirmation<'_>,
+    own: &OwnTemplates,
+) -> Result<(String, String), minijinja::Error> {
+    let (mail, words_here) = (
+        words(c.language),
+        if c.language == "en" { &EN } else { &DE },
+    );
+    let subject = fill(words_here.subject, &[("company", c.company)]);
+    let greeting = if c.name.is_empty() {
+        mail.greeting_unnamed.to_owned()
+    } else {
+        fill(mail.greeting, &[("name", c.name)])
+    };
+    let answers: Vec<_> = c
+        .answers
+        .iter()
+        .map(|(purpose, what)| context! { purpose, what })
+        .collect();
+    let ctx = context! {
+        lang => c.language, subject, greeting, company => c.company, answers,
+        intro => fill(words_here.intro, &[("company", c.company)]),
+        manage => words_here.manage, button => words_here.button,
+        manage_link => url_value(c.manage_link),
+        regards => mail.regards, footer => mail.footer,
+        legal => c.legal,
+        imprint => mail.imprint, privacy => mail.privacy,
+    };
+    let mut env = Environment::new();
+    env.add_template_owned(
+        "confirmation.txt",
+        own.txt
+            .clone()
+            .unwrap_or_else(|| CONFIRMATION_TXT.to_owned()),
+    )?;
+    env.add_template_owned(
+        "confirmation.html",
+        own.html
+            .clone()
+            .unwrap_or_else(|| CONFIRMATION_HTML.to_owned()),
+    )?;
+    let render = |name: &str| env.get_template(name).and_then(|t| t.render(&ctx));
+    Ok((render("confirmation.txt")?, render("confirmation.html")?))
+}
+
+/// The subject of a confirmation.
+fn subject(language: &str, company: &str) -> String {
+    let own = if language == "en" { &EN } else { &DE };
+    fill(own.subject, &[("company", company)])
+}
 
 /// Builds the mail for one `send-confirmation` action.
 pub(super) fn compose(
@@ -68,9 +137,9 @@ pub(super) fn compose(
     if manage_link.is_empty() {
         return Err(Unsendable::Gone);
     }
-    let (mail, own) = (words(language), if language == "en" { &EN } else { &DE });
+    let own = if language == "en" { &EN } else { &DE };
     let purposes = tenants::purposes(conn, tenant_id)?;
-    let answers: Vec<_> = payload
+    let answers: Vec<(String, String)> = payload
         .get("purposes")
         .and_then(Value::as_array)
         .map(Vec::as_slice)
@@ -93,35 +162,26 @@ pub(super) fn compose(
                 || id.to_owned(),
                 |(p, d)| tenants::purpose_in(p, d, language),
             );
-            context! { purpose, what }
+            (purpose, what)
         })
         .collect();
     if answers.is_empty() {
         return Err(Unsendable::Gone);
     }
-    let company = tenant.name.as_str();
-    let subject = fill(own.subject, &[("company", company)]);
-    let greeting = if name.is_empty() {
-        mail.greeting_unnamed.to_owned()
-    } else {
-        fill(mail.greeting, &[("name", &name)])
-    };
-    let ctx = context! {
-        lang => language, subject, greeting, company, answers,
-        intro => fill(own.intro, &[("company", company)]),
-        manage => own.manage, button => own.button,
-        manage_link => url_value(manage_link),
-        regards => mail.regards, footer => mail.footer,
-        legal => crate::app::settings::footer(&tenant, language),
-        imprint => mail.imprint, privacy => mail.privacy,
-    };
-    let build = || -> Result<(String, String), minijinja::Error> {
-        let mut env = Environment::new();
-        env.add_template("confirmation.txt", CONFIRMATION_TXT)?;
-        env.add_template("confirmation.html", CONFIRMATION_HTML)?;
-        let render = |name: &str| env.get_template(name).and_then(|t| t.render(&ctx));
-        Ok((render("confirmation.txt")?, render("confirmation.html")?))
-    };
-    let (plain, html) = build().map_err(|e| Unsendable::Build(e.to_string()))?;
+    let own_templates = OwnTemplates::of_confirmation(conn, tenant_id)?;
+    let legal = crate::app::settings::footer(&tenant, language);
+    let (plain, html) = render(
+        &Confirmation {
+            language,
+            name: &name,
+            company: &tenant.name,
+            legal: &legal,
+            answers: &answers,
+            manage_link,
+        },
+        &own_templates,
+    )
+    .map_err(|e| Unsendable::Build(e.to_string()))?;
+    let subject = subject(language, &tenant.name);
     outbox_mail(item, (from, to), &subject, (plain, html), now)
 }

@@ -426,6 +426,19 @@ impl OwnTemplates {
             html: own("mail.html")?,
         })
     }
+
+    /// The tenant's own confirmation templates, where it has them.
+    pub(crate) fn of_confirmation(
+        conn: &Conn,
+        tenant: &str,
+    ) -> Result<OwnTemplates, crate::store::Error> {
+        let own =
+            |name| crate::store::templates::get(conn, tenant, name).map(|t| t.map(|t| t.source));
+        Ok(OwnTemplates {
+            txt: own("confirmation.txt")?,
+            html: own("confirmation.html")?,
+        })
+    }
 }
 
 /// What a request mail says, before it has an address.

@@ -3,7 +3,7 @@
 //! and parked after repeated failures; `target` keeps webhooks off private
 //! addresses.
 
-mod confirmation;
+pub(crate) mod confirmation;
 pub mod mail;
 pub mod target;
 pub mod webhook;
