@@ -292,6 +292,12 @@ impl CleanupPlan {
                 State::Refused | State::Withdrawn | State::Objected
             )
     }
+
+    /// Whether the cleanup follows an objection: it started from one, or
+    /// returns to one if a person stops it.
+    pub fn after_objection(&self) -> bool {
+        self.reason == "objection" || self.resume_state == State::Objected
+    }
 }
 
 /// One contact and one purpose.

@@ -998,7 +998,7 @@ impl Step<'_> {
                 .case
                 .cleanup
                 .as_ref()
-                .is_some_and(|p| p.reason == "objection" || p.resume_state == State::Objected);
+                .is_some_and(CleanupPlan::after_objection);
         if d.kind == DecisionKind::OtherBasis && objected {
             return Err(StepError::rejected(
                 "the contact objected (Art. 21 GDPR); no other basis can override an objection",

@@ -1,6 +1,6 @@
 //! The host's guardrails: rules no plugin or policy can override.
 
-use crate::plugin::{Action, Band, Case, Event, Outcome, State};
+use crate::plugin::{Action, Band, Case, CleanupPlan, Event, Outcome, State};
 
 /// The host's guardrails: rules no plugin or policy can override. Returns why
 /// an outcome must not be applied, if it must not.
@@ -94,13 +94,7 @@ pub fn guardrail(before: &Case, event: &Event, outcome: &Outcome, now: i64) -> O
 pub fn said_no(case: &Case) -> bool {
     match case.state {
         State::Refused | State::Withdrawn | State::Objected => true,
-        State::CleanupPending => case.cleanup.as_ref().is_some_and(|p| {
-            matches!(p.reason.as_str(), "refusal" | "withdrawal" | "objection")
-                || matches!(
-                    p.resume_state,
-                    State::Refused | State::Withdrawn | State::Objected
-                )
-        }),
+        State::CleanupPending => case.cleanup.as_ref().is_some_and(CleanupPlan::after_no),
         _ => false,
     }
 }
@@ -113,7 +107,7 @@ pub fn objected(case: &Case) -> bool {
         State::CleanupPending => case
             .cleanup
             .as_ref()
-            .is_some_and(|p| p.reason == "objection" || p.resume_state == State::Objected),
+            .is_some_and(CleanupPlan::after_objection),
         _ => false,
     }
 }
