@@ -91,6 +91,26 @@ pub fn sweep(
     batch: usize,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<TickReport, StoreError> {
+    store.with_background_checkpoints(|store| {
+        sweep_writing(
+            store,
+            session,
+            (tenant, policy_sha256),
+            now,
+            batch,
+            progress,
+        )
+    })
+}
+
+fn sweep_writing(
+    store: &mut Store,
+    session: &mut Session,
+    (tenant, policy_sha256): (&Tenant, &str),
+    now: DateTime<Utc>,
+    batch: usize,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<TickReport, StoreError> {
     let clock = clock(tenant, now);
     store.transaction(|tx| {
         expire_evidence(tx, &tenant.id, now.timestamp())?;

@@ -352,6 +352,62 @@ impl Store {
     pub fn connection(&self) -> &Conn {
         &self.conn
     }
+
+    /// Runs `work` (a long run of write transactions, such as a sweep) while
+    /// a thread of its own copies committed pages from the WAL into the
+    /// database file. Without it, SQLite checkpoints inside the commit that
+    /// crosses 1,000 WAL pages, on the writer's thread: 6% of a sweep's time,
+    /// measured, that the idle second core can take. A reader keeps its
+    /// snapshot throughout (a passive checkpoint copies only what no reader
+    /// still needs), and a crash leaves the WAL as intact as any other
+    /// moment does. Where the second connection cannot be opened (a store
+    /// in memory), the writer checkpoints as before.
+    pub fn with_background_checkpoints<T>(&mut self, work: impl FnOnce(&mut Store) -> T) -> T {
+        let second = self
+            .conn
+            .0
+            .path()
+            .filter(|p| !p.is_empty())
+            .map(|p| p.to_owned())
+            .and_then(|path| {
+                let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+                    | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+                Connection::open_with_flags(path, flags).ok()
+            });
+        let Some(second) = second else {
+            return work(self);
+        };
+        if self
+            .conn
+            .0
+            .pragma_update(None, "wal_autocheckpoint", 0)
+            .is_err()
+        {
+            return work(self);
+        }
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let value = std::thread::scope(|scope| {
+            scope.spawn(move || {
+                // Until the writer is done (or gone), every 50 ms: often
+                // enough that the WAL stays small, rare enough to batch.
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(Duration::from_millis(50))
+                {
+                    if let Err(err) = second.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
+                        tracing::debug!(%err, "background checkpoint");
+                    }
+                }
+            });
+            let value = work(self);
+            let _ = stop.send(());
+            value
+        });
+        // SQLite's default again: the next commits checkpoint what is left.
+        if let Err(err) = self.conn.0.pragma_update(None, "wal_autocheckpoint", 1000) {
+            tracing::warn!(%err, "could not restore the WAL's automatic checkpoints");
+        }
+        value
+    }
 }
 
 #[cfg(test)]
@@ -380,6 +436,45 @@ mod tests {
             again.schema_version().expect("version"),
             MIGRATIONS.len() as i64
         );
+    }
+
+    #[test]
+    fn background_checkpoints_leave_every_commit_and_the_default_behind() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("klar.db");
+        let mut store = Store::open(&path).expect("opens");
+        let autocheckpoint = |store: &Store| -> i64 {
+            store
+                .connection()
+                .sql()
+                .pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0))
+                .expect("reads the setting")
+        };
+        let written = store.with_background_checkpoints(|store| {
+            // The writer leaves checkpoints to the other thread meanwhile.
+            assert_eq!(autocheckpoint(store), 0);
+            for n in 0..200 {
+                store
+                    .transaction(|tx| -> Result<usize> {
+                        Ok(tx.sql().execute(
+                            "INSERT INTO tenants (id, name, timezone, locale, salt, created_at)
+                             VALUES (?1, 'T', 'UTC', 'de', x'00', 1)",
+                            [format!("t{n}")],
+                        )?)
+                    })
+                    .expect("writes");
+            }
+            200
+        });
+        assert_eq!(autocheckpoint(&store), 1000);
+        drop(store);
+        let again = Store::open(&path).expect("opens again");
+        let count: i64 = again
+            .connection()
+            .sql()
+            .query_row("SELECT COUNT(*) FROM tenants", [], |r| r.get(0))
+            .expect("counts");
+        assert_eq!(count, written);
     }
 
     #[test]
