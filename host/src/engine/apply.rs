@@ -813,7 +813,7 @@ fn request_sent(
         expires_at,
     } = *request;
     let language = texts::language_of(tx, tenant, purpose, &contact.language)?;
-    let text = texts::current_or_standard(tx, tenant, purpose, &language, now)?;
+    let (text_version, text_sha256) = texts::sent_now(tx, tenant, purpose, &language, now)?;
     let (secret, token) = tokens::issue(
         tx,
         tokens::Token {
@@ -823,7 +823,7 @@ fn request_sent(
             purpose: purpose.to_owned(),
             attempt: i64::from(attempt),
             channel: channel.to_owned(),
-            text_version: text.version,
+            text_version,
             language: language.clone(),
             created_at: now,
             // Never in the past, whatever a (hostile) plugin returns.
@@ -844,8 +844,8 @@ fn request_sent(
             "attempt": attempt,
             "token_id": token.id,
             "message": token.message,
-            "text_version": text.version,
-            "text_sha256": text.sha256,
+            "text_version": text_version,
+            "text_sha256": text_sha256,
             "language": language,
             "link_expires_at": crate::times::rfc3339(token.expires_at),
         }),
@@ -858,7 +858,7 @@ fn request_sent(
     }
     link.insert("token_id".into(), token.id.into());
     link.insert("language".into(), language.into());
-    link.insert("text_version".into(), text.version.into());
+    link.insert("text_version".into(), text_version.into());
     link.insert(
         "link_expires_at".into(),
         crate::times::rfc3339(token.expires_at).into(),

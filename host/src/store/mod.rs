@@ -125,7 +125,14 @@ pub struct Tx<'a> {
     /// commit instead of by a trigger on every step (which cost a sweep a
     /// fifth of its time, measured): see `cases::write`.
     pub(in crate::store) case_counts: std::cell::RefCell<CountDeltas>,
+    /// The consent text each (tenant, purpose, language) sends now, as
+    /// (version, SHA-256): a sweep sends the same few texts thousands of
+    /// times. Only `texts::add` changes the answer, and it clears this.
+    pub(in crate::store) texts_sent: std::cell::RefCell<TextsSent>,
 }
+
+pub(in crate::store) type TextsSent =
+    std::collections::HashMap<(String, String, String), (i64, String)>;
 
 pub(in crate::store) type CountDeltas =
     std::collections::HashMap<(String, &'static str, &'static str), i64>;
@@ -342,6 +349,7 @@ impl Store {
             inner,
             audit_head: std::cell::RefCell::new(None),
             case_counts: std::cell::RefCell::new(CountDeltas::new()),
+            texts_sent: std::cell::RefCell::new(TextsSent::new()),
         };
         let value = work(&tx)?;
         tx.flush_case_counts()?;

@@ -345,6 +345,7 @@ pub fn purpose_in_use(conn: &Conn, tenant: &str, purpose: &str) -> Result<(i64, 
 /// texts written for it (which no request ever used); false if there is no
 /// such purpose.
 pub fn remove_purpose(tx: &Tx<'_>, tenant: &str, purpose: &str) -> Result<bool> {
+    tx.texts_sent.borrow_mut().clear();
     tx.sql().execute(
         "DELETE FROM consent_texts WHERE tenant = ?1 AND purpose = ?2",
         params![tenant, purpose],

@@ -191,6 +191,7 @@ pub fn add(
     new: &NewText<'_>,
     now: i64,
 ) -> Result<ConsentText> {
+    tx.texts_sent.borrow_mut().clear();
     let version: i64 = tx
         .sql()
         .prepare_cached(
@@ -229,6 +230,26 @@ pub fn add(
 }
 
 /// The current text, writing the standard one as version 1 if there is none.
+/// The (version, SHA-256) of the text a request for `purpose` in
+/// `language` sends now: [`current_or_standard`]'s, remembered for the rest
+/// of the transaction.
+pub fn sent_now(
+    tx: &Tx<'_>,
+    tenant: &str,
+    purpose: &str,
+    language: &str,
+    now: i64,
+) -> Result<(i64, String)> {
+    let key = (tenant.to_owned(), purpose.to_owned(), language.to_owned());
+    if let Some(known) = tx.texts_sent.borrow().get(&key) {
+        return Ok(known.clone());
+    }
+    let text = current_or_standard(tx, tenant, purpose, language, now)?;
+    let sent = (text.version, text.sha256);
+    tx.texts_sent.borrow_mut().insert(key, sent.clone());
+    Ok(sent)
+}
+
 pub fn current_or_standard(
     tx: &Tx<'_>,
     tenant: &str,
