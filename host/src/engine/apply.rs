@@ -48,11 +48,76 @@ pub fn next_message_at(tz: chrono_tz::Tz, last: i64) -> i64 {
     }
 }
 
-/// One case's step, as the plugin answered it.
+/// One case's step, as the plugin answered it and [`check`] judged it.
 pub(super) struct Step<'a> {
     pub(super) before: &'a Case,
     pub(super) event: &'a Event,
-    pub(super) result: Result<Outcome, StepFailure>,
+    pub(super) checked: Checked,
+}
+
+/// A step's outcome as the guardrails, the tenant's default owner and the
+/// policy version left it, with the text its writes store. Nothing here
+/// reads the store, so a sweep checks each batch on the plugin's thread
+/// while the writing thread writes the one before.
+pub(super) struct Checked {
+    verdict: Result<Outcome, String>,
+    /// The case's JSON and the audit row's detail, for an outcome that
+    /// changes something.
+    texts: Option<(String, String)>,
+}
+
+/// Judges a step's result: `Err` with why for a failed step or one a
+/// guardrail stops; else the outcome, with the tenant's default owner for a
+/// task nobody owns and the policy's version on a basis the policy set.
+/// `actor` is who reported the event, as the audit row names them
+/// (`{"via": "cockpit", "account": …}`); `None` for the scheduler's own
+/// steps.
+pub(super) fn check(
+    (tenant, policy_version): (&Tenant, Option<u32>),
+    (before, event): (&Case, &Event),
+    result: Result<Outcome, StepFailure>,
+    now: i64,
+    actor: Option<&serde_json::Value>,
+) -> Checked {
+    let verdict = match result {
+        Ok(outcome) => match guardrail(before, event, &outcome, now) {
+            Some(why) => Err(format!("guardrail: {why}")),
+            None => with_owner(outcome, tenant).map(|mut outcome| {
+                stamp_policy_version(&mut outcome, policy_version);
+                outcome
+            }),
+        },
+        Err(err) => Err(err.to_string()),
+    };
+    let texts = match &verdict {
+        Ok(outcome) if !(outcome.case == *before && outcome.actions.is_empty()) => Some((
+            cases::body(&outcome.case),
+            audit_detail(before, event, outcome, actor),
+        )),
+        _ => None,
+    };
+    Checked { verdict, texts }
+}
+
+/// What the audit row of a step says: the event, the states, the actions
+/// and the policy's trace (which `klar explain` shows), and who reported it.
+fn audit_detail(
+    before: &Case,
+    event: &Event,
+    outcome: &Outcome,
+    actor: Option<&serde_json::Value>,
+) -> String {
+    let mut detail = serde_json::json!({
+        "event": event,
+        "from": before.state,
+        "to": outcome.case.state,
+        "actions": outcome.actions,
+        "trace": outcome.trace,
+    });
+    if let Some(actor) = actor {
+        detail["actor"] = actor.clone();
+    }
+    detail.to_string()
 }
 
 /// What every step of one apply shares.
@@ -62,9 +127,6 @@ pub(super) struct StepContext<'a> {
     pub(super) now: i64,
     /// When the contact was last sent a message, for the spacing.
     pub(super) last_message_at: Option<i64>,
-    /// Who reported the event, as the audit row names them (`{"via":
-    /// "cockpit", "account": …}`); `None` for the scheduler's own steps.
-    pub(super) actor: Option<&'a serde_json::Value>,
 }
 
 /// What happens to one step of a contact's group.
@@ -123,15 +185,10 @@ pub(super) fn apply_contact(
     let tenant = ctx.tenant.id.as_str();
     let now = ctx.now;
     let mut verdicts = Vec::with_capacity(steps.len());
+    let mut texts = Vec::with_capacity(steps.len());
     for step in steps {
-        let verdict = match step.result {
-            Ok(outcome) => match guardrail(step.before, step.event, &outcome, now) {
-                Some(why) => Err(format!("guardrail: {why}")),
-                None => with_owner(outcome, ctx.tenant),
-            },
-            Err(err) => Err(err.to_string()),
-        };
-        verdicts.push((step.before, step.event, verdict));
+        verdicts.push((step.before, step.event, step.checked.verdict));
+        texts.push(step.checked.texts);
     }
 
     const ONE_A_DAY: &str = "one message a day to the same contact";
@@ -189,7 +246,7 @@ pub(super) fn apply_contact(
     let mut applied = Vec::with_capacity(verdicts.len());
     let mut message: Option<Message> = None;
     let mut tasks: Vec<Task> = Vec::new();
-    for ((before, event, verdict), plan) in verdicts.into_iter().zip(plans) {
+    for (((before, event, verdict), plan), texts) in verdicts.into_iter().zip(plans).zip(texts) {
         let outcome = match verdict {
             Err(why) => {
                 cases::mark_failed(tx, tenant, &contact.id, &before.purpose, &why)?;
@@ -208,10 +265,7 @@ pub(super) fn apply_contact(
                 applied.push(Applied::Failed(why));
                 continue;
             }
-            Ok(mut outcome) => {
-                stamp_policy_version(tx, ctx, &mut outcome)?;
-                outcome
-            }
+            Ok(outcome) => outcome,
         };
         match plan {
             Plan::Skip => {
@@ -242,12 +296,13 @@ pub(super) fn apply_contact(
             }
             Plan::Apply => {}
         }
-        if outcome.case == *before && outcome.actions.is_empty() {
+        let Some((body, detail)) = texts else {
+            // The step changes nothing.
             applied.push(Applied::Unchanged);
             continue;
-        }
+        };
         let case = &outcome.case;
-        if !cases::write(tx, tenant, &contact.id, (before.state, case), now)? {
+        if !cases::write_body(tx, tenant, &contact.id, (before.state, case), &body, now)? {
             // Someone moved the case since it was read (another klar
             // process): this step was computed from an older state.
             tracing::warn!(
@@ -270,19 +325,7 @@ pub(super) fn apply_contact(
                 } else {
                     "step".to_owned()
                 },
-                detail: {
-                    let mut detail = serde_json::json!({
-                        "event": event,
-                        "from": before.state,
-                        "to": case.state,
-                        "actions": outcome.actions,
-                        "trace": outcome.trace,
-                    });
-                    if let Some(actor) = ctx.actor {
-                        detail["actor"] = actor.clone();
-                    }
-                    detail.to_string()
-                },
+                detail,
                 policy_sha256: Some(ctx.policy_sha256.to_owned()),
             },
         )?;
@@ -477,19 +520,13 @@ fn with_owner(mut outcome: Outcome, tenant: &Tenant) -> Result<Outcome, String> 
 /// A basis the policy's hook just set carries the number of the policy
 /// version that set it: the plugin leaves it empty (it does not know the
 /// version) and passes a stored one through.
-fn stamp_policy_version(
-    tx: &Tx<'_>,
-    ctx: &StepContext<'_>,
-    outcome: &mut Outcome,
-) -> Result<(), StoreError> {
-    let Some(basis) = outcome.case.basis.as_mut() else {
-        return Ok(());
-    };
-    if basis.by_policy() && basis.policy_version.is_none() {
-        basis.policy_version = tenants::version_of(tx, &ctx.tenant.id, ctx.policy_sha256)?
-            .and_then(|v| u32::try_from(v).ok());
+fn stamp_policy_version(outcome: &mut Outcome, version: Option<u32>) {
+    if let Some(basis) = outcome.case.basis.as_mut()
+        && basis.by_policy()
+        && basis.policy_version.is_none()
+    {
+        basis.policy_version = version;
     }
-    Ok(())
 }
 
 /// The basis the policy set (or renewed) in this step, if it did.

@@ -5,7 +5,7 @@
 use crate::store::Tx;
 use chrono::{DateTime, Utc};
 
-use super::apply::{Applied, Step, StepContext, apply_contact};
+use super::apply::{Applied, Step, StepContext, apply_contact, check};
 use super::clock;
 use crate::plugin::{Event, Outcome};
 use crate::runtime::{Session, StepFailure};
@@ -170,12 +170,19 @@ pub fn step_in(
         policy_sha256,
         now: now.timestamp(),
         last_message_at,
-        actor,
     };
+    let policy_version = crate::store::tenants::version_of(tx, &tenant.id, policy_sha256)?
+        .and_then(|v| u32::try_from(v).ok());
     let step = Step {
         before: &case,
         event,
-        result,
+        checked: check(
+            (tenant, policy_version),
+            (&case, event),
+            result,
+            now.timestamp(),
+            actor,
+        ),
     };
     let applied = apply_contact(tx, &ctx, &contact, vec![step])?
         .pop()

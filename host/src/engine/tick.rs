@@ -13,7 +13,8 @@ use crate::store::Tx;
 use chrono::{DateTime, Utc};
 
 use super::apply::{
-    Applied, DEFAULT_RETENTION_SECONDS, Step, StepContext, apply_contact, end_every_purpose,
+    Applied, Checked, DEFAULT_RETENTION_SECONDS, Step, StepContext, apply_contact, check,
+    end_every_purpose,
 };
 use super::clock;
 use super::session::{SessionError, tenant_session};
@@ -149,12 +150,14 @@ fn sweep_writing(
         }
         Ok::<_, StoreError>(loaded)
     };
+    // The version a basis the policy sets is stamped with.
+    let policy_version = tenants::version_of(store.connection(), &tenant.id, policy_sha256)?
+        .and_then(|v| u32::try_from(v).ok());
     let ctx = |last_message_at| StepContext {
         tenant,
         policy_sha256,
         now: now.timestamp(),
         last_message_at,
-        actor: None,
     };
     std::thread::scope(|scope| {
         // One batch waits while the plugin steps the next: enough to keep
@@ -163,8 +166,22 @@ fn sweep_writing(
         let (plugin_out, stepped) = std::sync::mpsc::sync_channel(1);
         let stepper = scope.spawn(move || {
             for batch in plugin_in {
-                let results = session.step_batch(&batch.inputs, &clock);
-                if plugin_out.send((batch, results)).is_err() {
+                // Checked here too, so that the writing thread only writes.
+                let checked: Vec<Checked> = session
+                    .step_batch(&batch.inputs, &clock)
+                    .into_iter()
+                    .zip(&batch.inputs)
+                    .map(|(result, (case, _, event))| {
+                        check(
+                            (tenant, policy_version),
+                            (case, event),
+                            result,
+                            now.timestamp(),
+                            None,
+                        )
+                    })
+                    .collect();
+                if plugin_out.send((batch, checked)).is_err() {
                     break;
                 }
             }
@@ -188,13 +205,13 @@ fn sweep_writing(
                         let _ = to_plugin.send(load(tx, range)?);
                         in_flight += 1;
                     }
-                    let Ok((batch, results)) = stepped.recv() else {
+                    let Ok((batch, checked)) = stepped.recv() else {
                         // The plugin thread is gone: it panicked.
                         break;
                     };
                     in_flight -= 1;
                     done += batch.inputs.len();
-                    apply_batch(tx, &ctx, batch, results, &mut report)?;
+                    apply_batch(tx, &ctx, batch, checked, &mut report)?;
                     if in_flight == 0 || opened.elapsed() >= COMMIT_AFTER {
                         break;
                     }
@@ -219,14 +236,14 @@ fn apply_batch<'a>(
     tx: &Tx<'_>,
     ctx: &impl Fn(Option<i64>) -> StepContext<'a>,
     batch: Batch,
-    results: Vec<Result<crate::plugin::Outcome, crate::runtime::StepFailure>>,
+    checked: Vec<Checked>,
     report: &mut TickReport,
 ) -> Result<(), StoreError> {
     let Batch {
         inputs,
         last_messages,
     } = batch;
-    let mut results = results.into_iter();
+    let mut checked = checked.into_iter();
     let mut i = 0;
     while i < inputs.len() {
         let contact = &inputs[i].1;
@@ -236,11 +253,11 @@ fn apply_batch<'a>(
         }
         let steps: Vec<Step<'_>> = inputs[i..j]
             .iter()
-            .zip(results.by_ref())
-            .map(|((case, _, event), result)| Step {
+            .zip(checked.by_ref())
+            .map(|((case, _, event), checked)| Step {
                 before: case,
                 event,
-                result,
+                checked,
             })
             .collect();
         for applied in apply_contact(tx, &ctx(last_messages[i]), contact, steps)? {

@@ -58,6 +58,24 @@ pub fn write(
     (before, case): (State, &Case),
     now: i64,
 ) -> Result<bool, StoreError> {
+    write_body(tx, tenant, contact, (before, case), &body(case), now)
+}
+
+/// A case as its row stores it.
+pub fn body(case: &Case) -> String {
+    serde_json::to_string(case).unwrap_or_default()
+}
+
+/// [`write`], with the case's JSON ([`body`]) made beforehand (on another
+/// thread, by a sweep).
+pub fn write_body(
+    tx: &Tx<'_>,
+    tenant: &str,
+    contact: &str,
+    (before, case): (State, &Case),
+    body: &str,
+    now: i64,
+) -> Result<bool, StoreError> {
     let written = tx.sql().prepare_cached(
         "UPDATE cases SET state = ?4, band = ?5, body = ?6, due_at = ?7, updated_at = ?8, needs_attention = NULL
          WHERE tenant = ?1 AND contact = ?2 AND purpose = ?3 AND state = ?9",
@@ -68,7 +86,7 @@ pub fn write(
         case.purpose,
         case.state.as_str(),
         case.state.band().as_str(),
-        serde_json::to_string(case).unwrap_or_default(),
+        body,
         case.due_at.map(|t| t.timestamp()),
         now,
         before.as_str()
