@@ -129,6 +129,9 @@ pub struct Tx<'a> {
     /// (version, SHA-256): a sweep sends the same few texts thousands of
     /// times. Only `texts::add` changes the answer, and it clears this.
     pub(in crate::store) texts_sent: std::cell::RefCell<TextsSent>,
+    /// The row number the next link token gets (see `tokens::issue`): read
+    /// once per transaction, like the audit chain's head.
+    pub(in crate::store) next_token_row: std::cell::Cell<Option<i64>>,
 }
 
 pub(in crate::store) type TextsSent =
@@ -350,6 +353,7 @@ impl Store {
             audit_head: std::cell::RefCell::new(None),
             case_counts: std::cell::RefCell::new(CountDeltas::new()),
             texts_sent: std::cell::RefCell::new(TextsSent::new()),
+            next_token_row: std::cell::Cell::new(None),
         };
         let value = work(&tx)?;
         tx.flush_case_counts()?;

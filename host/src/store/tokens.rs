@@ -51,9 +51,31 @@ fn hash(secret: &str) -> String {
     crate::sha256_hex(secret.trim().as_bytes())
 }
 
-/// The public id of a token, derived from its hash.
-pub fn id_of(secret: &str) -> String {
-    hash(secret)[..16].to_owned()
+/// The public id of the token in row `row`: `r` and 15 digits. Ids of
+/// links issued before were the first 16 hex digits of the secret's hash;
+/// those keep working and never equal one of these (`r` is no hex digit).
+///
+/// Sequential ids go to the right end of the id index. Ids derived from the
+/// secret were random keys, and each insert touched another page of that
+/// index: a sweep sends a link with every request.
+fn id_of_row(row: i64) -> String {
+    format!("r{row:015}")
+}
+
+/// The row number the next token of this transaction gets. Only this
+/// module inserts tokens, and SQLite lets one transaction write at a time
+/// (a transaction whose snapshot is older than the last commit cannot
+/// start writing), so the number read once stays free until commit.
+fn next_row(tx: &Tx<'_>) -> Result<i64> {
+    let row = match tx.next_token_row.get() {
+        Some(row) => row,
+        None => tx
+            .sql()
+            .prepare_cached("SELECT COALESCE(MAX(rowid), 0) + 1 FROM response_tokens")?
+            .query_row([], |r| r.get(0))?,
+    };
+    tx.next_token_row.set(Some(row + 1));
+    Ok(row)
 }
 
 /// Issues a token for a request just sent; returns the secret and the row.
@@ -61,15 +83,16 @@ pub fn id_of(secret: &str) -> String {
 /// own that is never sent: it is reached through the message's link.
 pub fn issue(tx: &Tx<'_>, mut token: Token) -> Result<(String, Token)> {
     let secret = generate();
-    token.id = id_of(&secret);
+    let row = next_row(tx)?;
+    token.id = id_of_row(row);
     if token.message.is_none() {
         token.message = Some(token.id.clone());
     }
     tx.sql()
         .prepare_cached(
-            "INSERT INTO response_tokens (id, hash, tenant, contact, purpose, attempt, channel,
+            "INSERT INTO response_tokens (rowid, id, hash, tenant, contact, purpose, attempt, channel,
                                       text_version, language, created_at, expires_at, message)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+         VALUES (?13, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         )?
         .execute(params![
             token.id,
@@ -83,7 +106,8 @@ pub fn issue(tx: &Tx<'_>, mut token: Token) -> Result<(String, Token)> {
             token.language,
             token.created_at,
             token.expires_at,
-            token.message
+            token.message,
+            row
         ])?;
     Ok((secret, token))
 }
@@ -262,7 +286,13 @@ mod tests {
         assert_eq!(a.len(), 40);
         assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
         assert_ne!(a, b);
-        assert_eq!(id_of(&a).len(), 16);
-        assert_ne!(id_of(&a), id_of(&b));
+    }
+
+    #[test]
+    fn link_ids_follow_each_other_and_never_look_like_the_old_ones() {
+        assert_eq!(id_of_row(1), "r000000000000001");
+        assert_eq!(id_of_row(1).len(), 16);
+        assert!(id_of_row(10) > id_of_row(9));
+        assert!(!id_of_row(7).bytes().all(|c| c.is_ascii_hexdigit()));
     }
 }
