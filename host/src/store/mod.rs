@@ -132,6 +132,9 @@ pub struct Tx<'a> {
     /// The row number the next link token gets (see `tokens::issue`): read
     /// once per transaction, like the audit chain's head.
     pub(in crate::store) next_token_row: std::cell::Cell<Option<i64>>,
+    /// The outbox's last `seq` as this transaction wrote it: (tenant, seq),
+    /// for the same reason as `audit_head` (see `outbox::insert`).
+    pub(in crate::store) outbox_head: std::cell::RefCell<Option<(String, i64)>>,
 }
 
 pub(in crate::store) type TextsSent =
@@ -354,6 +357,7 @@ impl Store {
             case_counts: std::cell::RefCell::new(CountDeltas::new()),
             texts_sent: std::cell::RefCell::new(TextsSent::new()),
             next_token_row: std::cell::Cell::new(None),
+            outbox_head: std::cell::RefCell::new(None),
         };
         let value = work(&tx)?;
         tx.flush_case_counts()?;

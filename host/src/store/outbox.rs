@@ -143,11 +143,39 @@ pub fn insert(
     payload: &Value,
     now: i64,
 ) -> Result<()> {
-    tx.sql().prepare_cached(
-        "INSERT INTO outbox (id, tenant, seq, contact, purpose, kind, payload, created_at)
-         VALUES (?1, ?2, (SELECT COALESCE(MAX(seq), 0) + 1 FROM outbox WHERE tenant = ?2), ?3, ?4, ?5, ?6, ?7)",
-    )?
-    .execute(params![id, tenant, contact, purpose, kind, payload.to_string(), now])?;
+    // The tenant's last seq, read once per transaction and then counted
+    // here: only this function inserts into the outbox, and the
+    // transaction's write lock keeps others from it until commit.
+    let cached = tx
+        .outbox_head
+        .borrow_mut()
+        .take()
+        .filter(|(t, _)| t == tenant)
+        .map(|(_, seq)| seq);
+    let last = match cached {
+        Some(seq) => seq,
+        None => tx
+            .sql()
+            .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM outbox WHERE tenant = ?1")?
+            .query_row([tenant], |r| r.get(0))?,
+    };
+    let seq = last + 1;
+    tx.sql()
+        .prepare_cached(
+            "INSERT INTO outbox (id, tenant, seq, contact, purpose, kind, payload, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?
+        .execute(params![
+            id,
+            tenant,
+            seq,
+            contact,
+            purpose,
+            kind,
+            payload.to_string(),
+            now
+        ])?;
+    *tx.outbox_head.borrow_mut() = Some((tenant.to_owned(), seq));
     Ok(())
 }
 
