@@ -244,6 +244,7 @@ pub(super) fn apply_contact(
     }
 
     let mut applied = Vec::with_capacity(verdicts.len());
+    let mut waiting = Waiting::default();
     let mut message: Option<Message> = None;
     let mut tasks: Vec<Task> = Vec::new();
     for (((before, event, verdict), plan), texts) in verdicts.into_iter().zip(plans).zip(texts) {
@@ -329,7 +330,7 @@ pub(super) fn apply_contact(
                 policy_sha256: Some(ctx.policy_sha256.to_owned()),
             },
         )?;
-        withdraw_stale(tx, ctx, &contact.id, before, &outcome)?;
+        withdraw_stale(tx, ctx, (&contact.id, &mut waiting), before, &outcome)?;
         if let Some(basis) = new_policy_basis(before, case) {
             // A renewal at the review date is evidence too; the CRM already
             // has the contact's link for the same basis.
@@ -472,7 +473,7 @@ pub(super) fn apply_contact(
             _ => now,
         };
         contacts::set_last_message(tx, tenant, &contact.id, sent_at)?;
-        replace_older_messages(tx, ctx, &contact.id, &message.id)?;
+        replace_older_messages(tx, ctx, (&contact.id, &mut waiting), &message.id)?;
     }
     for mut task in tasks {
         if let Some(object) = task.payload.as_object_mut() {
@@ -647,17 +648,40 @@ fn stale_request_reason(case: &Case) -> Option<String> {
     }
 }
 
+/// Whether anything of the contact waited in the outbox, asked once per
+/// apply (most contacts of a sweep have nothing waiting) before the
+/// questions about kinds. Asked first before this apply queues its message
+/// and tasks (they are queued last), a "no" stays true for those kinds: the
+/// steps queue no requests and no tasks before then. Asked later, the
+/// answer includes what this apply queued, and the questions follow.
+#[derive(Default)]
+struct Waiting(Option<bool>);
+
+impl Waiting {
+    fn any(&mut self, tx: &Tx<'_>, tenant: &str, contact: &str) -> Result<bool, StoreError> {
+        if let Some(known) = self.0 {
+            return Ok(known);
+        }
+        let any = outbox::any_waiting(tx, tenant, contact)?;
+        self.0 = Some(any);
+        Ok(any)
+    }
+}
+
 /// Withdraws what waits in the outbox for a case that this step moved on: its
 /// requests once it is no longer being asked, and the owner's tasks once its
 /// state changed.
 fn withdraw_stale(
     tx: &Tx<'_>,
     ctx: &StepContext<'_>,
-    contact: &str,
+    (contact, waiting): (&str, &mut Waiting),
     before: &Case,
     outcome: &Outcome,
 ) -> Result<(), StoreError> {
     let tenant = ctx.tenant.id.as_str();
+    if !waiting.any(tx, tenant, contact)? {
+        return Ok(());
+    }
     let case = &outcome.case;
     // A newer request's message replaces older ones once it is queued (see
     // `replace_older_messages`).
@@ -696,11 +720,13 @@ fn withdraw_stale(
 fn replace_older_messages(
     tx: &Tx<'_>,
     ctx: &StepContext<'_>,
-    contact: &str,
+    (contact, waiting): (&str, &mut Waiting),
     newest: &str,
 ) -> Result<(), StoreError> {
     let tenant = ctx.tenant.id.as_str();
-    if !outbox::any_pending(tx, tenant, contact, "send-request", Some(newest))? {
+    if !waiting.any(tx, tenant, contact)?
+        || !outbox::any_pending(tx, tenant, contact, "send-request", Some(newest))?
+    {
         return Ok(());
     }
     let pending = outbox::pending(tx, tenant, contact, "send-request")?;

@@ -250,6 +250,17 @@ pub fn any_pending(
         .map_err(Error::from)
 }
 
+/// Whether the contact has any action waiting for delivery.
+pub fn any_waiting(tx: &Tx<'_>, tenant: &str, contact: &str) -> Result<bool> {
+    tx.sql()
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM outbox INDEXED BY outbox_pending_by_contact
+             WHERE tenant = ?1 AND contact = ?2 AND acked_at IS NULL)",
+        )?
+        .query_row(params![tenant, contact], |r| r.get(0))
+        .map_err(Error::from)
+}
+
 /// The contact's actions of `kind` still waiting for delivery, in order.
 pub fn pending(tx: &Tx<'_>, tenant: &str, contact: &str, kind: &str) -> Result<Vec<Pending>> {
     let mut stmt = tx.sql().prepare_cached(
