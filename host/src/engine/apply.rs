@@ -61,9 +61,19 @@ pub(super) struct Step<'a> {
 /// while the writing thread writes the one before.
 pub(super) struct Checked {
     verdict: Result<Outcome, String>,
-    /// The case's JSON and the audit row's detail, for an outcome that
-    /// changes something.
-    texts: Option<(String, String)>,
+    /// What storing an outcome that changes something writes.
+    texts: Option<Texts>,
+}
+
+/// The JSON a changing step's writes store, made before the writing.
+struct Texts {
+    /// The case.
+    body: String,
+    /// The audit row's detail.
+    detail: String,
+    /// Each action as the outbox carries it (a request's link is added
+    /// when it is written).
+    payloads: Vec<serde_json::Value>,
 }
 
 /// Judges a step's result: `Err` with why for a failed step or one a
@@ -90,10 +100,15 @@ pub(super) fn check(
         Err(err) => Err(err.to_string()),
     };
     let texts = match &verdict {
-        Ok(outcome) if !(outcome.case == *before && outcome.actions.is_empty()) => Some((
-            cases::body(&outcome.case),
-            audit_detail(before, event, outcome, actor),
-        )),
+        Ok(outcome) if !(outcome.case == *before && outcome.actions.is_empty()) => Some(Texts {
+            body: cases::body(&outcome.case),
+            detail: audit_detail(before, event, outcome, actor),
+            payloads: outcome
+                .actions
+                .iter()
+                .map(|a| serde_json::to_value(a).unwrap_or_default())
+                .collect(),
+        }),
         _ => None,
     };
     Checked { verdict, texts }
@@ -297,7 +312,12 @@ pub(super) fn apply_contact(
             }
             Plan::Apply => {}
         }
-        let Some((body, detail)) = texts else {
+        let Some(Texts {
+            body,
+            detail,
+            payloads,
+        }) = texts
+        else {
             // The step changes nothing.
             applied.push(Applied::Unchanged);
             continue;
@@ -341,11 +361,10 @@ pub(super) fn apply_contact(
                     .is_some_and(|b| b.by_policy() && b.kind == basis.kind);
             basis_recorded(tx, ctx, contact, (case, basis), row.seq, renewed)?;
         }
-        for (i, action) in outcome.actions.iter().enumerate() {
+        for (i, (action, payload)) in outcome.actions.iter().zip(payloads).enumerate() {
             // Stable: the same audit row and position always give the same
             // id, so a CRM can de-duplicate deliveries.
             let id = format!("{tenant}-{}-{i}", row.seq);
-            let payload = serde_json::to_value(action).unwrap_or_default();
             match action {
                 Action::SendRequest {
                     channel,
@@ -859,6 +878,21 @@ struct Request<'a> {
     expires_at: i64,
 }
 
+/// The evidence of a request sent. Written straight to JSON (a sweep
+/// writes one per request); the fields in alphabetical order, as the JSON
+/// objects klar builds otherwise order theirs.
+#[derive(serde::Serialize)]
+struct RequestEvidence<'a> {
+    attempt: u32,
+    channel: &'a str,
+    language: &'a str,
+    link_expires_at: String,
+    message: Option<&'a str>,
+    text_sha256: &'a str,
+    text_version: i64,
+    token_id: &'a str,
+}
+
 /// `message` is the id of the link token of the message this request joins;
 /// none for the first request of a message, whose secret is the one sent.
 fn request_sent(
@@ -902,16 +936,16 @@ fn request_sent(
         purpose,
         "request",
         now,
-        &serde_json::json!({
-            "channel": channel,
-            "attempt": attempt,
-            "token_id": token.id,
-            "message": token.message,
-            "text_version": text_version,
-            "text_sha256": text_sha256,
-            "language": language,
-            "link_expires_at": crate::times::rfc3339(token.expires_at),
-        }),
+        &RequestEvidence {
+            attempt,
+            channel,
+            language: &language,
+            link_expires_at: crate::times::rfc3339(token.expires_at),
+            message: token.message.as_deref(),
+            text_sha256: &text_sha256,
+            text_version,
+            token_id: &token.id,
+        },
     )?;
     let mut link = serde_json::Map::new();
     // Only the message's own link travels; the tokens of the purposes that
@@ -927,4 +961,40 @@ fn request_sent(
         crate::times::rfc3339(token.expires_at).into(),
     );
     Ok(link)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_requests_evidence_is_the_json_it_always_was() {
+        for message in [Some("r000000000000001"), None] {
+            let typed = RequestEvidence {
+                attempt: 2,
+                channel: "email",
+                language: "de",
+                link_expires_at: "2027-06-01T00:00:00Z".to_owned(),
+                message,
+                text_sha256: "ab12",
+                text_version: 3,
+                token_id: "r000000000000002",
+            };
+            // As it was built before, with a JSON object's sorted keys.
+            let built = serde_json::json!({
+                "channel": "email",
+                "attempt": 2,
+                "token_id": "r000000000000002",
+                "message": message,
+                "text_version": 3,
+                "text_sha256": "ab12",
+                "language": "de",
+                "link_expires_at": "2027-06-01T00:00:00Z",
+            });
+            assert_eq!(
+                serde_json::to_string(&typed).expect("serialises"),
+                built.to_string()
+            );
+        }
+    }
 }

@@ -33,10 +33,11 @@ pub fn add(
     purpose: &str,
     kind: &str,
     at: i64,
-    detail: &Value,
+    detail: &impl serde::Serialize,
 ) -> Result<i64> {
+    let detail = serde_json::to_string(detail).unwrap_or_default();
     tx.sql().prepare_cached("INSERT INTO evidence (tenant, contact, purpose, kind, at, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
-        .execute(params![tenant, contact, purpose, kind, at, detail.to_string()],
+        .execute(params![tenant, contact, purpose, kind, at, detail],
     )?;
     Ok(tx.sql().last_insert_rowid())
 }
