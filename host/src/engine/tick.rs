@@ -92,32 +92,31 @@ pub fn sweep(
     batch: usize,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<TickReport, StoreError> {
-    store.with_background_checkpoints(|store| {
-        sweep_writing(
-            store,
-            session,
-            (tenant, policy_sha256),
-            now,
-            batch,
-            progress,
-        )
-    })
+    store.transaction(|tx| {
+        expire_evidence(tx, &tenant.id, now.timestamp())?;
+        purge_left_after_erasure(tx, tenant, now.timestamp())
+    })?;
+    let rows = cases::due_rows(store.connection(), &tenant.id, now.timestamp())?;
+    let writing = (tenant, policy_sha256);
+    if rows.len() > batch.max(1) {
+        // A long sweep leaves checkpoints to another thread; a short one
+        // (most of `klar serve`'s ticks) is not worth the connection.
+        store.with_background_checkpoints(|store| {
+            sweep_writing(store, session, writing, (now, rows, batch), progress)
+        })
+    } else {
+        sweep_writing(store, session, writing, (now, rows, batch), progress)
+    }
 }
 
 fn sweep_writing(
     store: &mut Store,
     session: &mut Session,
     (tenant, policy_sha256): (&Tenant, &str),
-    now: DateTime<Utc>,
-    batch: usize,
+    (now, rows, batch): (DateTime<Utc>, Vec<(i64, bool)>, usize),
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<TickReport, StoreError> {
     let clock = clock(tenant, now);
-    store.transaction(|tx| {
-        expire_evidence(tx, &tenant.id, now.timestamp())?;
-        purge_left_after_erasure(tx, tenant, now.timestamp())
-    })?;
-    let rows = cases::due_rows(store.connection(), &tenant.id, now.timestamp())?;
     let mut report = TickReport {
         due: rows.len(),
         ..TickReport::default()

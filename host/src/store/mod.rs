@@ -406,13 +406,19 @@ impl Store {
             scope.spawn(move || {
                 // Until the writer is done (or gone), every 50 ms: often
                 // enough that the WAL stays small, rare enough to batch.
-                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
-                    stopped.recv_timeout(Duration::from_millis(50))
-                {
+                let checkpoint = || {
                     if let Err(err) = second.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
                         tracing::debug!(%err, "background checkpoint");
                     }
+                };
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(Duration::from_millis(50))
+                {
+                    checkpoint();
                 }
+                // Once more after the last commit, so that nothing the work
+                // wrote waits in the WAL for the writer's next commit.
+                checkpoint();
             });
             let value = work(self);
             let _ = stop.send(());

@@ -10,9 +10,10 @@
 //! SHA-256 of the whole secret, so that the index that finds a secret grows
 //! at its right end: keys that were a hash alone were random, and each
 //! request a sweep sent touched another page of that index (a sweep of a
-//! million cases runs about a quarter faster without it, measured). The row number
-//! tells nothing but how many links klar issued. Secrets issued before are
-//! 40 hex digits, stored under their SHA-256 alone, and keep working.
+//! million cases runs about a quarter faster without that, measured). The
+//! row number tells nothing but how many links this klar issued, to all
+//! its tenants. Secrets issued before are 40 hex digits, stored under their
+//! SHA-256 alone, and keep working.
 
 use rand::RngExt;
 use rusqlite::{OptionalExtension, params};
