@@ -438,9 +438,11 @@ fn the_store_benchmarks_print_their_baselines() {
             "klar_import_s",
             "klar_peak_rss_mib",
             "klar_speed_vs_sqlite",
+            "klar_speed_vs_sqlite_klar_schema",
             "klar_write_pass_s",
             "rows",
             "sqlite_import_s",
+            "sqlite_klar_schema_s",
         ]
     );
     assert_eq!(json["rows"], 300);
@@ -448,6 +450,12 @@ fn the_store_benchmarks_print_their_baselines() {
     let klar_s = figure(&json, "klar_import_s");
     // "speed vs": how many times SQLite's time klar's is, as a speed.
     assert_ratio(&json, "klar_speed_vs_sqlite", sqlite, klar_s);
+    assert_ratio(
+        &json,
+        "klar_speed_vs_sqlite_klar_schema",
+        figure(&json, "sqlite_klar_schema_s"),
+        klar_s,
+    );
     assert!(json["klar_peak_rss_mib"].is_null() || figure(&json, "klar_peak_rss_mib") > 0.0);
     let csv = std::fs::read_to_string(scratch.path().join("contacts.csv")).expect("the CSV");
     assert_eq!(csv.lines().count(), 301, "a header and 300 rows");
@@ -467,6 +475,14 @@ fn the_store_benchmarks_print_their_baselines() {
         ),
         300
     );
+    // SQLite alone wrote the same contacts and cases into klar's tables.
+    for table in ["contacts", "cases"] {
+        let sql = format!("SELECT COUNT(*) FROM {table} WHERE tenant = 'bench'");
+        let klar_db = scratch.path().join("klar-import.db");
+        let floor_db = scratch.path().join("sqlite-klar-schema.db");
+        assert_eq!(count(&floor_db, &sql), 300, "{table}");
+        assert_eq!(count(&floor_db, &sql), count(&klar_db, &sql), "{table}");
+    }
 
     // The API load benchmark, briefly: wrk against a real `klar serve`.
     let json = bench_json(&[

@@ -13,7 +13,7 @@ use std::process::{Child, Command, ExitCode, Stdio};
 
 use anyhow::{Context, Result, bail};
 
-use crate::store::{Store, apikeys, tenants};
+use crate::store::{Store, apikeys};
 
 #[derive(Debug, clap::Args)]
 pub struct ApiArgs {
@@ -187,14 +187,7 @@ pub(super) fn bench_tenant(dir: &Path, contacts: usize) -> Result<(PathBuf, Stri
     super::store::write_csv(&csv, contacts, now)?;
     let mut store = Store::open(&db)?;
     let key = store.transaction(|tx| {
-        tenants::add(
-            tx,
-            "bench",
-            "Bench GmbH",
-            "Europe/Berlin",
-            "de",
-            now.timestamp(),
-        )?;
+        super::store::add_bench_tenant(tx, now.timestamp())?;
         let (secret, _) =
             apikeys::create(tx, "bench", ("load", apikeys::Scope::Crm), now.timestamp())?;
         Ok::<_, anyhow::Error>(secret)

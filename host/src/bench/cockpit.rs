@@ -15,8 +15,8 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 
 use crate::app::accounts::{self, NewAccount};
+use crate::store::Store;
 use crate::store::accounts::Role;
-use crate::store::{Store, tenants};
 
 #[derive(Debug, clap::Args)]
 pub struct CockpitArgs {
@@ -65,14 +65,7 @@ pub fn run(args: &CockpitArgs) -> Result<ExitCode> {
     if !db.exists() {
         let mut store = Store::open(&db)?;
         store.transaction(|tx| {
-            tenants::add(
-                tx,
-                "bench",
-                "Bench GmbH",
-                "Europe/Berlin",
-                "de",
-                now.timestamp(),
-            )?;
+            super::store::add_bench_tenant(tx, now.timestamp())?;
             crate::store::bench::cockpit_cases(
                 tx,
                 "bench",

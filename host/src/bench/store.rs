@@ -15,7 +15,8 @@ use rand::rngs::StdRng;
 
 use crate::plugin::Case;
 use crate::runtime::{Runtime, RuntimeConfig};
-use crate::store::{Store, tenants};
+use crate::store::tenants::{self, TenantError};
+use crate::store::{Store, Tx};
 
 #[derive(Debug, clap::Args)]
 pub struct ImportArgs {
@@ -65,6 +66,20 @@ pub(super) fn scratch(dir: Option<&Path>) -> Result<(Option<tempfile::TempDir>, 
 pub(super) fn remove_db(path: &Path) -> Result<()> {
     crate::store::remove_database(path)
         .map_err(|(file, e)| anyhow::anyhow!("failed to remove {}: {e}", file.display()))
+}
+
+/// The benchmarks' tenant, `bench`, added at `at`.
+pub(super) fn add_bench_tenant(tx: &Tx<'_>, at: i64) -> Result<(), TenantError> {
+    tenants::add(tx, "bench", "Bench GmbH", "Europe/Berlin", "de", at).map(|_| ())
+}
+
+/// A new database at `path` (an old one there is removed) with the
+/// benchmarks' tenant.
+fn bench_store(path: &Path, at: i64) -> Result<Store> {
+    remove_db(path)?;
+    let mut store = Store::open(path)?;
+    store.transaction(|tx| add_bench_tenant(tx, at))?;
+    Ok(store)
 }
 
 /// The process's peak resident memory in MiB (Linux), if known.
@@ -126,20 +141,21 @@ pub fn import(_plugin: Option<&Path>, args: &ImportArgs) -> Result<ExitCode> {
         bail!("sqlite3 .import failed: {status}");
     }
 
+    // The second baseline: SQLite alone writing those rows into klar's own
+    // tables, indexes and triggers. The gap between the two baselines is
+    // what the schema costs; the gap to klar is what klar adds to it.
+    let mut floor = bench_store(&dir.join("sqlite-klar-schema.db"), now.timestamp())?;
+    let started = Instant::now();
+    let (floor_added, _) =
+        crate::store::bench::import_floor(&mut floor, "bench", &base, now.timestamp())?;
+    let floor_s = started.elapsed().as_secs_f64();
+    drop(floor);
+    if floor_added != args.rows {
+        bail!("SQLite alone wrote {floor_added} of {} rows", args.rows);
+    }
+
     // klar: read, check every row, store contacts, cases and audit rows.
-    let db = dir.join("klar-import.db");
-    remove_db(&db)?;
-    let mut store = Store::open(&db)?;
-    store.transaction(|tx| {
-        tenants::add(
-            tx,
-            "bench",
-            "Bench GmbH",
-            "Europe/Berlin",
-            "de",
-            now.timestamp(),
-        )
-    })?;
+    let mut store = bench_store(&dir.join("klar-import.db"), now.timestamp())?;
     reset_peak_rss();
     let started = Instant::now();
     // Both passes stream the file, as `klar import` does.
@@ -166,6 +182,7 @@ pub fn import(_plugin: Option<&Path>, args: &ImportArgs) -> Result<ExitCode> {
     }
 
     let ratio = sqlite_s / klar_s;
+    let floor_ratio = floor_s / klar_s;
     if args.json {
         println!(
             "{}",
@@ -173,10 +190,12 @@ pub fn import(_plugin: Option<&Path>, args: &ImportArgs) -> Result<ExitCode> {
                 "rows": args.rows,
                 "csv_mib": size_mib,
                 "sqlite_import_s": sqlite_s,
+                "sqlite_klar_schema_s": floor_s,
                 "klar_import_s": klar_s,
                 "klar_check_pass_s": check_s,
                 "klar_write_pass_s": klar_s - check_s,
                 "klar_speed_vs_sqlite": ratio,
+                "klar_speed_vs_sqlite_klar_schema": floor_ratio,
                 "klar_peak_rss_mib": rss,
             }))?
         );
@@ -192,6 +211,11 @@ pub fn import(_plugin: Option<&Path>, args: &ImportArgs) -> Result<ExitCode> {
             args.rows as f64 / sqlite_s
         );
         println!(
+            "{:<40} {floor_s:>9.2} {:>12.0}",
+            "SQLite alone into klar's tables",
+            args.rows as f64 / floor_s
+        );
+        println!(
             "{:<40} {klar_s:>9.2} {:>12.0}",
             "klar import (checked, cases, audit)",
             args.rows as f64 / klar_s
@@ -201,6 +225,11 @@ pub fn import(_plugin: Option<&Path>, args: &ImportArgs) -> Result<ExitCode> {
             klar_s - check_s
         );
         println!("klar's speed vs sqlite3: {ratio:.2}× (goal ≥ 0.5)");
+        println!(
+            "klar's speed vs SQLite alone into klar's tables: {floor_ratio:.2}× \
+             (what the schema allows: {:.2}× of sqlite3)",
+            sqlite_s / floor_s
+        );
         if let Some(rss) = rss {
             println!("klar's peak RSS during the import: {rss:.0} MiB");
         }
@@ -221,7 +250,7 @@ pub fn sweep(plugin: Option<&Path>, args: &SweepArgs) -> Result<ExitCode> {
     let mut store = Store::open(&db)?;
     let body = serde_json::to_string(&Case::new(tenants::DEFAULT_PURPOSE))?;
     store.transaction(|tx| -> Result<()> {
-        tenants::add(tx, "bench", "Bench GmbH", "Europe/Berlin", "de", created)?;
+        add_bench_tenant(tx, created)?;
         crate::store::bench::due_cases(
             tx,
             "bench",

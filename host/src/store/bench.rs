@@ -2,9 +2,11 @@
 //! cases, made in bulk, and the baseline the sweep is measured against
 //! (SQLite rewriting every case row once, in one statement).
 
+use std::path::Path;
+
 use rusqlite::params;
 
-use super::{Error, Result, Tx};
+use super::{Error, Result, Store, Tx};
 
 /// `cases` contacts `C0000001`… with one due `unclarified` case each (the
 /// case's JSON `body`), all created at `created`.
@@ -31,6 +33,51 @@ pub fn due_cases(
         params![purpose, body, created, tenant],
     )?;
     Ok(())
+}
+
+/// The second baseline of `klar bench import`: SQLite alone writing the
+/// rows of `staged` (the database `sqlite3 .import` made of the generated
+/// CSV, its rows in table `t`) into the tenant's contacts as one import,
+/// and opening their cases, in one transaction. It writes the same tables,
+/// indexes and triggers as `klar import`, but parses, checks and audits
+/// nothing: what this schema costs by itself. Returns the contacts added
+/// and the cases opened.
+///
+/// The column names are those of `app::demo::write_contacts_csv`.
+pub fn import_floor(
+    store: &mut Store,
+    tenant: &str,
+    staged: &Path,
+    now: i64,
+) -> Result<(usize, usize)> {
+    // ATTACH cannot run inside a transaction.
+    store
+        .connection()
+        .sql()
+        .execute("ATTACH DATABASE ?1 AS staged", [staged.to_string_lossy()])?;
+    let written = store.transaction(|tx| {
+        let n = super::imports::begin(tx, tenant)?;
+        let added = tx.sql().execute(
+            "INSERT INTO contacts (tenant, id, first_name, last_name, email, phone, owner, source,
+                                   language, created_at, attributes, imported_in, import_pos)
+             SELECT ?1, external_id, first_name, last_name, NULLIF(email, ''), NULLIF(phone, ''),
+                    owner, source, language, unixepoch(created_at),
+                    CASE WHEN company = '' THEN '{}' ELSE json_object('company', company) END,
+                    ?2, rowid - 1
+             FROM staged.t WHERE true
+             ON CONFLICT (tenant, id) DO NOTHING",
+            params![tenant, n],
+        )?;
+        let opened = super::imports::open_cases(tx, tenant, n, now)?;
+        Ok::<_, Error>((added, opened))
+    });
+    let detached = store
+        .connection()
+        .sql()
+        .execute("DETACH DATABASE staged", []);
+    let written = written?;
+    detached?;
+    Ok(written)
 }
 
 /// The baseline: every case row of the tenant rewritten once.
