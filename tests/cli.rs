@@ -394,7 +394,9 @@ fn the_store_benchmarks_print_their_baselines() {
             "klar_cases_per_s",
             "klar_peak_rss_mib",
             "klar_sweep_s",
+            "klar_vs_sqlite_same_rows",
             "klar_vs_sqlite_update",
+            "sqlite_same_rows_s",
             "sqlite_update_s",
         ]
     );
@@ -407,6 +409,12 @@ fn the_store_benchmarks_print_their_baselines() {
     );
     let sqlite = figure(&json, "sqlite_update_s");
     let klar_s = figure(&json, "klar_sweep_s");
+    assert_ratio(
+        &json,
+        "klar_vs_sqlite_same_rows",
+        figure(&json, "sqlite_same_rows_s"),
+        klar_s,
+    );
     assert_ratio(&json, "klar_cases_per_s", 300.0, klar_s);
     assert_ratio(
         &json,
@@ -428,6 +436,17 @@ fn the_store_benchmarks_print_their_baselines() {
         ),
         300
     );
+    // SQLite alone wrote the sweep's rows a second time into a copy.
+    let copy = scratch.path().join("sqlite-same-rows.db");
+    for sql in [
+        "SELECT COUNT(*) FROM audit_log WHERE kind = 'state-change'",
+        "SELECT COUNT(*) FROM outbox WHERE kind = 'send-request'",
+        "SELECT COUNT(*) FROM response_tokens",
+        "SELECT COUNT(*) FROM evidence",
+    ] {
+        assert_eq!(count(&copy, sql), 2 * count(&db, sql), "{sql}");
+        assert!(count(&db, sql) >= 300, "{sql}");
+    }
 
     let json = bench_json(&["import", "--rows", "300", "--dir", dir, "--json"]);
     assert_eq!(

@@ -288,8 +288,26 @@ pub fn sweep(plugin: Option<&Path>, args: &SweepArgs) -> Result<ExitCode> {
         );
     }
 
+    // The second baseline: SQLite alone writing the sweep's rows once more,
+    // in a copy of the swept database. The gap between the two baselines is
+    // what the schema costs; the gap to klar is what klar adds to it.
+    drop(session);
+    drop(store);
+    let copy = dir.join("sqlite-same-rows.db");
+    remove_db(&copy)?;
+    crate::store::copy_database(&db, &copy)?;
+    let mut floor = Store::open(&copy)?;
+    let started = Instant::now();
+    let rewritten = crate::store::bench::sweep_floor(&mut floor, "bench", &db)?;
+    let floor_s = started.elapsed().as_secs_f64();
+    drop(floor);
+    if rewritten != args.cases {
+        bail!("SQLite alone rewrote {rewritten} of {} cases", args.cases);
+    }
+
     let klar_rate = args.cases as f64 / klar_s;
     let sqlite_rate = args.cases as f64 / sqlite_s;
+    let floor_rate = args.cases as f64 / floor_s;
     if args.json {
         println!(
             "{}",
@@ -297,9 +315,11 @@ pub fn sweep(plugin: Option<&Path>, args: &SweepArgs) -> Result<ExitCode> {
                 "cases": args.cases,
                 "batch": args.batch,
                 "sqlite_update_s": sqlite_s,
+                "sqlite_same_rows_s": floor_s,
                 "klar_sweep_s": klar_s,
                 "klar_cases_per_s": klar_rate,
                 "klar_vs_sqlite_update": klar_rate / sqlite_rate,
+                "klar_vs_sqlite_same_rows": klar_rate / floor_rate,
                 "klar_peak_rss_mib": rss,
                 "actions_queued": report.actions,
             }))?
@@ -315,12 +335,20 @@ pub fn sweep(plugin: Option<&Path>, args: &SweepArgs) -> Result<ExitCode> {
             "SQLite UPDATE of every case row (baseline)"
         );
         println!(
+            "{:<44} {floor_s:>9.2} {floor_rate:>12.0}",
+            "SQLite alone writing the sweep's rows again"
+        );
+        println!(
             "{:<44} {klar_s:>9.2} {klar_rate:>12.0}",
             "klar tick (plugin, case, audit, outbox, link)"
         );
         println!(
             "klar's sweep vs the bulk UPDATE: {:.3}× (goal: ≥ 50,000 cases/s)",
             klar_rate / sqlite_rate
+        );
+        println!(
+            "klar's sweep vs SQLite alone writing its rows: {:.2}×",
+            klar_rate / floor_rate
         );
         if let Some(rss) = rss {
             println!("peak RSS during the sweep: {rss:.0} MiB (goal ≤ 200)");

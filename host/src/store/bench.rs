@@ -50,14 +50,10 @@ pub fn import_floor(
     staged: &Path,
     now: i64,
 ) -> Result<(usize, usize)> {
-    // ATTACH cannot run inside a transaction.
-    store
-        .connection()
-        .sql()
-        .execute("ATTACH DATABASE ?1 AS staged", [staged.to_string_lossy()])?;
-    let written = store.transaction(|tx| {
-        let n = super::imports::begin(tx, tenant)?;
-        let added = tx.sql().execute(
+    attached(store, (staged, "staged"), |store| {
+        store.transaction(|tx| {
+            let n = super::imports::begin(tx, tenant)?;
+            let added = tx.sql().execute(
             "INSERT INTO contacts (tenant, id, first_name, last_name, email, phone, owner, source,
                                    language, created_at, attributes, imported_in, import_pos)
              SELECT ?1, external_id, first_name, last_name, NULLIF(email, ''), NULLIF(phone, ''),
@@ -68,16 +64,102 @@ pub fn import_floor(
              ON CONFLICT (tenant, id) DO NOTHING",
             params![tenant, n],
         )?;
-        let opened = super::imports::open_cases(tx, tenant, n, now)?;
-        Ok::<_, Error>((added, opened))
-    });
+            let opened = super::imports::open_cases(tx, tenant, n, now)?;
+            Ok((added, opened))
+        })
+    })
+}
+
+/// Runs `work` with the database file `path` attached as `name`, and
+/// detaches it again whatever `work` returned. (ATTACH cannot run inside a
+/// transaction, so this wraps the transaction.)
+fn attached<T>(
+    store: &mut Store,
+    (path, name): (&Path, &str),
+    work: impl FnOnce(&mut Store) -> Result<T>,
+) -> Result<T> {
+    store.connection().sql().execute(
+        "ATTACH DATABASE ?1 AS ?2",
+        params![path.to_string_lossy(), name],
+    )?;
+    let result = work(store);
     let detached = store
         .connection()
         .sql()
-        .execute("DETACH DATABASE staged", []);
-    let written = written?;
+        .execute("DETACH DATABASE ?1", [name]);
+    let value = result?;
     detached?;
-    Ok(written)
+    Ok(value)
+}
+
+/// The second baseline of `klar bench sweep`: SQLite alone writing, once
+/// more, the rows the measured sweep wrote into `swept` (a database file),
+/// with the statements reading them from there: every case rewritten (its
+/// state, body and due time, so that its indexes move as in a step), and a
+/// copy of every audit row, outbox action, link token and evidence row
+/// under new keys, and each contact's last message, in one transaction
+/// with its commit. Run on a copy of `swept`: the copied audit rows do not
+/// form a chain. This is what the schema costs for a sweep's writes when
+/// nothing is computed, parsed or read case by case. Returns the cases
+/// rewritten.
+pub fn sweep_floor(store: &mut Store, tenant: &str, swept: &Path) -> Result<usize> {
+    attached(store, (swept, "swept"), |store| {
+        store.transaction(|tx| {
+        let sql = tx.sql();
+        // New keys start above the highest ones of the copy.
+        let (seq, row): (i64, i64) = sql.query_row(
+            "SELECT (SELECT COALESCE(MAX(seq), 0) FROM audit_log WHERE tenant = ?1)
+                  + (SELECT COALESCE(MAX(seq), 0) FROM outbox WHERE tenant = ?1),
+                    (SELECT COALESCE(MAX(rowid), 0) FROM response_tokens)",
+            [tenant],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let cases = sql.execute(
+            "UPDATE cases SET state = s.state, band = s.band, body = s.body || ' ',
+                              due_at = s.due_at + 1, updated_at = s.updated_at + 1
+             FROM swept.cases AS s
+             WHERE cases.tenant = ?1 AND s.tenant = cases.tenant
+               AND s.contact = cases.contact AND s.purpose = cases.purpose",
+            [tenant],
+        )?;
+        sql.execute(
+            "INSERT INTO audit_log (tenant, seq, at, contact, purpose, kind, detail,
+                                    policy_sha256, prev_hash, hash)
+             SELECT tenant, seq + ?2, at, contact, purpose, kind, detail, policy_sha256, prev_hash, hash
+             FROM swept.audit_log WHERE tenant = ?1 AND contact IS NOT NULL ORDER BY seq",
+            params![tenant, seq],
+        )?;
+        sql.execute(
+            "INSERT INTO outbox (id, tenant, seq, contact, purpose, kind, payload, created_at)
+             SELECT id || '-again', tenant, seq + ?2, contact, purpose, kind, payload, created_at
+             FROM swept.outbox WHERE tenant = ?1 ORDER BY seq",
+            params![tenant, seq],
+        )?;
+        sql.execute(
+            "INSERT INTO response_tokens (rowid, id, hash, tenant, contact, purpose, attempt,
+                                          channel, text_version, language, created_at, expires_at, message)
+             SELECT rowid + ?2, printf('r%015d', rowid + ?2),
+                    printf('%016x', rowid + ?2) || substr(hash, 17), tenant, contact, purpose,
+                    attempt, channel, text_version, language, created_at, expires_at,
+                    printf('r%015d', rowid + ?2)
+             FROM swept.response_tokens WHERE tenant = ?1 ORDER BY rowid",
+            params![tenant, row],
+        )?;
+        sql.execute(
+            "INSERT INTO evidence (tenant, contact, purpose, kind, at, detail, retain_until)
+             SELECT tenant, contact, purpose, kind, at, detail, retain_until
+             FROM swept.evidence WHERE tenant = ?1 ORDER BY id",
+            [tenant],
+        )?;
+        sql.execute(
+            "UPDATE contacts SET last_message_at = s.last_message_at
+             FROM swept.contacts AS s
+             WHERE contacts.tenant = ?1 AND s.tenant = contacts.tenant AND s.id = contacts.id",
+            [tenant],
+        )?;
+        Ok(cases)
+    })
+    })
 }
 
 /// The baseline: every case row of the tenant rewritten once.
