@@ -1,6 +1,8 @@
-//! The SQL of `klar bench sweep`: a tenant of generated contacts with due
-//! cases, made in bulk, and the baseline the sweep is measured against
-//! (SQLite rewriting every case row once, in one statement).
+//! The SQL of the store's benchmarks: a tenant of generated contacts with
+//! due cases, made in bulk, and the baselines `klar bench sweep` and
+//! `klar bench import` are measured against (SQLite rewriting every case
+//! row once in one statement; SQLite alone writing the same rows as the
+//! sweep or the import into klar's own tables).
 
 use std::path::Path;
 
