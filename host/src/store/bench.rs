@@ -53,23 +53,25 @@ pub fn import_floor(
     now: i64,
 ) -> Result<(usize, usize)> {
     attached(store, (staged, "staged"), |store| {
-        store.transaction(|tx| {
-            let n = super::imports::begin(tx, tenant)?;
-            let added = tx.sql().execute(
-            "INSERT INTO contacts (tenant, id, first_name, last_name, email, phone, owner, source,
-                                   language, created_at, attributes, imported_in, import_pos)
-             SELECT ?1, external_id, first_name, last_name, NULLIF(email, ''), NULLIF(phone, ''),
-                    owner, source, language, unixepoch(created_at),
-                    CASE WHEN company = '' THEN '{}' ELSE json_object('company', company) END,
-                    ?2, rowid - 1
-             FROM staged.t WHERE true
-             ON CONFLICT (tenant, id) DO NOTHING",
-            params![tenant, n],
-        )?;
-            let opened = super::imports::open_cases(tx, tenant, n, now)?;
-            Ok((added, opened))
-        })
+        store.transaction(|tx| import_staged(tx, tenant, now))
     })
+}
+
+fn import_staged(tx: &Tx<'_>, tenant: &str, now: i64) -> Result<(usize, usize)> {
+    let n = super::imports::begin(tx, tenant)?;
+    let added = tx.sql().execute(
+        "INSERT INTO contacts (tenant, id, first_name, last_name, email, phone, owner, source,
+                               language, created_at, attributes, imported_in, import_pos)
+         SELECT ?1, external_id, first_name, last_name, NULLIF(email, ''), NULLIF(phone, ''),
+                owner, source, language, unixepoch(created_at),
+                CASE WHEN company = '' THEN '{}' ELSE json_object('company', company) END,
+                ?2, rowid - 1
+         FROM staged.t WHERE true
+         ON CONFLICT (tenant, id) DO NOTHING",
+        params![tenant, n],
+    )?;
+    let opened = super::imports::open_cases(tx, tenant, n, now)?;
+    Ok((added, opened))
 }
 
 /// Runs `work` with the database file `path` attached as `name`, and
@@ -106,62 +108,64 @@ fn attached<T>(
 /// rewritten.
 pub fn sweep_floor(store: &mut Store, tenant: &str, swept: &Path) -> Result<usize> {
     attached(store, (swept, "swept"), |store| {
-        store.transaction(|tx| {
-        let sql = tx.sql();
-        // New keys start above the highest ones of the copy.
-        let (seq, row): (i64, i64) = sql.query_row(
-            "SELECT (SELECT COALESCE(MAX(seq), 0) FROM audit_log WHERE tenant = ?1)
-                  + (SELECT COALESCE(MAX(seq), 0) FROM outbox WHERE tenant = ?1),
-                    (SELECT COALESCE(MAX(rowid), 0) FROM response_tokens)",
-            [tenant],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
-        let cases = sql.execute(
-            "UPDATE cases SET state = s.state, band = s.band, body = s.body || ' ',
-                              due_at = s.due_at + 1, updated_at = s.updated_at + 1
-             FROM swept.cases AS s
-             WHERE cases.tenant = ?1 AND s.tenant = cases.tenant
-               AND s.contact = cases.contact AND s.purpose = cases.purpose",
-            [tenant],
-        )?;
-        sql.execute(
-            "INSERT INTO audit_log (tenant, seq, at, contact, purpose, kind, detail,
-                                    policy_sha256, prev_hash, hash)
-             SELECT tenant, seq + ?2, at, contact, purpose, kind, detail, policy_sha256, prev_hash, hash
-             FROM swept.audit_log WHERE tenant = ?1 AND contact IS NOT NULL ORDER BY seq",
-            params![tenant, seq],
-        )?;
-        sql.execute(
-            "INSERT INTO outbox (id, tenant, seq, contact, purpose, kind, payload, created_at)
-             SELECT id || '-again', tenant, seq + ?2, contact, purpose, kind, payload, created_at
-             FROM swept.outbox WHERE tenant = ?1 ORDER BY seq",
-            params![tenant, seq],
-        )?;
-        sql.execute(
-            "INSERT INTO response_tokens (rowid, id, hash, tenant, contact, purpose, attempt,
-                                          channel, text_version, language, created_at, expires_at, message)
-             SELECT rowid + ?2, printf('r%015d', rowid + ?2),
-                    printf('%016x', rowid + ?2) || substr(hash, 17), tenant, contact, purpose,
-                    attempt, channel, text_version, language, created_at, expires_at,
-                    printf('r%015d', rowid + ?2)
-             FROM swept.response_tokens WHERE tenant = ?1 ORDER BY rowid",
-            params![tenant, row],
-        )?;
-        sql.execute(
-            "INSERT INTO evidence (tenant, contact, purpose, kind, at, detail, retain_until)
-             SELECT tenant, contact, purpose, kind, at, detail, retain_until
-             FROM swept.evidence WHERE tenant = ?1 ORDER BY id",
-            [tenant],
-        )?;
-        sql.execute(
-            "UPDATE contacts SET last_message_at = s.last_message_at
-             FROM swept.contacts AS s
-             WHERE contacts.tenant = ?1 AND s.tenant = contacts.tenant AND s.id = contacts.id",
-            [tenant],
-        )?;
-        Ok(cases)
+        store.transaction(|tx| write_swept_again(tx, tenant))
     })
-    })
+}
+
+fn write_swept_again(tx: &Tx<'_>, tenant: &str) -> Result<usize> {
+    let sql = tx.sql();
+    // New keys start above the highest ones of the copy.
+    let (audit_seq, outbox_seq, token_row): (i64, i64, i64) = sql.query_row(
+        "SELECT (SELECT COALESCE(MAX(seq), 0) FROM audit_log WHERE tenant = ?1),
+                (SELECT COALESCE(MAX(seq), 0) FROM outbox WHERE tenant = ?1),
+                (SELECT COALESCE(MAX(rowid), 0) FROM response_tokens)",
+        [tenant],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    let cases = sql.execute(
+        "UPDATE cases SET state = s.state, band = s.band, body = s.body || ' ',
+                          due_at = s.due_at + 1, updated_at = s.updated_at + 1
+         FROM swept.cases AS s
+         WHERE cases.tenant = ?1 AND s.tenant = cases.tenant
+           AND s.contact = cases.contact AND s.purpose = cases.purpose",
+        [tenant],
+    )?;
+    sql.execute(
+        "INSERT INTO audit_log (tenant, seq, at, contact, purpose, kind, detail,
+                                policy_sha256, prev_hash, hash)
+         SELECT tenant, seq + ?2, at, contact, purpose, kind, detail, policy_sha256, prev_hash, hash
+         FROM swept.audit_log WHERE tenant = ?1 AND contact IS NOT NULL ORDER BY seq",
+        params![tenant, audit_seq],
+    )?;
+    sql.execute(
+        "INSERT INTO outbox (id, tenant, seq, contact, purpose, kind, payload, created_at)
+         SELECT id || '-again', tenant, seq + ?2, contact, purpose, kind, payload, created_at
+         FROM swept.outbox WHERE tenant = ?1 ORDER BY seq",
+        params![tenant, outbox_seq],
+    )?;
+    sql.execute(
+        "INSERT INTO response_tokens (rowid, id, hash, tenant, contact, purpose, attempt, channel,
+                                      text_version, language, created_at, expires_at, message)
+         SELECT rowid + ?2, printf('r%015d', rowid + ?2),
+                printf('%016x', rowid + ?2) || substr(hash, 17), tenant, contact, purpose,
+                attempt, channel, text_version, language, created_at, expires_at,
+                printf('r%015d', rowid + ?2)
+         FROM swept.response_tokens WHERE tenant = ?1 ORDER BY rowid",
+        params![tenant, token_row],
+    )?;
+    sql.execute(
+        "INSERT INTO evidence (tenant, contact, purpose, kind, at, detail, retain_until)
+         SELECT tenant, contact, purpose, kind, at, detail, retain_until
+         FROM swept.evidence WHERE tenant = ?1 ORDER BY id",
+        [tenant],
+    )?;
+    sql.execute(
+        "UPDATE contacts SET last_message_at = s.last_message_at + 1
+         FROM swept.contacts AS s
+         WHERE contacts.tenant = ?1 AND s.tenant = contacts.tenant AND s.id = contacts.id",
+        [tenant],
+    )?;
+    Ok(cases)
 }
 
 /// The baseline: every case row of the tenant rewritten once.
