@@ -578,7 +578,7 @@ mod tests {
     #[test]
     fn a_session_ends_when_idle_and_after_twelve_hours_however_busy() {
         let dir = tempfile::tempdir().expect("a folder");
-        let mut store = Store::open(&dir.path().join("klar.db")).expect("a store");
+        let mut store = Store::open(dir.path().join("klar.db")).expect("a store");
         let t0 = 1_800_000_000;
         store
             .transaction(|tx| tenants::add(tx, "acme", "ACME", "Europe/Berlin", "de", t0))

@@ -106,6 +106,10 @@ pub enum SimulateError {
         path: String,
         source: crate::store::Error,
     },
+    #[error(
+        "simulating a policy works on a copy of a SQLite store; {0} is on PostgreSQL (copy it to a file with `klar store copy` first)"
+    )]
+    NotAFile(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -119,7 +123,10 @@ pub enum SimulateError {
 }
 
 /// Copies the live database to `to` without writing to it.
-pub fn copy_database(live: &Path, to: &Path) -> Result<(), SimulateError> {
+pub fn copy_database(live: &crate::store::Location, to: &Path) -> Result<(), SimulateError> {
+    let Some(live) = live.file() else {
+        return Err(SimulateError::NotAFile(live.to_string()));
+    };
     crate::store::copy_database(live, to).map_err(|source| SimulateError::Copy {
         path: live.display().to_string(),
         source,

@@ -18,9 +18,11 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILE.wasm")]
     pub plugin: Option<PathBuf>,
 
-    /// The database file.
-    #[arg(long, global = true, env = "KLAR_DB", default_value = "klar.db")]
-    pub db: PathBuf,
+    /// The store: a SQLite file (default `klar.db`; `klar serve` reads `db`
+    /// from its config file first) or a PostgreSQL URL,
+    /// `postgres://user@host:port/database`.
+    #[arg(long, global = true, env = "KLAR_DB", value_name = "FILE|URL")]
+    pub db: Option<crate::store::Location>,
 
     #[command(subcommand)]
     pub command: Command,

@@ -16,7 +16,7 @@ use crate::store::tenants;
 
 /// `klar import`
 pub(super) fn import(
-    db: &Path,
+    db: &crate::store::Location,
     tenant: &str,
     (file, options): (&Path, &crate::app::import::Options),
     skip_invalid: bool,
@@ -100,7 +100,7 @@ pub(super) fn import(
 /// (or all its cases when `purpose` is `None`).
 pub(super) fn case_event(
     plugin: Option<&Path>,
-    db: &Path,
+    db: &crate::store::Location,
     tenant: &str,
     contact: &str,
     purpose: Option<&str>,
@@ -155,7 +155,7 @@ pub(super) fn case_event(
 /// `klar tick`
 pub(super) fn tick(
     plugin: Option<&Path>,
-    db: &Path,
+    db: &crate::store::Location,
     batch: usize,
     now: &NowArg,
 ) -> Result<ExitCode> {
@@ -212,7 +212,7 @@ pub(super) fn tick(
 /// `klar respond`
 pub(super) fn respond(
     plugin: Option<&Path>,
-    db: &Path,
+    db: &crate::store::Location,
     token: &str,
     answer: Answer,
     origin: &Origin,
@@ -271,7 +271,7 @@ pub(super) fn respond(
 /// `klar status`
 /// `klar clear`: a person has looked at a failed step; the next tick retries it.
 pub(super) fn clear(
-    db: &Path,
+    db: &crate::store::Location,
     tenant: &str,
     (contact, purpose): (&str, &str),
     (by, reason): (&str, &str),
@@ -301,7 +301,12 @@ pub(super) fn clear(
     }
 }
 
-pub(super) fn status(db: &Path, tenant: &str, json: bool, now: &NowArg) -> Result<ExitCode> {
+pub(super) fn status(
+    db: &crate::store::Location,
+    tenant: &str,
+    json: bool,
+    now: &NowArg,
+) -> Result<ExitCode> {
     let now = now.resolve()?.timestamp();
     let store = open_store(db)?;
     tenants::require(store.connection(), tenant)?;
@@ -377,7 +382,7 @@ pub(super) enum Output {
 
 /// `klar cases`
 pub(super) fn cases(
-    db: &Path,
+    db: &crate::store::Location,
     tenant: &str,
     filter: &crate::store::report::CaseFilter,
     output: Output,

@@ -79,9 +79,10 @@ pub(super) fn demo(
     let at = NowArg {
         now: Some(end.to_rfc3339()),
     };
-    status(db, crate::app::demo::TENANT, false, &at)?;
+    let location = crate::store::Location::from(db);
+    status(&location, crate::app::demo::TENANT, false, &at)?;
     println!();
-    let code = audit_verify(db, Some(crate::app::demo::TENANT))?;
+    let code = audit_verify(&location, Some(crate::app::demo::TENANT))?;
     let shown = db.display();
     println!();
     println!("explore it:");

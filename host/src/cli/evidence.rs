@@ -9,7 +9,7 @@ use super::{NowArg, open_store};
 use crate::store::tenants;
 
 /// `klar audit verify`
-pub(super) fn audit_verify(db: &Path, tenant: Option<&str>) -> Result<ExitCode> {
+pub(super) fn audit_verify(db: &crate::store::Location, tenant: Option<&str>) -> Result<ExitCode> {
     let store = open_store(db)?;
     let ids: Vec<String> = match tenant {
         Some(id) => vec![tenants::require(store.connection(), id)?.id],
@@ -37,7 +37,12 @@ pub(super) fn audit_verify(db: &Path, tenant: Option<&str>) -> Result<ExitCode> 
 }
 
 /// `klar audit show`
-pub(super) fn audit_show(db: &Path, tenant: &str, contact: &str, json: bool) -> Result<ExitCode> {
+pub(super) fn audit_show(
+    db: &crate::store::Location,
+    tenant: &str,
+    contact: &str,
+    json: bool,
+) -> Result<ExitCode> {
     let store = open_store(db)?;
     let tenant = tenants::require(store.connection(), tenant)?;
     let rows = crate::app::evidence::audit_rows(store.connection(), &tenant.id, contact)?;
@@ -61,7 +66,12 @@ pub(super) fn audit_show(db: &Path, tenant: &str, contact: &str, json: bool) -> 
 
 /// `klar evidence export`
 /// `klar explain`: each decision on a contact's cases, and why.
-pub(super) fn explain(db: &Path, tenant: &str, contact: &str, json: bool) -> Result<ExitCode> {
+pub(super) fn explain(
+    db: &crate::store::Location,
+    tenant: &str,
+    contact: &str,
+    json: bool,
+) -> Result<ExitCode> {
     let store = open_store(db)?;
     let tenant = tenants::require(store.connection(), tenant)?;
     let decisions = crate::app::explain::explain(store.connection(), &tenant.id, contact)?;
@@ -81,7 +91,7 @@ pub(super) fn explain(db: &Path, tenant: &str, contact: &str, json: bool) -> Res
 }
 
 pub(super) fn evidence_export(
-    db: &Path,
+    db: &crate::store::Location,
     tenant: &str,
     contact: &str,
     output: Option<&Path>,

@@ -70,6 +70,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         command,
     } = cli;
     let plugin = plugin.as_deref();
+    // `klar serve` may take it from its config file instead.
+    let given_db = db;
+    let db = given_db.clone().unwrap_or_default();
     match command {
         Command::Init => setup::init(&db),
         Command::Tenant(TenantCommand::Add {
@@ -299,7 +302,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 plugin,
                 crate::serve::config::Flags {
                     addr,
-                    db: db.clone(),
+                    db: given_db,
                     config,
                     tick_seconds,
                     now,
@@ -433,7 +436,13 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             days,
             seed,
             now,
-        } => demo::demo(plugin, &db, contacts, days, seed, &now),
+        } => match db.file() {
+            Some(file) => demo::demo(plugin, file, contacts, days, seed, &now),
+            // The demo starts from scratch: it deletes the file first.
+            None => anyhow::bail!(
+                "the demo makes a SQLite file of its own; give --db a file name, not {db}"
+            ),
+        },
         Command::Plugin { json } => plugin::plugin_info(plugin, json),
         Command::Bench(args) => crate::bench::run(plugin, &args),
     }
@@ -499,7 +508,7 @@ pub(crate) fn printable_text(text: &str) -> std::borrow::Cow<'_, str> {
         .into()
 }
 
-pub(crate) fn open_store(db: &Path) -> Result<Store> {
+pub(crate) fn open_store(db: &crate::store::Location) -> Result<Store> {
     Ok(Store::open_existing(db)?)
 }
 

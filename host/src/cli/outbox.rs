@@ -1,6 +1,5 @@
 //! The outbox at a terminal: `outbox` and `redeliver`.
 
-use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -10,7 +9,7 @@ use crate::store::{outbox, tenants};
 
 /// `klar outbox`
 pub(super) fn outbox(
-    db: &Path,
+    db: &crate::store::Location,
     tenant: &str,
     contact: Option<&str>,
     all: bool,
@@ -109,7 +108,7 @@ pub(super) fn outbox(
 
 /// `klar redeliver TENANT [--id ID]`
 pub(super) fn redeliver(
-    db: &Path,
+    db: &crate::store::Location,
     tenant: &str,
     id: Option<&str>,
     now: &NowArg,

@@ -270,7 +270,7 @@ fn version(versions: &[PolicyVersion], tenant: &str, number: i64) -> Result<Poli
 }
 
 /// `klar policy log`
-pub fn log(db: &Path, tenant: &str, json: bool) -> Result<ExitCode> {
+pub fn log(db: &crate::store::Location, tenant: &str, json: bool) -> Result<ExitCode> {
     let store = open_store(db)?;
     let tz = tenants::require(store.connection(), tenant)?.timezone;
     let versions = tenants::policy_versions(store.connection(), tenant)?;
@@ -314,7 +314,7 @@ pub fn log(db: &Path, tenant: &str, json: bool) -> Result<ExitCode> {
 }
 
 /// `klar policy show`
-pub fn show(db: &Path, tenant: &str, number: Option<i64>) -> Result<ExitCode> {
+pub fn show(db: &crate::store::Location, tenant: &str, number: Option<i64>) -> Result<ExitCode> {
     let store = open_store(db)?;
     tenants::require(store.connection(), tenant)?;
     let source = match number {
@@ -333,7 +333,7 @@ pub fn show(db: &Path, tenant: &str, number: Option<i64>) -> Result<ExitCode> {
 }
 
 /// `klar policy diff`
-pub fn diff(db: &Path, tenant: &str, from: i64, to: i64) -> Result<ExitCode> {
+pub fn diff(db: &crate::store::Location, tenant: &str, from: i64, to: i64) -> Result<ExitCode> {
     let store = open_store(db)?;
     tenants::require(store.connection(), tenant)?;
     let versions = tenants::policy_versions(store.connection(), tenant)?;
@@ -363,7 +363,7 @@ pub fn diff(db: &Path, tenant: &str, from: i64, to: i64) -> Result<ExitCode> {
 #[allow(clippy::too_many_arguments)] // One per flag of the command.
 pub fn rollback(
     plugin: Option<&Path>,
-    db: &Path,
+    db: &crate::store::Location,
     tenant: &str,
     number: i64,
     author: &str,
@@ -479,15 +479,17 @@ fn print_forecast(forecast: &crate::app::simulate::Forecast) {
 /// `klar simulate`
 pub fn simulate(
     plugin: Option<&Path>,
-    db: &Path,
+    db: &crate::store::Location,
     tenant: &str,
     candidate: Option<&Path>,
     against: Option<i64>,
     options: &crate::app::simulate::Options,
     json: bool,
 ) -> Result<ExitCode> {
-    if !db.exists() {
-        bail!("{}: no such database", db.display());
+    if let Some(file) = db.file()
+        && !file.exists()
+    {
+        bail!("{}: no such database", file.display());
     }
     let (running, versions) = {
         let store = open_store(db)?;
@@ -661,7 +663,7 @@ pub fn simulate(
 /// `klar policy set`
 pub(super) fn policy_set(
     plugin: Option<&Path>,
-    db: &Path,
+    db: &crate::store::Location,
     tenant: &str,
     file: &Path,
     (author, message): (&str, &str),

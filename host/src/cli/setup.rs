@@ -10,13 +10,9 @@ use super::{NowArg, open_store, printable};
 use crate::store::{Store, tenants};
 
 /// `klar init`
-pub(super) fn init(db: &Path) -> Result<ExitCode> {
+pub(super) fn init(db: &crate::store::Location) -> Result<ExitCode> {
     let store = Store::open(db)?;
-    println!(
-        "{}: ready (schema version {})",
-        db.display(),
-        store.schema_version()?
-    );
+    println!("{}: ready (schema version {})", db, store.schema_version()?);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -32,7 +28,7 @@ pub(super) fn print_active(tenant: &str, version: &crate::store::tenants::Policy
 #[allow(clippy::too_many_arguments)] // One per flag of the command.
 pub(super) fn tenant_add(
     plugin: Option<&Path>,
-    db: &Path,
+    db: &crate::store::Location,
     id: &str,
     name: &str,
     timezone: &str,
@@ -92,7 +88,7 @@ pub(super) fn tenant_add(
 
 /// `klar purpose add`
 pub(super) fn purpose_add(
-    db: &Path,
+    db: &crate::store::Location,
     tenant: &str,
     id: &str,
     description: &str,
@@ -116,7 +112,10 @@ pub(super) fn serve(plugin: Option<&Path>, flags: crate::serve::config::Flags) -
     Ok(ExitCode::SUCCESS)
 }
 
-pub(super) fn apikey(db: &Path, command: super::ApikeyCommand) -> Result<ExitCode> {
+pub(super) fn apikey(
+    db: &crate::store::Location,
+    command: super::ApikeyCommand,
+) -> Result<ExitCode> {
     use crate::store::apikeys;
     let mut store = open_store(db)?;
     match command {
@@ -177,7 +176,10 @@ pub(super) fn apikey(db: &Path, command: super::ApikeyCommand) -> Result<ExitCod
 }
 
 /// `klar webhook set|remove`
-pub(super) fn webhook(db: &Path, command: super::WebhookCommand) -> Result<ExitCode> {
+pub(super) fn webhook(
+    db: &crate::store::Location,
+    command: super::WebhookCommand,
+) -> Result<ExitCode> {
     use crate::store::webhooks;
     let mut store = open_store(db)?;
     match command {
@@ -190,7 +192,7 @@ pub(super) fn webhook(db: &Path, command: super::WebhookCommand) -> Result<ExitC
             let now = now.resolve()?.timestamp();
             tenants::require(store.connection(), &tenant)?;
             let flags = crate::serve::config::Flags {
-                db: db.to_owned(),
+                db: Some(db.to_owned()),
                 config,
                 ..Default::default()
             };
@@ -214,7 +216,7 @@ pub(super) fn webhook(db: &Path, command: super::WebhookCommand) -> Result<ExitC
 }
 
 /// `klar tenant list`
-pub(super) fn tenant_list(db: &Path, json: bool) -> Result<ExitCode> {
+pub(super) fn tenant_list(db: &crate::store::Location, json: bool) -> Result<ExitCode> {
     let store = open_store(db)?;
     let all = tenants::list(store.connection())?;
     if json {
@@ -244,7 +246,7 @@ pub(super) fn tenant_list(db: &Path, json: bool) -> Result<ExitCode> {
 }
 
 /// `klar tenant show`
-pub(super) fn tenant_show(db: &Path, id: &str, json: bool) -> Result<ExitCode> {
+pub(super) fn tenant_show(db: &crate::store::Location, id: &str, json: bool) -> Result<ExitCode> {
     let store = open_store(db)?;
     let conn = store.connection();
     let tenant = tenants::require(conn, id)?;
@@ -308,7 +310,7 @@ pub(super) fn tenant_show(db: &Path, id: &str, json: bool) -> Result<ExitCode> {
 
 /// `klar tenant set`
 pub(super) fn tenant_set(
-    db: &Path,
+    db: &crate::store::Location,
     id: &str,
     change: &crate::app::settings::Change,
     now: &NowArg,
@@ -330,7 +332,11 @@ pub(super) fn tenant_set(
 }
 
 /// `klar purpose list`
-pub(super) fn purpose_list(db: &Path, tenant: &str, json: bool) -> Result<ExitCode> {
+pub(super) fn purpose_list(
+    db: &crate::store::Location,
+    tenant: &str,
+    json: bool,
+) -> Result<ExitCode> {
     let store = open_store(db)?;
     tenants::require(store.connection(), tenant)?;
     let purposes = tenants::purposes_with_cases(store.connection(), tenant)?;
@@ -363,7 +369,7 @@ pub(super) fn purpose_list(db: &Path, tenant: &str, json: bool) -> Result<ExitCo
 
 /// `klar purpose set`
 pub(super) fn purpose_set(
-    db: &Path,
+    db: &crate::store::Location,
     tenant: &str,
     id: &str,
     (description, enforcement): (Option<&str>, Option<tenants::Enforcement>),
@@ -395,7 +401,12 @@ pub(super) fn purpose_set(
 }
 
 /// `klar purpose remove`: exit 1 when refused.
-pub(super) fn purpose_remove(db: &Path, tenant: &str, id: &str, now: &NowArg) -> Result<ExitCode> {
+pub(super) fn purpose_remove(
+    db: &crate::store::Location,
+    tenant: &str,
+    id: &str,
+    now: &NowArg,
+) -> Result<ExitCode> {
     use crate::app::settings::SettingsError;
     let now = now.resolve()?.timestamp();
     let mut store = open_store(db)?;

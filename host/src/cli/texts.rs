@@ -13,7 +13,7 @@ use crate::app::consent_texts::{self, TextError, Written};
 use crate::store::texts::ConsentText;
 use crate::store::{tenants, texts};
 
-pub(super) fn run(db: &Path, command: TextCommand) -> Result<ExitCode> {
+pub(super) fn run(db: &crate::store::Location, command: TextCommand) -> Result<ExitCode> {
     match command {
         TextCommand::Set {
             tenant,
@@ -190,7 +190,7 @@ const SAMPLE: (&str, &str) = ("Erika", "Mustermann");
 /// texts (or `file` as the next version in `language`), in German and
 /// English, with a sample contact and a link that leads nowhere.
 fn preview(
-    db: &Path,
+    db: &crate::store::Location,
     (tenant, purpose): (&str, &str),
     file: Option<&Path>,
     language: &str,
@@ -310,7 +310,10 @@ fn standard_preview(
 }
 
 /// `klar template set|list|show|reset`
-pub(super) fn template(db: &Path, command: super::TemplateCommand) -> Result<ExitCode> {
+pub(super) fn template(
+    db: &crate::store::Location,
+    command: super::TemplateCommand,
+) -> Result<ExitCode> {
     use super::TemplateCommand;
     use crate::app::templates::{self, TemplateError};
     match command {

@@ -42,7 +42,11 @@ fn from_stdin() -> Result<List> {
     })
 }
 
-pub(super) fn usable(db: &Path, request: &Request<'_>, now: &NowArg) -> Result<ExitCode> {
+pub(super) fn usable(
+    db: &crate::store::Location,
+    request: &Request<'_>,
+    now: &NowArg,
+) -> Result<ExitCode> {
     let now = now.resolve()?.timestamp();
     let mut store = open_store(db)?;
     let list = match request.csv {

@@ -1,7 +1,6 @@
 //! `klar user …`: the cockpit's accounts, managed by an administrator at a
 //! terminal. The audit rows name the CLI as who did it.
 
-use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -32,7 +31,7 @@ fn wire(account: &Account) -> serde_json::Value {
     })
 }
 
-pub(super) fn user(db: &Path, command: UserCommand) -> Result<ExitCode> {
+pub(super) fn user(db: &crate::store::Location, command: UserCommand) -> Result<ExitCode> {
     let mut store = open_store(db)?;
     match command {
         UserCommand::Add {
@@ -133,14 +132,14 @@ pub(super) fn user(db: &Path, command: UserCommand) -> Result<ExitCode> {
 
 /// `klar digest`
 pub(super) fn digest(
-    db: &Path,
+    db: &crate::store::Location,
     config: Option<std::path::PathBuf>,
     now: &super::NowArg,
 ) -> Result<ExitCode> {
     let now = now.resolve()?;
     let flags = crate::serve::config::Flags {
         addr: None,
-        db: db.to_owned(),
+        db: Some(db.to_owned()),
         config,
         tick_seconds: None,
         now: Some(now),

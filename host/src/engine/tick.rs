@@ -113,7 +113,7 @@ fn sweep_writing(
     store: &mut Store,
     session: &mut Session,
     (tenant, policy_sha256): (&Tenant, &str),
-    (now, rows, batch): (DateTime<Utc>, Vec<(i64, bool)>, usize),
+    (now, rows, batch): (DateTime<Utc>, Vec<(cases::DueCase, bool)>, usize),
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<TickReport, StoreError> {
     let clock = clock(tenant, now);
@@ -141,8 +141,8 @@ fn sweep_writing(
             inputs: Vec::with_capacity(range.len()),
             last_messages: Vec::with_capacity(range.len()),
         };
-        for &(rowid, _) in &rows[range] {
-            if let Some((case, contact, last)) = cases::load_due(conn, rowid, now.timestamp())? {
+        for (due, _) in &rows[range] {
+            if let Some((case, contact, last)) = cases::load_due(conn, due, now.timestamp())? {
                 loaded.inputs.push((case, contact, Event::Tick));
                 loaded.last_messages.push(last);
             }

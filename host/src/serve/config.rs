@@ -1,9 +1,10 @@
 //! `klar serve`'s settings: built-in defaults, then a TOML file (`--config`),
 //! then environment variables, then command-line flags — each overriding the
-//! one before. The database is chosen like for every command: `--db` or
-//! `KLAR_DB` (default `klar.db`).
+//! one before. The store is `--db` or `KLAR_DB` as for every command, else
+//! the file's `db`, else `klar.db`.
 //!
 //! ```toml
+//! db = "postgres://klar@db.internal/klar"   # or a SQLite file
 //! addr = "127.0.0.1:8080"      # KLAR_ADDR
 //! tick_seconds = 60            # KLAR_TICK_SECONDS; 0 turns the scheduler off
 //! public_url = "https://consent.example.de"   # KLAR_PUBLIC_URL, for links
@@ -40,7 +41,7 @@ use serde::Deserialize;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub addr: SocketAddr,
-    pub db: PathBuf,
+    pub db: crate::store::Location,
     pub tick_every: Option<Duration>,
     pub public_url: Option<String>,
     pub deliver_every: Duration,
@@ -59,6 +60,8 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 struct File {
     addr: Option<String>,
+    /// The store, as `--db` takes it (a file or a PostgreSQL URL).
+    db: Option<String>,
     tick_seconds: Option<u64>,
     public_url: Option<String>,
     deliver_ms: Option<u64>,
@@ -84,7 +87,8 @@ struct SmtpFile {
 #[derive(Debug, Clone, Default)]
 pub struct Flags {
     pub addr: Option<String>,
-    pub db: PathBuf,
+    /// `--db` or `KLAR_DB`, if given: before the file's `db`.
+    pub db: Option<crate::store::Location>,
     pub config: Option<PathBuf>,
     pub tick_seconds: Option<u64>,
     pub now: Option<DateTime<Utc>>,
@@ -116,7 +120,11 @@ impl Config {
         };
         let mut config = Config {
             addr: parse_addr("127.0.0.1:8080", "default")?,
-            db: flags.db.clone(),
+            db: flags
+                .db
+                .clone()
+                .or_else(|| file.db.as_deref().map(crate::store::Location::from))
+                .unwrap_or_default(),
             tick_every: Some(Duration::from_secs(60)),
             public_url: None,
             deliver_every: Duration::from_millis(2_000),

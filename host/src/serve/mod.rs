@@ -23,7 +23,7 @@ mod settings;
 mod texts;
 
 use std::cell::RefCell;
-use std::path::{Path, PathBuf};
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,7 +40,7 @@ use crate::store::{Store, tenants};
 
 /// What every handler shares.
 pub(crate) struct Shared {
-    pub db: PathBuf,
+    pub db: crate::store::Location,
     pub plugin: Arc<LoadedPlugin>,
     /// One open session per tenant on its running policy, for the life of
     /// the server.
@@ -70,7 +70,7 @@ impl Shared {
 pub(crate) type State = Arc<Shared>;
 
 thread_local! {
-    static STORE: RefCell<Option<(PathBuf, Store)>> = const { RefCell::new(None) };
+    static STORE: RefCell<Option<(crate::store::Location, Store)>> = const { RefCell::new(None) };
 }
 
 /// Runs a short read on the calling thread with that thread's connection
@@ -87,14 +87,14 @@ pub(crate) fn with_reader<T>(
 
 /// `work` with this thread's connection to `db`, opened on first use.
 fn on_this_thread<T>(
-    db: &Path,
+    db: &crate::store::Location,
     work: impl FnOnce(&mut Store) -> Result<T, ApiError>,
 ) -> Result<T, ApiError> {
     STORE.with(|cell| {
         let mut slot = cell.borrow_mut();
         if slot.as_ref().is_none_or(|(path, _)| path != db) {
             let store = Store::open(db).map_err(ApiError::internal)?;
-            *slot = Some((db.to_path_buf(), store));
+            *slot = Some((db.clone(), store));
         }
         match slot.as_mut() {
             Some((_, store)) => work(store),
@@ -299,7 +299,11 @@ async fn health(
 }
 
 /// Ticks every tenant once (on a blocking thread).
-fn tick_all(db: &Path, plugin: &Arc<LoadedPlugin>, now: DateTime<Utc>) -> Result<()> {
+fn tick_all(
+    db: &crate::store::Location,
+    plugin: &Arc<LoadedPlugin>,
+    now: DateTime<Utc>,
+) -> Result<()> {
     let mut store = Store::open(db)?;
     for (tenant, r) in crate::engine::tick_all(&mut store, plugin, now, 500, &mut |_| {})? {
         if r.due > 0 {
@@ -318,7 +322,7 @@ fn tick_all(db: &Path, plugin: &Arc<LoadedPlugin>, now: DateTime<Utc>) -> Result
 
 /// One round of deliveries: klar's own mails first, then the webhooks.
 fn deliver(
-    db: &Path,
+    db: &crate::store::Location,
     mailer: Option<Arc<crate::delivery::mail::Mailer>>,
     (retry, targets): (
         &crate::delivery::webhook::Retry,
@@ -433,7 +437,7 @@ pub fn run(config: Config, plugin: Arc<LoadedPlugin>) -> Result<()> {
         });
         // Tests wait for this line to learn the port.
         println!("klar serve: listening on http://{addr}");
-        tracing::info!(%addr, db = %config.db.display(), "listening");
+        tracing::info!(%addr, db = %config.db, "listening");
 
         if let Some(every) = config.tick_every.filter(|d| !d.is_zero()) {
             let state = Arc::clone(&state);

@@ -2,7 +2,7 @@
 //! Only hashes of secrets are stored: SHA-256 of link and session secrets,
 //! Argon2id (computed above the store) of passwords.
 
-use rusqlite::{OptionalExtension, params};
+use super::sql::{OptionalExtension, params};
 
 use super::{Conn, Result, Tx};
 
@@ -93,7 +93,7 @@ fn parse_roles(text: &str) -> Vec<Role> {
 
 const COLUMNS: &str = "tenant, id, name, email, roles, language, digest, password_hash IS NOT NULL, created_at, disabled_at";
 
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Account> {
+fn row(r: &crate::store::sql::Row<'_>) -> crate::store::sql::Result<Account> {
     Ok(Account {
         tenant: r.get(0)?,
         id: r.get(1)?,
@@ -142,7 +142,7 @@ pub fn list(conn: &Conn, tenant: &str) -> Result<Vec<Account>> {
         "SELECT {COLUMNS} FROM accounts WHERE tenant = ?1 ORDER BY id"
     ))?;
     let rows = stmt.query_map([tenant], row)?;
-    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    Ok(rows.collect::<crate::store::sql::Result<Vec<_>>>()?)
 }
 
 /// The stored Argon2id hash (a PHC string) of an account's password.

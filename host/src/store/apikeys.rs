@@ -1,8 +1,8 @@
 //! Per-tenant API keys for `klar serve`. A key is `klar_` and 40 hex digits
 //! (160 random bits); klar keeps only its SHA-256 and shows the key once.
 
+use super::sql::{OptionalExtension, params};
 use rand::RngExt;
-use rusqlite::{OptionalExtension, params};
 
 use super::{Conn, Error, Result, Tx};
 
@@ -48,10 +48,9 @@ pub struct ApiKey {
     pub revoked_at: Option<i64>,
 }
 
-fn scope_of(text: &str) -> rusqlite::Result<Scope> {
-    text.parse().map_err(|e: String| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
-    })
+fn scope_of(text: &str) -> crate::store::sql::Result<Scope> {
+    text.parse()
+        .map_err(|e: String| crate::store::sql::Error::conversion(0, e))
 }
 
 fn hash(secret: &str) -> String {
@@ -135,7 +134,8 @@ pub fn list(conn: &Conn, tenant: &str) -> Result<Vec<ApiKey>> {
             revoked_at: r.get(4)?,
         })
     })?;
-    rows.collect::<rusqlite::Result<_>>().map_err(Error::from)
+    rows.collect::<crate::store::sql::Result<_>>()
+        .map_err(Error::from)
 }
 
 /// The tenant a live key belongs to, and the key's scope.

@@ -9,7 +9,7 @@
 //! by someone who recomputes the hashes. Guarding against that needs the head
 //! of the chain kept outside the database (e.g. in an exported evidence bundle).
 
-use rusqlite::{OptionalExtension, params};
+use super::sql::{OptionalExtension, params};
 
 use super::{Conn, Error, Result, Tx};
 use sha2::{Digest, Sha256};
@@ -172,7 +172,7 @@ pub fn row(conn: &Conn, tenant: &str, seq: i64) -> Result<Option<Row>> {
         .map_err(Error::from)
 }
 
-fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+fn read_row(r: &crate::store::sql::Row<'_>) -> crate::store::sql::Result<Row> {
     Ok(Row {
         seq: r.get(0)?,
         entry: Entry {
@@ -200,7 +200,7 @@ pub fn rows(conn: &Conn, tenant: &str, contact: Option<&str>) -> Result<Vec<Row>
                  FROM audit_log WHERE tenant = ?1 ORDER BY seq",
             )?
             .query_map([tenant], read_row)?
-            .collect::<rusqlite::Result<_>>(),
+            .collect::<crate::store::sql::Result<_>>(),
         Some(contact) => conn
             .sql()
             .prepare_cached(
@@ -209,7 +209,7 @@ pub fn rows(conn: &Conn, tenant: &str, contact: Option<&str>) -> Result<Vec<Row>
                  WHERE tenant = ?1 AND contact = ?2 ORDER BY seq",
             )?
             .query_map(params![tenant, contact], read_row)?
-            .collect::<rusqlite::Result<_>>(),
+            .collect::<crate::store::sql::Result<_>>(),
     };
     rows.map_err(Error::from)
 }
@@ -255,7 +255,7 @@ mod tests {
 
     fn store_with_rows(n: i64) -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut store = Store::open(&dir.path().join("klar.db")).expect("opens");
+        let mut store = Store::open(dir.path().join("klar.db")).expect("opens");
         store
             .transaction(|tx| {
                 for i in 1..=n {
@@ -285,7 +285,7 @@ mod tests {
             .sql()
             .execute(
                 "UPDATE audit_log SET detail = '{\"to\":\"consented\"}' WHERE tenant = 'acme' AND seq = 3",
-                [],
+                (),
             )
             .expect("tamper");
         let problems = verify(store.connection(), "acme").expect("verifies");
@@ -305,7 +305,7 @@ mod tests {
             .sql()
             .execute(
                 "DELETE FROM audit_log WHERE tenant = 'acme' AND seq = 2",
-                [],
+                (),
             )
             .expect("tamper");
         let problems = verify(store.connection(), "acme").expect("verifies");
@@ -320,7 +320,7 @@ mod tests {
         conn.sql()
             .execute(
                 "DELETE FROM audit_log WHERE tenant = 'acme' AND seq = 4",
-                [],
+                (),
             )
             .expect("delete");
         // A forger rewrites row 4 with a valid hash of its own content, chained

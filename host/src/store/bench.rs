@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use rusqlite::params;
+use super::sql::params;
 
 use super::{Error, Result, Store, Tx};
 

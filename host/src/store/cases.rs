@@ -1,7 +1,7 @@
 //! Cases as stored: one row per contact and purpose, the whole case as JSON
 //! in `body`, with its state, band and due time in columns for the queries.
 
-use rusqlite::{OptionalExtension, params};
+use super::sql::{OptionalExtension, params};
 
 use super::{Conn, Error, Result, Tx};
 
@@ -10,13 +10,8 @@ use super::contacts;
 use crate::plugin::{Case, Contact, State};
 
 pub(crate) fn parse(body: &str) -> Result<Case, StoreError> {
-    serde_json::from_str(body).map_err(|e| {
-        StoreError::from(rusqlite::Error::FromSqlConversionFailure(
-            0,
-            rusqlite::types::Type::Text,
-            Box::new(e),
-        ))
-    })
+    serde_json::from_str(body)
+        .map_err(|e| StoreError::from(crate::store::sql::Error::conversion(0, e)))
 }
 
 /// One case of a contact, if it has one for `purpose`.
@@ -43,7 +38,7 @@ pub fn of_contact(conn: &Conn, tenant: &str, contact: &str) -> Result<Vec<Case>,
     )?;
     let bodies = stmt
         .query_map(params![tenant, contact], |r| r.get::<_, String>(0))?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        .collect::<crate::store::sql::Result<Vec<_>>>()?;
     bodies.iter().map(|b| parse(b)).collect()
 }
 
@@ -168,7 +163,7 @@ pub fn left_after_erasure(conn: &Conn, tenant: &str) -> Result<Vec<(String, Stri
          ORDER BY c.contact, c.purpose",
     )?;
     let rows = stmt.query_map([tenant], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(rows.collect::<crate::store::sql::Result<_>>()?)
 }
 
 /// What "may I use this contact for this purpose?" reads.
@@ -249,6 +244,14 @@ const LIST_USAGE: &str = "SELECT j.key, k.erased_at IS NOT NULL, c.state, c.band
      LEFT JOIN cases c ON c.tenant = ?1 AND c.contact = j.value AND c.purpose = ?2
      WHERE k.tenant = ?1 AND k.id = j.value";
 
+/// PostgreSQL has no `json_each`: the list's elements with their 1-based
+/// position.
+const LIST_USAGE_PG: &str = "SELECT j.ord - 1, k.erased_at IS NOT NULL, c.state, c.band
+     FROM jsonb_array_elements_text(CAST(?3 AS TEXT)::jsonb) WITH ORDINALITY AS j(value, ord)
+     CROSS JOIN contacts k
+     LEFT JOIN cases c ON c.tenant = ?1 AND c.contact = j.value AND c.purpose = ?2
+     WHERE k.tenant = ?1 AND k.id = j.value";
+
 /// "May I use?" for a whole list at once, in its order: per id, `None` for
 /// a contact klar does not know. One statement over the list (SQLite's
 /// `json_each`), so a campaign's 100,000 ids are one pass of index lookups
@@ -260,7 +263,11 @@ pub fn usage_of_list(
     ids: &[String],
 ) -> Result<Vec<Option<ListUse>>> {
     let list = serde_json::Value::from(ids).to_string();
-    let mut stmt = conn.sql().prepare(LIST_USAGE)?;
+    let mut stmt = conn.sql().prepare(if conn.sql().is_postgres() {
+        LIST_USAGE_PG
+    } else {
+        LIST_USAGE
+    })?;
     let mut out = vec![None; ids.len()];
     let rows = stmt.query_map(params![tenant, purpose, list], |r| {
         let state: Option<String> = r.get(2)?;
@@ -285,7 +292,10 @@ pub fn usage_of_list(
 /// The due cases of a tenant, as row ids grouped by contact (a contact's
 /// purposes are stepped together), each with whether it starts a contact's
 /// group: 16 bytes a case, so a sweep of millions stays small in memory.
-pub(crate) fn due_rows(conn: &Conn, tenant: &str, now: i64) -> Result<Vec<(i64, bool)>> {
+pub(crate) fn due_rows(conn: &Conn, tenant: &str, now: i64) -> Result<Vec<(DueCase, bool)>> {
+    if conn.sql().is_postgres() {
+        return due_keys(conn, tenant, now);
+    }
     let mut stmt = conn.sql().prepare(
         "SELECT rowid, contact FROM cases INDEXED BY cases_due
          WHERE tenant = ?1 AND due_at IS NOT NULL AND due_at <= ?2 AND needs_attention IS NULL
@@ -301,7 +311,42 @@ pub(crate) fn due_rows(conn: &Conn, tenant: &str, now: i64) -> Result<Vec<(i64, 
         if first {
             last = Some(contact);
         }
-        out.push((row.get(0)?, first));
+        out.push((DueCase::Row(row.get(0)?), first));
+    }
+    Ok(out)
+}
+
+/// A due case as [`due_rows`] found it: SQLite's row number (8 bytes, so
+/// that a sweep of millions stays small), or on PostgreSQL, which has no
+/// stable row number (`ctid` changes with every update), the case's key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum DueCase {
+    Row(i64),
+    /// (tenant, contact, purpose).
+    Key(Box<(String, String, String)>),
+}
+
+/// [`due_rows`] on PostgreSQL.
+fn due_keys(conn: &Conn, tenant: &str, now: i64) -> Result<Vec<(DueCase, bool)>> {
+    let mut stmt = conn.sql().prepare(
+        "SELECT contact, purpose FROM cases
+         WHERE tenant = ?1 AND due_at IS NOT NULL AND due_at <= ?2 AND needs_attention IS NULL
+           AND state <> 'awaiting-decision'
+         ORDER BY contact, purpose",
+    )?;
+    let mut out: Vec<(DueCase, bool)> = Vec::new();
+    let mut rows = stmt.query(params![tenant, now])?;
+    while let Some(row) = rows.next()? {
+        let contact: String = row.get(0)?;
+        let purpose: String = row.get(1)?;
+        let first = match out.last() {
+            Some((DueCase::Key(key), _)) => key.1 != contact,
+            _ => true,
+        };
+        out.push((
+            DueCase::Key(Box::new((tenant.to_owned(), contact, purpose))),
+            first,
+        ));
     }
     Ok(out)
 }
@@ -311,32 +356,49 @@ pub(crate) fn due_rows(conn: &Conn, tenant: &str, now: i64) -> Result<Vec<(i64, 
 /// or the contact was erased (nothing steps for an erased person).
 pub(crate) fn load_due(
     conn: &Conn,
-    rowid: i64,
+    due: &DueCase,
     now: i64,
 ) -> Result<Option<(Case, Contact, Option<i64>)>, StoreError> {
     // "Still due?" is checked here and not in SQL: a bound value compared with
     // a column of the partial index `cases_due` makes SQLite re-plan the
     // statement on every call.
-    let row = conn
-        .sql()
-        .prepare_cached(&format!(
-            "SELECT c.body, c.due_at,
+    /// The body, the due time, whether it may step, the contact's last
+    /// message and the contact.
+    type Due = (String, Option<i64>, bool, Option<i64>, Contact);
+    let read = |r: &crate::store::sql::Row<'_>| -> crate::store::sql::Result<Due> {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, Option<i64>>(1)?,
+            r.get::<_, bool>(2)?,
+            r.get::<_, Option<i64>>(3)?,
+            contacts::read(r, 4)?,
+        ))
+    };
+    let row = match due {
+        DueCase::Row(rowid) => conn
+            .sql()
+            .prepare_cached(&format!(
+                "SELECT c.body, c.due_at,
                     c.needs_attention IS NULL AND k.erased_at IS NULL AND c.state <> 'awaiting-decision',
                     k.last_message_at, {} FROM cases c
              JOIN contacts k ON k.tenant = c.tenant AND k.id = c.contact
              WHERE c.rowid = ?1",
-            contacts::COLUMNS
-        ))?
-        .query_row([rowid], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, Option<i64>>(1)?,
-                r.get::<_, bool>(2)?,
-                r.get::<_, Option<i64>>(3)?,
-                contacts::read(r, 4)?,
-            ))
-        })
-        .optional()?;
+                contacts::COLUMNS
+            ))?
+            .query_row([rowid], read),
+        DueCase::Key(key) => conn
+            .sql()
+            .prepare_cached(&format!(
+                "SELECT c.body, c.due_at,
+                    c.needs_attention IS NULL AND k.erased_at IS NULL AND c.state <> 'awaiting-decision',
+                    k.last_message_at, {} FROM cases c
+             JOIN contacts k ON k.tenant = c.tenant AND k.id = c.contact
+             WHERE c.contact = ?1 AND c.purpose = ?2 AND c.tenant = ?3",
+                contacts::COLUMNS
+            ))?
+            .query_row(params![key.1, key.2, key.0], read),
+    }
+    .optional()?;
     match row {
         Some((body, Some(due), true, last_message, contact)) if due <= now => {
             Ok(Some((parse(&body)?, contact, last_message)))
@@ -351,7 +413,8 @@ pub fn states(conn: &Conn, tenant: &str) -> Result<Vec<(String, String, String)>
         .sql()
         .prepare("SELECT contact, purpose, state FROM cases WHERE tenant = ?1")?;
     let rows = stmt.query_map([tenant], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-    rows.collect::<rusqlite::Result<_>>().map_err(Error::from)
+    rows.collect::<crate::store::sql::Result<_>>()
+        .map_err(Error::from)
 }
 
 /// Cases waiting for a person's decision, unchanged since `since`:
@@ -370,7 +433,8 @@ pub fn awaiting_since(
     let rows = stmt.query_map(params![tenant, since], |r| {
         Ok((r.get(0)?, r.get(1)?, r.get(2)?))
     })?;
-    rows.collect::<rusqlite::Result<_>>().map_err(Error::from)
+    rows.collect::<crate::store::sql::Result<_>>()
+        .map_err(Error::from)
 }
 
 /// A person took up a failed case again: the scheduler steps it again.
@@ -397,16 +461,19 @@ mod tests {
     #[test]
     fn a_list_is_looked_up_id_by_id_never_scanned_per_contact() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = Store::open(&dir.path().join("klar.db")).expect("opens");
+        let store = Store::open(dir.path().join("klar.db")).expect("opens");
         let mut stmt = store
             .connection()
             .sql()
             .prepare(&format!("EXPLAIN QUERY PLAN {LIST_USAGE}"))
             .expect("plans");
         let plan: Vec<String> = stmt
-            .query_map(rusqlite::params!["acme", "newsletter", "[]"], |r| r.get(3))
+            .query_map(
+                crate::store::sql::params!["acme", "newsletter", "[]"],
+                |r| r.get(3),
+            )
             .expect("runs")
-            .collect::<rusqlite::Result<_>>()
+            .collect::<crate::store::sql::Result<_>>()
             .expect("reads");
         assert_eq!(plan.len(), 3, "{plan:?}");
         assert!(plan[0].starts_with("SCAN j"), "{plan:?}");
@@ -420,16 +487,16 @@ mod tests {
     #[test]
     fn a_step_never_overwrites_a_case_another_writer_moved() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut store = Store::open(&dir.path().join("klar.db")).expect("opens");
+        let mut store = Store::open(dir.path().join("klar.db")).expect("opens");
         let counts = |store: &Store| -> Vec<(String, i64)> {
             let mut stmt = store
                 .connection()
                 .sql()
                 .prepare("SELECT state, n FROM case_counts WHERE n <> 0 ORDER BY state")
                 .expect("query");
-            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            stmt.query_map((), |r| Ok((r.get(0)?, r.get(1)?)))
                 .expect("runs")
-                .collect::<rusqlite::Result<_>>()
+                .collect::<crate::store::sql::Result<_>>()
                 .expect("reads")
         };
         store

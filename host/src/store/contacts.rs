@@ -1,6 +1,6 @@
 //! Contacts, their cases, and the tombstones of erased contacts.
 
-use rusqlite::{OptionalExtension, params};
+use super::sql::{OptionalExtension, params};
 
 use super::{Conn, Error, Result, Tx};
 use sha2::{Digest, Sha256};
@@ -61,7 +61,10 @@ pub(crate) const COLUMNS: &str = "k.id, k.first_name, k.last_name, k.email, k.ph
      k.source, k.language, k.created_at, k.attributes";
 
 /// A contact from [`COLUMNS`] starting at column `at` of a row.
-pub(crate) fn read(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Contact> {
+pub(crate) fn read(
+    r: &crate::store::sql::Row<'_>,
+    at: usize,
+) -> crate::store::sql::Result<Contact> {
     let attributes: String = r.get(at + 9)?;
     Ok(Contact {
         id: r.get(at)?,
@@ -171,7 +174,7 @@ pub fn open_cases(tx: &Tx<'_>, tenant: &str, contact: &str, now: i64) -> Result<
              ORDER BY p.id",
         )?;
         let rows = stmt.query_map(params![tenant, contact], |r| r.get(0))?;
-        rows.collect::<rusqlite::Result<_>>()?
+        rows.collect::<crate::store::sql::Result<_>>()?
     };
     for purpose in &purposes {
         let case = Case::new(purpose.clone());
@@ -281,10 +284,12 @@ pub fn count_cases(conn: &Conn, tenant: &str) -> Result<i64> {
 /// salted hash is kept.
 pub fn add_tombstone(tx: &Tx<'_>, tenant: &str, kind: &str, value: &str, now: i64) -> Result<()> {
     let hash = tombstone_hash(&salt(tx, tenant)?, kind, value);
-    tx.sql().prepare_cached(
-        "INSERT OR IGNORE INTO tombstones (tenant, kind, hash, created_at) VALUES (?1, ?2, ?3, ?4)",
-    )?
-    .execute(params![tenant, kind, hash, now])?;
+    tx.sql()
+        .prepare_cached(
+            "INSERT INTO tombstones (tenant, kind, hash, created_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT DO NOTHING",
+        )?
+        .execute(params![tenant, kind, hash, now])?;
     Ok(())
 }
 

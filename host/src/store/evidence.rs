@@ -7,7 +7,7 @@
 //! policy's `evidence_retention_days` says (three years by default); `klar
 //! tick` then deletes it and writes an audit row saying so.
 
-use rusqlite::params;
+use super::sql::params;
 
 use super::{Conn, Error, Result, Tx};
 use serde_json::Value;
@@ -36,10 +36,15 @@ pub fn add(
     detail: &impl serde::Serialize,
 ) -> Result<i64> {
     let detail = serde_json::to_string(detail).unwrap_or_default();
-    tx.sql().prepare_cached("INSERT INTO evidence (tenant, contact, purpose, kind, at, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
-        .execute(params![tenant, contact, purpose, kind, at, detail],
-    )?;
-    Ok(tx.sql().last_insert_rowid())
+    tx.sql()
+        .prepare_cached(
+            "INSERT INTO evidence (tenant, contact, purpose, kind, at, detail)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+        )?
+        .query_row(params![tenant, contact, purpose, kind, at, detail], |r| {
+            r.get(0)
+        })
+        .map_err(Error::from)
 }
 
 /// A contact's evidence, oldest first.
@@ -60,7 +65,8 @@ pub fn for_contact(conn: &Conn, tenant: &str, contact: &str) -> Result<Vec<Recor
             retain_until: r.get(6)?,
         })
     })?;
-    rows.collect::<rusqlite::Result<_>>().map_err(Error::from)
+    rows.collect::<crate::store::sql::Result<_>>()
+        .map_err(Error::from)
 }
 
 /// Sets when the evidence of a purged case is deleted, as its policy decided.
@@ -99,7 +105,7 @@ pub fn expire(tx: &Tx<'_>, tenant: &str, now: i64) -> Result<Vec<(String, i64)>>
              GROUP BY contact ORDER BY contact",
         )?;
         let rows = stmt.query_map(params![tenant, now], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        rows.collect::<rusqlite::Result<_>>()?
+        rows.collect::<crate::store::sql::Result<_>>()?
     };
     if !expired.is_empty() {
         tx.sql().prepare_cached("DELETE FROM evidence WHERE retain_until IS NOT NULL AND retain_until <= ?2 AND tenant = ?1")?

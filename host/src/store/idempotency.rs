@@ -3,7 +3,7 @@
 //! again. The key is read and written in the transaction of the steps it
 //! guards (see `app::events`).
 
-use rusqlite::{OptionalExtension, params};
+use super::sql::{OptionalExtension, params};
 
 use super::{Conn, Error, Result, Tx};
 

@@ -1,7 +1,7 @@
 //! Bulk imports: the contacts an import adds, written in one transaction
 //! with one audit row for all of them (see migration 012 and `merkle.rs`).
 
-use rusqlite::{OptionalExtension, params};
+use super::sql::{OptionalExtension, params};
 
 use super::{Conn, Error, Result, Tx};
 use crate::plugin::{Case, Contact};
@@ -130,7 +130,7 @@ pub fn added_ids(conn: &Conn, tenant: &str, n: i64, each: &mut dyn FnMut(&str)) 
     )?;
     let mut rows = stmt.query(params![tenant, n])?;
     while let Some(row) = rows.next()? {
-        each(row.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?);
+        each(row.get_ref(0)?.as_str()?);
     }
     Ok(())
 }

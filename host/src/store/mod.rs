@@ -16,12 +16,16 @@ pub mod apikeys;
 pub mod audit;
 pub mod bench;
 pub mod cases;
+pub mod cluster;
 pub mod contacts;
 pub mod evidence;
 pub mod idempotency;
 pub mod imports;
+mod location;
 pub mod outbox;
+mod postgres;
 pub mod report;
+pub(crate) mod sql;
 pub mod sweep;
 pub mod templates;
 pub mod tenants;
@@ -33,6 +37,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use rusqlite::Connection;
+
+pub use location::Location;
 
 /// The migrations, in order. Never edit one that has shipped; add the next.
 const MIGRATIONS: &[(&str, &str)] = &[
@@ -95,17 +101,28 @@ const MIGRATIONS: &[(&str, &str)] = &[
 /// branches on the database's error codes.
 #[derive(Debug, thiserror::Error)]
 #[error(transparent)]
-pub struct Error(#[from] rusqlite::Error);
+pub struct Error(#[from] sql::Error);
+
+impl From<rusqlite::Error> for Error {
+    fn from(err: rusqlite::Error) -> Error {
+        Error(err.into())
+    }
+}
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// A connection to the store, for reading (and, inside [`Tx`], writing).
-pub struct Conn(Connection);
+pub struct Conn(sql::Db);
 
 impl Conn {
     /// The SQL connection underneath: for `store/` alone.
-    pub(in crate::store) fn sql(&self) -> &Connection {
+    pub(in crate::store) fn sql(&self) -> &sql::Db {
         &self.0
+    }
+
+    /// The SQLite connection underneath, for what only SQLite has.
+    fn sqlite(&self) -> Option<&Connection> {
+        self.0.sqlite()
     }
 }
 
@@ -114,7 +131,7 @@ impl Conn {
 pub struct Tx<'a> {
     conn: &'a Conn,
     // Held for its drop, which rolls back unless committed.
-    inner: rusqlite::Transaction<'a>,
+    inner: sql::Transaction<'a>,
     /// The audit chain's head as this transaction last wrote it: (tenant,
     /// seq, hash). A sweep appends a row per case, and reading the head back
     /// each time cost an index seek per row; only `audit::append` writes
@@ -154,9 +171,9 @@ impl Tx<'_> {
             self.sql()
                 .prepare_cached(
                     "INSERT INTO case_counts (tenant, state, band, n) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (tenant, state, band) DO UPDATE SET n = n + excluded.n",
+                     ON CONFLICT (tenant, state, band) DO UPDATE SET n = case_counts.n + excluded.n",
                 )?
-                .execute(rusqlite::params![tenant, state, band, n])?;
+                .execute(sql::params![tenant, state, band, n])?;
         }
         Ok(())
     }
@@ -175,7 +192,7 @@ pub enum StoreError {
     Open {
         path: String,
         #[source]
-        source: rusqlite::Error,
+        source: sql::Error,
     },
     #[error(
         "the database {path} has schema version {found}, newer than this klar knows ({known}); use a newer klar"
@@ -193,7 +210,7 @@ pub enum StoreError {
     Migrate {
         name: &'static str,
         #[source]
-        source: rusqlite::Error,
+        source: sql::Error,
     },
     #[error(transparent)]
     Sql(#[from] Error),
@@ -201,6 +218,12 @@ pub enum StoreError {
 
 impl From<rusqlite::Error> for StoreError {
     fn from(err: rusqlite::Error) -> StoreError {
+        StoreError::Sql(Error(err.into()))
+    }
+}
+
+impl From<sql::Error> for StoreError {
+    fn from(err: sql::Error) -> StoreError {
         StoreError::Sql(Error(err))
     }
 }
@@ -235,12 +258,28 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (creating if needed) and migrates the database at `path`.
-    pub fn open(path: &Path) -> Result<Store, StoreError> {
+    /// Opens and migrates the store at `location`: a SQLite file (made if
+    /// missing) or a PostgreSQL database (which must exist; an empty one
+    /// gets klar's schema).
+    pub fn open(location: impl Into<Location>) -> Result<Store, StoreError> {
+        let location = location.into();
+        match &location {
+            Location::File(path) => Store::open_file(path),
+            Location::Postgres(url) => {
+                let store = Store {
+                    conn: Conn(postgres::connect(&location, url)?),
+                };
+                postgres::migrate(store.conn.sql(), &location)?;
+                Ok(store)
+            }
+        }
+    }
+
+    fn open_file(path: &Path) -> Result<Store, StoreError> {
         let shown = path.display().to_string();
-        let open_err = |source| StoreError::Open {
+        let open_err = |source: rusqlite::Error| StoreError::Open {
             path: shown.clone(),
-            source,
+            source: source.into(),
         };
         // One connection per thread, never shared: SQLite's per-call mutexes
         // (its "serialized" mode) would only cost time.
@@ -276,7 +315,9 @@ impl Store {
             true,
         )
         .map_err(open_err)?;
-        let mut store = Store { conn: Conn(conn) };
+        let mut store = Store {
+            conn: Conn(sql::Db::Sqlite(conn)),
+        };
         store.migrate(&shown)?;
         Ok(store)
     }
@@ -284,21 +325,29 @@ impl Store {
     /// Opens and migrates the database at `path`, which must exist: every
     /// command but `klar init` (and the demo, which makes its own) uses this,
     /// so that a mistyped `--db` is an error and not a new, empty database.
-    pub fn open_existing(path: &Path) -> Result<Store, StoreError> {
-        if !path.exists() {
+    pub fn open_existing(location: impl Into<Location>) -> Result<Store, StoreError> {
+        let location = location.into();
+        if let Location::File(path) = &location
+            && !path.exists()
+        {
             return Err(StoreError::Missing {
                 path: path.display().to_string(),
             });
         }
-        Store::open(path)
+        Store::open(location)
+    }
+
+    /// Whether the store is on PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        self.conn.0.is_postgres()
     }
 
     /// The schema version of the open database.
     pub fn schema_version(&self) -> Result<i64, StoreError> {
-        Ok(self
-            .conn
-            .0
-            .pragma_query_value(None, "user_version", |row| row.get(0))?)
+        match self.conn.sqlite() {
+            Some(conn) => Ok(conn.pragma_query_value(None, "user_version", |row| row.get(0))?),
+            None => Ok(postgres::schema_version(self.conn.sql())?),
+        }
     }
 
     fn migrate(&mut self, path: &str) -> Result<(), StoreError> {
@@ -311,14 +360,22 @@ impl Store {
                 known,
             });
         }
+        let Some(conn) = self.conn.sqlite() else {
+            unreachable!("PostgreSQL migrates its own way")
+        };
         for (index, (name, sql)) in MIGRATIONS.iter().enumerate().skip(found as usize) {
-            let tx = self.conn.0.transaction()?;
-            tx.execute_batch(sql)
-                .map_err(|source| StoreError::Migrate { name, source })?;
+            let failed = |source: rusqlite::Error| StoreError::Migrate {
+                name,
+                source: source.into(),
+            };
+            let tx = rusqlite::Transaction::new_unchecked(
+                conn,
+                rusqlite::TransactionBehavior::Deferred,
+            )?;
+            tx.execute_batch(sql).map_err(failed)?;
             tx.pragma_update(None, "user_version", index as i64 + 1)
-                .map_err(|source| StoreError::Migrate { name, source })?;
-            tx.commit()
-                .map_err(|source| StoreError::Migrate { name, source })?;
+                .map_err(failed)?;
+            tx.commit().map_err(failed)?;
         }
         Ok(())
     }
@@ -328,7 +385,7 @@ impl Store {
         &mut self,
         work: impl FnOnce(&Tx<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
-        self.run(rusqlite::TransactionBehavior::Deferred, work)
+        self.run(false, work)
     }
 
     /// Like [`Store::transaction`], but takes SQLite's write lock at the
@@ -339,17 +396,16 @@ impl Store {
         &mut self,
         work: impl FnOnce(&Tx<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
-        self.run(rusqlite::TransactionBehavior::Immediate, work)
+        self.run(true, work)
     }
 
     fn run<T, E: From<Error>>(
         &mut self,
-        behavior: rusqlite::TransactionBehavior,
+        write: bool,
         work: impl FnOnce(&Tx<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
-        // `&mut self` keeps transactions from nesting, as
-        // `Connection::transaction` would.
-        let inner = rusqlite::Transaction::new_unchecked(&self.conn.0, behavior).map_err(Error)?;
+        // `&mut self` keeps transactions from nesting.
+        let inner = self.conn.0.begin(write).map_err(Error)?;
         let tx = Tx {
             conn: &self.conn,
             inner,
@@ -379,9 +435,10 @@ impl Store {
     /// moment does. Where the second connection cannot be opened (a store
     /// in memory), the writer checkpoints as before.
     pub fn with_background_checkpoints<T>(&mut self, work: impl FnOnce(&mut Store) -> T) -> T {
-        let second = self
-            .conn
-            .0
+        let Some(conn) = self.conn.sqlite() else {
+            return work(self);
+        };
+        let second = conn
             .path()
             .filter(|p| !p.is_empty())
             .map(|p| p.to_owned())
@@ -393,12 +450,7 @@ impl Store {
         let Some(second) = second else {
             return work(self);
         };
-        if self
-            .conn
-            .0
-            .pragma_update(None, "wal_autocheckpoint", 0)
-            .is_err()
-        {
+        if conn.pragma_update(None, "wal_autocheckpoint", 0).is_err() {
             return work(self);
         }
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
@@ -425,7 +477,11 @@ impl Store {
             value
         });
         // SQLite's default again: the next commits checkpoint what is left.
-        if let Err(err) = self.conn.0.pragma_update(None, "wal_autocheckpoint", 1000) {
+        let restored = match self.conn.sqlite() {
+            Some(conn) => conn.pragma_update(None, "wal_autocheckpoint", 1000),
+            None => Ok(()),
+        };
+        if let Err(err) = restored {
             tracing::warn!(%err, "could not restore the WAL's automatic checkpoints");
         }
         value
@@ -447,7 +503,8 @@ mod tests {
         );
         let mode: String = store
             .connection()
-            .sql()
+            .sqlite()
+            .expect("SQLite")
             .pragma_query_value(None, "journal_mode", |r| r.get(0))
             .expect("journal mode");
         assert_eq!(mode, "wal");
@@ -468,7 +525,8 @@ mod tests {
         let autocheckpoint = |store: &Store| -> i64 {
             store
                 .connection()
-                .sql()
+                .sqlite()
+                .expect("SQLite")
                 .pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0))
                 .expect("reads the setting")
         };
@@ -494,7 +552,7 @@ mod tests {
         let count: i64 = again
             .connection()
             .sql()
-            .query_row("SELECT COUNT(*) FROM tenants", [], |r| r.get(0))
+            .query_row("SELECT COUNT(*) FROM tenants", (), |r| r.get(0))
             .expect("counts");
         assert_eq!(count, written);
     }
@@ -506,7 +564,7 @@ mod tests {
         // SQLite re-prepared each of them whenever the cache handed it out
         // again.
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = Store::open(&dir.path().join("klar.db")).expect("opens");
+        let store = Store::open(dir.path().join("klar.db")).expect("opens");
         let uses: [(&str, &[&str]); 2] = [
             (
                 "SELECT seq FROM audit_log WHERE tenant = ?1 ORDER BY seq DESC LIMIT 1",
@@ -522,7 +580,8 @@ mod tests {
             for _ in 0..3 {
                 let mut stmt = store
                     .connection()
-                    .sql()
+                    .sqlite()
+                    .expect("SQLite")
                     .prepare_cached(sql)
                     .expect("prepares");
                 let rows = stmt
@@ -543,7 +602,8 @@ mod tests {
         let store = Store::open(&path).expect("opens");
         store
             .connection()
-            .sql()
+            .sqlite()
+            .expect("SQLite")
             .pragma_update(None, "user_version", 99)
             .expect("set version");
         drop(store);

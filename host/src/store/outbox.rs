@@ -1,7 +1,7 @@
 //! The outbox: actions for the CRM (requests to send, tasks, cleanups), each
 //! with a stable id so a receiver can de-duplicate, delivered at least once.
 
-use rusqlite::params;
+use super::sql::params;
 
 use super::{Conn, Error, Result, Tx};
 use serde_json::Value;
@@ -52,7 +52,7 @@ pub struct Filter<'a> {
 /// The columns [`read`] expects, in order.
 pub(crate) const COLUMNS: &str = "id, seq, contact, purpose, kind, payload, created_at, acked_at, attempts, parked_at, last_error, cancelled_at, cancel_reason, deliver_after";
 
-pub(crate) fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Item> {
+pub(crate) fn read(r: &crate::store::sql::Row<'_>) -> crate::store::sql::Result<Item> {
     let payload: String = r.get(5)?;
     Ok(Item {
         id: r.get(0)?,
@@ -106,14 +106,14 @@ pub fn last_seq(conn: &Conn, tenant: &str) -> Result<i64> {
 pub fn list(conn: &Conn, tenant: &str, filter: &Filter<'_>) -> Result<Vec<Item>> {
     let limit = filter
         .limit
-        .map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
+        .map_or(i64::MAX, |l| i64::try_from(l).unwrap_or(i64::MAX));
     let mut stmt = conn.sql().prepare_cached(&format!(
         "SELECT {COLUMNS} FROM outbox
-         WHERE tenant = ?1 AND seq > ?4 AND (?2 IS NULL OR contact = ?2) AND (?3 OR acked_at IS NULL)
+         WHERE tenant = ?1 AND seq > ?4 AND (CAST(?2 AS TEXT) IS NULL OR contact = ?2) AND (?3 OR acked_at IS NULL)
            AND (NOT ?6 OR parked_at IS NOT NULL)
            AND NOT (?7 AND kind IN ('send-request', 'send-confirmation')
                     AND json_extract(payload, '$.channel') IS 'email')
-           AND (?8 IS NULL OR deliver_after IS NULL OR deliver_after <= ?8)
+           AND (CAST(?8 AS BIGINT) IS NULL OR deliver_after IS NULL OR deliver_after <= ?8)
          ORDER BY seq LIMIT ?5"
     ))?;
     let rows = stmt.query_map(
@@ -129,7 +129,8 @@ pub fn list(conn: &Conn, tenant: &str, filter: &Filter<'_>) -> Result<Vec<Item>>
         ],
         read,
     )?;
-    rows.collect::<rusqlite::Result<_>>().map_err(Error::from)
+    rows.collect::<crate::store::sql::Result<_>>()
+        .map_err(Error::from)
 }
 
 /// Queues one action for the CRM (or klar's mailer) with the next sequence
@@ -187,6 +188,15 @@ pub fn deliver_after(tx: &Tx<'_>, tenant: &str, id: &str, until: i64) -> Result<
     Ok(())
 }
 
+const ACKNOWLEDGE: &str =
+    "UPDATE outbox SET acked_at = ?3, payload = json_remove(payload, '$.token', '$.personal_token')
+                 WHERE tenant = ?1 AND id = ?2 AND acked_at IS NULL";
+/// PostgreSQL has no `json_remove`; jsonb's `-` drops the keys (and writes
+/// the same JSON value with spaces).
+const ACKNOWLEDGE_PG: &str =
+    "UPDATE outbox SET acked_at = ?3, payload = (payload::jsonb - 'token' - 'personal_token')::text
+                 WHERE tenant = ?1 AND id = ?2 AND acked_at IS NULL";
+
 /// The CRM carried these actions out; returns how many were pending. Their
 /// link secrets are dropped: only the token id stays (so do [`cancel`] and
 /// [`super::webhooks::delivered`]).
@@ -195,10 +205,11 @@ pub fn acknowledge(tx: &Tx<'_>, tenant: &str, ids: &[String], now: i64) -> Resul
     for id in ids {
         n += tx
             .sql()
-            .prepare_cached(
-                "UPDATE outbox SET acked_at = ?3, payload = json_remove(payload, '$.token', '$.personal_token')
-                 WHERE tenant = ?1 AND id = ?2 AND acked_at IS NULL",
-            )?
+            .prepare_cached(if tx.sql().is_postgres() {
+                ACKNOWLEDGE_PG
+            } else {
+                ACKNOWLEDGE
+            })?
             .execute(params![tenant, id, now])?;
     }
     Ok(n)
@@ -295,8 +306,17 @@ pub fn pending(tx: &Tx<'_>, tenant: &str, contact: &str, kind: &str) -> Result<V
             token_id: payload.get("token_id").cloned().unwrap_or(Value::Null),
         })
     })?;
-    rows.collect::<rusqlite::Result<_>>().map_err(Error::from)
+    rows.collect::<crate::store::sql::Result<_>>()
+        .map_err(Error::from)
 }
+
+const CANCEL: &str = "UPDATE outbox SET acked_at = ?3, cancelled_at = ?3, cancel_reason = ?4,
+                               payload = json_remove(payload, '$.token', '$.personal_token')
+         WHERE tenant = ?1 AND id = ?2";
+/// PostgreSQL has no `json_remove`; jsonb's `-` drops the keys.
+const CANCEL_PG: &str = "UPDATE outbox SET acked_at = ?3, cancelled_at = ?3, cancel_reason = ?4,
+                               payload = (payload::jsonb - 'token' - 'personal_token')::text
+         WHERE tenant = ?1 AND id = ?2";
 
 /// Withdraws a pending action before delivery, with `reason`; it then counts
 /// as acknowledged, so no deliverer takes it. One the CRM may have seen gets
@@ -310,11 +330,11 @@ pub fn cancel(
     now: i64,
 ) -> Result<bool> {
     tx.sql()
-        .prepare_cached(
-            "UPDATE outbox SET acked_at = ?3, cancelled_at = ?3, cancel_reason = ?4,
-                               payload = json_remove(payload, '$.token', '$.personal_token')
-         WHERE tenant = ?1 AND id = ?2",
-        )?
+        .prepare_cached(if tx.sql().is_postgres() {
+            CANCEL_PG
+        } else {
+            CANCEL
+        })?
         .execute(params![tenant, pending.id, now, reason])?;
     if pending.seen {
         let contact: String = tx

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::{OptionalExtension, params};
+use super::sql::{OptionalExtension, params};
 
 use super::{Conn, Result};
 
@@ -85,7 +85,7 @@ pub fn status(conn: &Conn, tenant: &str, now: i64) -> Result<Status> {
                 error: r.get(2)?,
             })
         })?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()?
+        rows.collect::<crate::store::sql::Result<Vec<_>>>()?
     };
     let mut awaiting = BTreeMap::new();
     {
@@ -131,7 +131,8 @@ pub fn bases(conn: &Conn, tenant: &str) -> Result<Vec<(String, i64)>> {
     let consented: i64 = conn
         .sql()
         .prepare_cached(
-            "SELECT COALESCE(SUM(n), 0) FROM case_counts WHERE tenant = ?1 AND state = 'consented'",
+            "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM case_counts
+             WHERE tenant = ?1 AND state = 'consented'",
         )?
         .query_row([tenant], |r| r.get(0))?;
     let mut out: Vec<(String, i64)> = std::iter::once(("consent".to_owned(), consented))
@@ -190,7 +191,7 @@ pub struct CaseFilter {
 }
 
 pub fn cases(conn: &Conn, tenant: &str, filter: &CaseFilter, now: i64) -> Result<Vec<CaseLine>> {
-    use rusqlite::types::Value as Sql;
+    use crate::store::sql::Value as Sql;
     // Only the filters given become terms, so that one contact's cases and
     // a page after a cursor are index seeks (plans do not depend on bound
     // values: `?7 IS NULL OR c.contact = ?7` read every case of the tenant).
@@ -234,7 +235,7 @@ pub fn cases(conn: &Conn, tenant: &str, filter: &CaseFilter, now: i64) -> Result
     let limit = bind(Sql::Integer(
         filter
             .limit
-            .map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX)),
+            .map_or(i64::MAX, |l| i64::try_from(l).unwrap_or(i64::MAX)),
     ));
     let mut stmt = conn.sql().prepare_cached(&format!(
         "SELECT c.contact, c.purpose, c.state, c.band, c.body, c.needs_attention, k.owner
@@ -244,7 +245,7 @@ pub fn cases(conn: &Conn, tenant: &str, filter: &CaseFilter, now: i64) -> Result
          LIMIT {limit}",
         conditions.join(" AND ")
     ))?;
-    let rows = stmt.query_map(rusqlite::params_from_iter(values.iter()), |r| {
+    let rows = stmt.query_map(crate::store::sql::params_from_iter(values.iter()), |r| {
         let body: String = r.get(4)?;
         Ok((
             r.get::<_, String>(0)?,
@@ -294,12 +295,13 @@ pub fn day_recorded(conn: &Conn, tenant: &str, day: &str) -> Result<bool> {
 /// transaction, so that nobody waits for it).
 pub fn record_day(tx: &super::Tx<'_>, tenant: &str, day: &str, waves: &[Wave]) -> Result<()> {
     let inserted = tx.sql().execute(
-        "INSERT OR IGNORE INTO band_days (tenant, day, usable, to_clarify, removed)
+        "INSERT INTO band_days (tenant, day, usable, to_clarify, removed)
          SELECT ?1, ?2,
                 COALESCE(SUM(CASE WHEN band = 'usable' THEN n END), 0),
                 COALESCE(SUM(CASE WHEN band = 'to-clarify' THEN n END), 0),
                 COALESCE(SUM(CASE WHEN band = 'removed' THEN n END), 0)
-         FROM case_counts WHERE tenant = ?1",
+         FROM case_counts WHERE tenant = ?1
+         ON CONFLICT DO NOTHING",
         params![tenant, day],
     )?;
     if inserted == 0 {
@@ -307,7 +309,8 @@ pub fn record_day(tx: &super::Tx<'_>, tenant: &str, day: &str, waves: &[Wave]) -
     }
     let waves = serde_json::to_string(waves).unwrap_or_else(|_| "[]".to_owned());
     tx.sql().execute(
-        "INSERT OR REPLACE INTO funnel_days (tenant, day, waves) VALUES (?1, ?2, ?3)",
+        "INSERT INTO funnel_days (tenant, day, waves) VALUES (?1, ?2, ?3)
+         ON CONFLICT (tenant, day) DO UPDATE SET waves = excluded.waves",
         params![tenant, day, waves],
     )?;
     Ok(())
@@ -349,7 +352,7 @@ pub fn band_days(conn: &Conn, tenant: &str, since: &str) -> Result<Vec<BandDay>>
             removed: r.get(3)?,
         })
     })?;
-    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    Ok(rows.collect::<crate::store::sql::Result<Vec<_>>>()?)
 }
 
 /// One request wave (the ISO week of the cases' first request) and how far
@@ -370,10 +373,8 @@ pub struct Wave {
     pub cleaned_up: i64,
 }
 
-/// The funnel of the last `limit` waves, newest first.
-pub fn funnel(conn: &Conn, tenant: &str, limit: i64) -> Result<Vec<Wave>> {
-    let mut stmt = conn.sql().prepare(
-        "WITH t AS (
+/// The funnel's waves: a wave is the ISO week of a contact's first request.
+const FUNNEL: &str = "WITH t AS (
             SELECT contact, purpose,
                    MIN(CASE WHEN attempt = 1 THEN created_at END) AS first,
                    MAX(attempt) AS attempts,
@@ -397,8 +398,42 @@ pub fn funnel(conn: &Conn, tenant: &str, limit: i64) -> Result<Vec<Wave>> {
                 SUM(c.state = 'purged')
          FROM t JOIN cases c ON c.tenant = ?1 AND c.contact = t.contact AND c.purpose = t.purpose
          WHERE t.first IS NOT NULL
-         GROUP BY wave ORDER BY wave DESC LIMIT ?2",
-    )?;
+         GROUP BY wave ORDER BY wave DESC LIMIT ?2";
+
+/// PostgreSQL has no `strftime`, and no `MAX`/`SUM` of booleans.
+const FUNNEL_PG: &str = "WITH t AS (
+            SELECT contact, purpose,
+                   MIN(CASE WHEN attempt = 1 THEN created_at END) AS first,
+                   MAX(attempt) AS attempts,
+                   MAX(CASE WHEN opened_at IS NOT NULL THEN 1 ELSE 0 END) AS opened,
+                   MAX(CASE WHEN bounced_at IS NOT NULL THEN 1 ELSE 0 END) AS bounced,
+                   MAX(CASE WHEN answer = 'accept' THEN 1 ELSE 0 END) AS agreed,
+                   MAX(CASE WHEN answer = 'refuse' THEN 1 ELSE 0 END) AS refused
+            FROM response_tokens WHERE tenant = ?1 GROUP BY contact, purpose
+         )
+         SELECT to_char(to_timestamp(t.first) AT TIME ZONE 'UTC', 'IYYY-\"W\"IW') AS wave, COUNT(*),
+                SUM(t.bounced), SUM(t.opened), SUM(t.agreed), SUM(t.refused),
+                COUNT(*) FILTER (WHERE t.attempts >= 2), COUNT(*) FILTER (WHERE t.attempts >= 3),
+                COUNT(*) FILTER (WHERE EXISTS (SELECT 1 FROM audit_log a
+                            WHERE a.tenant = ?1 AND a.contact = t.contact AND a.purpose = t.purpose
+                              AND a.kind = 'state-change'
+                              AND a.detail LIKE '%\"to\":\"awaiting-decision\"%')),
+                COUNT(*) FILTER (WHERE EXISTS (SELECT 1 FROM audit_log a
+                            WHERE a.tenant = ?1 AND a.contact = t.contact AND a.purpose = t.purpose
+                              AND a.kind = 'state-change'
+                              AND a.detail LIKE '%\"from\":\"awaiting-decision\"%')),
+                COUNT(*) FILTER (WHERE c.state = 'purged')
+         FROM t JOIN cases c ON c.tenant = ?1 AND c.contact = t.contact AND c.purpose = t.purpose
+         WHERE t.first IS NOT NULL
+         GROUP BY wave ORDER BY wave DESC LIMIT ?2";
+
+/// The funnel of the last `limit` waves, newest first.
+pub fn funnel(conn: &Conn, tenant: &str, limit: i64) -> Result<Vec<Wave>> {
+    let mut stmt = conn.sql().prepare(if conn.sql().is_postgres() {
+        FUNNEL_PG
+    } else {
+        FUNNEL
+    })?;
     let rows = stmt.query_map(params![tenant, limit], |r| {
         Ok(Wave {
             week: r.get(0)?,
@@ -414,7 +449,7 @@ pub fn funnel(conn: &Conn, tenant: &str, limit: i64) -> Result<Vec<Wave>> {
             cleaned_up: r.get(10)?,
         })
     })?;
-    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    Ok(rows.collect::<crate::store::sql::Result<Vec<_>>>()?)
 }
 
 /// What the next cleanups will erase: pending cleanups by the ISO week they
@@ -435,7 +470,22 @@ pub struct CleanupWeek {
 
 pub fn cleanup_preview(conn: &Conn, tenant: &str) -> Result<Vec<CleanupWeek>> {
     // Every column comes from the index `cases_cleanup`: no case is read.
-    let mut stmt = conn.sql().prepare(
+    // PostgreSQL has no `strftime`, reads JSON true as 'true' (not 1), and
+    // sees no output alias in an ORDER BY expression.
+    let mut stmt = conn.sql().prepare(if conn.sql().is_postgres() {
+        "SELECT week, n, on_hold, awaiting_approval FROM (
+             SELECT COALESCE(to_char(to_timestamp(due_at) AT TIME ZONE 'UTC', 'IYYY-\"W\"IW'), '') AS week,
+                    COUNT(*) FILTER (WHERE (body::jsonb ->> 'legal_hold') IS DISTINCT FROM 'true') AS n,
+                    COUNT(*) FILTER (WHERE (body::jsonb ->> 'legal_hold') = 'true') AS on_hold,
+                    COUNT(*) FILTER (WHERE (body::jsonb ->> 'legal_hold') IS DISTINCT FROM 'true'
+                        AND (body::jsonb -> 'cleanup' ->> 'requires_approval') = 'true'
+                        AND (body::jsonb -> 'cleanup' ->> 'approved_by') IS NULL) AS awaiting_approval
+             FROM cases
+             WHERE tenant = ?1 AND state = 'cleanup-pending'
+             GROUP BY 1
+         ) w
+         ORDER BY week = '', week LIMIT 12"
+    } else {
         "SELECT COALESCE(strftime('%G-W%V', due_at, 'unixepoch'), '') AS week,
                 SUM(NOT COALESCE(json_extract(body, '$.legal_hold'), 0)),
                 SUM(COALESCE(json_extract(body, '$.legal_hold'), 0)),
@@ -444,8 +494,8 @@ pub fn cleanup_preview(conn: &Conn, tenant: &str) -> Result<Vec<CleanupWeek>> {
                     AND json_extract(body, '$.cleanup.approved_by') IS NULL)
          FROM cases INDEXED BY cases_cleanup
          WHERE tenant = ?1 AND state = 'cleanup-pending'
-         GROUP BY week ORDER BY week = '', week LIMIT 12",
-    )?;
+         GROUP BY week ORDER BY week = '', week LIMIT 12"
+    })?;
     let rows = stmt.query_map([tenant], |r| {
         Ok(CleanupWeek {
             week: r.get(0)?,
@@ -454,7 +504,7 @@ pub fn cleanup_preview(conn: &Conn, tenant: &str) -> Result<Vec<CleanupWeek>> {
             awaiting_approval: r.get(3)?,
         })
     })?;
-    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    Ok(rows.collect::<crate::store::sql::Result<Vec<_>>>()?)
 }
 
 /// The cockpit's queue: which cases, in what order.
@@ -542,7 +592,7 @@ impl Stage {
     /// The SQL condition on a case `c` (fixed text, no input in it).
     fn condition(self) -> &'static str {
         match self {
-            Stage::Sent => "1",
+            Stage::Sent => "1 = 1",
             Stage::Bounced => {
                 "EXISTS (SELECT 1 FROM response_tokens r WHERE r.tenant = c.tenant AND r.contact = c.contact AND r.purpose = c.purpose AND r.bounced_at IS NOT NULL)"
             }
@@ -600,7 +650,8 @@ pub fn queue(
     filter: &QueueFilter,
     now: i64,
 ) -> Result<(Vec<QueueLine>, i64)> {
-    use rusqlite::types::Value as Sql;
+    use crate::store::sql::Value as Sql;
+    let postgres = conn.sql().is_postgres();
     let mut conditions = vec!["c.tenant = ?1".to_owned()];
     let mut values: Vec<Sql> = vec![Sql::Text(tenant.to_owned())];
     // Adds a value and returns its placeholder.
@@ -655,8 +706,14 @@ pub fn queue(
         );
     }
     if let Some(wave) = &filter.wave {
+        // PostgreSQL has no `strftime`.
+        let week = if postgres {
+            "to_char(to_timestamp(MIN(r.created_at)) AT TIME ZONE 'UTC', 'IYYY-\"W\"IW')"
+        } else {
+            "strftime('%G-W%V', MIN(r.created_at), 'unixepoch')"
+        };
         conditions.push(format!(
-            "(SELECT strftime('%G-W%V', MIN(r.created_at), 'unixepoch') FROM response_tokens r
+            "(SELECT {week} FROM response_tokens r
               WHERE r.tenant = c.tenant AND r.contact = c.contact AND r.purpose = c.purpose
                 AND r.attempt = 1) = {}",
             bind(text(wave))
@@ -687,7 +744,34 @@ pub fn queue(
     // "Mine" drives the query: a union of index lookups (the cases assigned
     // to me, the decisions waiting for me as the contact's owner, and the
     // approvals I may give), not a test of every case.
+    // PostgreSQL has no rowid: there, `m` holds the cases' keys.
     let mine = match &filter.mine {
+        Some((me, approver)) if postgres => {
+            let me = bind(text(me));
+            let mut sql = format!(
+                "WITH m(tenant, contact, purpose) AS (
+                    SELECT tenant, contact, purpose FROM cases
+                    WHERE tenant = ?1 AND (body::jsonb ->> 'assigned_to') = {me}
+                    UNION
+                    SELECT c2.tenant, c2.contact, c2.purpose FROM cases c2
+                    JOIN contacts k2 ON k2.tenant = c2.tenant AND k2.id = c2.contact
+                    WHERE c2.tenant = ?1 AND c2.state = 'awaiting-decision'
+                      AND (c2.body::jsonb ->> 'assigned_to') IS NULL AND k2.owner = {me}"
+            );
+            if *approver {
+                sql.push_str(&format!(
+                    "
+                    UNION
+                    SELECT tenant, contact, purpose FROM cases
+                    WHERE tenant = ?1 AND state = 'cleanup-pending'
+                      AND (body::jsonb -> 'cleanup' ->> 'requires_approval') = 'true'
+                      AND (body::jsonb -> 'cleanup' ->> 'approved_by') IS NULL
+                      AND (body::jsonb -> 'cleanup' ->> 'requested_by') IS DISTINCT FROM {me}"
+                ));
+            }
+            sql.push_str(")\n");
+            Some(sql)
+        }
         Some((me, approver)) => {
             let me = bind(text(me));
             let mut sql = format!(
@@ -717,6 +801,11 @@ pub fn queue(
     };
     let conditions = conditions.join(" AND ");
     let (with, from) = match &mine {
+        Some(with) if postgres => (
+            with.as_str(),
+            "FROM m JOIN cases c ON c.tenant = m.tenant AND c.contact = m.contact AND c.purpose = m.purpose
+             JOIN contacts k ON k.tenant = c.tenant AND k.id = c.contact",
+        ),
         Some(with) => (
             with.as_str(),
             "FROM m CROSS JOIN cases c ON c.rowid = m.id JOIN contacts k ON k.tenant = c.tenant AND k.id = c.contact",
@@ -728,7 +817,7 @@ pub fn queue(
     };
     let total: i64 = conn.sql().query_row(
         &format!("{with}SELECT COUNT(*) {from} WHERE {conditions}"),
-        rusqlite::params_from_iter(values.iter()),
+        crate::store::sql::params_from_iter(values.iter()),
         |r| r.get(0),
     )?;
     values.push(Sql::Integer(
@@ -743,7 +832,7 @@ pub fn queue(
          ORDER BY c.needs_attention IS NULL, c.due_at IS NULL, c.due_at, c.contact, c.purpose
          LIMIT ?{limit} OFFSET ?{offset}"
     ))?;
-    let rows = stmt.query_map(rusqlite::params_from_iter(values.iter()), |r| {
+    let rows = stmt.query_map(crate::store::sql::params_from_iter(values.iter()), |r| {
         let body: String = r.get(7)?;
         let case: Option<Case> = serde_json::from_str(&body).ok();
         let alive: bool = r.get(9)?;
@@ -767,7 +856,7 @@ pub fn queue(
             requested_by: plan.and_then(|p| p.requested_by),
         })
     })?;
-    Ok((rows.collect::<rusqlite::Result<Vec<_>>>()?, total))
+    Ok((rows.collect::<crate::store::sql::Result<Vec<_>>>()?, total))
 }
 
 /// The distinct values of a contacts column with an index on (tenant,
@@ -784,7 +873,7 @@ fn distinct(conn: &Conn, tenant: &str, column: &str) -> Result<Vec<String>> {
     );
     let mut stmt = conn.sql().prepare(&sql)?;
     let rows = stmt.query_map([tenant], |r| r.get(0))?;
-    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    Ok(rows.collect::<crate::store::sql::Result<Vec<_>>>()?)
 }
 
 /// The tenant's sources (the queue's filter offers them).

@@ -7,7 +7,7 @@
 //! contact has none yet. Erased contacts are left out (no hook runs for them
 //! again).
 
-use rusqlite::params;
+use super::sql::params;
 
 use super::{Conn, Result};
 
@@ -51,7 +51,7 @@ pub fn population(conn: &Conn, tenant: &str, limit: usize) -> Result<Population>
     ))?;
     let chosen: Vec<Contact> = stmt
         .query_map(params![tenant, stride], |r| read(r, 0))?
-        .collect::<rusqlite::Result<_>>()?;
+        .collect::<crate::store::sql::Result<_>>()?;
     let purposes: Vec<String> = tenants::purposes(conn, tenant)?
         .into_iter()
         .map(|(id, _)| id)
@@ -63,19 +63,17 @@ pub fn population(conn: &Conn, tenant: &str, limit: usize) -> Result<Population>
     for contact in chosen {
         let stored: Vec<(String, String)> = cases_of
             .query_map(params![tenant, contact.id], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<rusqlite::Result<_>>()?;
+            .collect::<crate::store::sql::Result<_>>()?;
         let mut cases = Vec::with_capacity(purposes.len());
         for purpose in &purposes {
             let case = match stored.iter().find(|(p, _)| p == purpose) {
                 Some((_, body)) => serde_json::from_str(body).map_err(|e| {
-                    rusqlite::Error::FromSqlConversionFailure(
+                    crate::store::sql::Error::conversion(
                         1,
-                        rusqlite::types::Type::Text,
                         format!(
                             "the stored case {}/{purpose} of {tenant} is not readable: {e}",
                             contact.id
-                        )
-                        .into(),
+                        ),
                     )
                 })?,
                 None => Case::new(purpose.clone()),
@@ -111,7 +109,7 @@ mod tests {
     #[test]
     fn a_large_tenant_is_sampled_with_every_source_and_owner() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut store = Store::open(&dir.path().join("klar.db")).expect("opens");
+        let mut store = Store::open(dir.path().join("klar.db")).expect("opens");
         store
             .transaction(|tx| -> Result<()> {
                 tenants::add(tx, "acme", "ACME", "UTC", "de", 1).map_err(|e| match e {

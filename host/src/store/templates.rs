@@ -1,7 +1,7 @@
 //! A tenant's own mail and page templates, which replace klar's built-in
 //! ones by name; the caller checks a template before it stores it.
 
-use rusqlite::{OptionalExtension, params};
+use super::sql::{OptionalExtension, params};
 
 use super::{Conn, Error, Result, Tx};
 
@@ -16,7 +16,7 @@ pub struct Template {
     pub created_at: i64,
 }
 
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Template> {
+fn row(r: &crate::store::sql::Row<'_>) -> crate::store::sql::Result<Template> {
     Ok(Template {
         name: r.get(0)?,
         source: r.get(1)?,
@@ -46,7 +46,8 @@ pub fn list(conn: &Conn, tenant: &str) -> Result<Vec<Template>> {
          WHERE tenant = ?1 ORDER BY name",
     )?;
     let rows = stmt.query_map([tenant], row)?;
-    rows.collect::<rusqlite::Result<_>>().map_err(Error::from)
+    rows.collect::<crate::store::sql::Result<_>>()
+        .map_err(Error::from)
 }
 
 /// Stores (or replaces) the tenant's template of this name.

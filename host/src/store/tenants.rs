@@ -1,7 +1,7 @@
 //! Tenants, their purposes and their policy versions.
 
+use super::sql::{OptionalExtension, params};
 use chrono_tz::Tz;
-use rusqlite::{OptionalExtension, params};
 
 use super::{Conn, Error, Result, Tx};
 use sha2::{Digest, Sha256};
@@ -104,8 +104,8 @@ pub enum TenantError {
     Sql(#[from] super::Error),
 }
 
-impl From<rusqlite::Error> for TenantError {
-    fn from(err: rusqlite::Error) -> TenantError {
+impl From<crate::store::sql::Error> for TenantError {
+    fn from(err: crate::store::sql::Error) -> TenantError {
         TenantError::Sql(err.into())
     }
 }
@@ -359,8 +359,8 @@ pub fn remove_purpose(tx: &Tx<'_>, tenant: &str, purpose: &str) -> Result<bool> 
 pub fn list(conn: &Conn) -> Result<Vec<Tenant>, TenantError> {
     let ids: Vec<String> = {
         let mut stmt = conn.sql().prepare("SELECT id FROM tenants ORDER BY id")?;
-        let rows = stmt.query_map([], |r| r.get(0))?;
-        rows.collect::<rusqlite::Result<_>>()?
+        let rows = stmt.query_map((), |r| r.get(0))?;
+        rows.collect::<crate::store::sql::Result<_>>()?
     };
     ids.iter().map(|id| require(conn, id)).collect()
 }
@@ -411,7 +411,7 @@ pub fn add_purpose(
         return Err(TenantError::BadPurpose(purpose.to_owned()));
     }
     let inserted = tx.sql().execute(
-        "INSERT OR IGNORE INTO purposes (tenant, id, description) VALUES (?1, ?2, ?3)",
+        "INSERT INTO purposes (tenant, id, description) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
         params![tenant, purpose, description],
     )?;
     if inserted == 0 {
@@ -454,7 +454,8 @@ pub fn purposes(conn: &Conn, tenant: &str) -> Result<Vec<(String, String)>> {
         .sql()
         .prepare("SELECT id, description FROM purposes WHERE tenant = ?1 ORDER BY id")?;
     let rows = stmt.query_map([tenant], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    rows.collect::<rusqlite::Result<_>>().map_err(Error::from)
+    rows.collect::<crate::store::sql::Result<_>>()
+        .map_err(Error::from)
 }
 
 /// The tenant's purposes with their descriptions and how many cases each
@@ -613,7 +614,8 @@ pub fn policy_versions(conn: &Conn, tenant: &str) -> Result<Vec<PolicyVersion>> 
             tests: r.get(7)?,
         })
     })?;
-    rows.collect::<rusqlite::Result<_>>().map_err(Error::from)
+    rows.collect::<crate::store::sql::Result<_>>()
+        .map_err(Error::from)
 }
 
 #[cfg(test)]
@@ -623,7 +625,7 @@ mod tests {
 
     fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = Store::open(&dir.path().join("klar.db")).expect("opens");
+        let store = Store::open(dir.path().join("klar.db")).expect("opens");
         (dir, store)
     }
 

@@ -8,7 +8,7 @@
 //! out. A tenant may add texts in further languages; a contact whose
 //! language has one is asked in it.
 
-use rusqlite::{OptionalExtension, params};
+use super::sql::{OptionalExtension, params};
 
 use super::{Conn, Error, Result, Tx};
 
@@ -100,7 +100,7 @@ pub fn standard_text(language: &str, company: &str, description: &str) -> String
     }
 }
 
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ConsentText> {
+fn row(r: &crate::store::sql::Row<'_>) -> crate::store::sql::Result<ConsentText> {
     Ok(ConsentText {
         purpose: r.get(0)?,
         version: r.get(1)?,
@@ -141,11 +141,12 @@ pub fn language_of(
 pub fn list(conn: &Conn, tenant: &str, purpose: Option<&str>) -> Result<Vec<ConsentText>> {
     let mut stmt = conn.sql().prepare(&format!(
         "SELECT {COLUMNS} FROM consent_texts
-         WHERE tenant = ?1 AND (?2 IS NULL OR purpose = ?2)
+         WHERE tenant = ?1 AND (CAST(?2 AS TEXT) IS NULL OR purpose = ?2)
          ORDER BY purpose, language, version"
     ))?;
     let rows = stmt.query_map(params![tenant, purpose], row)?;
-    rows.collect::<rusqlite::Result<_>>().map_err(Error::from)
+    rows.collect::<crate::store::sql::Result<_>>()
+        .map_err(Error::from)
 }
 
 /// The newest version of the purpose's text in `language`, if any.

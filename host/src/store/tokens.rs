@@ -15,8 +15,8 @@
 //! its tenants. Secrets issued before are 40 hex digits, stored under their
 //! SHA-256 alone, and keep working.
 
+use super::sql::{OptionalExtension, params};
 use rand::RngExt;
-use rusqlite::{OptionalExtension, params};
 
 use super::{Conn, Error, Result, Tx};
 
@@ -91,6 +91,11 @@ fn id_of_row(row: i64) -> String {
     format!("r{row:015}")
 }
 
+/// PostgreSQL has no rowid: the number follows the newest sequential id
+/// (`r` and 15 digits; older ids are hex and never start with `r`).
+const NEXT_ROW_PG: &str = "SELECT COALESCE(MAX(CAST(substr(id, 2) AS BIGINT)), 0) + 1
+     FROM response_tokens WHERE id >= 'r' AND id < 's'";
+
 /// The row number the next token of this transaction gets. Only this
 /// module inserts tokens, and SQLite lets one transaction write at a time
 /// (a transaction whose snapshot is older than the last commit cannot
@@ -100,8 +105,12 @@ fn next_row(tx: &Tx<'_>) -> Result<i64> {
         Some(row) => row,
         None => tx
             .sql()
-            .prepare_cached("SELECT COALESCE(MAX(rowid), 0) + 1 FROM response_tokens")?
-            .query_row([], |r| r.get(0))?,
+            .prepare_cached(if tx.sql().is_postgres() {
+                NEXT_ROW_PG
+            } else {
+                "SELECT COALESCE(MAX(rowid), 0) + 1 FROM response_tokens"
+            })?
+            .query_row((), |r| r.get(0))?,
     };
     tx.next_token_row.set(Some(row + 1));
     Ok(row)
@@ -117,27 +126,37 @@ pub fn issue(tx: &Tx<'_>, mut token: Token) -> Result<(String, Token)> {
     if token.message.is_none() {
         token.message = Some(token.id.clone());
     }
+    let postgres = tx.sql().is_postgres();
+    let hash = key(&secret);
+    let values: [&dyn crate::store::sql::ToValue; 13] = [
+        &token.id,
+        &hash,
+        &token.tenant,
+        &token.contact,
+        &token.purpose,
+        &token.attempt,
+        &token.channel,
+        &token.text_version,
+        &token.language,
+        &token.created_at,
+        &token.expires_at,
+        &token.message,
+        &row,
+    ];
+    // PostgreSQL has no rowid to set (the number is in the id): it takes
+    // the first twelve values only.
+    let values: &[&dyn crate::store::sql::ToValue] = if postgres { &values[..12] } else { &values };
     tx.sql()
-        .prepare_cached(
+        .prepare_cached(if postgres {
+            "INSERT INTO response_tokens (id, hash, tenant, contact, purpose, attempt, channel,
+                                      text_version, language, created_at, expires_at, message)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+        } else {
             "INSERT INTO response_tokens (rowid, id, hash, tenant, contact, purpose, attempt, channel,
                                       text_version, language, created_at, expires_at, message)
-         VALUES (?13, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-        )?
-        .execute(params![
-            token.id,
-            key(&secret),
-            token.tenant,
-            token.contact,
-            token.purpose,
-            token.attempt,
-            token.channel,
-            token.text_version,
-            token.language,
-            token.created_at,
-            token.expires_at,
-            token.message,
-            row
-        ])?;
+         VALUES (?13, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+        })?
+        .execute(values)?;
     Ok((secret, token))
 }
 
@@ -145,7 +164,7 @@ const TOKEN_COLUMNS: &str =
     "id, tenant, contact, purpose, attempt, channel, text_version, language,
      created_at, expires_at, used_at, message";
 
-fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Token> {
+fn read(r: &crate::store::sql::Row<'_>) -> crate::store::sql::Result<Token> {
     Ok(Token {
         id: r.get(0)?,
         tenant: r.get(1)?,
@@ -186,7 +205,7 @@ pub fn redeemable(conn: &Conn, secret: &str, now: i64) -> Result<Vec<Token>, Tok
                  WHERE tenant = ?1 AND contact = ?2 AND message = ?3 ORDER BY purpose"
             ))?;
             let rows = stmt.query_map(params![link.tenant, link.contact, message], read)?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()?
+            rows.collect::<crate::store::sql::Result<Vec<_>>>()?
         }
     };
     let open: Vec<Token> = tokens
@@ -298,8 +317,8 @@ pub enum TokenLookupError {
     Sql(#[from] super::Error),
 }
 
-impl From<rusqlite::Error> for TokenLookupError {
-    fn from(err: rusqlite::Error) -> TokenLookupError {
+impl From<crate::store::sql::Error> for TokenLookupError {
+    fn from(err: crate::store::sql::Error) -> TokenLookupError {
         TokenLookupError::Sql(err.into())
     }
 }

@@ -1,8 +1,8 @@
 //! A tenant's webhook (where the outbox is POSTed) and each action's delivery
 //! state. The delivering itself is [`crate::delivery::webhook`].
 
+use super::sql::{OptionalExtension, params};
 use rand::RngExt;
-use rusqlite::{OptionalExtension, params};
 
 use super::{Conn, Error, Result, Tx};
 
@@ -61,14 +61,15 @@ pub fn all(conn: &Conn) -> Result<Vec<Webhook>> {
     let mut stmt = conn
         .sql()
         .prepare("SELECT tenant, url, secret FROM webhooks ORDER BY tenant")?;
-    let rows = stmt.query_map([], |r| {
+    let rows = stmt.query_map((), |r| {
         Ok(Webhook {
             tenant: r.get(0)?,
             url: r.get(1)?,
             secret: r.get(2)?,
         })
     })?;
-    rows.collect::<rusqlite::Result<_>>().map_err(Error::from)
+    rows.collect::<crate::store::sql::Result<_>>()
+        .map_err(Error::from)
 }
 
 /// Which actions a deliverer takes: klar's own mailer takes the e-mail
@@ -120,18 +121,24 @@ pub fn due(
             Ok((item, attempts))
         },
     )?;
-    rows.collect::<rusqlite::Result<_>>().map_err(Error::from)
+    rows.collect::<crate::store::sql::Result<_>>()
+        .map_err(Error::from)
 }
 
 /// The receiver took the action (or klar mailed it): it counts as
 /// acknowledged, and its link secret, now delivered, is dropped.
 pub fn delivered(conn: &Conn, tenant: &str, id: &str, now: i64) -> Result<()> {
-    conn.sql().execute(
+    // PostgreSQL has no `json_remove`; jsonb's `-` drops the keys.
+    let sql = if conn.sql().is_postgres() {
+        "UPDATE outbox SET acked_at = ?3, last_error = NULL,
+                           payload = (payload::jsonb - 'token' - 'personal_token')::text
+         WHERE tenant = ?1 AND id = ?2"
+    } else {
         "UPDATE outbox SET acked_at = ?3, last_error = NULL,
                            payload = json_remove(payload, '$.token', '$.personal_token')
-         WHERE tenant = ?1 AND id = ?2",
-        params![tenant, id, now],
-    )?;
+         WHERE tenant = ?1 AND id = ?2"
+    };
+    conn.sql().execute(sql, params![tenant, id, now])?;
     Ok(())
 }
 
@@ -146,7 +153,7 @@ pub fn failed(
 ) -> Result<()> {
     conn.sql().execute(
         "UPDATE outbox SET attempts = attempts + 1, last_error = ?3, next_attempt_ms = ?4,
-                           parked_at = CASE WHEN ?4 IS NULL THEN ?5 END
+                           parked_at = CASE WHEN CAST(?4 AS BIGINT) IS NULL THEN CAST(?5 AS BIGINT) END
          WHERE tenant = ?1 AND id = ?2",
         params![tenant, id, error, next_ms, now],
     )?;
@@ -159,7 +166,7 @@ pub fn requeue(tx: &Tx<'_>, tenant: &str, id: Option<&str>, now: i64) -> Result<
     let n = tx.sql().execute(
         "UPDATE outbox SET parked_at = NULL, attempts = 0, next_attempt_ms = NULL
          WHERE tenant = ?1 AND parked_at IS NOT NULL AND acked_at IS NULL
-           AND (?2 IS NULL OR id = ?2)",
+           AND (CAST(?2 AS TEXT) IS NULL OR id = ?2)",
         params![tenant, id],
     )?;
     if n > 0 {
