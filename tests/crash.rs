@@ -62,9 +62,9 @@ fn tenant(contacts: usize) -> Workspace {
 
 /// Another workspace with a copy of the database and the CSV.
 fn copy_of(ws: &Workspace) -> Workspace {
-    let copy = Workspace {
-        dir: tempfile::tempdir().expect("temp dir"),
-    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("klar.db").to_string_lossy().into_owned();
+    let copy = Workspace { dir, db };
     for file in ["klar.db", "klar.db-wal", "contacts.csv"] {
         let from = ws.path().join(file);
         if from.exists() {

@@ -261,7 +261,7 @@ proptest! {
     ) {
         let plugin = standard_plugin();
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut store = klar::store::Store::open(&dir.path().join("klar.db")).expect("store");
+        let mut store = klar::store::Store::open(dir.path().join("klar.db")).expect("store");
         let sql = rusqlite::Connection::open(dir.path().join("klar.db")).expect("a second connection");
         let source = if POLICIES[policy].is_empty() { klar::DEFAULT_POLICY } else { POLICIES[policy] };
         store.transaction(|tx| {

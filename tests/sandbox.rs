@@ -123,7 +123,7 @@ fn a_trap_in_a_batch_marks_only_its_own_case() {
 #[test]
 fn a_trap_while_trying_a_policy_on_contacts_names_only_its_contact() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut store = klar::store::Store::open(&dir.path().join("klar.db")).expect("opens");
+    let mut store = klar::store::Store::open(dir.path().join("klar.db")).expect("opens");
     store
         .transaction(|tx| -> Result<(), klar::store::tenants::TenantError> {
             klar::store::tenants::add(tx, "acme", "ACME", "UTC", "de", 1)?;

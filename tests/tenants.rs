@@ -72,7 +72,7 @@ fn a_tenant_with_a_checked_policy_and_a_purpose() {
         .expect("runs");
     assert!(out.status.success(), "{}", stderr(&out));
 
-    let store = klar::store::Store::open(&dir.path().join("klar.db")).expect("opens");
+    let store = klar::store::Store::open(dir.path().join("klar.db")).expect("opens");
     let purposes = klar::store::tenants::purposes(store.connection(), "acme").expect("purposes");
     let ids: Vec<_> = purposes.iter().map(|(id, _)| id.as_str()).collect();
     assert_eq!(ids, ["contact-data", "newsletter"]);
@@ -163,7 +163,7 @@ fn a_tenant_with_a_bad_policy_is_not_added() {
         .expect("runs");
     assert_eq!(out.status.code(), Some(1));
     assert!(stdout(&out).ends_with("bad.rhai: has errors; the tenant was not added\n"));
-    let store = klar::store::Store::open(&dir.path().join("klar.db")).expect("opens");
+    let store = klar::store::Store::open(dir.path().join("klar.db")).expect("opens");
     assert!(
         klar::store::tenants::get(store.connection(), "acme")
             .expect("reads")

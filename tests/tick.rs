@@ -112,7 +112,7 @@ fn a_tick_asks_every_new_case_once_and_a_second_tick_changes_nothing() {
     assert_eq!(outbox_kinds(dir.path()), vec!["send-request"; 3]);
 
     let audit_rows = {
-        let store = Store::open(&dir.path().join("klar.db")).expect("opens");
+        let store = Store::open(dir.path().join("klar.db")).expect("opens");
         audit::rows(store.connection(), "acme", None)
             .expect("rows")
             .len()
@@ -121,7 +121,7 @@ fn a_tick_asks_every_new_case_once_and_a_second_tick_changes_nothing() {
         tick(dir.path(), "2026-11-30T09:00:00Z"),
         "acme: 0 due, 0 changed, 0 failed, 0 action(s) queued\n"
     );
-    let store = Store::open(&dir.path().join("klar.db")).expect("opens");
+    let store = Store::open(dir.path().join("klar.db")).expect("opens");
     assert_eq!(
         audit::rows(store.connection(), "acme", None)
             .expect("rows")

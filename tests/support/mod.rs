@@ -100,10 +100,59 @@ pub fn tick() -> Event {
     Event::Tick
 }
 
-/// A temporary folder with a klar database (`klar.db`) and fixture files, and
-/// the `klar` binary run inside it.
+/// A temporary folder with a klar database and fixture files, and the
+/// `klar` binary run inside it. The database is the folder's `klar.db`, or,
+/// with `KLAR_TEST_STORE=postgres`, a new database on a PostgreSQL cluster
+/// the test process starts (see [`postgres`]).
 pub struct Workspace {
     pub dir: tempfile::TempDir,
+    /// The store, as `--db` takes it.
+    pub db: String,
+}
+
+/// Whether the end-to-end tests run on PostgreSQL (`KLAR_TEST_STORE=postgres`).
+pub fn on_postgres() -> bool {
+    std::env::var("KLAR_TEST_STORE").is_ok_and(|v| v == "postgres")
+}
+
+/// The test process's PostgreSQL cluster, started on first use and stopped
+/// when the process exits.
+pub fn postgres() -> &'static klar::store::cluster::Cluster {
+    static CLUSTER: std::sync::OnceLock<klar::store::cluster::Cluster> = std::sync::OnceLock::new();
+    extern "C" fn stop() {
+        if let Some(cluster) = CLUSTER.get() {
+            let _ = cluster.stop();
+            cluster.remove_files();
+        }
+    }
+    CLUSTER.get_or_init(|| {
+        let cluster = klar::store::cluster::Cluster::start()
+            .unwrap_or_else(|e| panic!("a PostgreSQL cluster for the tests: {e}"));
+        // Statics are never dropped: stop the server when the process ends.
+        // SAFETY: `stop` is a plain function; atexit only keeps its address.
+        unsafe { libc::atexit(stop) };
+        cluster
+    })
+}
+
+/// A new, empty PostgreSQL database on the tests' cluster, as a URL.
+pub fn postgres_database() -> String {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = format!("t{}_{n}", std::process::id());
+    postgres()
+        .create_database(&name)
+        .unwrap_or_else(|e| panic!("database {name}: {e}"))
+        .to_string()
+}
+
+/// Where a new workspace in `dir` keeps its store.
+fn new_store(dir: &std::path::Path) -> String {
+    if on_postgres() {
+        postgres_database()
+    } else {
+        dir.join("klar.db").to_string_lossy().into_owned()
+    }
 }
 
 /// `klar init` in `dir` (its `klar.db`): every command but `init` and
@@ -122,8 +171,15 @@ impl Workspace {
     /// The fixture files and a new database (`klar init`).
     pub fn new(entries: &[(&str, &str)]) -> Workspace {
         let dir = files(entries);
-        init(dir.path());
-        Workspace { dir }
+        let db = new_store(dir.path());
+        let out = klar()
+            .current_dir(dir.path())
+            .env("KLAR_DB", &db)
+            .arg("init")
+            .output()
+            .expect("klar init runs");
+        assert!(out.status.success(), "klar init: {}", stderr(&out));
+        Workspace { dir, db }
     }
 
     pub fn path(&self) -> &std::path::Path {
@@ -138,7 +194,7 @@ impl Workspace {
     pub fn run_env(&self, env: &[(&str, &str)], args: &[&str]) -> Output {
         klar()
             .current_dir(self.path())
-            .env("KLAR_DB", self.path().join("klar.db"))
+            .env("KLAR_DB", &self.db)
             .envs(env.iter().copied())
             .args(args)
             .output()
@@ -162,13 +218,15 @@ impl Workspace {
     }
 
     pub fn store(&self) -> klar::store::Store {
-        klar::store::Store::open(&self.path().join("klar.db")).expect("the database opens")
+        klar::store::Store::open(klar::store::Location::from(self.db.as_str()))
+            .expect("the database opens")
     }
 
     /// A plain SQLite connection to the workspace's database, for what a test
     /// reads or tampers with beneath klar's own interface.
     #[allow(dead_code)]
     pub fn sql(&self) -> rusqlite::Connection {
+        assert!(!on_postgres(), "this test reads SQLite beneath klar");
         rusqlite::Connection::open(self.path().join("klar.db")).expect("the database opens")
     }
 }

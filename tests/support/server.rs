@@ -77,7 +77,7 @@ impl Server {
     fn spawn(ws: &Workspace, env: &[(&str, &str)], args: &[&str], now: &str) -> (Child, String) {
         let mut child = klar()
             .current_dir(ws.path())
-            .env("KLAR_DB", ws.path().join("klar.db"))
+            .env("KLAR_DB", &ws.db)
             .envs(env.iter().copied())
             .args(["serve", "--addr", "127.0.0.1:0", "--now", now])
             .args(args)
