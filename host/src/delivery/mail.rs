@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::time::SystemTime;
 
-use crate::store::Conn;
+use crate::store::{Claim, Conn};
 use chrono::{DateTime, Utc};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::{Message, SmtpTransport, Transport};
@@ -155,6 +155,31 @@ impl Mailer {
     ) -> Result<Report, StoreError> {
         let mut report = Report::default();
         for (tenant, from) in &self.from {
+            // Another klar instance sends this tenant's mails right now.
+            if !store.claim(Claim::Mails, tenant)? {
+                continue;
+            }
+            let sent = self.send_due(store, (tenant, from), retry, public_url, (now, now_ms));
+            store.release(Claim::Mails, tenant)?;
+            let sent = sent?;
+            report.delivered += sent.delivered;
+            report.failed += sent.failed;
+            report.parked += sent.parked;
+        }
+        Ok(report)
+    }
+
+    /// Sends the due e-mail requests of one tenant.
+    fn send_due(
+        &self,
+        store: &mut Store,
+        (tenant, from): (&String, &Mailbox),
+        retry: &Retry,
+        public_url: &str,
+        (now, now_ms): (DateTime<Utc>, i64),
+    ) -> Result<Report, StoreError> {
+        let mut report = Report::default();
+        {
             let due = webhooks::due(
                 store.connection(),
                 tenant,

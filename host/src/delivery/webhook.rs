@@ -14,7 +14,7 @@ use std::time::Duration;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::store::{Store, StoreError, webhooks};
+use crate::store::{Claim, Store, StoreError, webhooks};
 
 /// How hard klar tries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +57,14 @@ pub struct Report {
     pub delivered: usize,
     pub failed: usize,
     pub parked: usize,
+}
+
+impl Report {
+    fn add(&mut self, other: Report) {
+        self.delivered += other.delivered;
+        self.failed += other.failed;
+        self.parked += other.parked;
+    }
 }
 
 /// The wait before attempt `attempts + 1`.
@@ -102,6 +110,34 @@ pub fn deliver_due(
     let agent = targets.agent(retry.timeout);
     let mut report = Report::default();
     for hook in webhooks::all(conn)? {
+        // Another klar instance posts this tenant's actions right now.
+        if !store.claim(Claim::Webhook, &hook.tenant)? {
+            continue;
+        }
+        let posted = post_due(
+            store,
+            (&agent, &hook, retry),
+            public_url,
+            (now, now_ms),
+            &mailed,
+        );
+        store.release(Claim::Webhook, &hook.tenant)?;
+        report.add(posted?);
+    }
+    Ok(report)
+}
+
+/// Posts the due actions of one tenant to its webhook.
+fn post_due(
+    store: &Store,
+    (agent, hook, retry): (&ureq::Agent, &webhooks::Webhook, &Retry),
+    public_url: &str,
+    (now, now_ms): (i64, i64),
+    mailed: &impl Fn(&str) -> bool,
+) -> Result<Report, StoreError> {
+    let conn = store.connection();
+    let mut report = Report::default();
+    {
         let take = if mailed(&hook.tenant) {
             webhooks::Take::AllButMails
         } else {

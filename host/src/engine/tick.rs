@@ -22,7 +22,7 @@ use crate::plugin::{Case, Contact, Event};
 use crate::runtime::{LoadedPlugin, Session};
 use crate::store::audit::{self, Entry};
 use crate::store::tenants::{self, Tenant};
-use crate::store::{Store, StoreError, cases, evidence};
+use crate::store::{Claim, Store, StoreError, cases, evidence};
 
 /// What one tick did for one tenant.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -85,6 +85,31 @@ struct Batch {
 /// committed, and the next tick steps those cases again from their stored
 /// state.
 pub fn sweep(
+    store: &mut Store,
+    session: &mut Session,
+    (tenant, policy_sha256): (&Tenant, &str),
+    now: DateTime<Utc>,
+    batch: usize,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<TickReport, StoreError> {
+    // Another klar instance on the same PostgreSQL sweeps this tenant now:
+    // its sweep steps what is due, this one would only wait for its locks.
+    if !store.claim(Claim::Sweep, &tenant.id)? {
+        return Ok(TickReport::default());
+    }
+    let swept = sweep_claimed(
+        store,
+        session,
+        (tenant, policy_sha256),
+        now,
+        batch,
+        progress,
+    );
+    store.release(Claim::Sweep, &tenant.id)?;
+    swept
+}
+
+fn sweep_claimed(
     store: &mut Store,
     session: &mut Session,
     (tenant, policy_sha256): (&Tenant, &str),

@@ -78,11 +78,19 @@ thread_local! {
 /// hottest call, which reads two rows (a few microseconds). In WAL mode a
 /// read never waits for the writer, so the async worker is not held up.
 /// Anything that writes, or reads much, goes through [`with_store`].
+///
+/// On PostgreSQL a read is a round trip to the server, and the driver runs
+/// it on a runtime of its own, which may not start on an async worker: the
+/// worker hands its other tasks on while it waits (`block_in_place`).
 pub(crate) fn with_reader<T>(
     state: &State,
     work: impl FnOnce(&mut Store) -> Result<T, ApiError>,
 ) -> Result<T, ApiError> {
-    on_this_thread(&state.db, work)
+    if state.db.is_postgres() {
+        tokio::task::block_in_place(|| on_this_thread(&state.db, work))
+    } else {
+        on_this_thread(&state.db, work)
+    }
 }
 
 /// `work` with this thread's connection to `db`, opened on first use.

@@ -117,7 +117,10 @@ pub fn append(tx: &Tx<'_>, tenant: &str, entry: Entry) -> Result<Row> {
         .map(|(_, seq, hash)| (seq, hash));
     let last = match cached {
         Some(head) => Some(head),
-        None => head(tx, tenant)?,
+        None => {
+            tx.serialise_tenant(tenant)?;
+            head(tx, tenant)?
+        }
     };
     let (seq, prev_hash) = match last {
         Some((seq, hash)) => (seq + 1, hash),

@@ -152,6 +152,37 @@ pub struct Tx<'a> {
     /// The outbox's last `seq` as this transaction wrote it: (tenant, seq),
     /// for the same reason as `audit_head` (see `outbox::insert`).
     pub(in crate::store) outbox_head: std::cell::RefCell<Option<(String, i64)>>,
+    /// The tenants whose writes this transaction serialises (PostgreSQL
+    /// only; see [`Tx::serialise_tenant`]).
+    locked_tenants: std::cell::RefCell<Vec<String>>,
+}
+
+/// The namespaces (first key) of klar's advisory locks on PostgreSQL; the
+/// second key is the tenant's `hashtext`. Two tenants with the same hash
+/// only wait for each other.
+const TENANT_WRITES_LOCK: i32 = 0x006b_6c01;
+
+/// Work on a tenant that one klar instance at a time does (see
+/// [`Store::claim`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// Stepping the due cases.
+    Sweep,
+    /// Sending the outbox's e-mails.
+    Mails,
+    /// Posting the outbox's actions to the webhook.
+    Webhook,
+}
+
+impl Claim {
+    /// The first key of its advisory lock.
+    fn lock(self) -> i32 {
+        match self {
+            Claim::Sweep => 0x006b_6c02,
+            Claim::Mails => 0x006b_6c03,
+            Claim::Webhook => 0x006b_6c04,
+        }
+    }
 }
 
 pub(in crate::store) type TextsSent =
@@ -161,6 +192,25 @@ pub(in crate::store) type CountDeltas =
     std::collections::HashMap<(String, &'static str, &'static str), i64>;
 
 impl Tx<'_> {
+    /// Makes this transaction the tenant's only writer of numbered rows
+    /// until it ends. The audit chain and the outbox are numbered per
+    /// tenant, and each number follows the last one written: on SQLite, its
+    /// single write lock keeps two transactions from taking the same; on
+    /// PostgreSQL, where several klar instances write at once, a
+    /// transaction-scoped advisory lock per tenant does, taken before the
+    /// last number is read. It ends with the transaction (or the crashed
+    /// instance's connection), so nobody is left waiting for a dead peer.
+    pub(in crate::store) fn serialise_tenant(&self, tenant: &str) -> Result<()> {
+        if !self.sql().is_postgres() || self.locked_tenants.borrow().iter().any(|t| t == tenant) {
+            return Ok(());
+        }
+        self.sql()
+            .prepare_cached("SELECT pg_advisory_xact_lock(?1, hashtext(?2))")?
+            .query_row(sql::params![TENANT_WRITES_LOCK, tenant], |_| Ok(()))?;
+        self.locked_tenants.borrow_mut().push(tenant.to_owned());
+        Ok(())
+    }
+
     /// Writes the case counts this transaction changed.
     fn flush_case_counts(&self) -> Result<()> {
         let deltas = std::mem::take(&mut *self.case_counts.borrow_mut());
@@ -414,6 +464,7 @@ impl Store {
             texts_sent: std::cell::RefCell::new(TextsSent::new()),
             next_token_row: std::cell::Cell::new(None),
             outbox_head: std::cell::RefCell::new(None),
+            locked_tenants: std::cell::RefCell::new(Vec::new()),
         };
         let value = work(&tx)?;
         tx.flush_case_counts()?;
@@ -423,6 +474,36 @@ impl Store {
 
     pub fn connection(&self) -> &Conn {
         &self.conn
+    }
+
+    /// Claims `work` on `tenant` for this connection: false if another klar
+    /// instance does it right now. On PostgreSQL this is a session-scoped
+    /// advisory lock, which the server drops with a crashed instance's
+    /// connection, so a dead peer blocks nobody. One sweeper per tenant at a
+    /// time is how every due case is stepped once (the tenant's audit chain
+    /// takes its writes one after the other anyway); one sender per tenant
+    /// is how no request goes out twice. SQLite has one writer at a time
+    /// already: always true.
+    pub fn claim(&self, work: Claim, tenant: &str) -> Result<bool> {
+        if !self.conn.0.is_postgres() {
+            return Ok(true);
+        }
+        self.conn
+            .0
+            .prepare_cached("SELECT pg_try_advisory_lock(?1, hashtext(?2))")?
+            .query_row(sql::params![work.lock(), tenant], |r| r.get(0))
+            .map_err(Error)
+    }
+
+    /// Gives up a claim of [`Store::claim`].
+    pub fn release(&self, work: Claim, tenant: &str) -> Result<()> {
+        if self.conn.0.is_postgres() {
+            self.conn
+                .0
+                .prepare_cached("SELECT pg_advisory_unlock(?1, hashtext(?2))")?
+                .query_row(sql::params![work.lock(), tenant], |_| Ok(()))?;
+        }
+        Ok(())
     }
 
     /// Runs `work` (a long run of write transactions, such as a sweep) while

@@ -155,10 +155,12 @@ pub fn insert(
         .map(|(_, seq)| seq);
     let last = match cached {
         Some(seq) => seq,
-        None => tx
-            .sql()
-            .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM outbox WHERE tenant = ?1")?
-            .query_row([tenant], |r| r.get(0))?,
+        None => {
+            tx.serialise_tenant(tenant)?;
+            tx.sql()
+                .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM outbox WHERE tenant = ?1")?
+                .query_row([tenant], |r| r.get(0))?
+        }
     };
     let seq = last + 1;
     tx.sql()

@@ -91,25 +91,28 @@ fn id_of_row(row: i64) -> String {
     format!("r{row:015}")
 }
 
-/// PostgreSQL has no rowid: the number follows the newest sequential id
-/// (`r` and 15 digits; older ids are hex and never start with `r`).
-const NEXT_ROW_PG: &str = "SELECT COALESCE(MAX(CAST(substr(id, 2) AS BIGINT)), 0) + 1
-     FROM response_tokens WHERE id >= 'r' AND id < 's'";
+/// PostgreSQL has no rowid, and several klar instances issue tokens at
+/// once: the numbers come from a sequence (see `migrations/pg/002`), which
+/// never hands one out twice.
+const NEXT_ROW_PG: &str = "SELECT nextval('response_token_rows')";
 
 /// The row number the next token of this transaction gets. Only this
 /// module inserts tokens, and SQLite lets one transaction write at a time
 /// (a transaction whose snapshot is older than the last commit cannot
 /// start writing), so the number read once stays free until commit.
 fn next_row(tx: &Tx<'_>) -> Result<i64> {
+    if tx.sql().is_postgres() {
+        return tx
+            .sql()
+            .prepare_cached(NEXT_ROW_PG)?
+            .query_row((), |r| r.get(0))
+            .map_err(Error::from);
+    }
     let row = match tx.next_token_row.get() {
         Some(row) => row,
         None => tx
             .sql()
-            .prepare_cached(if tx.sql().is_postgres() {
-                NEXT_ROW_PG
-            } else {
-                "SELECT COALESCE(MAX(rowid), 0) + 1 FROM response_tokens"
-            })?
+            .prepare_cached("SELECT COALESCE(MAX(rowid), 0) + 1 FROM response_tokens")?
             .query_row((), |r| r.get(0))?,
     };
     tx.next_token_row.set(Some(row + 1));

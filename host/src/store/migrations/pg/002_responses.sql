@@ -22,8 +22,10 @@ CREATE TABLE consent_texts (
 -- SQLite gives this table a hidden rowid, and klar uses it: `tokens.rs`
 -- numbers each token by `MAX(rowid) + 1` and inserts that number as `rowid`
 -- (it leads the secret and makes the id `r%015d`). PostgreSQL has no rowid
--- and this table has the same columns as in SQLite, so that Rust code must
--- take the number from elsewhere (see README.md, "No rowid").
+-- and this table has the same columns as in SQLite; the numbers come from
+-- the sequence below, which several klar instances can draw from at once.
+CREATE SEQUENCE response_token_rows;
+
 CREATE TABLE response_tokens (
     -- Public, for evidence and logs: the first 16 hex digits of the hash.
     id          TEXT PRIMARY KEY,
