@@ -449,6 +449,10 @@ pub enum Command {
     #[command(subcommand)]
     Policy(PolicyCommand),
 
+    /// Move a whole store between SQLite and PostgreSQL.
+    #[command(subcommand)]
+    Store(StoreCommand),
+
     /// Run one step of one case and print the outcome as JSON: the new case, the
     /// actions for the host, and the trace of which hook decided what.
     Step(StepArgs),
@@ -463,6 +467,21 @@ pub enum Command {
     /// Measure policy steps per second through the component and natively, in
     /// the same run, and print the ratio.
     Bench(crate::bench::BenchCli),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Copy everything in one store into another, empty one (a SQLite file
+    /// or a PostgreSQL URL each), in one transaction; the audit chains are
+    /// verified on both sides.
+    Copy {
+        /// The store to copy (it is only read).
+        #[arg(long, value_name = "FILE|URL")]
+        from: crate::store::Location,
+        /// The store to copy into: a new file, or an empty PostgreSQL database.
+        #[arg(long, value_name = "FILE|URL")]
+        to: crate::store::Location,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -253,6 +253,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             parked,
             json,
         } => outbox::outbox(&db, &tenant, contact.as_deref(), all, parked, json),
+        Command::Store(StoreCommand::Copy { from, to }) => setup::store_copy(&from, &to),
         Command::Openapi => {
             println!("{}", crate::serve::openapi_json());
             Ok(ExitCode::SUCCESS)

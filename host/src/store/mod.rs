@@ -18,6 +18,7 @@ pub mod bench;
 pub mod cases;
 pub mod cluster;
 pub mod contacts;
+pub mod copy;
 pub mod evidence;
 pub mod idempotency;
 pub mod imports;

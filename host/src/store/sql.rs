@@ -975,6 +975,19 @@ impl<'c> Stmt<'c> {
         }
     }
 
+    /// The names of the columns it returns.
+    pub fn column_names(&self) -> Vec<String> {
+        match &self.0 {
+            StmtInner::SqliteCached(stmt) => stmt.column_names().map(str::to_owned).collect(),
+            StmtInner::Sqlite(stmt) => stmt.column_names().map(str::to_owned).collect(),
+            StmtInner::Pg(_, statement) => statement
+                .columns()
+                .iter()
+                .map(|c| c.name().to_owned())
+                .collect(),
+        }
+    }
+
     /// Runs the statement; returns how many rows it changed.
     pub fn execute<P: Params>(&mut self, params: P) -> Result<usize> {
         if let Some(stmt) = self.sqlite() {
