@@ -150,3 +150,272 @@ fn a_database_that_cannot_be_reached_is_a_clear_error() {
     );
     assert!(err.contains("no_such_db"), "{err}");
 }
+
+/// `n` contacts, as the import reads them.
+fn contacts(n: usize) -> String {
+    let mut csv =
+        String::from("external_id,first_name,last_name,email,phone,owner,source,created_at\n");
+    for i in 0..n {
+        csv.push_str(&format!(
+            "K{i:05},Vor{i},Nach{i},k{i}@example.de,,vertrieb,messe,2024-0{}-01\n",
+            1 + i % 9
+        ));
+    }
+    csv
+}
+
+/// What a run leaves that must not depend on how many instances ran it:
+/// every case, and every outbox action as (contact, kind, attempt), sorted.
+type Outcome = (Value, Vec<(String, String, u64)>, i64);
+
+fn outcome(ws: &Workspace, audit_rows: i64) -> Outcome {
+    let mut cases = json(ws, &["cases", "acme", "--json", "--now", &at(30)]);
+    if let Some(all) = cases.as_array_mut() {
+        for case in all {
+            if let Some(case) = case.as_object_mut() {
+                case.retain(|k, _| ["contact", "purpose", "state", "band"].contains(&k.as_str()));
+            }
+        }
+    }
+    let mut actions: Vec<(String, String, u64)> = json(ws, &["outbox", "acme", "--all", "--json"])
+        .as_array()
+        .map(|all| {
+            all.iter()
+                .map(|a| {
+                    (
+                        a["contact"].as_str().unwrap_or_default().to_owned(),
+                        a["kind"].as_str().unwrap_or_default().to_owned(),
+                        a["payload"]["attempt"].as_u64().unwrap_or(0),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    actions.sort();
+    (cases, actions, audit_rows)
+}
+
+/// Answers the requests of every 7th contact (yes) and every 11th (no).
+fn answer_some(ws: &Workspace, day: i64) {
+    let outbox = json(ws, &["outbox", "acme", "--json"]);
+    for item in outbox.as_array().into_iter().flatten() {
+        let contact = item["contact"].as_str().unwrap_or_default();
+        let n: usize = contact[1..].parse().unwrap_or(1);
+        let answer = match (n % 7, n % 11) {
+            (0, _) => "accept",
+            (_, 0) => "refuse",
+            _ => continue,
+        };
+        if let Some(token) = item["payload"]["token"].as_str() {
+            ws.ok(&["respond", token, answer, "--now", &at(day)]);
+        }
+    }
+}
+
+#[test]
+fn ticks_of_three_processes_at_once_step_every_case_once_even_when_one_is_killed() {
+    const CONTACTS: usize = 3_000;
+    let policy = format!("{}/../rules/default.rhai", env!("CARGO_MANIFEST_DIR"));
+    let setup = |ws: &Workspace| {
+        ws.write("contacts.csv", &contacts(CONTACTS));
+        ws.ok(&[
+            "tenant",
+            "add",
+            "acme",
+            "--name",
+            "ACME",
+            "--policy",
+            &policy,
+            "--now",
+            &at(0),
+        ]);
+        ws.ok(&["import", "acme", "contacts.csv", "--now", &at(0)]);
+    };
+
+    // One process on a SQLite file: the reference.
+    let single = workspace({
+        let dir = tempfile::tempdir().expect("dir");
+        let db = dir
+            .path()
+            .join("reference.db")
+            .to_string_lossy()
+            .into_owned();
+        std::mem::forget(dir); // removed with the workspace's own folder below
+        db
+    });
+    setup(&single);
+    for (day, answers) in [(0, true), (8, false), (30, false)] {
+        single.ok(&["tick", "--now", &at(day)]);
+        if answers {
+            answer_some(&single, day + 1);
+        }
+    }
+    let reference_rows: i64 = rusqlite::Connection::open(&single.db)
+        .expect("opens")
+        .query_row("SELECT COUNT(*) FROM audit_log", [], |r| r.get(0))
+        .expect("counts");
+
+    // Three at once on PostgreSQL, one of them killed on day 8.
+    let url = support::postgres_database();
+    let shared = workspace(url.clone());
+    setup(&shared);
+    let ticks = |day: i64| -> Vec<std::process::Child> {
+        (0..3)
+            .map(|_| {
+                klar()
+                    .current_dir(shared.path())
+                    .env("KLAR_DB", &url)
+                    .args(["tick", "--now", &at(day)])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("klar tick starts")
+            })
+            .collect()
+    };
+    let wait = |children: Vec<std::process::Child>| {
+        for child in children {
+            let out = child.wait_with_output().expect("waits");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    };
+    wait(ticks(0));
+    answer_some(&shared, 1);
+    let mut day8 = ticks(8);
+    // Killed in the middle of its sweep, or while the others wait for it.
+    std::thread::sleep(std::time::Duration::from_millis(1_500));
+    let mut killed = day8.remove(0);
+    killed.kill().expect("SIGKILL");
+    let _ = killed.wait();
+    wait(day8);
+    // Cron's next run finishes what the killed one left.
+    wait(ticks(8));
+    wait(ticks(30));
+
+    let verify = shared.ok(&["audit", "verify"]);
+    assert!(verify.contains("audit chain intact"), "{verify}");
+    let mut client = postgres::Client::connect(&url, postgres::NoTls).expect("connects");
+    let rows: i64 = client
+        .query_one("SELECT COUNT(*) FROM audit_log", &[])
+        .expect("counts")
+        .get(0);
+    let on_postgres = outcome(&shared, rows);
+    let on_sqlite = outcome(&single, reference_rows);
+    // No action twice.
+    let mut unique = on_postgres.1.clone();
+    unique.dedup();
+    assert_eq!(
+        unique.len(),
+        on_postgres.1.len(),
+        "an action was queued twice"
+    );
+    assert_eq!(on_postgres.1.len(), on_sqlite.1.len());
+    assert_eq!(on_postgres.1, on_sqlite.1);
+    assert_eq!(on_postgres.0, on_sqlite.0);
+    assert_eq!(on_postgres.2, on_sqlite.2, "audit rows");
+    assert!(on_postgres.1.len() > CONTACTS, "reminders went out too");
+}
+
+#[test]
+fn store_copy_moves_the_demo_to_postgresql_and_back_and_both_go_on_alike() {
+    const END: &str = "2026-11-30T08:00:00Z";
+    const LATER: &str = "2026-12-20T08:00:00Z";
+    let ws = Workspace {
+        dir: support::files(&[]),
+        db: String::new(),
+    };
+    let file = |name: &str| ws.path().join(name).to_string_lossy().into_owned();
+    let (demo, back) = (file("demo.db"), file("back.db"));
+    let run = |db: &str, args: &[&str]| -> String {
+        let out = klar()
+            .current_dir(ws.path())
+            .env("KLAR_DB", db)
+            .args(args)
+            .output()
+            .expect("klar runs");
+        assert!(out.status.success(), "{args:?} on {db}: {}", stderr(&out));
+        stdout(&out)
+    };
+    run(
+        &demo,
+        &[
+            "demo",
+            "--contacts",
+            "120",
+            "--days",
+            "60",
+            "--seed",
+            "7",
+            "--now",
+            END,
+        ],
+    );
+    let url = support::postgres_database();
+
+    let there = run(&demo, &["store", "copy", "--from", &demo, "--to", &url]);
+    assert!(there.contains("demo: audit chain intact in "), "{there}");
+    let contacts_line = there
+        .lines()
+        .find(|l| l.starts_with("contacts "))
+        .unwrap_or_default();
+    assert!(contacts_line.ends_with(" 120"), "{there}");
+    let back_again = run(&url, &["store", "copy", "--from", &url, "--to", &back]);
+    assert!(back_again.contains("audit chain intact"), "{back_again}");
+    for db in [&url, &back] {
+        assert_eq!(run(db, &["audit", "verify"]), "demo: audit chain intact\n");
+    }
+    let cases = |db: &str| run(db, &["cases", "demo", "--json", "--now", END]);
+    assert_eq!(cases(&url), cases(&demo));
+    assert_eq!(cases(&back), cases(&demo));
+
+    // A copy is refused where there is something already.
+    let refused = klar()
+        .args(["store", "copy", "--from", &demo, "--to", &url])
+        .output()
+        .expect("runs");
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("the target is not empty: its table tenants has 1 row(s)"),
+        "{}",
+        stderr(&refused)
+    );
+
+    // All three go on alike: their counters (link numbers, evidence ids)
+    // follow the copied rows. New contacts are asked, with new links.
+    ws.write("new.csv", &CSV.replace("C0000", "N0000"));
+    for db in [&demo, &url, &back] {
+        run(db, &["import", "demo", "new.csv", "--now", LATER]);
+        run(db, &["tick", "--now", LATER]);
+        assert_eq!(run(db, &["audit", "verify"]), "demo: audit chain intact\n");
+    }
+    let later = |db: &str| run(db, &["cases", "demo", "--json", "--now", LATER]);
+    assert_eq!(later(&url), later(&demo));
+    assert_eq!(later(&back), later(&demo));
+    // The same actions with the same link numbers; only the secrets' random
+    // part differs.
+    let outbox = |db: &str| -> Value {
+        let mut all: Value =
+            serde_json::from_str(&run(db, &["outbox", "demo", "--all", "--json"])).expect("JSON");
+        for item in all.as_array_mut().into_iter().flatten() {
+            if let Some(payload) = item["payload"].as_object_mut() {
+                payload.remove("token");
+            }
+        }
+        all
+    };
+    let new_links = outbox(&demo)
+        .as_array()
+        .map(|all| {
+            all.iter()
+                .filter(|i| i["contact"] == "N00001" && i["kind"] == "send-request")
+                .count()
+        })
+        .unwrap_or(0);
+    assert_eq!(new_links, 1, "the new contact was asked once");
+    assert_eq!(outbox(&url), outbox(&demo));
+    assert_eq!(outbox(&back), outbox(&demo));
+}
