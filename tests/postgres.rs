@@ -419,3 +419,296 @@ fn store_copy_moves_the_demo_to_postgresql_and_back_and_both_go_on_alike() {
     assert_eq!(outbox(&url), outbox(&demo));
     assert_eq!(outbox(&back), outbox(&demo));
 }
+
+/// A `klar serve` on the shared database, its clock fixed at `now`, ticking
+/// every second.
+struct Instance {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Instance {
+    fn start(ws: &Workspace, now: &str) -> Instance {
+        use std::io::BufRead;
+        let mut child = klar()
+            .current_dir(ws.path())
+            .env("KLAR_DB", &ws.db)
+            .args([
+                "serve",
+                "--addr",
+                "127.0.0.1:0",
+                "--tick-seconds",
+                "1",
+                "--now",
+                now,
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("klar serve starts");
+        let mut reader = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("the listening line");
+        let url = line
+            .trim()
+            .strip_prefix("klar serve: listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        std::thread::spawn(move || for _ in reader.lines() {});
+        if let Some(stderr) = child.stderr.take() {
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(stderr)
+                    .lines()
+                    .map_while(Result::ok)
+                {
+                    println!("klar serve: {line}");
+                }
+            });
+        }
+        Instance { child, url }
+    }
+
+    fn kill(mut self) {
+        // SIGKILL: no goodbye to the database.
+        self.child.kill().expect("SIGKILL");
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+/// Answers a request through its link on `instance`, as a browser does:
+/// the page, then the form with its CSRF pair.
+fn answer_by_link(instance: &Instance, token: &str, answer: &str) {
+    let agent = agent();
+    let url = format!("{}/r/{token}", instance.url);
+    let mut page = agent.get(&url).call().expect("the page");
+    let page = page.body_mut().read_to_string().expect("the page's text");
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no CSRF field in {page}"))
+        .to_owned();
+    let response = agent
+        .post(&url)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header("Cookie", &format!("klar_csrf={csrf}"))
+        .send(format!("answer={answer}&csrf={csrf}"))
+        .expect("the answer");
+    assert_eq!(response.status(), 200, "{answer} by {url}");
+}
+
+/// A CRM's event through the API of `instance`.
+fn event(instance: &Instance, key: &str, contact: &str, kind: &str) {
+    let response = agent()
+        .post(&format!("{}/v1/contacts/{contact}/events", instance.url))
+        .header("Authorization", &format!("Bearer {key}"))
+        .header("Content-Type", "application/json")
+        .send(format!("{{\"type\":\"{kind}\"}}"))
+        .expect("the event");
+    assert_eq!(response.status(), 200, "{kind} for {contact}");
+}
+
+/// The cases still due at `now` (what a sweep has left to do).
+fn still_due(client: &mut postgres::Client, now: &str) -> i64 {
+    let now = chrono::DateTime::parse_from_rfc3339(now)
+        .expect("a time")
+        .timestamp();
+    client
+        .query_one(
+            "SELECT COUNT(*) FROM cases WHERE due_at <= $1 AND needs_attention IS NULL
+               AND state <> 'awaiting-decision'",
+            &[&now],
+        )
+        .expect("counts")
+        .get(0)
+}
+
+fn wait_until_swept(client: &mut postgres::Client, now: &str) {
+    let started = std::time::Instant::now();
+    while still_due(client, now) > 0 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(600),
+            "the instances did not finish the sweep of {now}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// Whom the scenario answers for, and how: every 200th contact says yes,
+/// every 300th no (yes wins where both), and every 400th, having said yes,
+/// withdraws through the CRM on day 8.
+fn answer_of(contact: &str) -> Option<&'static str> {
+    let n: usize = contact[1..].parse().unwrap_or(1);
+    match (n % 200, n % 300) {
+        (0, _) => Some("accept"),
+        (_, 0) => Some("refuse"),
+        _ => None,
+    }
+}
+
+#[test]
+fn three_servers_on_one_database_step_every_case_once_and_match_one_on_sqlite() {
+    const CONTACTS: usize = 20_000;
+    let setup = |ws: &Workspace| -> String {
+        let policy = format!("{}/../rules/default.rhai", env!("CARGO_MANIFEST_DIR"));
+        ws.write("contacts.csv", &contacts(CONTACTS));
+        ws.ok(&[
+            "tenant",
+            "add",
+            "acme",
+            "--name",
+            "ACME",
+            "--policy",
+            &policy,
+            "--now",
+            &at(0),
+        ]);
+        ws.ok(&["import", "acme", "contacts.csv", "--now", &at(0)]);
+        ws.ok(&[
+            "apikey",
+            "create",
+            "acme",
+            "--name",
+            "crm",
+            "--scope",
+            "crm",
+            "--now",
+            &at(0),
+        ])
+        .trim()
+        .to_owned()
+    };
+    let tokens = |ws: &Workspace| -> Vec<(String, String)> {
+        json(ws, &["outbox", "acme", "--json"])
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|i| i["kind"] == "send-request")
+            .filter_map(|i| {
+                Some((
+                    i["contact"].as_str()?.to_owned(),
+                    i["payload"]["token"].as_str()?.to_owned(),
+                ))
+            })
+            .collect()
+    };
+
+    // The reference: one process on a SQLite file, through the CLI, on its
+    // own thread meanwhile (the servers mostly wait for PostgreSQL).
+    let reference = std::thread::spawn(move || {
+        let single = workspace({
+            let dir = tempfile::tempdir().expect("dir");
+            let db = dir
+                .path()
+                .join("reference.db")
+                .to_string_lossy()
+                .into_owned();
+            std::mem::forget(dir);
+            db
+        });
+        setup(&single);
+        single.ok(&["tick", "--now", &at(0)]);
+        for (contact, token) in tokens(&single) {
+            if let Some(answer) = answer_of(&contact) {
+                single.ok(&["respond", &token, answer, "--now", &at(0)]);
+            }
+        }
+        single.ok(&["tick", "--now", &at(8)]);
+        for n in (400..CONTACTS).step_by(400) {
+            single.ok(&["withdraw", "acme", &format!("K{n:05}"), "--now", &at(8)]);
+        }
+        single.ok(&["tick", "--now", &at(30)]);
+        let rows: i64 = rusqlite::Connection::open(&single.db)
+            .expect("opens")
+            .query_row("SELECT COUNT(*) FROM audit_log", [], |r| r.get(0))
+            .expect("counts");
+        outcome(&single, rows)
+    });
+
+    // Three servers on one PostgreSQL database.
+    let shared = workspace(support::postgres_database());
+    let key = setup(&shared);
+    let mut client = postgres::Client::connect(&shared.db, postgres::NoTls).expect("connects");
+    let requests = |client: &mut postgres::Client| -> i64 {
+        client
+            .query_one(
+                "SELECT COUNT(*) FROM outbox WHERE kind = 'send-request'",
+                &[],
+            )
+            .expect("counts")
+            .get(0)
+    };
+    // Day 0: the first server starts sweeping alone, two more join, and the
+    // first is killed in the middle of its sweep.
+    let first = Instance::start(&shared, &at(0));
+    let started = std::time::Instant::now();
+    while requests(&mut client) < 2_000 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(300),
+            "no sweep"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let mut instances = vec![
+        Instance::start(&shared, &at(0)),
+        Instance::start(&shared, &at(0)),
+    ];
+    let before_kill = requests(&mut client);
+    first.kill();
+    assert!(
+        before_kill < CONTACTS as i64,
+        "the sweep was over before the kill"
+    );
+    wait_until_swept(&mut client, &at(0));
+    // The link answers arrive at any of them.
+    for (i, (contact, token)) in tokens(&shared).into_iter().enumerate() {
+        if let Some(answer) = answer_of(&contact) {
+            answer_by_link(&instances[i % 2], &token, answer);
+        }
+    }
+    // Day 8: three servers again; the CRM's withdrawals arrive at any of them.
+    instances.clear();
+    let instances: Vec<Instance> = (0..3).map(|_| Instance::start(&shared, &at(8))).collect();
+    for (i, n) in (400..CONTACTS).step_by(400).enumerate() {
+        event(&instances[i % 3], &key, &format!("K{n:05}"), "withdraw");
+    }
+    wait_until_swept(&mut client, &at(8));
+    drop(instances);
+    // Day 30.
+    let instances: Vec<Instance> = (0..3).map(|_| Instance::start(&shared, &at(30))).collect();
+    wait_until_swept(&mut client, &at(30));
+    drop(instances);
+
+    let verify = shared.ok(&["audit", "verify"]);
+    assert!(verify.contains("audit chain intact"), "{verify}");
+    let rows: i64 = client
+        .query_one("SELECT COUNT(*) FROM audit_log", &[])
+        .expect("counts")
+        .get(0);
+    let on_postgres = outcome(&shared, rows);
+    let on_sqlite = reference.join().expect("the reference run");
+    let mut unique = on_postgres.1.clone();
+    unique.dedup();
+    assert_eq!(
+        unique.len(),
+        on_postgres.1.len(),
+        "an action was queued twice"
+    );
+    assert_eq!(on_postgres.1, on_sqlite.1);
+    assert_eq!(on_postgres.0, on_sqlite.0);
+    assert_eq!(on_postgres.2, on_sqlite.2, "audit rows");
+}
