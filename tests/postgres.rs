@@ -712,3 +712,28 @@ fn three_servers_on_one_database_step_every_case_once_and_match_one_on_sqlite() 
     assert_eq!(on_postgres.0, on_sqlite.0);
     assert_eq!(on_postgres.2, on_sqlite.2, "audit rows");
 }
+
+#[test]
+fn the_postgresql_benchmark_prints_one_and_two_instances_next_to_sqlite() {
+    let out = klar()
+        .args([
+            "bench", "postgres", "--cases", "300", "--batch", "50", "--json",
+        ])
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let figures: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    for field in [
+        "sqlite_cases_per_s",
+        "postgres_one_instance_cases_per_s",
+        "postgres_two_instances_cases_per_s",
+        "postgres_one_vs_sqlite",
+        "postgres_two_vs_one",
+    ] {
+        assert!(
+            figures[field].as_f64().is_some_and(|x| x > 0.0),
+            "{field}: {figures:#}"
+        );
+    }
+    assert_eq!(figures["cases"], 300);
+}

@@ -13,6 +13,7 @@
 mod api;
 mod cockpit;
 mod list;
+mod postgres;
 mod steps;
 mod store;
 
@@ -24,6 +25,7 @@ use anyhow::Result;
 pub use api::{ApiArgs, Load, parse_wrk};
 pub use cockpit::CockpitArgs;
 pub use list::ListArgs;
+pub use postgres::PostgresArgs;
 pub use steps::{StepsArgs, workload};
 pub use store::{ImportArgs, SweepArgs};
 
@@ -50,6 +52,8 @@ pub enum BenchWhat {
     Cockpit(CockpitArgs),
     /// A campaign list in one POST /v1/use, vs one "may I use?" call per id.
     List(ListArgs),
+    /// The sweep on PostgreSQL, by one instance and by two, vs SQLite.
+    Postgres(PostgresArgs),
 }
 
 pub fn run(plugin: Option<&Path>, cli: &BenchCli) -> Result<ExitCode> {
@@ -61,5 +65,6 @@ pub fn run(plugin: Option<&Path>, cli: &BenchCli) -> Result<ExitCode> {
         Some(BenchWhat::Api(args)) => api::run(args),
         Some(BenchWhat::Cockpit(args)) => cockpit::run(args),
         Some(BenchWhat::List(args)) => list::run(args),
+        Some(BenchWhat::Postgres(args)) => postgres::run(plugin, args),
     }
 }

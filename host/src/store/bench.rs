@@ -20,15 +20,23 @@ pub fn due_cases(
     body: &str,
     created: i64,
 ) -> Result<()> {
-    tx.sql().execute(
+    // PostgreSQL has `generate_series` and no `printf`.
+    let contacts = if tx.sql().is_postgres() {
+        "INSERT INTO contacts (tenant, id, first_name, last_name, email, phone, owner, source, language, created_at)
+         SELECT ?3, 'C' || lpad(i::text, 7, '0'), 'Jürgen', 'Müller', 'kontakt' || i || '@example.de',
+                CASE WHEN i % 2 = 0 THEN '+49 30 ' || lpad(i::text, 7, '0') END,
+                CASE i % 3 WHEN 0 THEN 'jk' WHEN 1 THEN 'mb' ELSE 'sr' END, 'import', 'de', ?2
+         FROM generate_series(1, CAST(?1 AS BIGINT)) AS n(i)"
+    } else {
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)
          INSERT INTO contacts (tenant, id, first_name, last_name, email, phone, owner, source, language, created_at)
          SELECT ?3, printf('C%07d', i), 'Jürgen', 'Müller', printf('kontakt%d@example.de', i),
                 CASE WHEN i % 2 = 0 THEN printf('+49 30 %07d', i) END,
                 CASE i % 3 WHEN 0 THEN 'jk' WHEN 1 THEN 'mb' ELSE 'sr' END, 'import', 'de', ?2
-         FROM n",
-        params![cases, created, tenant],
-    )?;
+         FROM n"
+    };
+    tx.sql()
+        .execute(contacts, params![cases, created, tenant])?;
     tx.sql().execute(
         "INSERT INTO cases (tenant, contact, purpose, state, band, body, due_at, updated_at)
          SELECT ?4, id, ?1, 'unclarified', 'to-clarify', ?2, ?3, ?3 FROM contacts WHERE tenant = ?4",

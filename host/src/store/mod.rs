@@ -388,6 +388,11 @@ impl Store {
         Store::open(location)
     }
 
+    /// Refreshes the planner's statistics (after a bulk load).
+    pub fn analyze(&self) -> Result<()> {
+        Ok(self.conn.0.execute_batch("ANALYZE")?)
+    }
+
     /// Whether the store is on PostgreSQL.
     pub fn is_postgres(&self) -> bool {
         self.conn.0.is_postgres()
