@@ -31,6 +31,52 @@ fn workspace(db: String) -> Workspace {
     ws
 }
 
+/// A workspace whose store is a SQLite file in its folder (whatever
+/// `KLAR_TEST_STORE` says): the reference the PostgreSQL runs are held to.
+fn sqlite_workspace() -> Workspace {
+    let dir = support::files(&[("contacts.csv", CSV)]);
+    let db = dir.path().join("klar.db").to_string_lossy().into_owned();
+    let ws = Workspace { dir, db };
+    ws.ok(&["init"]);
+    ws
+}
+
+/// A new API key of `acme` for a CRM.
+fn crm_key(ws: &Workspace) -> String {
+    ws.ok(&[
+        "apikey",
+        "create",
+        "acme",
+        "--name",
+        "crm",
+        "--scope",
+        "crm",
+        "--now",
+        &at(0),
+    ])
+    .trim()
+    .to_owned()
+}
+
+/// The tenant `acme` on the default policy with `n` contacts, imported on
+/// day 0.
+fn acme_with_contacts(ws: &Workspace, n: usize) {
+    let policy = format!("{}/../rules/default.rhai", env!("CARGO_MANIFEST_DIR"));
+    ws.write("contacts.csv", &contacts(n));
+    ws.ok(&[
+        "tenant",
+        "add",
+        "acme",
+        "--name",
+        "ACME",
+        "--policy",
+        &policy,
+        "--now",
+        &at(0),
+    ]);
+    ws.ok(&["import", "acme", "contacts.csv", "--now", &at(0)]);
+}
+
 fn json(ws: &Workspace, args: &[&str]) -> Value {
     serde_json::from_str(&ws.ok(args)).expect("JSON output")
 }
@@ -91,13 +137,7 @@ fn scenario(ws: &Workspace) -> (Value, String) {
 #[test]
 fn the_same_scenario_ends_the_same_on_postgresql_and_on_sqlite() {
     let pg = workspace(support::postgres_database());
-    let file = {
-        let dir = support::files(&[("contacts.csv", CSV)]);
-        let db = dir.path().join("klar.db").to_string_lossy().into_owned();
-        let ws = Workspace { dir, db };
-        ws.ok(&["init"]);
-        ws
-    };
+    let file = sqlite_workspace();
     let on_postgres = scenario(&pg);
     let on_sqlite = scenario(&file);
     assert_eq!(on_postgres.0, on_sqlite.0);
@@ -215,35 +255,9 @@ fn answer_some(ws: &Workspace, day: i64) {
 #[test]
 fn ticks_of_three_processes_at_once_step_every_case_once_even_when_one_is_killed() {
     const CONTACTS: usize = 3_000;
-    let policy = format!("{}/../rules/default.rhai", env!("CARGO_MANIFEST_DIR"));
-    let setup = |ws: &Workspace| {
-        ws.write("contacts.csv", &contacts(CONTACTS));
-        ws.ok(&[
-            "tenant",
-            "add",
-            "acme",
-            "--name",
-            "ACME",
-            "--policy",
-            &policy,
-            "--now",
-            &at(0),
-        ]);
-        ws.ok(&["import", "acme", "contacts.csv", "--now", &at(0)]);
-    };
-
     // One process on a SQLite file: the reference.
-    let single = workspace({
-        let dir = tempfile::tempdir().expect("dir");
-        let db = dir
-            .path()
-            .join("reference.db")
-            .to_string_lossy()
-            .into_owned();
-        std::mem::forget(dir); // removed with the workspace's own folder below
-        db
-    });
-    setup(&single);
+    let single = sqlite_workspace();
+    acme_with_contacts(&single, CONTACTS);
     for (day, answers) in [(0, true), (8, false), (30, false)] {
         single.ok(&["tick", "--now", &at(day)]);
         if answers {
@@ -258,7 +272,7 @@ fn ticks_of_three_processes_at_once_step_every_case_once_even_when_one_is_killed
     // Three at once on PostgreSQL, one of them killed on day 8.
     let url = support::postgres_database();
     let shared = workspace(url.clone());
-    setup(&shared);
+    acme_with_contacts(&shared, CONTACTS);
     let ticks = |day: i64| -> Vec<std::process::Child> {
         (0..3)
             .map(|_| {
@@ -563,35 +577,6 @@ fn answer_of(contact: &str) -> Option<&'static str> {
 #[test]
 fn three_servers_on_one_database_step_every_case_once_and_match_one_on_sqlite() {
     const CONTACTS: usize = 20_000;
-    let setup = |ws: &Workspace| -> String {
-        let policy = format!("{}/../rules/default.rhai", env!("CARGO_MANIFEST_DIR"));
-        ws.write("contacts.csv", &contacts(CONTACTS));
-        ws.ok(&[
-            "tenant",
-            "add",
-            "acme",
-            "--name",
-            "ACME",
-            "--policy",
-            &policy,
-            "--now",
-            &at(0),
-        ]);
-        ws.ok(&["import", "acme", "contacts.csv", "--now", &at(0)]);
-        ws.ok(&[
-            "apikey",
-            "create",
-            "acme",
-            "--name",
-            "crm",
-            "--scope",
-            "crm",
-            "--now",
-            &at(0),
-        ])
-        .trim()
-        .to_owned()
-    };
     let tokens = |ws: &Workspace| -> Vec<(String, String)> {
         json(ws, &["outbox", "acme", "--json"])
             .as_array()
@@ -610,17 +595,10 @@ fn three_servers_on_one_database_step_every_case_once_and_match_one_on_sqlite() 
     // The reference: one process on a SQLite file, through the CLI, on its
     // own thread meanwhile (the servers mostly wait for PostgreSQL).
     let reference = std::thread::spawn(move || {
-        let single = workspace({
-            let dir = tempfile::tempdir().expect("dir");
-            let db = dir
-                .path()
-                .join("reference.db")
-                .to_string_lossy()
-                .into_owned();
-            std::mem::forget(dir);
-            db
-        });
-        setup(&single);
+        let single = sqlite_workspace();
+        acme_with_contacts(&single, CONTACTS);
+        // Made on both sides, so that both audit it.
+        crm_key(&single);
         single.ok(&["tick", "--now", &at(0)]);
         for (contact, token) in tokens(&single) {
             if let Some(answer) = answer_of(&contact) {
@@ -641,7 +619,8 @@ fn three_servers_on_one_database_step_every_case_once_and_match_one_on_sqlite() 
 
     // Three servers on one PostgreSQL database.
     let shared = workspace(support::postgres_database());
-    let key = setup(&shared);
+    acme_with_contacts(&shared, CONTACTS);
+    let key = crm_key(&shared);
     let mut client = postgres::Client::connect(&shared.db, postgres::NoTls).expect("connects");
     let requests = |client: &mut postgres::Client| -> i64 {
         client
