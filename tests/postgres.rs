@@ -716,3 +716,57 @@ fn the_postgresql_benchmark_prints_one_and_two_instances_next_to_sqlite() {
     }
     assert_eq!(figures["cases"], 300);
 }
+
+#[test]
+fn a_retried_event_arriving_at_two_servers_at_once_is_applied_once() {
+    let shared = workspace(support::postgres_database());
+    acme_with_contacts(&shared, 20);
+    shared.ok(&["tick", "--now", &at(0)]);
+    let key = crm_key(&shared);
+    let servers = [
+        Instance::start(&shared, &at(1)),
+        Instance::start(&shared, &at(1)),
+    ];
+    for n in 0..20 {
+        let contact = format!("K{n:05}");
+        let idempotency = format!("withdraw-{contact}");
+        // The CRM's retry reaches the second server while the first still
+        // works on the request.
+        let answers: Vec<(u16, String)> = std::thread::scope(|scope| {
+            let posts: Vec<_> = servers
+                .iter()
+                .map(|server| {
+                    let (contact, idempotency, key) = (&contact, &idempotency, &key);
+                    scope.spawn(move || {
+                        let mut response = agent()
+                            .post(&format!("{}/v1/contacts/{contact}/events", server.url))
+                            .header("Authorization", &format!("Bearer {key}"))
+                            .header("Content-Type", "application/json")
+                            .header("Idempotency-Key", idempotency)
+                            .send("{\"type\":\"withdraw\"}")
+                            .expect("the event");
+                        let status = response.status().as_u16();
+                        (
+                            status,
+                            response.body_mut().read_to_string().expect("a body"),
+                        )
+                    })
+                })
+                .collect();
+            posts
+                .into_iter()
+                .map(|p| p.join().expect("posts"))
+                .collect()
+        });
+        assert_eq!(answers[0].0, 200, "{answers:?}");
+        assert_eq!(answers[0], answers[1], "one answer for one key");
+    }
+    let mut client = postgres::Client::connect(&shared.db, postgres::NoTls).expect("connects");
+    let keys: i64 = client
+        .query_one("SELECT COUNT(*) FROM idempotency", &[])
+        .expect("counts")
+        .get(0);
+    assert_eq!(keys, 20);
+    let verify = shared.ok(&["audit", "verify"]);
+    assert!(verify.contains("audit chain intact"), "{verify}");
+}

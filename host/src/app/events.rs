@@ -116,7 +116,7 @@ pub fn report(
     let mut session = open.lock();
     store.write(|tx| {
         if let Some(key) = idempotency
-            && let Some(earlier) = idempotency::get(tx, &tenant.id, key.key)?
+            && let Some(earlier) = idempotency::get_for_update(tx, &tenant.id, key.key)?
         {
             if earlier.request != key.request {
                 return Err(ReportError::KeyReused);

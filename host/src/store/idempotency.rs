@@ -15,6 +15,21 @@ pub struct Answered {
     pub response: String,
 }
 
+/// The first answer to `key`, read in the transaction that will apply the
+/// request if there is none. Requests with the same key wait here for each
+/// other: on SQLite the write lock does that already; on PostgreSQL, where
+/// two klar instances may take the same retried request at once, a
+/// transaction-scoped advisory lock on the key does, so that the second
+/// reads the first's answer instead of applying the event again.
+pub fn get_for_update(tx: &Tx<'_>, tenant: &str, key: &str) -> Result<Option<Answered>> {
+    if tx.sql().is_postgres() {
+        tx.sql()
+            .prepare_cached("SELECT pg_advisory_xact_lock(?1, hashtext(?2 || '/' || ?3))")?
+            .query_row(params![super::IDEMPOTENCY_LOCK, tenant, key], |_| Ok(()))?;
+    }
+    get(tx, tenant, key)
+}
+
 pub fn get(conn: &Conn, tenant: &str, key: &str) -> Result<Option<Answered>> {
     conn.sql()
         .prepare_cached(

@@ -162,6 +162,8 @@ pub struct Tx<'a> {
 /// second key is the tenant's `hashtext`. Two tenants with the same hash
 /// only wait for each other.
 const TENANT_WRITES_LOCK: i32 = 0x006b_6c01;
+/// The namespace of the idempotency keys' locks (see `idempotency`).
+const IDEMPOTENCY_LOCK: i32 = 0x006b_6c05;
 
 /// Work on a tenant that one klar instance at a time does (see
 /// [`Store::claim`]).
