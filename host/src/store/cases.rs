@@ -374,27 +374,26 @@ pub(crate) fn load_due(
             contacts::read(r, 4)?,
         ))
     };
+    // One statement, found by row number (SQLite) or by key (PostgreSQL).
+    let select = |found_by: &str| {
+        format!(
+            "SELECT c.body, c.due_at,
+                    c.needs_attention IS NULL AND k.erased_at IS NULL AND c.state <> 'awaiting-decision',
+                    k.last_message_at, {} FROM cases c
+             JOIN contacts k ON k.tenant = c.tenant AND k.id = c.contact
+             WHERE {found_by}",
+            contacts::COLUMNS
+        )
+    };
     let row = match due {
         DueCase::Row(rowid) => conn
             .sql()
-            .prepare_cached(&format!(
-                "SELECT c.body, c.due_at,
-                    c.needs_attention IS NULL AND k.erased_at IS NULL AND c.state <> 'awaiting-decision',
-                    k.last_message_at, {} FROM cases c
-             JOIN contacts k ON k.tenant = c.tenant AND k.id = c.contact
-             WHERE c.rowid = ?1",
-                contacts::COLUMNS
-            ))?
+            .prepare_cached(&select("c.rowid = ?1"))?
             .query_row([rowid], read),
         DueCase::Key(key) => conn
             .sql()
-            .prepare_cached(&format!(
-                "SELECT c.body, c.due_at,
-                    c.needs_attention IS NULL AND k.erased_at IS NULL AND c.state <> 'awaiting-decision',
-                    k.last_message_at, {} FROM cases c
-             JOIN contacts k ON k.tenant = c.tenant AND k.id = c.contact
-             WHERE c.contact = ?1 AND c.purpose = ?2 AND c.tenant = ?3",
-                contacts::COLUMNS
+            .prepare_cached(&select(
+                "c.contact = ?1 AND c.purpose = ?2 AND c.tenant = ?3",
             ))?
             .query_row(params![key.1, key.2, key.0], read),
     }
