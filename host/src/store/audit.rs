@@ -244,6 +244,7 @@ pub fn verify(conn: &Conn, tenant: &str) -> Result<Vec<Problem>> {
 mod tests {
     use super::*;
     use crate::store::Store;
+    use crate::store::testing::{self, TestStore};
 
     fn entry(n: i64) -> Entry {
         Entry {
@@ -256,94 +257,132 @@ mod tests {
         }
     }
 
-    fn store_with_rows(n: i64) -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let mut store = Store::open(dir.path().join("klar.db")).expect("opens");
-        store
-            .transaction(|tx| {
-                for i in 1..=n {
-                    append(tx, "acme", entry(i))?;
-                    append(tx, "other", entry(i))?;
-                }
-                Ok::<_, crate::store::Error>(())
-            })
-            .expect("appends");
-        (dir, store)
+    /// A store on each backend with `n` rows in two tenants' chains.
+    fn stores_with_rows(n: i64) -> [TestStore; 2] {
+        let mut stores = testing::both();
+        for store in &mut stores {
+            store
+                .transaction(|tx| {
+                    for i in 1..=n {
+                        append(tx, "acme", entry(i))?;
+                        append(tx, "other", entry(i))?;
+                    }
+                    Ok::<_, crate::store::Error>(())
+                })
+                .expect("appends");
+        }
+        stores
     }
 
     #[test]
     fn an_untouched_chain_verifies() {
-        let (_dir, store) = store_with_rows(5);
-        assert_eq!(verify(store.connection(), "acme").expect("verifies"), []);
-        let rows = rows(store.connection(), "acme", None).expect("rows");
-        assert_eq!(rows[0].prev_hash, GENESIS);
-        assert_eq!(rows[1].prev_hash, rows[0].hash);
+        for store in stores_with_rows(5) {
+            assert_eq!(verify(store.connection(), "acme").expect("verifies"), []);
+            let rows = rows(store.connection(), "acme", None).expect("rows");
+            assert_eq!(rows[0].prev_hash, GENESIS);
+            assert_eq!(rows[1].prev_hash, rows[0].hash);
+        }
     }
 
     #[test]
     fn a_changed_row_is_named() {
-        let (_dir, store) = store_with_rows(5);
-        store
-            .connection()
-            .sql()
-            .execute(
-                "UPDATE audit_log SET detail = '{\"to\":\"consented\"}' WHERE tenant = 'acme' AND seq = 3",
-                (),
-            )
-            .expect("tamper");
-        let problems = verify(store.connection(), "acme").expect("verifies");
-        assert_eq!(problems, [Problem::Changed { seq: 3 }]);
-        assert_eq!(
-            problems[0].to_string(),
-            "row 3 was changed after it was written"
-        );
-        assert_eq!(verify(store.connection(), "other").expect("verifies"), []);
+        for store in stores_with_rows(5) {
+            store
+                .connection()
+                .sql()
+                .execute(
+                    "UPDATE audit_log SET detail = '{\"to\":\"consented\"}' WHERE tenant = 'acme' AND seq = 3",
+                    (),
+                )
+                .expect("tamper");
+            let problems = verify(store.connection(), "acme").expect("verifies");
+            assert_eq!(problems, [Problem::Changed { seq: 3 }]);
+            assert_eq!(
+                problems[0].to_string(),
+                "row 3 was changed after it was written"
+            );
+            assert_eq!(verify(store.connection(), "other").expect("verifies"), []);
+        }
     }
 
     #[test]
     fn a_deleted_row_is_named() {
-        let (_dir, store) = store_with_rows(5);
-        store
-            .connection()
-            .sql()
-            .execute(
-                "DELETE FROM audit_log WHERE tenant = 'acme' AND seq = 2",
-                (),
-            )
-            .expect("tamper");
-        let problems = verify(store.connection(), "acme").expect("verifies");
-        assert_eq!(problems, [Problem::Missing { from: 2, to: 2 }]);
-        assert_eq!(problems[0].to_string(), "row 2 was deleted");
+        for store in stores_with_rows(5) {
+            store
+                .connection()
+                .sql()
+                .execute(
+                    "DELETE FROM audit_log WHERE tenant = 'acme' AND seq = 2",
+                    (),
+                )
+                .expect("tamper");
+            let problems = verify(store.connection(), "acme").expect("verifies");
+            assert_eq!(problems, [Problem::Missing { from: 2, to: 2 }]);
+            assert_eq!(problems[0].to_string(), "row 2 was deleted");
+        }
     }
 
     #[test]
     fn a_replaced_row_is_named_even_with_a_recomputed_hash() {
-        let (_dir, store) = store_with_rows(5);
-        let conn = store.connection();
-        conn.sql()
-            .execute(
-                "DELETE FROM audit_log WHERE tenant = 'acme' AND seq = 4",
-                (),
+        for store in stores_with_rows(5) {
+            let conn = store.connection();
+            conn.sql()
+                .execute(
+                    "DELETE FROM audit_log WHERE tenant = 'acme' AND seq = 4",
+                    (),
+                )
+                .expect("delete");
+            // A forger rewrites row 4 with a valid hash of its own content, chained
+            // to a made-up predecessor.
+            let forged = entry(99);
+            let prev = "f".repeat(64);
+            let hash = row_hash("acme", 4, &forged, &prev);
+            conn.sql().execute(
+                "INSERT INTO audit_log (tenant, seq, at, contact, purpose, kind, detail, policy_sha256, prev_hash, hash)
+                 VALUES ('acme', 4, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![forged.at, forged.contact, forged.purpose, forged.kind, forged.detail, forged.policy_sha256, prev, hash],
             )
-            .expect("delete");
-        // A forger rewrites row 4 with a valid hash of its own content, chained
-        // to a made-up predecessor.
-        let forged = entry(99);
-        let prev = "f".repeat(64);
-        let hash = row_hash("acme", 4, &forged, &prev);
-        conn.sql().execute(
-            "INSERT INTO audit_log (tenant, seq, at, contact, purpose, kind, detail, policy_sha256, prev_hash, hash)
-             VALUES ('acme', 4, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![forged.at, forged.contact, forged.purpose, forged.kind, forged.detail, forged.policy_sha256, prev, hash],
-        )
-        .expect("insert");
-        let problems = verify(conn, "acme").expect("verifies");
-        assert_eq!(
-            problems,
-            [
-                Problem::BrokenLink { seq: 4 },
-                Problem::BrokenLink { seq: 5 }
-            ]
-        );
+            .expect("insert");
+            let problems = verify(conn, "acme").expect("verifies");
+            assert_eq!(
+                problems,
+                [
+                    Problem::BrokenLink { seq: 4 },
+                    Problem::BrokenLink { seq: 5 }
+                ]
+            );
+        }
+    }
+
+    #[test]
+    fn writers_at_once_keep_one_unbroken_chain() {
+        // Four klar instances, each with its own connection, append to one
+        // tenant's chain at the same time.
+        for store in testing::both() {
+            let location = store.location.clone();
+            std::thread::scope(|scope| {
+                for writer in 0..4 {
+                    let location = location.clone();
+                    scope.spawn(move || {
+                        let mut store = Store::open(location).expect("opens");
+                        for n in 0..25 {
+                            store
+                                .write(|tx| append(tx, "acme", entry(writer * 100 + n)))
+                                .expect("appends");
+                        }
+                    });
+                }
+            });
+            let rows = rows(store.connection(), "acme", None).expect("rows");
+            assert_eq!(rows.len(), 100, "{}", store.backend);
+            let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
+            assert_eq!(seqs, (1..=100).collect::<Vec<_>>(), "{}", store.backend);
+            assert_eq!(
+                verify(store.connection(), "acme").expect("verifies"),
+                [],
+                "{}",
+                store.backend
+            );
+        }
     }
 }

@@ -455,7 +455,7 @@ pub fn clear_attention(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Store, tenants};
+    use crate::store::{Store, tenants, testing};
 
     #[test]
     fn a_list_is_looked_up_id_by_id_never_scanned_per_contact() {
@@ -485,62 +485,62 @@ mod tests {
 
     #[test]
     fn a_step_never_overwrites_a_case_another_writer_moved() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let mut store = Store::open(dir.path().join("klar.db")).expect("opens");
-        let counts = |store: &Store| -> Vec<(String, i64)> {
-            let mut stmt = store
-                .connection()
-                .sql()
-                .prepare("SELECT state, n FROM case_counts WHERE n <> 0 ORDER BY state")
-                .expect("query");
-            stmt.query_map((), |r| Ok((r.get(0)?, r.get(1)?)))
-                .expect("runs")
-                .collect::<crate::store::sql::Result<_>>()
+        for mut store in testing::both() {
+            let counts = |store: &Store| -> Vec<(String, i64)> {
+                let mut stmt = store
+                    .connection()
+                    .sql()
+                    .prepare("SELECT state, n FROM case_counts WHERE n <> 0 ORDER BY state")
+                    .expect("query");
+                stmt.query_map((), |r| Ok((r.get(0)?, r.get(1)?)))
+                    .expect("runs")
+                    .collect::<crate::store::sql::Result<_>>()
+                    .expect("reads")
+            };
+            store
+                .transaction(|tx| -> crate::store::Result<()> {
+                    tenants::add(tx, "acme", "ACME", "UTC", "de", 1).map_err(|e| match e {
+                        tenants::TenantError::Sql(e) => e,
+                        other => panic!("{other}"),
+                    })?;
+                    let contact = Contact {
+                        id: "C1".to_owned(),
+                        first_name: "A".to_owned(),
+                        last_name: "B".to_owned(),
+                        email: None,
+                        phone: None,
+                        owner: "jk".to_owned(),
+                        source: "web".to_owned(),
+                        language: "de".to_owned(),
+                        created_at: chrono::DateTime::default(),
+                        attributes: Default::default(),
+                    };
+                    contacts::upsert(tx, "acme", &contact, 1)?;
+                    contacts::open_cases(tx, "acme", "C1", 1)?;
+                    Ok(())
+                })
+                .expect("fills");
+            let before = get(store.connection(), "acme", "C1", tenants::DEFAULT_PURPOSE)
                 .expect("reads")
-        };
-        store
-            .transaction(|tx| -> crate::store::Result<()> {
-                tenants::add(tx, "acme", "ACME", "UTC", "de", 1).map_err(|e| match e {
-                    tenants::TenantError::Sql(e) => e,
-                    other => panic!("{other}"),
-                })?;
-                let contact = Contact {
-                    id: "C1".to_owned(),
-                    first_name: "A".to_owned(),
-                    last_name: "B".to_owned(),
-                    email: None,
-                    phone: None,
-                    owner: "jk".to_owned(),
-                    source: "web".to_owned(),
-                    language: "de".to_owned(),
-                    created_at: chrono::DateTime::default(),
-                    attributes: Default::default(),
-                };
-                contacts::upsert(tx, "acme", &contact, 1)?;
-                contacts::open_cases(tx, "acme", "C1", 1)?;
-                Ok(())
-            })
-            .expect("fills");
-        let before = get(store.connection(), "acme", "C1", tenants::DEFAULT_PURPOSE)
-            .expect("reads")
-            .expect("a case");
-        let mut asked = before.clone();
-        asked.state = State::Requested;
-        let mut refused = before.clone();
-        refused.state = State::Refused;
-        let written = store
-            .transaction(|tx| {
-                let first = write(tx, "acme", "C1", (before.state, &asked), 2)?;
-                // A second step computed from the same old state comes late.
-                let second = write(tx, "acme", "C1", (before.state, &refused), 2)?;
-                Ok::<_, StoreError>((first, second))
-            })
-            .expect("writes");
-        assert_eq!(written, (true, false));
-        let stored = get(store.connection(), "acme", "C1", tenants::DEFAULT_PURPOSE)
-            .expect("reads")
-            .expect("a case");
-        assert_eq!(stored.state, State::Requested);
-        assert_eq!(counts(&store), [("requested".to_owned(), 1)]);
+                .expect("a case");
+            let mut asked = before.clone();
+            asked.state = State::Requested;
+            let mut refused = before.clone();
+            refused.state = State::Refused;
+            let written = store
+                .transaction(|tx| {
+                    let first = write(tx, "acme", "C1", (before.state, &asked), 2)?;
+                    // A second step computed from the same old state comes late.
+                    let second = write(tx, "acme", "C1", (before.state, &refused), 2)?;
+                    Ok::<_, StoreError>((first, second))
+                })
+                .expect("writes");
+            assert_eq!(written, (true, false));
+            let stored = get(store.connection(), "acme", "C1", tenants::DEFAULT_PURPOSE)
+                .expect("reads")
+                .expect("a case");
+            assert_eq!(stored.state, State::Requested);
+            assert_eq!(counts(&store), [("requested".to_owned(), 1)]);
+        }
     }
 }

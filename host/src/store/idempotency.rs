@@ -62,3 +62,49 @@ pub fn put(tx: &Tx<'_>, tenant: &str, key: &str, answered: &Answered, now: i64) 
         ])?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Store, tenants, testing};
+
+    #[test]
+    fn a_retry_at_another_instance_waits_for_the_first_and_reads_its_answer() {
+        for mut store in testing::both() {
+            store
+                .transaction(|tx| tenants::add(tx, "acme", "ACME", "UTC", "de", 1))
+                .expect("a tenant");
+            let answered = Answered {
+                request: "POST /events".to_owned(),
+                status: 200,
+                response: "{}".to_owned(),
+            };
+            let location = store.location.clone();
+            let (locked, wait_for_lock) = std::sync::mpsc::channel();
+            let (first, second) = std::thread::scope(|scope| {
+                // The same request, retried at another instance.
+                let retry = scope.spawn(move || {
+                    let mut other = Store::open(location).expect("opens");
+                    wait_for_lock.recv().expect("the first holds the key");
+                    other.write(|tx| get_for_update(tx, "acme", "k1"))
+                });
+                let first = store.write(|tx| -> Result<Option<Answered>> {
+                    let found = get_for_update(tx, "acme", "k1")?;
+                    locked.send(()).expect("signals");
+                    std::thread::sleep(std::time::Duration::from_millis(300));
+                    assert!(!retry.is_finished(), "the retry did not wait");
+                    put(tx, "acme", "k1", &answered, 2)?;
+                    Ok(found)
+                });
+                (first, retry.join().expect("joins"))
+            });
+            assert_eq!(first.expect("first"), None, "{}", store.backend);
+            assert_eq!(
+                second.expect("second"),
+                Some(answered.clone()),
+                "{}",
+                store.backend
+            );
+        }
+    }
+}

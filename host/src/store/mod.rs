@@ -30,6 +30,8 @@ pub(crate) mod sql;
 pub mod sweep;
 pub mod templates;
 pub mod tenants;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod texts;
 pub mod tokens;
 pub mod webhooks;
@@ -580,6 +582,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::testing;
 
     #[test]
     fn a_new_database_gets_every_migration_once() {
@@ -698,6 +701,57 @@ mod tests {
         drop(store);
         let err = Store::open(&path).err().expect("refused");
         assert!(matches!(err, StoreError::TooNew { found: 99, .. }), "{err}");
+    }
+
+    #[test]
+    fn a_new_postgres_database_gets_every_migration_once_and_a_newer_one_is_refused() {
+        let location = testing::postgres_database();
+        let store = Store::open(location.clone()).expect("opens");
+        let known = postgres::MIGRATIONS.len() as i64;
+        assert_eq!(store.schema_version().expect("version"), known);
+        drop(store);
+        // Opening again applies nothing twice.
+        let again = Store::open(location.clone()).expect("opens again");
+        assert_eq!(again.schema_version().expect("version"), known);
+        again
+            .connection()
+            .sql()
+            .execute("UPDATE klar_schema SET version = 99", ())
+            .expect("set version");
+        drop(again);
+        let err = Store::open(location).err().expect("refused");
+        assert!(matches!(err, StoreError::TooNew { found: 99, .. }), "{err}");
+    }
+
+    #[test]
+    fn a_claim_is_held_by_one_instance_and_dies_with_it() {
+        let location = testing::postgres_database();
+        let first = Store::open(location.clone()).expect("opens");
+        let second = Store::open(location).expect("opens");
+        assert!(first.claim(Claim::Sweep, "acme").expect("claims"));
+        assert!(!second.claim(Claim::Sweep, "acme").expect("asks"));
+        // Other work and other tenants are free.
+        assert!(second.claim(Claim::Mails, "acme").expect("claims"));
+        assert!(second.claim(Claim::Sweep, "other").expect("claims"));
+        first.release(Claim::Sweep, "acme").expect("releases");
+        assert!(second.claim(Claim::Sweep, "acme").expect("claims"));
+        second.release(Claim::Sweep, "acme").expect("releases");
+        // An instance that dies without releasing: its connection closes,
+        // and the server drops its locks (once its backend has noticed).
+        assert!(first.claim(Claim::Webhook, "acme").expect("claims"));
+        drop(first);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !second.claim(Claim::Webhook, "acme").expect("asks") {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the dead instance's claim outlived it"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // On SQLite, one process owns the file's writes: every claim holds.
+        let sqlite = testing::sqlite();
+        assert!(sqlite.claim(Claim::Sweep, "acme").expect("claims"));
+        assert!(sqlite.claim(Claim::Sweep, "acme").expect("claims"));
     }
 
     #[test]

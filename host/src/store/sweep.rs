@@ -88,8 +88,8 @@ pub fn population(conn: &Conn, tenant: &str, limit: usize) -> Result<Population>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Store;
     use crate::store::contacts;
+    use crate::store::testing;
 
     fn contact(id: &str, source: &str, owner: &str) -> Contact {
         Contact {
@@ -108,54 +108,59 @@ mod tests {
 
     #[test]
     fn a_large_tenant_is_sampled_with_every_source_and_owner() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let mut store = Store::open(dir.path().join("klar.db")).expect("opens");
-        store
-            .transaction(|tx| -> Result<()> {
-                tenants::add(tx, "acme", "ACME", "UTC", "de", 1).map_err(|e| match e {
-                    tenants::TenantError::Sql(e) => e,
-                    other => panic!("{other}"),
-                })?;
-                for n in 0..95 {
-                    // One contact from a purchased list, in the middle, that
-                    // the stride of 9 would skip.
-                    let source = if n == 50 { "purchased-list" } else { "web" };
-                    let owner = if n == 77 { "mb" } else { "jk" };
-                    contacts::upsert(tx, "acme", &contact(&format!("C{n:03}"), source, owner), 1)?;
-                }
-                contacts::open_cases(tx, "acme", "C000", 1)?;
-                let mut consented = Case::new(tenants::DEFAULT_PURPOSE);
-                consented.state = crate::plugin::State::Consented;
-                tx.sql().execute(
-                    "UPDATE cases SET body = ?1 WHERE tenant = 'acme' AND contact = 'C000'",
-                    [serde_json::to_string(&consented).unwrap_or_default()],
-                )?;
-                Ok(())
-            })
-            .expect("fills");
+        for mut store in testing::both() {
+            store
+                .transaction(|tx| -> Result<()> {
+                    tenants::add(tx, "acme", "ACME", "UTC", "de", 1).map_err(|e| match e {
+                        tenants::TenantError::Sql(e) => e,
+                        other => panic!("{other}"),
+                    })?;
+                    for n in 0..95 {
+                        // One contact from a purchased list, in the middle, that
+                        // the stride of 9 would skip.
+                        let source = if n == 50 { "purchased-list" } else { "web" };
+                        let owner = if n == 77 { "mb" } else { "jk" };
+                        contacts::upsert(
+                            tx,
+                            "acme",
+                            &contact(&format!("C{n:03}"), source, owner),
+                            1,
+                        )?;
+                    }
+                    contacts::open_cases(tx, "acme", "C000", 1)?;
+                    let mut consented = Case::new(tenants::DEFAULT_PURPOSE);
+                    consented.state = crate::plugin::State::Consented;
+                    tx.sql().execute(
+                        "UPDATE cases SET body = ?1 WHERE tenant = 'acme' AND contact = 'C000'",
+                        [serde_json::to_string(&consented).unwrap_or_default()],
+                    )?;
+                    Ok(())
+                })
+                .expect("fills");
 
-        let all = population(store.connection(), "acme", 100).expect("reads");
-        assert_eq!((all.total, all.contacts.len()), (95, 95));
+            let all = population(store.connection(), "acme", 100).expect("reads");
+            assert_eq!((all.total, all.contacts.len()), (95, 95));
 
-        let sample = population(store.connection(), "acme", 10).expect("reads");
-        assert_eq!(sample.total, 95);
-        let ids: Vec<&str> = sample.contacts.iter().map(|(c, _)| c.id.as_str()).collect();
-        // Every 9th (95 / 10) from C000, at least 10 of them, plus C050 and C077.
-        assert!(ids.len() >= 10, "{ids:?}");
-        for id in ["C000", "C009", "C090", "C050", "C077"] {
-            assert!(ids.contains(&id), "{id} in {ids:?}");
-        }
-        assert!(!ids.contains(&"C001"), "{ids:?}");
-        // The stored case where there is one, a new one elsewhere.
-        for (contact, cases) in &sample.contacts {
-            let purposes: Vec<&str> = cases.iter().map(|c| c.purpose.as_str()).collect();
-            assert_eq!(purposes, [tenants::DEFAULT_PURPOSE]);
-            let expected = if contact.id == "C000" {
-                crate::plugin::State::Consented
-            } else {
-                crate::plugin::State::Unclarified
-            };
-            assert_eq!(cases[0].state, expected, "{}", contact.id);
+            let sample = population(store.connection(), "acme", 10).expect("reads");
+            assert_eq!(sample.total, 95);
+            let ids: Vec<&str> = sample.contacts.iter().map(|(c, _)| c.id.as_str()).collect();
+            // Every 9th (95 / 10) from C000, at least 10 of them, plus C050 and C077.
+            assert!(ids.len() >= 10, "{ids:?}");
+            for id in ["C000", "C009", "C090", "C050", "C077"] {
+                assert!(ids.contains(&id), "{id} in {ids:?}");
+            }
+            assert!(!ids.contains(&"C001"), "{ids:?}");
+            // The stored case where there is one, a new one elsewhere.
+            for (contact, cases) in &sample.contacts {
+                let purposes: Vec<&str> = cases.iter().map(|c| c.purpose.as_str()).collect();
+                assert_eq!(purposes, [tenants::DEFAULT_PURPOSE]);
+                let expected = if contact.id == "C000" {
+                    crate::plugin::State::Consented
+                } else {
+                    crate::plugin::State::Unclarified
+                };
+                assert_eq!(cases[0].state, expected, "{}", contact.id);
+            }
         }
     }
 }

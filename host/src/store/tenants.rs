@@ -621,107 +621,105 @@ pub fn policy_versions(conn: &Conn, tenant: &str) -> Result<Vec<PolicyVersion>> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Store;
-
-    fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let store = Store::open(dir.path().join("klar.db")).expect("opens");
-        (dir, store)
-    }
+    use crate::store::testing;
 
     #[test]
     fn a_tenant_gets_the_default_purpose_and_an_audit_row() {
-        let (_dir, mut store) = store();
-        store
-            .transaction(|tx| add(tx, "acme", "ACME GmbH", "Europe/Berlin", "de", 100))
-            .expect("adds");
-        let tenant = require(store.connection(), "acme").expect("exists");
-        assert_eq!(tenant.timezone, chrono_tz::Europe::Berlin);
-        let purposes = purposes(store.connection(), "acme").expect("purposes");
-        assert_eq!(purposes[0].0, DEFAULT_PURPOSE);
-        let rows = audit::rows(store.connection(), "acme", None).expect("rows");
-        assert_eq!(rows[0].entry.kind, "tenant-created");
+        for mut store in testing::both() {
+            store
+                .transaction(|tx| add(tx, "acme", "ACME GmbH", "Europe/Berlin", "de", 100))
+                .expect("adds");
+            let tenant = require(store.connection(), "acme").expect("exists");
+            assert_eq!(tenant.timezone, chrono_tz::Europe::Berlin);
+            let purposes = purposes(store.connection(), "acme").expect("purposes");
+            assert_eq!(purposes[0].0, DEFAULT_PURPOSE);
+            let rows = audit::rows(store.connection(), "acme", None).expect("rows");
+            assert_eq!(rows[0].entry.kind, "tenant-created");
+        }
     }
 
     #[test]
     fn bad_ids_time_zones_and_duplicates_are_refused() {
-        let (_dir, mut store) = store();
-        let err = store
-            .transaction(|tx| add(tx, "ACME", "x", "Europe/Berlin", "de", 1))
-            .expect_err("bad id");
-        assert!(matches!(err, TenantError::BadId(_)));
-        let err = store
-            .transaction(|tx| add(tx, "acme", "x", "Mars/Olympus", "de", 1))
-            .expect_err("bad tz");
-        assert_eq!(
-            err.to_string(),
-            "unknown time zone \"Mars/Olympus\"; use a name like Europe/Berlin"
-        );
-        store
-            .transaction(|tx| add(tx, "acme", "x", "UTC", "en", 1))
-            .expect("adds");
-        let err = store
-            .transaction(|tx| add(tx, "acme", "x", "UTC", "en", 2))
-            .expect_err("duplicate");
-        assert_eq!(err.to_string(), "tenant acme already exists");
+        for mut store in testing::both() {
+            let err = store
+                .transaction(|tx| add(tx, "ACME", "x", "Europe/Berlin", "de", 1))
+                .expect_err("bad id");
+            assert!(matches!(err, TenantError::BadId(_)));
+            let err = store
+                .transaction(|tx| add(tx, "acme", "x", "Mars/Olympus", "de", 1))
+                .expect_err("bad tz");
+            assert_eq!(
+                err.to_string(),
+                "unknown time zone \"Mars/Olympus\"; use a name like Europe/Berlin"
+            );
+            store
+                .transaction(|tx| add(tx, "acme", "x", "UTC", "en", 1))
+                .expect("adds");
+            let err = store
+                .transaction(|tx| add(tx, "acme", "x", "UTC", "en", 2))
+                .expect_err("duplicate");
+            assert_eq!(err.to_string(), "tenant acme already exists");
+        }
     }
 
     #[test]
     fn a_new_policy_version_replaces_the_active_one() {
-        let (_dir, mut store) = store();
-        store
-            .transaction(|tx| {
-                add(tx, "acme", "ACME", "UTC", "en", 1)?;
-                set_policy(tx, "acme", "fn answer_days(c) { 7 }", "jd", "first", 2)?;
-                set_policy(tx, "acme", "fn answer_days(c) { 14 }", "jd", "longer", 3)
-            })
-            .expect("sets");
-        let versions = policy_versions(store.connection(), "acme").expect("versions");
-        assert_eq!(versions.len(), 2);
-        assert!(!versions[0].active);
-        assert!(versions[1].active);
-        assert_eq!(versions[1].version, 2);
-        assert_eq!(
-            audit::verify(store.connection(), "acme").expect("verifies"),
-            []
-        );
+        for mut store in testing::both() {
+            store
+                .transaction(|tx| {
+                    add(tx, "acme", "ACME", "UTC", "en", 1)?;
+                    set_policy(tx, "acme", "fn answer_days(c) { 7 }", "jd", "first", 2)?;
+                    set_policy(tx, "acme", "fn answer_days(c) { 14 }", "jd", "longer", 3)
+                })
+                .expect("sets");
+            let versions = policy_versions(store.connection(), "acme").expect("versions");
+            assert_eq!(versions.len(), 2);
+            assert!(!versions[0].active);
+            assert!(versions[1].active);
+            assert_eq!(versions[1].version, 2);
+            assert_eq!(
+                audit::verify(store.connection(), "acme").expect("verifies"),
+                []
+            );
+        }
     }
 
     #[test]
     fn an_untested_version_over_a_tested_one_is_audited_with_its_reason() {
-        let (_dir, mut store) = store();
-        let tested = NewVersion {
-            source: "fn answer_days(c) { 7 }",
-            tests: Some("[[test]]"),
-            author: "jd",
-            message: "tested",
-            ..NewVersion::default()
-        };
-        let untested = NewVersion {
-            source: "fn answer_days(c) { 9 }",
-            author: "jd",
-            message: "hotfix",
-            untested_reason: Some("the DPO asked for it today"),
-            probed_contacts: Some(3),
-            ..NewVersion::default()
-        };
-        store
-            .transaction(|tx| {
-                add(tx, "acme", "ACME", "UTC", "en", 1)?;
-                store_version(tx, "acme", &tested, 2)?;
-                store_version(tx, "acme", &untested, 3)
-            })
-            .expect("stores");
-        let versions = policy_versions(store.connection(), "acme").expect("versions");
-        assert!(versions[0].tested());
-        assert!(!versions[1].tested());
-        let rows = audit::rows(store.connection(), "acme", None).expect("rows");
-        let last = rows.last().expect("a row");
-        assert_eq!(last.entry.kind, "policy-set-untested");
-        let detail: serde_json::Value = serde_json::from_str(&last.entry.detail).expect("JSON");
-        assert_eq!(detail["reason"], "the DPO asked for it today");
-        assert_eq!(detail["replaces"], 1);
-        assert_eq!(detail["probed_contacts"], 3);
-        assert_eq!(rows[rows.len() - 2].entry.kind, "policy-set");
+        for mut store in testing::both() {
+            let tested = NewVersion {
+                source: "fn answer_days(c) { 7 }",
+                tests: Some("[[test]]"),
+                author: "jd",
+                message: "tested",
+                ..NewVersion::default()
+            };
+            let untested = NewVersion {
+                source: "fn answer_days(c) { 9 }",
+                author: "jd",
+                message: "hotfix",
+                untested_reason: Some("the DPO asked for it today"),
+                probed_contacts: Some(3),
+                ..NewVersion::default()
+            };
+            store
+                .transaction(|tx| {
+                    add(tx, "acme", "ACME", "UTC", "en", 1)?;
+                    store_version(tx, "acme", &tested, 2)?;
+                    store_version(tx, "acme", &untested, 3)
+                })
+                .expect("stores");
+            let versions = policy_versions(store.connection(), "acme").expect("versions");
+            assert!(versions[0].tested());
+            assert!(!versions[1].tested());
+            let rows = audit::rows(store.connection(), "acme", None).expect("rows");
+            let last = rows.last().expect("a row");
+            assert_eq!(last.entry.kind, "policy-set-untested");
+            let detail: serde_json::Value = serde_json::from_str(&last.entry.detail).expect("JSON");
+            assert_eq!(detail["reason"], "the DPO asked for it today");
+            assert_eq!(detail["replaces"], 1);
+            assert_eq!(detail["probed_contacts"], 3);
+            assert_eq!(rows[rows.len() - 2].entry.kind, "policy-set");
+        }
     }
 }
