@@ -107,7 +107,7 @@ fn two_years_of_deadlines_in_baden_wuerttemberg_fall_on_working_days_at_the_same
             .prepare("SELECT due_at FROM cases WHERE tenant = 'acme' AND due_at IS NOT NULL")
             .expect("prepares");
         let due: Vec<i64> = stmt
-            .query_map([], |r| r.get(0))
+            .query_map((), |r| r.get(0))
             .expect("queries")
             .map(|d| d.expect("a row"))
             .collect();

@@ -277,7 +277,7 @@ fn klar_usable_filters_an_excel_list_and_keeps_its_columns() {
     // Ids one per line on standard input.
     let mut child = klar()
         .current_dir(s.ws.path())
-        .env("KLAR_DB", s.ws.path().join("klar.db"))
+        .env("KLAR_DB", &s.ws.db)
         .args(["usable", "acme", "--all", "--now", NOW])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -302,7 +302,7 @@ fn klar_usable_filters_an_excel_list_and_keeps_its_columns() {
         s.ws.sql()
             .query_row(
                 "SELECT COUNT(*) FROM audit_log WHERE kind = 'list-checked'",
-                [],
+                (),
                 |r| r.get(0),
             )
             .expect("count");
@@ -334,7 +334,7 @@ fn klar_usable_filters_an_excel_list_and_keeps_its_columns() {
         s.ws.sql()
             .query_row(
                 "SELECT COUNT(*) FROM audit_log WHERE kind = 'list-checked'",
-                [],
+                (),
                 |r| r.get(0),
             )
             .expect("count");
@@ -423,7 +423,7 @@ fn a_non_restrictive_purpose_may_use_whom_nobody_asked_yet_but_never_a_no() {
                  ORDER BY seq",
             )
             .expect("prepare");
-        stmt.query_map([], |r| r.get(0))
+        stmt.query_map((), |r| r.get(0))
             .expect("query")
             .collect::<Result<_, _>>()
             .expect("rows")

@@ -171,7 +171,7 @@ impl Fixture {
         self.server
             .ws
             .sql()
-            .query_row("SELECT COUNT(*) FROM audit_log", [], |r| r.get(0))
+            .query_row("SELECT COUNT(*) FROM audit_log", (), |r| r.get(0))
             .expect("count")
     }
 
@@ -267,7 +267,7 @@ fn sign_up_sign_in_throttle_sign_out_and_expiry() {
         .sql()
         .query_row(
             "SELECT password_hash FROM accounts WHERE id = 'jk'",
-            [],
+            (),
             |r| r.get(0),
         )
         .expect("a hash");
@@ -370,11 +370,12 @@ fn sessions_end_after_half_an_hour_idle_under_now() {
     assert_eq!(p.get("/cockpit/queue").0, 200);
     let cookie = p.cookie.clone();
     let ws_path = fx.server.ws.path().to_owned();
+    let db = fx.server.ws.db.clone();
     // The same database, served 31 minutes later: the session was idle too long.
     let later = |minutes: i64| {
         let mut child = klar()
             .current_dir(&ws_path)
-            .env("KLAR_DB", ws_path.join("klar.db"))
+            .env("KLAR_DB", &db)
             .args([
                 "serve",
                 "--addr",
@@ -487,7 +488,7 @@ fn an_owner_works_the_queue_in_bulk_and_skipped_cases_are_named() {
         .sql()
         .query_row(
             "SELECT json_extract(detail, '$.actor') FROM audit_log WHERE contact = 'C1' AND json_extract(detail, '$.event.type') = 'manual-decision'",
-            [],
+            (),
             |r| r.get(0),
         )
         .expect("the decision's row");
@@ -613,7 +614,7 @@ fn four_eyes_by_identity_and_viewers_change_nothing() {
         .sql()
         .query_row(
             "SELECT json_extract(body, '$.cleanup.approved_by') FROM cases WHERE contact = 'C4'",
-            [],
+            (),
             |r| r.get(0),
         )
         .expect("approved");
@@ -1066,7 +1067,7 @@ fn an_admin_checks_simulates_and_activates_a_policy_on_its_page() {
             .sql()
             .query_row(
                 "SELECT COUNT(*) FROM policy_versions WHERE tenant = 'acme'",
-                [],
+                (),
                 |r| r.get(0),
             )
             .expect("count")
@@ -1113,7 +1114,7 @@ fn an_admin_checks_simulates_and_activates_a_policy_on_its_page() {
         .sql()
         .query_row(
             "SELECT author FROM policy_versions WHERE tenant = 'acme' AND active = 1",
-            [],
+            (),
             |r| r.get(0),
         )
         .expect("v2");
@@ -1213,7 +1214,7 @@ fn an_admin_manages_people_and_keys_in_the_cockpit() {
         .server
         .ws
         .sql()
-        .query_row("SELECT roles FROM accounts WHERE id = 'neu'", [], |r| {
+        .query_row("SELECT roles FROM accounts WHERE id = 'neu'", (), |r| {
             r.get(0)
         })
         .expect("roles");
@@ -1234,7 +1235,7 @@ fn an_admin_manages_people_and_keys_in_the_cockpit() {
         .sql()
         .query_row(
             "SELECT json_extract(detail, '$.by') FROM audit_log WHERE kind = 'account-disabled'",
-            [],
+            (),
             |r| r.get(0),
         )
         .expect("audited");
@@ -1263,7 +1264,7 @@ fn an_admin_manages_people_and_keys_in_the_cockpit() {
         .server
         .ws
         .sql()
-        .query_row("SELECT id FROM api_keys WHERE name = 'crm-2'", [], |r| {
+        .query_row("SELECT id FROM api_keys WHERE name = 'crm-2'", (), |r| {
             r.get(0)
         })
         .expect("the key's id");
@@ -1446,7 +1447,7 @@ fn klar_user_manages_accounts_at_the_terminal() {
         let mut stmt = sql
             .prepare("SELECT kind FROM audit_log WHERE tenant = 'acme' AND kind LIKE 'account%' OR kind = 'signup-link' ORDER BY seq")
             .expect("sql");
-        stmt.query_map([], |r| r.get(0))
+        stmt.query_map((), |r| r.get(0))
             .expect("rows")
             .map(|r| r.expect("a kind"))
             .collect()

@@ -59,7 +59,7 @@ impl Db {
         self.sql()
             .query_row(
                 "SELECT state FROM cases WHERE contact = 'C00001'",
-                [],
+                (),
                 |r| r.get(0),
             )
             .expect("a case")
@@ -212,7 +212,7 @@ fn the_approver_must_differ_from_the_person_who_asked() {
         .sql()
         .query_row(
             "SELECT COUNT(*) FROM audit_log WHERE kind = 'approval-refused'",
-            [],
+            (),
             |r| r.get(0),
         )
         .expect("count");
@@ -222,7 +222,7 @@ fn the_approver_must_differ_from_the_person_who_asked() {
         .query_row(
             "SELECT json_extract(detail, '$.actor.via') FROM audit_log
              WHERE json_extract(detail, '$.event.type') = 'approve'",
-            [],
+            (),
             |r| r.get(0),
         )
         .expect("the approval's row");
@@ -238,7 +238,7 @@ fn audit_verify_catches_a_row_edited_in_the_database_file() {
     assert_eq!(db.ok(&["audit", "verify"]), "acme: audit chain intact\n");
     {
         db.sql()
-            .execute("UPDATE audit_log SET detail = replace(detail, 'requested', 'consented') WHERE kind = 'state-change'", [])
+            .execute("UPDATE audit_log SET detail = replace(detail, 'requested', 'consented') WHERE kind = 'state-change'", ())
             .expect("tamper");
     }
     let out = db.run(&["audit", "verify", "acme"]);

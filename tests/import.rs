@@ -342,7 +342,7 @@ fn one_audit_row_per_import_proves_each_contacts_arrival() {
     t.sql()
         .execute(
             "UPDATE contacts SET import_pos = 5 WHERE tenant = 'acme' AND id = 'C00023'",
-            [],
+            (),
         )
         .expect("tamper");
     let bundle: serde_json::Value =

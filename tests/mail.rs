@@ -390,7 +390,7 @@ fn the_tenants_own_text_is_the_one_in_the_mail_on_the_page_and_in_the_evidence_w
         s.ws.sql()
             .query_row(
                 "SELECT COUNT(*) FROM audit_log WHERE tenant = 'acme' AND kind = 'text-set'",
-                [],
+                (),
                 |r| r.get(0),
             )
             .expect("counts");

@@ -640,7 +640,7 @@ fn every_operation_answers_as_the_openapi_document_says() {
         let mut stmt = sql
             .prepare("SELECT kind FROM audit_log WHERE purpose = 'events' ORDER BY seq")
             .expect("prepare");
-        stmt.query_map([], |r| r.get(0))
+        stmt.query_map((), |r| r.get(0))
             .expect("query")
             .collect::<Result<_, _>>()
             .expect("rows")

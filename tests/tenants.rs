@@ -472,7 +472,7 @@ fn a_contact_without_an_owner_goes_to_the_default_owner_or_the_case_says_what_to
     ws.ok(&["import", "acme", "contacts.csv", "--now", NOW]);
     // A contact from before klar refused an empty owner.
     ws.sql()
-        .execute("UPDATE contacts SET owner = '' WHERE id = 'C1'", [])
+        .execute("UPDATE contacts SET owner = '' WHERE id = 'C1'", ())
         .expect("updates");
     ws.ok(&["tick", "--now", NOW]);
     ws.ok(&["tick", "--now", "2026-12-02T09:00:00Z"]);

@@ -341,7 +341,7 @@ fn an_integrator_tailors_the_mail_and_the_page_and_a_broken_template_is_refused(
         .sql()
         .query_row(
             "SELECT COUNT(*) FROM audit_log WHERE kind IN ('template-set', 'template-reset')",
-            [],
+            (),
             |r| r.get(0),
         )
         .expect("counts");

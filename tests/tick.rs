@@ -4,7 +4,7 @@
 
 mod support;
 
-use klar::store::{Store, audit};
+use klar::store::audit;
 use support::*;
 
 const CSV: &str = "external_id,first_name,last_name,email,phone,owner,source,created_at\n\
@@ -12,9 +12,8 @@ C00001,Jürgen,Groß,j.gross@example.de,,jk,trade-fair,2026-10-01\n\
 C00002,Zoë,Weiß,zoe@example.fr,,mb,web-form,2026-10-02\n\
 C00003,José,Núñez,jose@example.es,,jk,import,2026-10-03\n";
 
-fn setup(policy: &str) -> tempfile::TempDir {
-    let dir = files(&[("contacts.csv", CSV), ("policy.rhai", policy)]);
-    init(dir.path());
+fn setup(policy: &str) -> Workspace {
+    let ws = Workspace::new(&[("contacts.csv", CSV), ("policy.rhai", policy)]);
     for args in [
         &[
             "tenant",
@@ -45,51 +44,34 @@ fn setup(policy: &str) -> tempfile::TempDir {
             "2026-11-30T08:00:00Z",
         ],
     ] {
-        let out = run(dir.path(), args);
-        assert!(
-            out.status.success(),
-            "{args:?}: {}{}",
-            stdout(&out),
-            stderr(&out)
-        );
+        ws.ok(args);
     }
-    dir
+    ws
 }
 
-fn run(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
-    klar()
-        .current_dir(dir)
-        .env("KLAR_DB", dir.join("klar.db"))
-        .args(args)
-        .output()
-        .expect("runs")
+fn tick(ws: &Workspace, now: &str) -> String {
+    ws.ok(&["tick", "--now", now])
 }
 
-fn tick(dir: &std::path::Path, now: &str) -> String {
-    let out = run(dir, &["tick", "--now", now]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    stdout(&out)
-}
-
-fn states(dir: &std::path::Path) -> Vec<(String, String, String, Option<String>)> {
-    let sql = rusqlite::Connection::open(dir.join("klar.db")).expect("opens");
+fn states(ws: &Workspace) -> Vec<(String, String, String, Option<String>)> {
+    let sql = ws.sql();
     let mut stmt = sql
         .prepare(
             "SELECT contact, purpose, state, needs_attention FROM cases ORDER BY contact, purpose",
         )
         .expect("query");
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+    stmt.query_map((), |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
         .expect("rows")
         .collect::<Result<_, _>>()
         .expect("rows")
 }
 
-fn outbox_kinds(dir: &std::path::Path) -> Vec<String> {
-    let sql = rusqlite::Connection::open(dir.join("klar.db")).expect("opens");
+fn outbox_kinds(ws: &Workspace) -> Vec<String> {
+    let sql = ws.sql();
     let mut stmt = sql
         .prepare("SELECT kind FROM outbox ORDER BY seq")
         .expect("query");
-    stmt.query_map([], |r| r.get(0))
+    stmt.query_map((), |r| r.get(0))
         .expect("rows")
         .collect::<Result<_, _>>()
         .expect("rows")
@@ -97,31 +79,31 @@ fn outbox_kinds(dir: &std::path::Path) -> Vec<String> {
 
 #[test]
 fn a_tick_asks_every_new_case_once_and_a_second_tick_changes_nothing() {
-    let dir = setup(DEFAULT_POLICY);
+    let ws = setup(DEFAULT_POLICY);
     assert_eq!(
-        tick(dir.path(), "2026-11-30T09:00:00Z"),
+        tick(&ws, "2026-11-30T09:00:00Z"),
         "acme: 6 due, 6 changed, 0 failed, 6 action(s) queued\n"
     );
     assert!(
-        states(dir.path())
+        states(&ws)
             .iter()
             .all(|(_, _, state, attention)| state == "requested" && attention.is_none())
     );
     // Three contacts with two purposes each: one message per contact asks
     // about both.
-    assert_eq!(outbox_kinds(dir.path()), vec!["send-request"; 3]);
+    assert_eq!(outbox_kinds(&ws), vec!["send-request"; 3]);
 
     let audit_rows = {
-        let store = Store::open(dir.path().join("klar.db")).expect("opens");
+        let store = ws.store();
         audit::rows(store.connection(), "acme", None)
             .expect("rows")
             .len()
     };
     assert_eq!(
-        tick(dir.path(), "2026-11-30T09:00:00Z"),
+        tick(&ws, "2026-11-30T09:00:00Z"),
         "acme: 0 due, 0 changed, 0 failed, 0 action(s) queued\n"
     );
-    let store = Store::open(dir.path().join("klar.db")).expect("opens");
+    let store = ws.store();
     assert_eq!(
         audit::rows(store.connection(), "acme", None)
             .expect("rows")
@@ -135,7 +117,7 @@ fn a_tick_asks_every_new_case_once_and_a_second_tick_changes_nothing() {
 
     // 14 business days later the first reminders are due.
     assert_eq!(
-        tick(dir.path(), "2026-12-18T09:00:00Z"),
+        tick(&ws, "2026-12-18T09:00:00Z"),
         "acme: 6 due, 6 changed, 0 failed, 6 action(s) queued\n"
     );
 }
@@ -143,12 +125,12 @@ fn a_tick_asks_every_new_case_once_and_a_second_tick_changes_nothing() {
 #[test]
 fn a_policy_error_marks_its_cases_and_the_sweep_goes_on() {
     let policy = "fn channel(contact, attempt) {\n    if contact.source == \"import\" { throw \"imported contacts need a manual check\" }\n    \"email\"\n}\n";
-    let dir = setup(policy);
+    let ws = setup(policy);
     assert_eq!(
-        tick(dir.path(), "2026-11-30T09:00:00Z"),
+        tick(&ws, "2026-11-30T09:00:00Z"),
         "acme: 6 due, 4 changed, 2 failed, 4 action(s) queued\n"
     );
-    for (contact, _, state, attention) in states(dir.path()) {
+    for (contact, _, state, attention) in states(&ws) {
         if contact == "C00003" {
             assert_eq!(state, "unclarified");
             let why = attention.expect("marked");
@@ -162,22 +144,18 @@ fn a_policy_error_marks_its_cases_and_the_sweep_goes_on() {
         }
     }
     assert_eq!(
-        tick(dir.path(), "2026-11-30T10:00:00Z"),
+        tick(&ws, "2026-11-30T10:00:00Z"),
         "acme: 0 due, 0 changed, 0 failed, 0 action(s) queued\n"
     );
 }
 
 #[test]
 fn status_and_cases_show_where_everything_stands() {
-    let dir = setup("fn reminder_days(contact) { [] }\nfn answer_days(contact) { 7 }\n");
-    tick(dir.path(), "2026-11-30T09:00:00Z");
-    tick(dir.path(), "2026-12-08T09:00:00Z");
-    let out = run(
-        dir.path(),
-        &["status", "acme", "--json", "--now", "2026-12-08T10:00:00Z"],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let status: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    let ws = setup("fn reminder_days(contact) { [] }\nfn answer_days(contact) { 7 }\n");
+    tick(&ws, "2026-11-30T09:00:00Z");
+    tick(&ws, "2026-12-08T09:00:00Z");
+    let out = ws.ok(&["status", "acme", "--json", "--now", "2026-12-08T10:00:00Z"]);
+    let status: serde_json::Value = serde_json::from_str(&out).expect("json");
     assert_eq!(status["bands"]["to-clarify"], 6);
     assert_eq!(status["states"]["awaiting-decision"], 6);
     assert_eq!(status["states"]["consented"], 0);
@@ -187,18 +165,15 @@ fn status_and_cases_show_where_everything_stands() {
     );
     assert_eq!(status["overdue"], 0);
 
-    let text = stdout(&run(
-        dir.path(),
-        &["status", "acme", "--now", "2026-12-08T10:00:00Z"],
-    ));
+    let text = ws.ok(&["status", "acme", "--now", "2026-12-08T10:00:00Z"]);
     assert!(text.starts_with("acme: 6 case(s)\n"), "{text}");
     assert!(
         text.ends_with("awaiting a decision: jk 4, mb 2\n"),
         "{text}"
     );
 
-    let out = run(dir.path(), &["cases", "acme", "--owner", "mb", "--json"]);
-    let cases: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    let out = ws.ok(&["cases", "acme", "--owner", "mb", "--json"]);
+    let cases: serde_json::Value = serde_json::from_str(&out).expect("json");
     let cases = cases.as_array().expect("a list");
     assert_eq!(cases.len(), 2);
     for case in cases {
@@ -217,6 +192,6 @@ fn status_and_cases_show_where_everything_stands() {
         assert_eq!(case["contact"], "C00002");
         assert_eq!(case["state"], "awaiting-decision");
     }
-    let text = stdout(&run(dir.path(), &["cases", "acme", "--state", "requested"]));
+    let text = ws.ok(&["cases", "acme", "--state", "requested"]);
     assert!(text.ends_with("0 case(s)\n"), "{text}");
 }

@@ -74,7 +74,7 @@ fn requests_to_c1(s: &Server) -> i64 {
     s.ws.sql()
         .query_row(
             "SELECT COUNT(*) FROM outbox WHERE contact = 'C1' AND kind = 'send-request'",
-            [],
+            (),
             |r| r.get(0),
         )
         .expect("count")
@@ -156,7 +156,7 @@ fn a_refused_contact_consents_later_through_their_personal_link_and_is_never_ask
         s.ws.sql()
             .query_row(
                 "SELECT COUNT(*) FROM outbox WHERE contact = 'C2' AND kind = 'send-request'",
-                [],
+                (),
                 |r| r.get(0),
             )
             .expect("count");
@@ -380,7 +380,7 @@ fn a_crm_gets_the_personal_link_with_every_request_and_a_confirmation_to_send() 
         s.ws.sql()
             .query_row(
                 "SELECT payload FROM outbox WHERE kind = 'send-request'",
-                [],
+                (),
                 |r| r.get(0),
             )
             .expect("the action");

@@ -222,11 +222,29 @@ impl Workspace {
             .expect("the database opens")
     }
 
-    /// A plain SQLite connection to the workspace's database, for what a test
-    /// reads or tampers with beneath klar's own interface.
+    /// A connection to the workspace's database, SQLite or PostgreSQL, for
+    /// what a test reads or tampers with beneath klar's own interface. It
+    /// speaks SQLite's SQL on both (see `klar::store::sql`).
     #[allow(dead_code)]
-    pub fn sql(&self) -> rusqlite::Connection {
+    pub fn sql(&self) -> Beneath {
+        Beneath(self.store())
+    }
+
+    /// A plain SQLite connection to the workspace's database, for what only
+    /// SQLite has (its files, pragmas).
+    #[allow(dead_code)]
+    pub fn sqlite(&self) -> rusqlite::Connection {
         assert!(!on_postgres(), "this test reads SQLite beneath klar");
         rusqlite::Connection::open(self.path().join("klar.db")).expect("the database opens")
+    }
+}
+
+/// An open store, used as the SQL connection beneath it.
+pub struct Beneath(klar::store::Store);
+
+impl std::ops::Deref for Beneath {
+    type Target = klar::store::sql::Db;
+    fn deref(&self) -> &klar::store::sql::Db {
+        self.0.beneath()
     }
 }

@@ -106,10 +106,12 @@ pub enum SimulateError {
         path: String,
         source: crate::store::Error,
     },
-    #[error(
-        "simulating a policy works on a copy of a SQLite store; {0} is on PostgreSQL (copy it to a file with `klar store copy` first)"
-    )]
-    NotAFile(String),
+    #[error("failed to copy tenant {tenant} of {location} to a scratch file: {source}")]
+    CopyTenant {
+        tenant: String,
+        location: String,
+        source: crate::store::copy::CopyError,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -122,13 +124,33 @@ pub enum SimulateError {
     Step(String),
 }
 
-/// Copies the live database to `to` without writing to it.
-pub fn copy_database(live: &crate::store::Location, to: &Path) -> Result<(), SimulateError> {
-    let Some(live) = live.file() else {
-        return Err(SimulateError::NotAFile(live.to_string()));
+/// Copies the live database, with at least `tenant`'s data, to the SQLite
+/// file `to` without writing to it. A SQLite store is copied whole (fast,
+/// page by page); from PostgreSQL, shared by many tenants, only `tenant`'s
+/// rows are copied, in one read-only transaction.
+pub fn copy_database(
+    live: &crate::store::Location,
+    tenant: &str,
+    to: &Path,
+) -> Result<(), SimulateError> {
+    let Some(file) = live.file() else {
+        let failed = |source| SimulateError::CopyTenant {
+            tenant: tenant.to_owned(),
+            location: live.to_string(),
+            source,
+        };
+        let mut from = Store::open_existing(live.clone())?;
+        let mut scratch = Store::open(to)?;
+        crate::store::copy::copy_scope(
+            &mut from,
+            &mut scratch,
+            crate::store::copy::Scope::Tenant(tenant),
+        )
+        .map_err(failed)?;
+        return Ok(());
     };
-    crate::store::copy_database(live, to).map_err(|source| SimulateError::Copy {
-        path: live.display().to_string(),
+    crate::store::copy_database(file, to).map_err(|source| SimulateError::Copy {
+        path: file.display().to_string(),
         source,
     })
 }

@@ -542,7 +542,7 @@ pub fn simulate(
     let mut run = |file: &str, policy: (&str, &str)| -> Result<crate::app::simulate::Forecast> {
         bar.set_message(policy.0.to_owned());
         let copy = scratch.path().join(file);
-        crate::app::simulate::copy_database(db, &copy)?;
+        crate::app::simulate::copy_database(db, tenant, &copy)?;
         Ok(crate::app::simulate::run(
             &copy,
             &loaded,

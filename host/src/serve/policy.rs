@@ -582,7 +582,7 @@ async fn simulate_policy(
         };
         let scratch = tempfile::tempdir().map_err(ApiError::internal)?;
         let copy = scratch.path().join("simulation.db");
-        simulate::copy_database(&shared.db, &copy).map_err(ApiError::internal)?;
+        simulate::copy_database(&shared.db, &tenant, &copy).map_err(ApiError::internal)?;
         let forecast = simulate::run(
             &copy,
             &shared.plugin,

@@ -86,24 +86,60 @@ pub struct Copied {
     pub chains: Vec<String>,
 }
 
+/// What to copy: everything, or one tenant's rows (for a dry run of a
+/// policy on a scratch file, which needs no other tenant).
+#[derive(Debug, Clone, Copy)]
+pub enum Scope<'a> {
+    All,
+    Tenant(&'a str),
+}
+
+impl Scope<'_> {
+    /// The condition that picks the scope's rows of `table` (every table
+    /// but `tenants` is keyed by tenant first).
+    fn filter(self, table: &str) -> String {
+        match self {
+            Scope::All => String::new(),
+            Scope::Tenant(_) if table == "tenants" => " WHERE id = ?1".to_owned(),
+            Scope::Tenant(_) => " WHERE tenant = ?1".to_owned(),
+        }
+    }
+}
+
 fn count(db: &sql::Db, table: &str) -> Result<i64, sql::Error> {
-    db.query_row(&format!("SELECT COUNT(*) FROM {table}"), (), |r| r.get(0))
+    count_in(db, table, Scope::All)
+}
+
+fn count_in(db: &sql::Db, table: &str, scope: Scope<'_>) -> Result<i64, sql::Error> {
+    let sql = format!("SELECT COUNT(*) FROM {table}{}", scope.filter(table));
+    match scope {
+        Scope::All => db.query_row(&sql, (), |r| r.get(0)),
+        Scope::Tenant(tenant) => db.query_row(&sql, [tenant], |r| r.get(0)),
+    }
 }
 
 /// Copies every row of `from` into `to`, which must be empty.
 pub fn copy(from: &mut Store, to: &mut Store) -> Result<Copied, CopyError> {
+    copy_scope(from, to, Scope::All)
+}
+
+/// Copies the rows of `scope` from `from` into `to`, which must be empty.
+pub fn copy_scope(from: &mut Store, to: &mut Store, scope: Scope<'_>) -> Result<Copied, CopyError> {
     for &table in TABLES.iter().chain(DERIVED) {
         let rows = count(to.conn.sql(), table)?;
         if rows > 0 {
             return Err(CopyError::NotEmpty { table, rows });
         }
     }
-    let ids: Vec<String> = from
-        .conn
-        .sql()
-        .prepare("SELECT id FROM tenants ORDER BY id")?
-        .query_map((), |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
+    let ids: Vec<String> = match scope {
+        Scope::All => from
+            .conn
+            .sql()
+            .prepare("SELECT id FROM tenants ORDER BY id")?
+            .query_map((), |r| r.get(0))?
+            .collect::<Result<_, _>>()?,
+        Scope::Tenant(tenant) => vec![tenant.to_owned()],
+    };
     for tenant in &ids {
         if let Some(problem) = audit::verify(from.connection(), tenant)?.into_iter().next() {
             return Err(CopyError::SourceChain {
@@ -122,7 +158,7 @@ pub fn copy(from: &mut Store, to: &mut Store) -> Result<Copied, CopyError> {
     let target = to.conn.sql();
     let write = target.begin(true)?;
     for &table in TABLES {
-        let n = copy_table(source, target, table)?;
+        let n = copy_table(source, target, table, scope)?;
         copied.rows.insert(table, n);
     }
     if target.is_postgres() {
@@ -136,17 +172,24 @@ pub fn copy(from: &mut Store, to: &mut Store) -> Result<Copied, CopyError> {
         )?;
     }
     let counts = |db: &sql::Db| -> Result<Vec<(String, String, String, i64)>, sql::Error> {
-        let mut stmt = db.prepare(
-            "SELECT tenant, state, band, n FROM case_counts WHERE n <> 0 ORDER BY tenant, state, band",
-        )?;
-        stmt.query_map((), |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
-            .collect()
+        let mut stmt = db.prepare(&format!(
+            "SELECT tenant, state, band, n FROM case_counts{} ORDER BY tenant, state, band",
+            match scope {
+                Scope::All => " WHERE n <> 0",
+                Scope::Tenant(_) => " WHERE n <> 0 AND tenant = ?1",
+            }
+        ))?;
+        let row = |r: &sql::Row<'_>| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?));
+        match scope {
+            Scope::All => stmt.query_map((), row)?.collect(),
+            Scope::Tenant(tenant) => stmt.query_map([tenant], row)?.collect(),
+        }
     };
     if counts(source)? != counts(target)? {
         return Err(CopyError::Count {
             table: "case_counts",
             copied: count(target, "case_counts")?,
-            source_rows: count(source, "case_counts")?,
+            source_rows: count_in(source, "case_counts", scope)?,
         });
     }
     write.commit()?;
@@ -173,9 +216,14 @@ pub fn copy(from: &mut Store, to: &mut Store) -> Result<Copied, CopyError> {
     Ok(copied)
 }
 
-/// Copies one table's rows; returns how many.
-fn copy_table(source: &sql::Db, target: &sql::Db, table: &str) -> Result<i64, sql::Error> {
-    let mut select = source.prepare(&format!("SELECT * FROM {table}"))?;
+/// Copies one table's rows in `scope`; returns how many.
+fn copy_table(
+    source: &sql::Db,
+    target: &sql::Db,
+    table: &str,
+    scope: Scope<'_>,
+) -> Result<i64, sql::Error> {
+    let mut select = source.prepare(&format!("SELECT * FROM {table}{}", scope.filter(table)))?;
     let mut columns = select.column_names();
     // A SQLite link token's row number is the number in its id (see
     // `tokens::issue`); the next one is counted from the highest.
@@ -191,7 +239,10 @@ fn copy_table(source: &sql::Db, target: &sql::Db, table: &str) -> Result<i64, sq
     ))?;
     let width = select.column_names().len();
     let id_column = columns.iter().position(|c| c == "id");
-    let mut rows = select.query(())?;
+    let mut rows = match scope {
+        Scope::All => select.query(())?,
+        Scope::Tenant(tenant) => select.query([tenant])?,
+    };
     let mut n = 0;
     let mut later = Vec::new();
     while let Some(row) = rows.next()? {
@@ -221,4 +272,55 @@ fn copy_table(source: &sql::Db, target: &sql::Db, table: &str) -> Result<i64, sq
         n += 1;
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{tenants, testing};
+
+    #[test]
+    fn one_tenant_is_copied_alone_and_its_chain_verifies() {
+        for mut from in testing::both() {
+            from.transaction(|tx| {
+                tenants::add(tx, "acme", "ACME", "UTC", "de", 1)?;
+                tenants::add(tx, "other", "Other", "UTC", "de", 1)?;
+                tenants::set_policy(tx, "acme", "fn answer_days(c) { 7 }", "jd", "first", 2)
+            })
+            .expect("two tenants");
+            let mut to = testing::sqlite();
+            let copied = copy_scope(&mut from, &mut to, Scope::Tenant("acme")).expect("copies");
+            assert_eq!(copied.chains, ["acme"], "{}", from.backend);
+            let tenants: Vec<String> = to
+                .conn
+                .sql()
+                .prepare("SELECT id FROM tenants")
+                .expect("prepares")
+                .query_map((), |r| r.get(0))
+                .expect("runs")
+                .collect::<Result<_, _>>()
+                .expect("reads");
+            assert_eq!(tenants, ["acme"], "{}", from.backend);
+            assert_eq!(copied.rows["policy_versions"], 1, "{}", from.backend);
+            assert_eq!(
+                count(to.conn.sql(), "audit_log").expect("counts"),
+                count_in(from.conn.sql(), "audit_log", Scope::Tenant("acme")).expect("counts"),
+                "{}",
+                from.backend
+            );
+            // A second copy into the same file is refused.
+            let err =
+                copy_scope(&mut from, &mut to, Scope::Tenant("other")).expect_err("not empty");
+            assert!(
+                matches!(
+                    err,
+                    CopyError::NotEmpty {
+                        table: "tenants",
+                        rows: 1
+                    }
+                ),
+                "{err}"
+            );
+        }
+    }
 }

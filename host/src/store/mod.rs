@@ -26,7 +26,7 @@ mod location;
 pub mod outbox;
 mod postgres;
 pub mod report;
-pub(crate) mod sql;
+pub mod sql;
 pub mod sweep;
 pub mod templates;
 pub mod tenants;
@@ -484,6 +484,14 @@ impl Store {
 
     pub fn connection(&self) -> &Conn {
         &self.conn
+    }
+
+    /// The SQL connection beneath klar, for the end-to-end tests that read
+    /// or tamper with its tables directly, on either backend. Nothing in
+    /// klar above `store/` calls it.
+    #[doc(hidden)]
+    pub fn beneath(&self) -> &sql::Db {
+        &self.conn.0
     }
 
     /// Claims `work` on `tenant` for this connection: false if another klar

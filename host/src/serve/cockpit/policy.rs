@@ -423,7 +423,7 @@ async fn dry_run(
     let ran = tokio::task::spawn_blocking(move || {
         let scratch = tempfile::tempdir().map_err(|e| e.to_string())?;
         let copy = scratch.path().join("simulation.db");
-        simulate::copy_database(&shared.db, &copy).map_err(|e| e.to_string())?;
+        simulate::copy_database(&shared.db, &tenant, &copy).map_err(|e| e.to_string())?;
         let draft = simulate::run(
             &copy,
             &shared.plugin,
@@ -438,7 +438,7 @@ async fn dry_run(
             let running = crate::engine::running_policy(store.connection(), &tenant)
                 .map_err(|e| e.to_string())?;
             let copy = scratch.path().join("against.db");
-            simulate::copy_database(&shared.db, &copy).map_err(|e| e.to_string())?;
+            simulate::copy_database(&shared.db, &tenant, &copy).map_err(|e| e.to_string())?;
             Some(
                 simulate::run(
                     &copy,
