@@ -93,11 +93,15 @@ pub(crate) fn with_reader<T>(
     }
 }
 
-/// `work` with this thread's connection to `db`, opened on first use.
+/// `work` with this thread's connection to `db`, opened on first use; on
+/// PostgreSQL, with a connection from the process's pool.
 fn on_this_thread<T>(
     db: &crate::store::Location,
     work: impl FnOnce(&mut Store) -> Result<T, ApiError>,
 ) -> Result<T, ApiError> {
+    if db.is_postgres() {
+        return pooled(db, work);
+    }
     STORE.with(|cell| {
         let mut slot = cell.borrow_mut();
         if slot.as_ref().is_none_or(|(path, _)| path != db) {
@@ -109,6 +113,41 @@ fn on_this_thread<T>(
             None => Err(ApiError::internal("no database connection")),
         }
     })
+}
+
+/// The idle PostgreSQL connections of this process, for any thread. A
+/// connection per thread, as on SQLite, did not hold on PostgreSQL: every
+/// `block_in_place` hands the async worker's place to another thread, so
+/// under load new threads, and new connections, came all the time (81 in
+/// five seconds of "may I use?").
+static POOL: std::sync::Mutex<Vec<(crate::store::Location, Store)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// `work` with an idle pooled connection to `db`, or a new one; the
+/// connection goes back to the pool afterwards unless it is closed.
+fn pooled<T>(
+    db: &crate::store::Location,
+    work: impl FnOnce(&mut Store) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    let pool = || {
+        POOL.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    };
+    let idle = {
+        let mut idle = pool();
+        idle.iter()
+            .rposition(|(at, _)| at == db)
+            .map(|i| idle.swap_remove(i).1)
+    };
+    let mut store = match idle {
+        Some(store) => store,
+        None => Store::open(db).map_err(ApiError::internal)?,
+    };
+    let result = work(&mut store);
+    if !store.is_closed() {
+        pool().push((db.clone(), store));
+    }
+    result
 }
 
 /// Runs `work` on a blocking thread with that thread's connection to `db`.

@@ -402,6 +402,11 @@ impl Store {
         self.conn.0.is_postgres()
     }
 
+    /// Whether its connection is gone and it must be opened again.
+    pub fn is_closed(&self) -> bool {
+        self.conn.0.is_closed()
+    }
+
     /// The schema version of the open database.
     pub fn schema_version(&self) -> Result<i64, StoreError> {
         match self.conn.sqlite() {

@@ -848,6 +848,15 @@ impl Db {
         matches!(self, Db::Pg(_))
     }
 
+    /// Whether the connection is gone (a PostgreSQL server that restarted
+    /// or dropped it); a SQLite file's never is.
+    pub fn is_closed(&self) -> bool {
+        match self {
+            Db::Sqlite(_) => false,
+            Db::Pg(conn) => conn.client.borrow().is_closed(),
+        }
+    }
+
     /// The SQLite connection, for what only SQLite has (pragmas, `ATTACH`,
     /// checkpoints); `None` on PostgreSQL.
     pub fn sqlite(&self) -> Option<&rusqlite::Connection> {
