@@ -443,6 +443,11 @@ struct Instance {
 
 impl Instance {
     fn start(ws: &Workspace, now: &str) -> Instance {
+        Instance::start_with(ws, now, &[])
+    }
+
+    /// With more arguments for `klar serve`.
+    fn start_with(ws: &Workspace, now: &str, args: &[&str]) -> Instance {
         use std::io::BufRead;
         let mut child = klar()
             .current_dir(ws.path())
@@ -456,6 +461,7 @@ impl Instance {
                 "--now",
                 now,
             ])
+            .args(args)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -696,7 +702,19 @@ fn three_servers_on_one_database_step_every_case_once_and_match_one_on_sqlite() 
 fn the_postgresql_benchmark_prints_one_and_two_instances_next_to_sqlite() {
     let out = klar()
         .args([
-            "bench", "postgres", "--cases", "300", "--batch", "50", "--json",
+            "bench",
+            "postgres",
+            "--cases",
+            "300",
+            "--batch",
+            "50",
+            "--contacts",
+            "200",
+            "--api-seconds",
+            "1",
+            "--connections",
+            "4",
+            "--json",
         ])
         .output()
         .expect("runs");
@@ -715,6 +733,18 @@ fn the_postgresql_benchmark_prints_one_and_two_instances_next_to_sqlite() {
         );
     }
     assert_eq!(figures["cases"], 300);
+    // "may I use?" on one and two servers, next to SQLite.
+    let api = &figures["may_i_use"];
+    for run in ["sqlite", "postgres_one_instance", "postgres_two_instances"] {
+        assert!(
+            api[run]["requests_per_s"].as_f64().is_some_and(|x| x > 0.0),
+            "{run}: {api:#}"
+        );
+        assert_eq!(api[run]["errors"], 0, "{run}: {api:#}");
+    }
+    for ratio in ["postgres_one_vs_sqlite", "postgres_two_vs_one"] {
+        assert!(api[ratio].as_f64().is_some_and(|x| x > 0.0), "{ratio}");
+    }
 }
 
 #[test]
@@ -769,4 +799,80 @@ fn a_retried_event_arriving_at_two_servers_at_once_is_applied_once() {
     assert_eq!(keys, 20);
     let verify = shared.ok(&["audit", "verify"]);
     assert!(verify.contains("audit chain intact"), "{verify}");
+}
+
+#[test]
+fn three_servers_mail_each_request_once_and_the_others_go_on_when_one_is_killed() {
+    const CONTACTS: usize = 300;
+    let sink = support::smtp::SmtpSink::start();
+    let shared = workspace(support::postgres_database());
+    acme_with_contacts(&shared, CONTACTS);
+    shared.write(
+        "klar.toml",
+        &format!(
+            "deliver_ms = 100\n[smtp]\nurl = \"{}\"\n[smtp.from]\nacme = \"ACME <datenschutz@acme.example>\"\n",
+            sink.url()
+        ),
+    );
+    let mut instances: Vec<Instance> = (0..3)
+        .map(|_| Instance::start_with(&shared, &at(0), &["--config", "klar.toml"]))
+        .collect();
+    // One of them dies while the mails go out; the others send the rest.
+    sink.wait_for(CONTACTS / 6);
+    instances.remove(0).kill();
+    let mut client = postgres::Client::connect(&shared.db, postgres::NoTls).expect("connects");
+    let started = std::time::Instant::now();
+    loop {
+        let unsent: i64 = client
+            .query_one(
+                "SELECT COUNT(*) FROM outbox WHERE kind = 'send-request' AND acked_at IS NULL",
+                &[],
+            )
+            .expect("counts")
+            .get(0);
+        let sent: i64 = client
+            .query_one(
+                "SELECT COUNT(*) FROM outbox WHERE kind = 'send-request'",
+                &[],
+            )
+            .expect("counts")
+            .get(0);
+        if sent == CONTACTS as i64 && unsent == 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(120),
+            "{unsent} of {sent} requests not mailed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // Time for a second server to send any of them again, if it would.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    drop(instances);
+    let mails = sink.wait_for(CONTACTS);
+    let mut by_recipient: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+        Default::default();
+    for raw in &mails {
+        let mail = support::smtp::parse(raw);
+        let to = mail
+            .to()
+            .and_then(|to| to.first())
+            .and_then(|a| a.address())
+            .expect("a recipient")
+            .to_owned();
+        let id = mail.message_id().expect("a Message-ID").to_owned();
+        by_recipient.entry(to).or_default().insert(id);
+    }
+    assert_eq!(by_recipient.len(), CONTACTS, "every contact got a request");
+    for (to, ids) in &by_recipient {
+        assert_eq!(ids.len(), 1, "{to} got different requests: {ids:?}");
+    }
+    // At least once: the killed server may have sent one mail it could not
+    // acknowledge any more, which then went out again with the same
+    // Message-ID. Never more than that.
+    assert!(
+        mails.len() <= CONTACTS + 1,
+        "{} mails for {CONTACTS} requests",
+        mails.len()
+    );
 }

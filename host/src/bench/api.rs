@@ -13,7 +13,7 @@ use std::process::{Child, Command, ExitCode, Stdio};
 
 use anyhow::{Context, Result, bail};
 
-use crate::store::{Store, apikeys};
+use crate::store::{Location, Store, apikeys};
 
 #[derive(Debug, clap::Args)]
 pub struct ApiArgs {
@@ -108,7 +108,10 @@ fn serve(db: &Path) -> Result<Server> {
 }
 
 /// `klar serve` on `db`, its clock fixed at `now` if given.
-pub(super) fn serve_at(db: &Path, now: Option<chrono::DateTime<chrono::Utc>>) -> Result<Server> {
+pub(super) fn serve_at(
+    db: impl AsRef<std::ffi::OsStr>,
+    now: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<Server> {
     let exe = std::env::current_exe().context("cannot find the klar binary")?;
     let mut command = Command::new(exe);
     command
@@ -149,7 +152,7 @@ pub(super) fn serve_at(db: &Path, now: Option<chrono::DateTime<chrono::Utc>>) ->
 }
 
 /// wrk with `threads` threads and `connections` connections for `seconds`.
-fn wrk(
+pub(super) fn wrk(
     (threads, connections, seconds): (u32, u32, u32),
     url: &str,
     script: Option<&Path>,
@@ -182,10 +185,17 @@ fn wrk(
 pub(super) fn bench_tenant(dir: &Path, contacts: usize) -> Result<(PathBuf, String)> {
     let db = dir.join("klar-api.db");
     super::store::remove_db(&db)?;
+    let key = bench_tenant_in(Location::File(db.clone()), dir, contacts)?;
+    Ok((db, key))
+}
+
+/// Like [`bench_tenant`], in the (new, empty) store at `location`; the CSV
+/// goes to `dir`. Returns the key.
+pub(super) fn bench_tenant_in(location: Location, dir: &Path, contacts: usize) -> Result<String> {
     let now = super::store::bench_now();
     let csv = dir.join("contacts.csv");
     super::store::write_csv(&csv, contacts, now)?;
-    let mut store = Store::open(&db)?;
+    let mut store = Store::open(location)?;
     let key = store.transaction(|tx| {
         super::store::add_bench_tenant(tx, now.timestamp())?;
         let (secret, _) =
@@ -201,7 +211,30 @@ pub(super) fn bench_tenant(dir: &Path, contacts: usize) -> Result<(PathBuf, Stri
     )? {
         anyhow::bail!("the generated CSV has {} problem(s)", problems.len());
     }
-    Ok((db, key))
+    Ok(key)
+}
+
+/// wrk's script for "may I use?" about a random one of `contacts`
+/// contacts, with `key`; written to `path`.
+pub(super) fn use_script(path: &Path, key: &str, contacts: usize) -> Result<()> {
+    std::fs::write(
+        path,
+        format!(
+            "math.randomseed(1)\n\
+             wrk.headers[\"Authorization\"] = \"Bearer {key}\"\n\
+             request = function()\n\
+             \x20 return wrk.format(\"GET\", string.format(\"/v1/contacts/C%05d/use\", math.random(1, {contacts})))\n\
+             end\n"
+        ),
+    )?;
+    Ok(())
+}
+
+/// wrk's threads by default: the machine's cores.
+pub(super) fn cores() -> u32 {
+    std::thread::available_parallelism()
+        .map(|n| u32::try_from(n.get()).unwrap_or(2))
+        .unwrap_or(2)
 }
 
 /// `klar bench api`
@@ -213,22 +246,8 @@ pub fn run(args: &ApiArgs) -> Result<ExitCode> {
     let (db, key) = bench_tenant(&dir, args.contacts)?;
 
     let script = dir.join("may-i-use.lua");
-    std::fs::write(
-        &script,
-        format!(
-            "math.randomseed(1)\n\
-             wrk.headers[\"Authorization\"] = \"Bearer {key}\"\n\
-             request = function()\n\
-             \x20 return wrk.format(\"GET\", string.format(\"/v1/contacts/C%05d/use\", math.random(1, {n})))\n\
-             end\n",
-            n = args.contacts
-        ),
-    )?;
-    let threads = args.threads.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| u32::try_from(n.get()).unwrap_or(2))
-            .unwrap_or(2)
-    });
+    use_script(&script, &key, args.contacts)?;
+    let threads = args.threads.unwrap_or_else(cores);
     let server = serve(&db)?;
     // A short warm-up, so both runs meet a server with warm caches.
     let load = (threads, args.connections, args.seconds);
