@@ -110,7 +110,7 @@ pub enum SimulateError {
     CopyTenant {
         tenant: String,
         location: String,
-        source: crate::store::copy::CopyError,
+        source: Box<crate::store::copy::CopyError>,
     },
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -137,7 +137,7 @@ pub fn copy_database(
         let failed = |source| SimulateError::CopyTenant {
             tenant: tenant.to_owned(),
             location: live.to_string(),
-            source,
+            source: Box::new(source),
         };
         let mut from = Store::open_existing(live.clone())?;
         let mut scratch = Store::open(to)?;
