@@ -115,39 +115,88 @@ fn on_this_thread<T>(
     })
 }
 
-/// The idle PostgreSQL connections of this process, for any thread. A
+/// The PostgreSQL connections of this process, shared by its threads. A
 /// connection per thread, as on SQLite, did not hold on PostgreSQL: every
 /// `block_in_place` hands the async worker's place to another thread, so
 /// under load new threads, and new connections, came all the time (81 in
 /// five seconds of "may I use?").
-static POOL: std::sync::Mutex<Vec<(crate::store::Location, Store)>> =
-    std::sync::Mutex::new(Vec::new());
+struct Pool {
+    idle: Vec<(crate::store::Location, Store)>,
+    /// Connections open, idle or in use.
+    open: usize,
+}
 
-/// `work` with an idle pooled connection to `db`, or a new one; the
-/// connection goes back to the pool afterwards unless it is closed.
+static POOL: std::sync::Mutex<Pool> = std::sync::Mutex::new(Pool {
+    idle: Vec::new(),
+    open: 0,
+});
+static RETURNED: std::sync::Condvar = std::sync::Condvar::new();
+
+/// At most this many connections per process; a request beyond them waits
+/// for one. PostgreSQL allows 100 by default: three instances fit.
+const POOL_MAX: usize = 32;
+
+fn pool() -> std::sync::MutexGuard<'static, Pool> {
+    POOL.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A connection taken from the pool: back to it when dropped, or closed
+/// and no longer counted (a broken one, or one whose work panicked).
+struct Taken<'a> {
+    db: &'a crate::store::Location,
+    store: Option<Store>,
+}
+
+impl Drop for Taken<'_> {
+    fn drop(&mut self) {
+        let mut pool = pool();
+        match self.store.take() {
+            Some(store) if !store.is_closed() && !std::thread::panicking() => {
+                pool.idle.push((self.db.clone(), store));
+            }
+            _ => pool.open -= 1,
+        }
+        RETURNED.notify_one();
+    }
+}
+
+/// `work` with an idle pooled connection to `db`, or a new one while fewer
+/// than [`POOL_MAX`] are open, or else the next one returned.
 fn pooled<T>(
     db: &crate::store::Location,
     work: impl FnOnce(&mut Store) -> Result<T, ApiError>,
 ) -> Result<T, ApiError> {
-    let pool = || {
-        POOL.lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    };
     let idle = {
-        let mut idle = pool();
-        idle.iter()
-            .rposition(|(at, _)| at == db)
-            .map(|i| idle.swap_remove(i).1)
+        let mut pool = pool();
+        loop {
+            if let Some(i) = pool.idle.iter().rposition(|(at, _)| at == db) {
+                break Some(pool.idle.swap_remove(i).1);
+            }
+            if pool.open < POOL_MAX {
+                pool.open += 1;
+                break None;
+            }
+            // Full, with an idle connection to another database: close it.
+            if let Some(i) = pool.idle.iter().position(|(at, _)| at != db) {
+                drop(pool.idle.swap_remove(i));
+                pool.open -= 1;
+                continue;
+            }
+            pool = RETURNED
+                .wait(pool)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
     };
-    let mut store = match idle {
-        Some(store) => store,
-        None => Store::open(db).map_err(ApiError::internal)?,
-    };
-    let result = work(&mut store);
-    if !store.is_closed() {
-        pool().push((db.clone(), store));
+    let mut taken = Taken { db, store: idle };
+    if taken.store.is_none() {
+        // On failure, dropping `taken` gives the counted place back.
+        taken.store = Some(Store::open(db).map_err(ApiError::internal)?);
     }
-    result
+    match taken.store.as_mut() {
+        Some(store) => work(store),
+        None => Err(ApiError::internal("no database connection")),
+    }
 }
 
 /// Runs `work` on a blocking thread with that thread's connection to `db`.
@@ -543,4 +592,39 @@ pub fn run(config: Config, plugin: Arc<LoadedPlugin>) -> Result<()> {
     // Blocking threads hold connections; let them go without waiting long.
     runtime.shutdown_timeout(Duration::from_secs(5));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn postgres_connections_are_reused_and_never_more_than_the_cap() {
+        let db = crate::store::testing::postgres_database();
+        let (busy, most) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        std::thread::scope(|scope| {
+            for _ in 0..POOL_MAX + 8 {
+                scope.spawn(|| {
+                    for _ in 0..3 {
+                        pooled(&db, |store| {
+                            let now = busy.fetch_add(1, Ordering::SeqCst) + 1;
+                            most.fetch_max(now, Ordering::SeqCst);
+                            crate::store::tenants::list(store.connection())
+                                .map_err(ApiError::internal)?;
+                            std::thread::sleep(std::time::Duration::from_millis(20));
+                            busy.fetch_sub(1, Ordering::SeqCst);
+                            Ok(())
+                        })
+                        .expect("a connection");
+                    }
+                });
+            }
+        });
+        let most = most.load(Ordering::SeqCst);
+        assert!(most <= POOL_MAX && most > 1, "{most} at once");
+        let pool = pool();
+        assert!(pool.open <= POOL_MAX, "{} open", pool.open);
+        assert_eq!(pool.idle.len(), pool.open, "all returned");
+    }
 }
