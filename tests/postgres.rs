@@ -876,3 +876,46 @@ fn three_servers_mail_each_request_once_and_the_others_go_on_when_one_is_killed(
         mails.len()
     );
 }
+
+#[test]
+fn the_demo_runs_on_an_empty_postgresql_database_as_on_sqlite_and_refuses_one_with_tenants() {
+    let args = [
+        "demo",
+        "--contacts",
+        "60",
+        "--days",
+        "30",
+        "--seed",
+        "3",
+        "--now",
+        "2026-11-30T08:00:00Z",
+    ];
+    let status = |ws: &Workspace| {
+        json(
+            ws,
+            &["status", "demo", "--json", "--now", "2026-11-30T08:00:00Z"],
+        )
+    };
+    let on_postgres = Workspace {
+        dir: support::files(&[]),
+        db: support::postgres_database(),
+    };
+    let out = on_postgres.ok(&args);
+    assert!(out.contains("audit chain intact"), "{out}");
+    let dir = support::files(&[]);
+    let db = dir.path().join("demo.db").to_string_lossy().into_owned();
+    let on_sqlite = Workspace { dir, db };
+    on_sqlite.ok(&args);
+    assert_eq!(status(&on_postgres), status(&on_sqlite));
+    // A second demo would land next to the first: refused, nothing changed.
+    let again = on_postgres.run(&args);
+    assert!(!again.status.success());
+    assert!(
+        stderr(&again).contains(
+            "already holds tenants (demo); the demo on PostgreSQL needs an empty database"
+        ),
+        "{}",
+        stderr(&again)
+    );
+    assert_eq!(status(&on_postgres), status(&on_sqlite));
+}

@@ -11,7 +11,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
@@ -64,6 +63,10 @@ pub enum DemoError {
         "{0} holds tenants other than the demo; run the demo on its own database (--db demo.db)"
     )]
     NotADemoDatabase(String),
+    #[error(
+        "{0} already holds tenants ({1}); the demo on PostgreSQL needs an empty database (drop it and create it again, or give --db a file name)"
+    )]
+    NotEmpty(String, String),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
@@ -285,8 +288,22 @@ pub fn write_contacts_csv(
     Ok(())
 }
 
-/// Removes an earlier demo database at `path`; refuses one with other tenants.
-pub fn clear_old_demo(path: &Path) -> Result<(), DemoError> {
+/// Makes room for the demo at `location`. A SQLite file from an earlier
+/// demo is removed; one with other tenants is refused. A PostgreSQL
+/// database must be empty: klar does not drop databases, and a demo tenant
+/// in a database others share would be someone's mistake.
+pub fn clear_old_demo(location: &crate::store::Location) -> Result<(), DemoError> {
+    let Some(path) = location.file() else {
+        let store = Store::open(location.clone())?;
+        let held: Vec<String> = tenants::list(store.connection())?
+            .into_iter()
+            .map(|t| t.id)
+            .collect();
+        if !held.is_empty() {
+            return Err(DemoError::NotEmpty(location.to_string(), held.join(", ")));
+        }
+        return Ok(());
+    };
     if !path.exists() {
         return Ok(());
     }

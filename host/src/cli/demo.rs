@@ -15,7 +15,7 @@ use crate::store::{Store, tenants};
 /// `klar demo`
 pub(super) fn demo(
     plugin: Option<&Path>,
-    db: &Path,
+    db: &crate::store::Location,
     contacts: usize,
     days: u32,
     seed: u64,
@@ -24,7 +24,7 @@ pub(super) fn demo(
     // Whole seconds: the end is printed as a `--now` to type in again.
     let end = now.resolve()?.trunc_subsecs(0);
     crate::app::demo::clear_old_demo(db)?;
-    let mut store = Store::open(db)?;
+    let mut store = Store::open(db.clone())?;
     let plugin = load_plugin(plugin)?;
     let progress = if std::io::stderr().is_terminal() {
         indicatif::ProgressBar::new(u64::from(days) + 1).with_message("simulated days")
@@ -79,11 +79,10 @@ pub(super) fn demo(
     let at = NowArg {
         now: Some(end.to_rfc3339()),
     };
-    let location = crate::store::Location::from(db);
-    status(&location, crate::app::demo::TENANT, false, &at)?;
+    status(db, crate::app::demo::TENANT, false, &at)?;
     println!();
-    let code = audit_verify(&location, Some(crate::app::demo::TENANT))?;
-    let shown = db.display();
+    let code = audit_verify(db, Some(crate::app::demo::TENANT))?;
+    let shown = db;
     println!();
     println!("explore it:");
     println!(

@@ -437,13 +437,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             days,
             seed,
             now,
-        } => match db.file() {
-            Some(file) => demo::demo(plugin, file, contacts, days, seed, &now),
-            // The demo starts from scratch: it deletes the file first.
-            None => anyhow::bail!(
-                "the demo makes a SQLite file of its own; give --db a file name, not {db}"
-            ),
-        },
+        } => demo::demo(plugin, &db, contacts, days, seed, &now),
         Command::Plugin { json } => plugin::plugin_info(plugin, json),
         Command::Bench(args) => crate::bench::run(plugin, &args),
     }
