@@ -118,21 +118,8 @@ pub fn on_postgres() -> bool {
 /// The test process's PostgreSQL cluster, started on first use and stopped
 /// when the process exits.
 pub fn postgres() -> &'static klar::store::cluster::Cluster {
-    static CLUSTER: std::sync::OnceLock<klar::store::cluster::Cluster> = std::sync::OnceLock::new();
-    extern "C" fn stop() {
-        if let Some(cluster) = CLUSTER.get() {
-            let _ = cluster.stop();
-            cluster.remove_files();
-        }
-    }
-    CLUSTER.get_or_init(|| {
-        let cluster = klar::store::cluster::Cluster::start()
-            .unwrap_or_else(|e| panic!("a PostgreSQL cluster for the tests: {e}"));
-        // Statics are never dropped: stop the server when the process ends.
-        // SAFETY: `stop` is a plain function; atexit only keeps its address.
-        unsafe { libc::atexit(stop) };
-        cluster
-    })
+    klar::store::cluster::for_this_process()
+        .unwrap_or_else(|e| panic!("a PostgreSQL cluster for the tests: {e}"))
 }
 
 /// A new, empty PostgreSQL database on the tests' cluster, as a URL.
@@ -228,14 +215,6 @@ impl Workspace {
     #[allow(dead_code)]
     pub fn sql(&self) -> Beneath {
         Beneath(self.store())
-    }
-
-    /// A plain SQLite connection to the workspace's database, for what only
-    /// SQLite has (its files, pragmas).
-    #[allow(dead_code)]
-    pub fn sqlite(&self) -> rusqlite::Connection {
-        assert!(!on_postgres(), "this test reads SQLite beneath klar");
-        rusqlite::Connection::open(self.path().join("klar.db")).expect("the database opens")
     }
 }
 

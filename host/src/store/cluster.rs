@@ -248,6 +248,30 @@ fn free_port() -> std::io::Result<u16> {
         .port())
 }
 
+/// One cluster for the whole process (the tests'), started on first use
+/// and stopped, its files deleted, when the process exits: a `static` is
+/// never dropped.
+pub fn for_this_process() -> Result<&'static Cluster, ClusterError> {
+    static CLUSTER: std::sync::OnceLock<Cluster> = std::sync::OnceLock::new();
+    static STARTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    extern "C" fn stop() {
+        if let Some(cluster) = CLUSTER.get() {
+            let _ = cluster.stop();
+            cluster.remove_files();
+        }
+    }
+    let _one_at_a_time = STARTING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(cluster) = CLUSTER.get() {
+        return Ok(cluster);
+    }
+    let cluster = Cluster::start()?;
+    // SAFETY: `stop` is a plain function; atexit only keeps its address.
+    unsafe { libc::atexit(stop) };
+    Ok(CLUSTER.get_or_init(|| cluster))
+}
+
 /// Whether this machine can start a cluster (the tests that need one say
 /// so and fail when it cannot: CI installs PostgreSQL).
 pub fn available() -> bool {

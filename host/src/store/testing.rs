@@ -7,7 +7,6 @@
 //! machine without PostgreSQL's server programs fails these tests with the
 //! installation hint: the README's test command installs them.
 
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::cluster::Cluster;
@@ -78,19 +77,6 @@ pub fn postgres_database() -> Location {
 }
 
 fn cluster() -> &'static Cluster {
-    static CLUSTER: OnceLock<Cluster> = OnceLock::new();
-    extern "C" fn stop() {
-        if let Some(cluster) = CLUSTER.get() {
-            let _ = cluster.stop();
-            cluster.remove_files();
-        }
-    }
-    CLUSTER.get_or_init(|| {
-        let cluster =
-            Cluster::start().unwrap_or_else(|e| panic!("a PostgreSQL cluster for the tests: {e}"));
-        // Statics are never dropped: stop the server when the process ends.
-        // SAFETY: `stop` is a plain function; atexit only keeps its address.
-        unsafe { libc::atexit(stop) };
-        cluster
-    })
+    super::cluster::for_this_process()
+        .unwrap_or_else(|e| panic!("a PostgreSQL cluster for the tests: {e}"))
 }
